@@ -1,0 +1,128 @@
+#include "crypto/bytes.hpp"
+
+#include <openssl/crypto.h>
+
+#include <array>
+
+namespace esession {
+
+void cleanse(void* p, size_t n) {
+  if (p != nullptr && n != 0) OPENSSL_cleanse(p, n);
+}
+
+bool ct_equal(ByteView a, ByteView b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Bytes concat(std::initializer_list<ByteView> parts) {
+  size_t n = 0;
+  for (auto p : parts) n += p.size();
+  Bytes out;
+  out.reserve(n);
+  for (auto p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+std::string hex(ByteView b) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(b.size() * 2);
+  for (uint8_t c : b) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+static int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Result<Bytes> unhex(std::string_view s) {
+  if (s.size() % 2 != 0) return fail(Errc::malformed, "hex string has an odd length");
+  Bytes out(s.size() / 2);
+  for (size_t i = 0; i < out.size(); ++i) {
+    int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+    if (hi < 0 || lo < 0) return fail(Errc::malformed, "invalid hex digit");
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
+static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string base64(ByteView b) {
+  std::string out;
+  out.reserve((b.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= b.size(); i += 3) {
+    uint32_t v = uint32_t(b[i]) << 16 | uint32_t(b[i + 1]) << 8 | b[i + 2];
+    out.push_back(kB64[v >> 18]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(kB64[(v >> 6) & 63]);
+    out.push_back(kB64[v & 63]);
+  }
+  if (b.size() - i == 1) {
+    uint32_t v = uint32_t(b[i]) << 16;
+    out.push_back(kB64[v >> 18]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out += "==";
+  } else if (b.size() - i == 2) {
+    uint32_t v = uint32_t(b[i]) << 16 | uint32_t(b[i + 1]) << 8;
+    out.push_back(kB64[v >> 18]);
+    out.push_back(kB64[(v >> 12) & 63]);
+    out.push_back(kB64[(v >> 6) & 63]);
+    out.push_back('=');
+  }
+  return out;
+}
+
+static std::array<int8_t, 256> b64_table() {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(kB64[i])] = static_cast<int8_t>(i);
+  return t;
+}
+
+static bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+Result<Bytes> unbase64(std::string_view s, bool trim) {
+  static const std::array<int8_t, 256> kTable = b64_table();
+  if (trim) {
+    while (!s.empty() && is_xml_space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_xml_space(s.back())) s.remove_suffix(1);
+  }
+  if (s.size() % 4 != 0) return fail(Errc::malformed, "base64 length is not a multiple of 4");
+  size_t pad = 0;
+  if (!s.empty() && s.back() == '=') pad = (s.size() >= 2 && s[s.size() - 2] == '=') ? 2 : 1;
+  Bytes out;
+  out.reserve(s.size() / 4 * 3);
+  for (size_t i = 0; i < s.size(); i += 4) {
+    bool last = i + 4 == s.size();
+    uint32_t v = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      char c = s[i + j];
+      int d;
+      if (c == '=' && last && j >= 4 - pad) {
+        d = 0;
+      } else {
+        d = kTable[static_cast<uint8_t>(c)];
+        if (d < 0) return fail(Errc::malformed, "invalid base64 character");
+      }
+      v = v << 6 | static_cast<uint32_t>(d);
+    }
+    out.push_back(static_cast<uint8_t>(v >> 16));
+    if (!last || pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
+    if (!last || pad < 1) out.push_back(static_cast<uint8_t>(v));
+    if (last && ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)))
+      return fail(Errc::malformed, "non-canonical base64 (non-zero padding bits)");
+  }
+  return out;
+}
+
+}  // namespace esession

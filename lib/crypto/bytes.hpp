@@ -1,0 +1,70 @@
+// Byte strings, secret byte strings and their encodings.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.hpp"
+
+namespace esession {
+
+using Bytes = std::vector<uint8_t>;
+using ByteView = std::span<const uint8_t>;
+
+// cleanse overwrites |n| bytes at |p| with zeros in a way the compiler may not elide.
+void cleanse(void* p, size_t n);
+
+// ZeroizingAllocator wipes memory before it is returned to the heap.
+template <class T>
+struct ZeroizingAllocator {
+  using value_type = T;
+  ZeroizingAllocator() = default;
+  template <class U>
+  ZeroizingAllocator(const ZeroizingAllocator<U>&) {}
+  T* allocate(size_t n) { return std::allocator<T>{}.allocate(n); }
+  void deallocate(T* p, size_t n) {
+    cleanse(p, n * sizeof(T));
+    std::allocator<T>{}.deallocate(p, n);
+  }
+  template <class U>
+  bool operator==(const ZeroizingAllocator<U>&) const { return true; }
+};
+
+// SecretBytes holds key material; its storage is wiped when freed or reallocated.
+using SecretBytes = std::vector<uint8_t, ZeroizingAllocator<uint8_t>>;
+
+inline ByteView view(const Bytes& b) { return {b.data(), b.size()}; }
+inline ByteView view(const SecretBytes& b) { return {b.data(), b.size()}; }
+inline ByteView view(std::string_view s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+inline SecretBytes secret(ByteView v) { return SecretBytes(v.begin(), v.end()); }
+inline Bytes bytes_of(ByteView v) { return Bytes(v.begin(), v.end()); }
+inline std::string string_of(ByteView v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+}
+
+// ct_equal compares two byte strings in time independent of their contents. Different lengths
+// compare unequal (the lengths themselves are not secret).
+bool ct_equal(ByteView a, ByteView b);
+
+// concat returns the concatenation of its arguments.
+Bytes concat(std::initializer_list<ByteView> parts);
+
+// hex encodes lowercase hex; unhex accepts upper or lower case and rejects odd lengths.
+std::string hex(ByteView b);
+Result<Bytes> unhex(std::string_view s);
+
+// base64 encodes RFC 4648 §4 with padding and no line breaks.
+std::string base64(ByteView b);
+
+// unbase64 decodes strict RFC 4648 §4: the standard alphabet, required padding, no whitespace
+// except what |trim| removes from both ends, and zero bits in the unused part of the last symbol
+// (so every byte string has exactly one accepted encoding).
+Result<Bytes> unbase64(std::string_view s, bool trim = true);
+
+}  // namespace esession

@@ -1,0 +1,964 @@
+#include "session/negotiation.hpp"
+
+#include <algorithm>
+
+namespace esession {
+
+namespace {
+
+constexpr std::string_view kFormType = "urn:xmpp:ssn";
+constexpr std::string_view kRsaSha256 = "http://www.w3.org/2000/09/xmldsig#rsa-sha256";
+
+enum class State { offered, responded, accepted, established, failed };
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+// Rejection carries the XEP-0116 §4.4 condition and fields of a failed step.
+struct Rejection {
+  std::string condition;  // not-acceptable, feature-not-implemented, or empty (send nothing)
+  std::vector<std::string> fields;
+};
+
+}  // namespace
+
+struct Negotiation::Impl {
+  PartyConfig cfg;
+  std::string peer_jid;
+  bool initiator = true;
+  State state = State::offered;
+  Suite suite;
+  std::optional<xml::Element> error_reply;
+
+  // Negotiation values (wiped with the object).
+  Bytes n_a, n_b;
+  std::vector<int> offered_groups;
+  std::vector<BigNum> x_per_group;  // Alice: one per offered group
+  std::vector<Bytes> he_per_group;  // Bob: Alice's commitments
+  BigNum x, y, e, d;
+  Counter128 c_a, c_b;
+  std::string form_a, form_b;
+  SecretBytes k;
+  KeySet prov;
+  Bytes m_a;
+  std::string sas, sas_unpadded;
+
+  void record(const std::string& name, const std::string& v) {
+    if (cfg.trace) (*cfg.trace)[name] = v;
+  }
+  void record_hex(const std::string& name, ByteView v) { record(name, hex(v)); }
+
+  bool gajim() const { return suite.compat == Compat::gajim; }
+  xml::NormStyle norm() const { return norm_style(suite.conv); }
+  HashAlg hash() const { return suite.hash; }
+
+  xml::Element stanza_to_peer() const {
+    xml::Element m("message", std::string(xml::kNsClient));
+    m.set_attr("to", peer_jid);
+    return m;
+  }
+  void add_thread(xml::Element& m) const { m.add_text_child("thread", cfg.thread); }
+
+  // fail_with destroys every secret and records the error reply.
+  Error fail_with(Error err, const xml::Element* request, Rejection rej) {
+    state = State::failed;
+    k = {};
+    prov = {};
+    x_per_group.clear();
+    x = BigNum();
+    y = BigNum();
+    if (request && !rej.condition.empty())
+      error_reply = error_stanza(*request, rej.condition, rej.fields, peer_jid);
+    return err;
+  }
+
+  Result<Step> alice_start(RandomSource& rng);
+  Result<Step> bob_respond(const xml::Element& offer, RandomSource& rng, Rejection& rej);
+  Result<Step> alice_on_response(const xml::Element& msg, RandomSource& rng, Rejection& rej);
+  Result<Step> bob_on_accept(const xml::Element& msg, RandomSource& rng, Rejection& rej);
+  Result<Step> alice_on_init(const xml::Element& msg, Rejection& rej);
+
+  // Identity blocks (XEP-0116 §4.5.4, §4.6.3 with pubKey = "" for 'none').
+  struct Identity {
+    Bytes id, m;
+    Counter128 after;
+  };
+  Identity make_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView mac) const;
+  Result<SecretBytes> open_identity(ByteView k_c, ByteView k_m, const Counter128& c,
+                                    ByteView id, ByteView m, Counter128& after) const;
+
+  void trace_keys(const std::string& prefix, const KeySet& ks, bool all);
+};
+
+namespace {
+
+// Decoded negotiation form of a received stanza.
+struct Incoming {
+  const xml::Element* wrapper = nullptr;  // <feature/> or <init/>
+  const xml::Element* x = nullptr;
+  xml::Form form;
+};
+
+Result<Incoming> read_form(const xml::Element& stanza, std::string_view wrapper_name,
+                           std::string_view wrapper_ns, std::string_view type) {
+  Incoming in;
+  in.wrapper = stanza.child(wrapper_name, wrapper_ns);
+  if (!in.wrapper)
+    return fail(Errc::wrong_state, "expected <" + std::string(wrapper_name) + "/> negotiation");
+  in.x = xml::find_form(*in.wrapper);
+  if (!in.x) return fail(Errc::malformed, "negotiation without a data form");
+  ES_ASSIGN(in.form, xml::parse_form(*in.x));
+  if (in.form.form_type() != kFormType)
+    return fail(Errc::malformed, "form is not of FORM_TYPE urn:xmpp:ssn");
+  if (in.form.type != type)
+    return fail(Errc::wrong_state,
+                "expected a form of type '" + std::string(type) + "', got '" + in.form.type + "'");
+  return in;
+}
+
+Result<Bytes> b64_field(const xml::Form& f, std::string_view var) {
+  ES_ASSIGN(std::string v, f.value(var));
+  auto b = unbase64(v);
+  if (!b) return fail(Errc::malformed, "field '" + std::string(var) + "': " + b.error().detail);
+  return std::move(b).value();
+}
+
+std::vector<Bytes> hidden_b64_values(const xml::Form& f, std::string_view var, bool& ok) {
+  std::vector<Bytes> out;
+  ok = true;
+  const xml::Field* fl = f.field(var);
+  if (!fl) {
+    ok = false;
+    return out;
+  }
+  for (const auto& v : fl->values) {
+    auto b = unbase64(v);
+    if (!b) {
+      ok = false;
+      return {};
+    }
+    out.push_back(std::move(b).value());
+  }
+  return out;
+}
+
+std::string rekey_freq_text(uint32_t v) { return std::to_string(v); }
+
+}  // namespace
+
+void Negotiation::Impl::trace_keys(const std::string& prefix, const KeySet& ks, bool all) {
+  if (!cfg.trace) return;
+  record_hex(prefix + ".K_CA", ks.ca);
+  record_hex(prefix + ".K_MA", ks.ma);
+  record_hex(prefix + ".K_SA", ks.sa);
+  if (all) {
+    record_hex(prefix + ".K_CB", ks.cb);
+    record_hex(prefix + ".K_MB", ks.mb);
+    record_hex(prefix + ".K_SB", ks.sb);
+  }
+}
+
+Negotiation::Impl::Identity Negotiation::Impl::make_identity(ByteView k_c, ByteView k_m,
+                                                             const Counter128& c,
+                                                             ByteView mac) const {
+  Identity out;
+  out.id.resize(mac.size());
+  out.after = ctr_encrypt(suite.conv, k_c, c, mac, out.id.data());
+  Bytes c_mpi = c.mpi();
+  out.m = bytes_of(view(hmac_parts(hash(), k_m, {view(c_mpi), view(out.id)})));
+  return out;
+}
+
+Result<SecretBytes> Negotiation::Impl::open_identity(ByteView k_c, ByteView k_m,
+                                                     const Counter128& c, ByteView id,
+                                                     ByteView m, Counter128& after) const {
+  Bytes c_mpi = c.mpi();
+  SecretBytes expect = hmac_parts(hash(), k_m, {view(c_mpi), id});
+  if (!ct_equal(view(expect), m))
+    return fail(Errc::auth_failed, "identity MAC (M_A/M_B) does not verify");
+  SecretBytes plain(id.size());
+  after = ctr_encrypt(suite.conv, k_c, c, id, plain.data());
+  return plain;
+}
+
+// ---- Alice: message 1 ----------------------------------------------------------------------
+
+Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
+  const Policy& pol = cfg.policy;
+  suite.compat = pol.compat;
+  suite.conv = pol.conv ? *pol.conv : CryptoConv::for_compat(pol.compat);
+  suite.flow = pol.flow;
+  if (pol.flow == Flow::three_message)
+    return fail(Errc::unsupported, "the 3-message flow needs public keys, not available yet");
+  if (pol.groups.empty()) return fail(Errc::not_acceptable, "no Diffie-Hellman group to offer");
+  for (int id : pol.groups) {
+    const DhGroup* g = dh_group(id);
+    if (!g) return fail(Errc::unsupported, "unknown MODP group " + std::to_string(id));
+    if (g->weak && !pol.allow_weak_groups)
+      return fail(Errc::not_acceptable,
+                  "MODP group " + std::to_string(id) + " is too weak (allow weak groups to use it)");
+  }
+  if (cfg.thread.empty()) cfg.thread = hex(rng.nonce(16));
+  n_a = rng.nonce(gajim() ? 8 : 16);
+  record_hex("N_A", n_a);
+  offered_groups = pol.groups;
+  std::vector<Bytes> hes;
+  for (int id : offered_groups) {
+    const DhGroup& g = *dh_group(id);
+    BigNum xg = rng.dh_private(g);
+    if (!dh_check_private(g, xg)) return fail(Errc::internal, "DH private value out of range");
+    BigNum eg = dh_public(g, xg);
+    Bytes he = digest(HashAlg::sha256, eg.mpi());  // always SHA-256 (XEP-0116 §4.3)
+    record("e_per_offered_group." + std::to_string(id), eg.hex());
+    record_hex("He_per_offered_group." + std::to_string(id), he);
+    hes.push_back(std::move(he));
+    x_per_group.push_back(std::move(xg));
+  }
+
+  xml::Element m = stanza_to_peer();
+  xml::Element& feature = m.add(xml::Element("feature", std::string(xml::kNsFeatureNeg)));
+  xml::Element& fx = feature.add(xml::Element("x", std::string(xml::kNsData)));
+  fx.set_attr("type", "form");
+  using xml::add_field;
+  if (gajim()) {
+    // Gajim's exact offer (R-conventions of the vector schema §3.3).
+    add_field(fx, "FORM_TYPE", "hidden").value(kFormType);
+    add_field(fx, "accept", "boolean").value("1").required();
+    auto lf = add_field(fx, "logging", "list-single");
+    lf.required();
+    for (const auto& l : pol.logging) lf.option(l);
+    add_field(fx, "disclosure", "list-single").required().option("never");
+    add_field(fx, "security", "list-single").required().option("e2e");
+    add_field(fx, "crypt_algs", "hidden").value("aes128-ctr");
+    add_field(fx, "hash_algs", "hidden").value("sha256");
+    add_field(fx, "compress", "hidden").value("none");
+    auto sf = add_field(fx, "stanzas", "list-multi");
+    for (const auto& s : pol.stanzas) sf.option(s);
+    add_field(fx, "init_pubkey", "list-single").option("none").option("key").option("hash");
+    add_field(fx, "resp_pubkey", "list-single").option("none").option("key");
+    add_field(fx, "ver", "hidden").value("1.0");
+    add_field(fx, "rekey_freq", "hidden").value("4294967295");
+    add_field(fx, "sas_algs", "hidden").value("sas28x5");
+    add_field(fx, "sign_algs", "hidden").value(kRsaSha256);
+    add_field(fx, "my_nonce", "hidden").value(base64(n_a));
+    auto mf = add_field(fx, "modp", "list-single");
+    for (int id : offered_groups) mf.option(std::to_string(id), "None");
+    auto hf = add_field(fx, "dhhashes", "hidden");
+    for (const auto& he : hes) hf.value(base64(he));
+  } else {
+    bool fixed = pol.xep0217;
+    add_field(fx, "FORM_TYPE", "hidden").value(kFormType);
+    add_field(fx, "accept", "boolean").required().value("1");
+    auto lf = add_field(fx, "logging", "list-single");
+    lf.required();
+    for (const auto& l : pol.logging) lf.option(l);
+    add_field(fx, "disclosure", "list-single").required().option("never");
+    add_field(fx, "security", "list-single").required().option("e2e");
+    auto mf = add_field(fx, "modp", "list-single");
+    for (int id : offered_groups) mf.option(std::to_string(id));
+    if (fixed) {
+      add_field(fx, "crypt_algs", "hidden").value("aes128-ctr");
+      add_field(fx, "hash_algs", "hidden").value("sha256");
+      add_field(fx, "compress", "hidden").value("none");
+    } else {
+      auto cf = add_field(fx, "crypt_algs", "list-single");
+      for (auto c : pol.ciphers) cf.option(cipher_name(c));
+      auto hf = add_field(fx, "hash_algs", "list-single");
+      for (auto h : pol.hashes) hf.option(hash_name(h));
+      add_field(fx, "compress", "list-single").option("none");
+    }
+    auto sf = add_field(fx, "stanzas", "list-multi");
+    for (const auto& s : pol.stanzas) sf.option(s);
+    if (fixed) {
+      add_field(fx, "init_pubkey", "hidden").value("none");
+      add_field(fx, "resp_pubkey", "hidden").value("none");
+    } else {
+      auto ip = add_field(fx, "init_pubkey", "list-single");
+      for (auto p : pol.init_pubkey) ip.option(pubkey_name(p));
+      auto rp = add_field(fx, "resp_pubkey", "list-single");
+      for (auto p : pol.resp_pubkey) rp.option(pubkey_name(p));
+    }
+    add_field(fx, "ver", "list-single").option("1.0");
+    if (fixed) add_field(fx, "rekey_freq", "hidden").value("4294967295");
+    else add_field(fx, "rekey_freq", "text-single").value(rekey_freq_text(pol.rekey_freq));
+    add_field(fx, "my_nonce", "hidden").value(base64(n_a));
+    if (fixed) add_field(fx, "sas_algs", "hidden").value("sas28x5");
+    else add_field(fx, "sas_algs", "list-single").option("sas28x5");
+    auto hf = add_field(fx, "dhhashes", "hidden");
+    for (const auto& he : hes) hf.value(base64(he));
+  }
+  add_thread(m);
+  if (!gajim()) {
+    // XEP-0116 §4.3: the request must not be stored offline.
+    xml::Element& amp = m.add(xml::Element("amp", std::string(xml::kNsAmp)));
+    amp.set_attr("per-hop", "true");
+    xml::Element rule("rule", std::string(xml::kNsAmp));
+    rule.set_attr("action", "drop").set_attr("condition", "deliver").set_attr("value", "stored");
+    amp.add(std::move(rule));
+  }
+  form_a = xml::normalize_form_content(fx, norm());
+  record("form_A", form_a);
+  state = State::offered;
+  Step step;
+  step.send.push_back(std::move(m));
+  return step;
+}
+
+// ---- Bob: message 2 ------------------------------------------------------------------------
+
+Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSource& rng,
+                                            Rejection& rej) {
+  const Policy& pol = cfg.policy;
+  suite.compat = pol.compat;
+  suite.conv = pol.conv ? *pol.conv : CryptoConv::for_compat(pol.compat);
+  ES_ASSIGN(Incoming in, read_form(offer, "feature", xml::kNsFeatureNeg, "form"));
+  const xml::Form& f = in.form;
+  form_a = xml::normalize_form_content(*in.x, norm());
+  record("form_A", form_a);
+  const xml::Element* th = offer.child("thread", xml::kNsClient);
+  if (!th || th->text_content().empty())
+    return fail(Errc::malformed, "negotiation request without <thread/>");
+  cfg.thread = th->text_content();
+
+  bool has_hashes = f.field("dhhashes") != nullptr, has_keys = f.field("dhkeys") != nullptr;
+  if (has_hashes == has_keys) {
+    rej = {"not-acceptable", {"dhhashes"}};
+    return fail(Errc::malformed, "offer must carry exactly one of dhhashes and dhkeys");
+  }
+  if (has_keys) {
+    rej = {"feature-not-implemented", {"dhkeys"}};
+    return fail(Errc::unsupported, "3-message negotiation is not supported yet");
+  }
+  suite.flow = Flow::four_message;
+
+  std::vector<std::string> bad;
+  auto accept_v = f.offered_single("accept");
+  if (!accept_v || xml::parse_bool(*accept_v) != true) bad.push_back("accept");
+
+  // Choose, for each field, the first of Alice's options that we accept.
+  auto pick = [&](std::string_view var, auto&& ok) -> std::string {
+    for (const auto& c : f.choices(var))
+      if (ok(c)) return c;
+    bad.push_back(std::string(var));
+    return {};
+  };
+  std::string logging = [&] {
+    // A9: 'otr' (0200/0217) is accepted as a synonym of 'logging'.
+    std::string var = f.field("logging") ? "logging" : "otr";
+    auto offered = f.choices(var);
+    for (const auto& mine : pol.logging)
+      for (const auto& o : offered) {
+        std::string norm_o = (var == "otr") ? (o == "true" || o == "1" ? "mustnot" : "may") : o;
+        if (norm_o == mine) return o;
+      }
+    bad.push_back(var);
+    return std::string();
+  }();
+  std::string disclosure = pick("disclosure", [](auto& v) { return v == "never"; });
+  std::string security = pick("security", [](auto& v) { return v == "e2e"; });
+  std::string modp = pick("modp", [&](const std::string& v) {
+    int id = 0;
+    try {
+      size_t pos = 0;
+      id = std::stoi(v, &pos);
+      if (pos != v.size()) return false;
+    } catch (...) {
+      return false;
+    }
+    const DhGroup* g = dh_group(id);
+    if (!g || (g->weak && !pol.allow_weak_groups)) return false;
+    return std::find(pol.groups.begin(), pol.groups.end(), id) != pol.groups.end() ||
+           (pol.compat == Compat::gajim);
+  });
+  std::string crypt = pick("crypt_algs", [&](const std::string& v) {
+    auto c = cipher_from_name(v);
+    return c && std::find(pol.ciphers.begin(), pol.ciphers.end(), *c) != pol.ciphers.end();
+  });
+  std::string hash_s = pick("hash_algs", [&](const std::string& v) {
+    auto h = hash_from_name(v);
+    return h && std::find(pol.hashes.begin(), pol.hashes.end(), *h) != pol.hashes.end();
+  });
+  std::string compress = pick("compress", [](auto& v) { return v == "none"; });
+  std::vector<std::string> stanzas;
+  for (const auto& s : f.choices("stanzas"))
+    if (std::find(pol.stanzas.begin(), pol.stanzas.end(), s) != pol.stanzas.end() &&
+        std::find(stanzas.begin(), stanzas.end(), s) == stanzas.end())
+      stanzas.push_back(s);
+  if (stanzas.empty()) bad.push_back("stanzas");
+  auto pk_ok = [](const std::vector<PubkeyMode>& mine) {
+    return [&mine](const std::string& v) {
+      auto p = pubkey_from_name(v);
+      return p && std::find(mine.begin(), mine.end(), *p) != mine.end();
+    };
+  };
+  std::string init_pk = pick("init_pubkey", pk_ok(pol.init_pubkey));
+  std::string resp_pk = pick("resp_pubkey", pk_ok(pol.resp_pubkey));
+  // A11: any offered 1.x is version 1.0 of this text.
+  std::string ver = pick("ver", [](const std::string& v) { return v.rfind("1.", 0) == 0; });
+  std::string sas_alg = pick("sas_algs", [](auto& v) { return v == "sas28x5"; });
+  uint32_t rekey = pol.rekey_freq;
+  if (auto rf = f.offered_single("rekey_freq")) {
+    try {
+      size_t pos = 0;
+      unsigned long v = std::stoul(*rf, &pos);
+      if (pos != rf->size() || v == 0 || v > 0xffffffffUL) throw 0;
+      rekey = std::max<uint32_t>(rekey, static_cast<uint32_t>(v));
+    } catch (...) {
+      bad.push_back("rekey_freq");
+    }
+  } else {
+    bad.push_back("rekey_freq");
+  }
+  std::string sign_alg;
+  if (auto sa = f.choices("sign_algs"); !sa.empty()) sign_alg = sa.front();
+  if (!bad.empty()) {
+    rej = {"not-acceptable", bad};
+    return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad));
+  }
+  if (init_pk != "none" || resp_pk != "none") {
+    rej = {"not-acceptable", {"init_pubkey", "resp_pubkey"}};
+    return fail(Errc::unsupported, "public-key identification is not available yet");
+  }
+  suite.modp = std::stoi(modp);
+  suite.cipher = *cipher_from_name(crypt);
+  suite.hash = *hash_from_name(hash_s);
+  suite.stanzas = stanzas;
+  suite.init_pubkey = PubkeyMode::none;
+  suite.resp_pubkey = PubkeyMode::none;
+  suite.rekey_freq = rekey;
+  suite.logging = logging;
+  suite.sign_alg = sign_alg;
+
+  // Alice's nonce and the commitment for the chosen group (same position as in 'modp', R1).
+  ES_ASSIGN(n_a, b64_field(f, "my_nonce"));
+  if (n_a.empty() || n_a.size() > 64) return fail(Errc::malformed, "bad my_nonce length");
+  bool ok = false;
+  he_per_group = hidden_b64_values(f, "dhhashes", ok);
+  auto groups = f.choices("modp");
+  if (!ok || he_per_group.size() != groups.size())
+    return fail(Errc::malformed, "dhhashes must hold one value per offered group");
+  size_t pos = static_cast<size_t>(std::find(groups.begin(), groups.end(), modp) - groups.begin());
+  he_per_group = {he_per_group[pos]};
+  if (he_per_group[0].size() != 32) return fail(Errc::malformed, "dhhashes value is not SHA-256");
+
+  const DhGroup& g = *dh_group(suite.modp);
+  n_b = rng.nonce(gajim() ? 8 : 16);
+  y = rng.dh_private(g);
+  if (!dh_check_private(g, y)) return fail(Errc::internal, "DH private value out of range");
+  d = dh_public(g, y);
+  c_a = rng.initial_counter();
+  c_b = c_a.flip_top();
+  record("d", d.hex());
+  record("chosen_modp", std::to_string(suite.modp));
+
+  xml::Element m = stanza_to_peer();
+  xml::Element& feature = m.add(xml::Element("feature", std::string(xml::kNsFeatureNeg)));
+  xml::Element& fx = feature.add(xml::Element("x", std::string(xml::kNsData)));
+  fx.set_attr("type", "submit");
+  std::string_view t = gajim() ? "text-single" : "";
+  using xml::add_field;
+  add_field(fx, "FORM_TYPE", t).value(kFormType);
+  add_field(fx, "accept", t).value(gajim() ? "true" : "1");
+  add_field(fx, "logging", t).value(logging);
+  add_field(fx, "disclosure", t).value(disclosure);
+  add_field(fx, "security", t).value(security);
+  if (!gajim()) add_field(fx, "modp", t).value(modp);
+  add_field(fx, "crypt_algs", t).value(crypt);
+  add_field(fx, "hash_algs", t).value(hash_s);
+  add_field(fx, "compress", t).value(compress);
+  auto sf = add_field(fx, "stanzas", t);
+  for (const auto& s : stanzas) sf.value(s);
+  add_field(fx, "init_pubkey", t).value(init_pk);
+  add_field(fx, "resp_pubkey", t).value(resp_pk);
+  add_field(fx, "ver", t).value(gajim() ? ver : "1.0");
+  add_field(fx, "rekey_freq", t).value(rekey_freq_text(rekey));
+  add_field(fx, "sas_algs", t).value(sas_alg);
+  if (gajim()) {
+    if (!sign_alg.empty()) add_field(fx, "sign_algs", t).value(sign_alg);
+    add_field(fx, "modp", t).value(modp);
+  }
+  add_field(fx, "my_nonce", t).value(base64(n_b));
+  add_field(fx, "dhkeys", t).value(base64(d.mpi()));
+  add_field(fx, "counter", t).value(base64(c_a.mpi()));
+  add_field(fx, "nonce", t).value(base64(n_a));
+  add_thread(m);
+  form_b = xml::normalize_form_content(fx, norm());
+  record("form_B", form_b);
+  state = State::responded;
+  Step step;
+  step.send.push_back(std::move(m));
+  return step;
+}
+
+// ---- Alice: message 3 ----------------------------------------------------------------------
+
+Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, RandomSource& rng,
+                                                  Rejection& rej) {
+  rej = {"not-acceptable", {}};
+  ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "submit"));
+  const xml::Form& f = in.form;
+  auto accept_v = f.offered_single("accept");
+  if (!accept_v || xml::parse_bool(*accept_v) != true)
+    return fail(Errc::not_acceptable, "the peer declined the encrypted session");
+  ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
+  if (echo != n_a) return fail(Errc::auth_failed, "the response does not echo our nonce");
+
+  // Every choice must be one we offered.
+  ES_ASSIGN(std::string modp, f.value("modp"));
+  auto it = std::find_if(offered_groups.begin(), offered_groups.end(),
+                         [&](int id) { return std::to_string(id) == modp; });
+  if (it == offered_groups.end()) {
+    rej.fields = {"modp"};
+    return fail(Errc::not_acceptable, "the peer chose a group we did not offer");
+  }
+  size_t gi = static_cast<size_t>(it - offered_groups.begin());
+  suite.modp = *it;
+  ES_ASSIGN(std::string crypt, f.value("crypt_algs"));
+  ES_ASSIGN(std::string hash_s, f.value("hash_algs"));
+  const Policy& pol = cfg.policy;
+  auto c = cipher_from_name(crypt);
+  auto h = hash_from_name(hash_s);
+  bool fixed = gajim() || pol.xep0217;
+  if (!c || !h ||
+      (fixed ? (*c != CipherAlg::aes128_ctr || *h != HashAlg::sha256)
+             : (std::find(pol.ciphers.begin(), pol.ciphers.end(), *c) == pol.ciphers.end() ||
+                std::find(pol.hashes.begin(), pol.hashes.end(), *h) == pol.hashes.end()))) {
+    rej.fields = {"crypt_algs", "hash_algs"};
+    return fail(Errc::not_acceptable, "the peer chose a cipher or hash we did not offer");
+  }
+  suite.cipher = *c;
+  suite.hash = *h;
+  ES_ASSIGN(std::string ip, f.value("init_pubkey"));
+  ES_ASSIGN(std::string rp, f.value("resp_pubkey"));
+  if (ip != "none" || rp != "none") {
+    rej.fields = {"init_pubkey", "resp_pubkey"};
+    return fail(Errc::unsupported, "public-key identification is not available yet");
+  }
+  const xml::Field* sf = f.field("stanzas");
+  if (!sf || sf->values.empty()) return fail(Errc::malformed, "response without stanzas");
+  for (const auto& s : sf->values)
+    if (std::find(pol.stanzas.begin(), pol.stanzas.end(), s) == pol.stanzas.end()) {
+      rej.fields = {"stanzas"};
+      return fail(Errc::not_acceptable, "the peer chose stanza kinds we did not offer");
+    }
+  suite.stanzas = sf->values;
+  if (auto rf = f.offered_single("rekey_freq")) {
+    try {
+      size_t pos = 0;
+      unsigned long v = std::stoul(*rf, &pos);
+      if (pos != rf->size() || v == 0 || v > 0xffffffffUL) throw 0;
+      suite.rekey_freq = static_cast<uint32_t>(v);
+    } catch (...) {
+      return fail(Errc::malformed, "bad rekey_freq");
+    }
+  }
+  if (auto sas_v = f.offered_single("sas_algs"); !sas_v || *sas_v != "sas28x5") {
+    rej.fields = {"sas_algs"};
+    return fail(Errc::not_acceptable, "the peer chose no SAS algorithm we know");
+  }
+  if (auto l = f.offered_single("logging")) suite.logging = *l;
+
+  ES_ASSIGN(n_b, b64_field(f, "my_nonce"));
+  if (n_b.empty() || n_b.size() > 64) return fail(Errc::malformed, "bad my_nonce length");
+  ES_ASSIGN(Bytes d_bytes, b64_field(f, "dhkeys"));
+  ES_ASSIGN(Bytes ctr_bytes, b64_field(f, "counter"));
+  if (ctr_bytes.empty() || ctr_bytes.size() > 16)
+    return fail(Errc::malformed, "counter must be 1 to 16 bytes");
+  const DhGroup& g = *dh_group(suite.modp);
+  auto dv = dh_parse_public(g, d_bytes);
+  if (!dv) {
+    rej.fields = {"dhkeys"};
+    return dv.error();
+  }
+  d = std::move(dv).value();
+  x = x_per_group[gi];
+  e = dh_public(g, x);
+  c_a = Counter128::from_bytes(ctr_bytes);
+  c_b = c_a.flip_top();
+  record("d", d.hex());
+  record("e", e.hex());
+
+  SecretBytes shared = dh_shared(g, d, x);
+  k = secret(digest(hash(), view(shared)));
+  prov = derive_keys(hash(), view(k));
+  record_hex("K", k);
+  trace_keys("provisional", prov, false);
+  form_b = xml::normalize_form_content(*in.x, norm());
+  record("form_B", form_b);
+
+  // rshashes: our retained secrets for Bob, hidden among decoys (XEP-0116 §4.6.4).
+  size_t hl = hash_size(hash());
+  std::vector<Bytes> rshashes;
+  for (const auto& rs : cfg.retained) rshashes.push_back(bytes_of(view(hmac(hash(), n_a, view(rs)))));
+  size_t ndecoys = gajim() ? (cfg.retained.empty() ? 1 : 0) : 2 + rng.uniform(3);
+  for (auto& dcy : rng.decoys(hl, ndecoys)) rshashes.push_back(std::move(dcy));
+  if (!gajim())
+    for (size_t i = rshashes.size(); i > 1; --i)
+      std::swap(rshashes[i - 1], rshashes[rng.uniform(i)]);
+  if (cfg.trace) {
+    std::string all;
+    for (const auto& r : rshashes) all += (all.empty() ? "" : ",") + hex(r);
+    record("rshashes", all);
+  }
+
+  xml::Element m = stanza_to_peer();
+  xml::Element& feature = m.add(xml::Element("feature", std::string(xml::kNsFeatureNeg)));
+  xml::Element& xe = feature.add(xml::Element("x", std::string(xml::kNsData)));
+  xe.set_attr("type", "result");
+  std::string_view t = gajim() ? "text-single" : "";
+  using xml::add_field;
+  add_field(xe, "FORM_TYPE", t).value(kFormType);
+  add_field(xe, "accept", t).value("1");
+  add_field(xe, "nonce", t).value(base64(n_b));
+  auto rf = add_field(xe, "rshashes", t);
+  for (const auto& r : rshashes) rf.value(base64(r));
+  add_field(xe, "dhkeys", t).value(base64(e.mpi()));
+  std::string form_a2 = xml::normalize_form_content(xe, norm());
+  record("form_A2", form_a2);
+
+  Bytes e_mpi = e.mpi();
+  SecretBytes mac_a = hmac_parts(hash(), prov.sa,
+                                 {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
+  SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
+  Identity ida = make_identity(kca, prov.ma, c_a, mac_a);
+  record_hex("mac_A", mac_a);
+  record_hex("ID_A", ida.id);
+  record_hex("M_A", ida.m);
+  add_field(xe, "identity", t).value(base64(ida.id));
+  add_field(xe, "mac", t).value(base64(ida.m));
+  add_thread(m);
+  m_a = ida.m;
+  c_a = ida.after;  // Alice's sending counter continues after ID_A (A5)
+  sas_unpadded = sas28x5(hash(), m_a, form_b, false);
+  sas = sas28x5(hash(), m_a, form_b, true);
+  record("SAS", sas_unpadded);
+  record("SAS_padded", sas);
+  state = State::accepted;
+  Step step;
+  step.send.push_back(std::move(m));
+  return step;
+}
+
+// ---- Bob: message 4 ------------------------------------------------------------------------
+
+Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSource& rng,
+                                              Rejection& rej) {
+  rej = {"feature-not-implemented", {}};
+  ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "result"));
+  const xml::Form& f = in.form;
+  auto accept_v = f.offered_single("accept");
+  if (!accept_v || xml::parse_bool(*accept_v) != true)
+    return fail(Errc::not_acceptable, "the peer declined the encrypted session");
+  ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
+  if (echo != n_b) return fail(Errc::auth_failed, "the accept does not echo our nonce");
+  ES_ASSIGN(Bytes e_bytes, b64_field(f, "dhkeys"));
+  const DhGroup& g = *dh_group(suite.modp);
+  // Hash commitment first: SHA256(e) must equal the He Alice committed to in message 1.
+  if (!ct_equal(digest(HashAlg::sha256, BigNum::from_bytes(e_bytes).mpi()), he_per_group[0]))
+    return fail(Errc::auth_failed, "Diffie-Hellman value does not match its hash commitment");
+  ES_ASSIGN(e, dh_parse_public(g, e_bytes));
+  record("e", e.hex());
+  SecretBytes shared = dh_shared(g, e, y);
+  k = secret(digest(hash(), view(shared)));
+  prov = derive_keys(hash(), view(k));
+  record_hex("K", k);
+  trace_keys("provisional", prov, false);
+
+  ES_ASSIGN(Bytes id_a, b64_field(f, "identity"));
+  ES_ASSIGN(Bytes mm_a, b64_field(f, "mac"));
+  if (id_a.size() != hash_size(hash()) || mm_a.size() != hash_size(hash()))
+    return fail(Errc::auth_failed, "identity or mac has the wrong length");
+  SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
+  Counter128 recv_after;
+  ES_ASSIGN(SecretBytes mac_a, open_identity(kca, prov.ma, c_a, id_a, mm_a, recv_after));
+  std::string form_a2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
+  record("form_A2", form_a2);
+  Bytes e_mpi = e.mpi();
+  SecretBytes expect = hmac_parts(hash(), prov.sa,
+                                  {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
+  if (!ct_equal(view(expect), view(mac_a)))
+    return fail(Errc::auth_failed, "the initiator's identity (mac_A) does not verify");
+  record_hex("mac_A", mac_a);
+  m_a = mm_a;
+  sas_unpadded = sas28x5(hash(), m_a, form_b, false);
+  sas = sas28x5(hash(), m_a, form_b, true);
+  record("SAS", sas_unpadded);
+  record("SAS_padded", sas);
+
+  // Retained secrets: find the one Alice holds too (XEP-0116 §4.7.3).
+  bool ok = false;
+  std::vector<Bytes> rshashes = hidden_b64_values(f, "rshashes", ok);
+  if (!ok) return fail(Errc::malformed, "bad rshashes");
+  Established est;
+  std::optional<SecretBytes> srs;
+  auto search = [&](const std::vector<SecretBytes>& list, bool other) {
+    for (size_t i = 0; i < list.size() && !srs; ++i) {
+      SecretBytes hs = hmac(hash(), n_a, view(list[i]));
+      for (const auto& r : rshashes)
+        if (ct_equal(view(hs), r)) {
+          srs = list[i];
+          est.srs_index = i;
+          est.srs_from_other = other;
+          break;
+        }
+    }
+  };
+  search(cfg.retained, false);
+  if (!srs) search(cfg.retained_other, true);
+  Bytes srshash = srs ? bytes_of(view(hmac(hash(), view(*srs), view(kLabelSrs))))
+                      : rng.srshash_random(hash_size(hash()));
+  record("SRS", srs ? hex(view(*srs)) : "");
+  record_hex("srshash", srshash);
+
+  // Final keys from K' = HASH(K | SRS | OSS).
+  SecretBytes kp = secret(digest_parts(
+      hash(), {view(k), srs ? view(*srs) : ByteView{}, cfg.oss ? view(*cfg.oss) : ByteView{}}));
+  KeySet fin = derive_keys(hash(), view(kp));
+  est.new_retained_secret = hmac(hash(), view(kp), view(kLabelNewRs));
+  est.oss_used = cfg.oss.has_value();
+  record_hex("K_final", kp);
+  trace_keys("final", fin, true);
+  record_hex("new_retained_secret", est.new_retained_secret);
+
+  xml::Element m = stanza_to_peer();
+  xml::Element& init = m.add(xml::Element("init", std::string(xml::kNsInit)));
+  xml::Element& xe = init.add(xml::Element("x", std::string(xml::kNsData)));
+  xe.set_attr("type", "result");
+  std::string_view t = gajim() ? "text-single" : "";
+  using xml::add_field;
+  add_field(xe, "FORM_TYPE", t).value(kFormType);
+  add_field(xe, "nonce", t).value(base64(n_a));
+  add_field(xe, "srshash", t).value(base64(srshash));
+  std::string form_b2 = xml::normalize_form_content(xe, norm());
+  record("form_B2", form_b2);
+  Bytes d_mpi = d.mpi();
+  SecretBytes mac_b = hmac_parts(hash(), fin.sb,
+                                 {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
+  SecretBytes kcb = cipher_key(suite.conv, suite.cipher, fin.cb);
+  Identity idb = make_identity(kcb, fin.mb, c_b, mac_b);
+  record_hex("mac_B", mac_b);
+  record_hex("ID_B", idb.id);
+  record_hex("M_B", idb.m);
+  add_field(xe, "identity", t).value(base64(idb.id));
+  add_field(xe, "mac", t).value(base64(idb.m));
+  add_thread(m);
+
+  SessionParams sp;
+  sp.suite = suite;
+  sp.initiator = false;
+  sp.local_jid = cfg.jid;
+  sp.peer_jid = peer_jid;
+  sp.thread = cfg.thread;
+  sp.send = {kcb, fin.mb};
+  sp.recv = {cipher_key(suite.conv, suite.cipher, fin.ca), fin.ma};
+  sp.send_ctr = idb.after;
+  sp.recv_ctr = recv_after;
+  sp.my_private = y;
+  sp.peer_public = e;
+  record("counters_after_negotiation.bob_send", idb.after.hex());
+  record("counters_after_negotiation.bob_receive", recv_after.hex());
+  est.session = std::make_unique<Session>(std::move(sp));
+  est.sas = sas;
+  est.sas_unpadded = sas_unpadded;
+  state = State::established;
+  k = {};
+  prov = {};
+  y = BigNum();
+  Step step;
+  step.send.push_back(std::move(m));
+  step.established = std::move(est);
+  return step;
+}
+
+// ---- Alice: completion ---------------------------------------------------------------------
+
+Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection& rej) {
+  rej = {"feature-not-implemented", {}};
+  ES_ASSIGN(Incoming in, read_form(msg, "init", xml::kNsInit, "result"));
+  const xml::Form& f = in.form;
+  ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
+  if (echo != n_a) return fail(Errc::auth_failed, "the responder's identity does not echo our nonce");
+  ES_ASSIGN(Bytes srshash, b64_field(f, "srshash"));
+  Established est;
+  std::optional<SecretBytes> srs;
+  for (size_t i = 0; i < cfg.retained.size(); ++i) {
+    SecretBytes hs = hmac(hash(), view(cfg.retained[i]), view(kLabelSrs));
+    if (ct_equal(view(hs), srshash)) {
+      srs = cfg.retained[i];
+      est.srs_index = i;
+      break;
+    }
+  }
+  record("SRS", srs ? hex(view(*srs)) : "");
+  record_hex("srshash", srshash);
+  SecretBytes kp = secret(digest_parts(
+      hash(), {view(k), srs ? view(*srs) : ByteView{}, cfg.oss ? view(*cfg.oss) : ByteView{}}));
+  KeySet fin = derive_keys(hash(), view(kp));
+  est.new_retained_secret = hmac(hash(), view(kp), view(kLabelNewRs));
+  est.oss_used = cfg.oss.has_value();
+  record_hex("K_final", kp);
+  trace_keys("final", fin, true);
+  record_hex("new_retained_secret", est.new_retained_secret);
+
+  ES_ASSIGN(Bytes id_b, b64_field(f, "identity"));
+  ES_ASSIGN(Bytes mm_b, b64_field(f, "mac"));
+  if (id_b.size() != hash_size(hash()) || mm_b.size() != hash_size(hash()))
+    return fail(Errc::auth_failed, "identity or mac has the wrong length");
+  SecretBytes kcb = cipher_key(suite.conv, suite.cipher, fin.cb);
+  Counter128 recv_after;
+  auto opened = open_identity(kcb, fin.mb, c_b, id_b, mm_b, recv_after);
+  if (!opened) {
+    if (!cfg.oss && !srs)
+      return opened.error();
+    return fail(Errc::auth_failed, "the responder's identity does not verify (retained secret "
+                                   "or other shared secret mismatch?)");
+  }
+  std::string form_b2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
+  record("form_B2", form_b2);
+  Bytes d_mpi = d.mpi();
+  SecretBytes expect = hmac_parts(hash(), fin.sb,
+                                  {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
+  if (!ct_equal(view(expect), view(*opened)))
+    return fail(Errc::auth_failed, "the responder's identity (mac_B) does not verify");
+  record_hex("mac_B", expect);
+
+  SessionParams sp;
+  sp.suite = suite;
+  sp.initiator = true;
+  sp.local_jid = cfg.jid;
+  sp.peer_jid = peer_jid;
+  sp.thread = cfg.thread;
+  sp.send = {cipher_key(suite.conv, suite.cipher, fin.ca), fin.ma};
+  sp.recv = {kcb, fin.mb};
+  sp.send_ctr = c_a;
+  sp.recv_ctr = recv_after;
+  sp.my_private = x;
+  sp.peer_public = d;
+  record("counters_after_negotiation.alice_send", c_a.hex());
+  record("counters_after_negotiation.alice_receive", recv_after.hex());
+  est.session = std::make_unique<Session>(std::move(sp));
+  est.sas = sas;
+  est.sas_unpadded = sas_unpadded;
+  state = State::established;
+  k = {};
+  prov = {};
+  x = BigNum();
+  x_per_group.clear();
+  Step step;
+  // Bob MAY append encrypted content to message 4.
+  if (msg.child("c", xml::kNsC)) {
+    auto r = est.session->decrypt(msg);
+    if (!r) return r.error();
+    step.content.push_back(std::move(r).value());
+  }
+  step.established = std::move(est);
+  return step;
+}
+
+// ---- Public interface ----------------------------------------------------------------------
+
+Negotiation::Negotiation(std::unique_ptr<Impl> impl) : m(std::move(impl)) {}
+Negotiation::~Negotiation() = default;
+Negotiation::Negotiation(Negotiation&&) noexcept = default;
+Negotiation& Negotiation::operator=(Negotiation&&) noexcept = default;
+
+bool Negotiation::failed() const { return m->state == State::failed; }
+bool Negotiation::initiator() const { return m->initiator; }
+const std::string& Negotiation::thread() const { return m->cfg.thread; }
+const std::optional<xml::Element>& Negotiation::error_reply() const { return m->error_reply; }
+
+Result<std::pair<Negotiation, Step>> Negotiation::start(PartyConfig cfg, std::string peer_jid,
+                                                         RandomSource& rng) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = std::move(cfg);
+  impl->peer_jid = std::move(peer_jid);
+  impl->initiator = true;
+  auto step = impl->alice_start(rng);
+  if (!step) return step.error();
+  return std::pair<Negotiation, Step>(Negotiation(std::move(impl)), std::move(step).value());
+}
+
+Result<std::pair<Negotiation, Step>> Negotiation::respond(PartyConfig cfg,
+                                                           const xml::Element& offer,
+                                                           RandomSource& rng, std::string peer_jid,
+                                                           std::optional<xml::Element>* error_reply) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = std::move(cfg);
+  impl->peer_jid = peer_jid.empty() ? offer.attr_or("from") : std::move(peer_jid);
+  impl->initiator = false;
+  Rejection rej;
+  auto step = impl->bob_respond(offer, rng, rej);
+  if (!step) {
+    Error err = impl->fail_with(step.error(), &offer, rej);
+    if (error_reply) *error_reply = impl->error_reply;
+    return err;
+  }
+  return std::pair<Negotiation, Step>(Negotiation(std::move(impl)), std::move(step).value());
+}
+
+Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng) {
+  Impl& im = *m;
+  if (im.state == State::failed) return fail(Errc::terminated, "the negotiation has failed");
+  if (im.state == State::established)
+    return fail(Errc::wrong_state, "the negotiation is already complete");
+  // A peer's error reply ends the negotiation.
+  if (stanza.attr_or("type") == "error") {
+    const xml::Element* err = stanza.child("error", xml::kNsClient);
+    std::string cond = "unknown";
+    if (err)
+      for (const auto* c : err->element_children())
+        if (c->ns == xml::kNsStanzas) cond = c->name;
+    return im.fail_with(fail(Errc::not_acceptable, "the peer refused the negotiation: " + cond),
+                        nullptr, {});
+  }
+  const xml::Element* th = stanza.child("thread", xml::kNsClient);
+  if (!th || th->text_content() != im.cfg.thread)
+    return fail(Errc::no_session, "stanza does not belong to this negotiation's thread");
+  Rejection rej;
+  Result<Step> r = fail(Errc::wrong_state, "unexpected negotiation message");
+  if (im.initiator && im.state == State::offered) r = im.alice_on_response(stanza, rng, rej);
+  else if (im.initiator && im.state == State::accepted) r = im.alice_on_init(stanza, rej);
+  else if (!im.initiator && im.state == State::responded) r = im.bob_on_accept(stanza, rng, rej);
+  if (!r) return im.fail_with(r.error(), &stanza, rej);
+  return r;
+}
+
+bool is_negotiation_stanza(const xml::Element& stanza) {
+  for (const auto* w : {stanza.child("feature", xml::kNsFeatureNeg),
+                        stanza.child("init", xml::kNsInit)}) {
+    if (!w) continue;
+    const xml::Element* x = xml::find_form(*w);
+    if (!x) continue;
+    auto f = xml::parse_form(*x);
+    if (f && f->form_type() == kFormType && !terminate_form_type(*w)) return true;
+  }
+  return false;
+}
+
+xml::Element error_stanza(const xml::Element& request, std::string_view condition,
+                          const std::vector<std::string>& fields, std::string_view to) {
+  xml::Element m("message", std::string(xml::kNsClient));
+  m.set_attr("type", "error");
+  if (!to.empty()) m.set_attr("to", to);
+  for (const auto& c : request.children)
+    if (c.is("thread", xml::kNsClient) || c.is("feature", xml::kNsFeatureNeg) ||
+        c.is("init", xml::kNsInit))
+      m.children.push_back(c);
+  xml::Element& err = m.add(xml::Element("error", std::string(xml::kNsClient)));
+  err.set_attr("type", "cancel");
+  err.add(xml::Element(std::string(condition), std::string(xml::kNsStanzas)));
+  if (!fields.empty()) {
+    xml::Element& feat = err.add(xml::Element("feature", std::string(xml::kNsFeatureNeg)));
+    for (const auto& fl : fields) {
+      xml::Element fe("field", std::string(xml::kNsFeatureNeg));
+      fe.set_attr("var", fl);
+      feat.add(std::move(fe));
+    }
+  }
+  return m;
+}
+
+}  // namespace esession

@@ -1,0 +1,108 @@
+// Negotiation: the XEP-0116 (and XEP-0217) ESession negotiation, sans I/O.
+//
+// An Initiator (Alice) produces the offer with start(); each received stanza goes to
+// receive(), which returns the stanzas to send and, once the session is established, the
+// Session with its SAS and the retained secret to store. A Responder (Bob) is created from the
+// offer. Every failure destroys all negotiation state (XEP-0116 §4.4, §4.6-4.8): the object then
+// refuses everything, and error_reply() gives the error stanza the XEPs ask for, if any.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "session/session.hpp"
+
+namespace esession {
+
+// Policy is what one party offers (initiator) or accepts (responder), in preference order.
+struct Policy {
+  Compat compat = Compat::spec;
+  std::optional<CryptoConv> conv;  // default: CryptoConv::for_compat(compat)
+  bool xep0217 = false;            // initiator: offer the XEP-0217 fixed parameters
+  Flow flow = Flow::four_message;  // initiator: the flow to start
+  bool accept_three_message = true;
+  std::vector<int> groups = {15, 16, 14};
+  bool allow_weak_groups = false;
+  std::vector<CipherAlg> ciphers = {CipherAlg::aes256_ctr, CipherAlg::aes128_ctr};
+  std::vector<HashAlg> hashes = {HashAlg::sha256, HashAlg::sha512};
+  std::vector<std::string> stanzas = {"message", "presence", "iq"};
+  std::vector<PubkeyMode> init_pubkey = {PubkeyMode::none};
+  std::vector<PubkeyMode> resp_pubkey = {PubkeyMode::none};
+  uint32_t rekey_freq = 1;
+  std::vector<std::string> logging = {"mustnot", "may"};
+};
+
+// PartyConfig is one party's identity, policy and secrets for a negotiation.
+struct PartyConfig {
+  std::string jid;  // our full JID
+  Policy policy;
+  std::vector<SecretBytes> retained;        // retained secrets held for this peer
+  std::vector<SecretBytes> retained_other;  // responder: secrets held for other JIDs
+  std::optional<SecretBytes> oss;           // other shared secret (XEP-0116 §4.7.3)
+  std::string thread;                       // initiator: the <thread/> (random if empty)
+  // trace, when set, receives every intermediate value under the names of the
+  // esession-vector/1 schema (hex, or text for forms). Only the vector tool sets it.
+  std::map<std::string, std::string>* trace = nullptr;
+};
+
+// Established is what a completed negotiation yields.
+struct Established {
+  std::unique_ptr<Session> session;
+  std::string sas;                      // sas28x5, padded (4-message flow only)
+  std::string sas_unpadded;
+  SecretBytes new_retained_secret;      // store for this peer, replacing the matched one
+  std::optional<size_t> srs_index;      // index into retained (or retained_other, see below)
+  bool srs_from_other = false;          // the match came from retained_other
+  bool oss_used = false;
+};
+
+// Step is the outcome of one negotiation step.
+struct Step {
+  std::vector<xml::Element> send;
+  std::optional<Established> established;
+  std::vector<Received> content;  // decrypted <c/> content piggy-backed on the last message
+};
+
+class Negotiation {
+ public:
+  ~Negotiation();
+  Negotiation(Negotiation&&) noexcept;
+  Negotiation& operator=(Negotiation&&) noexcept;
+
+  // start makes Alice's offer to |peer_jid| (a full JID). Its stanza is in Step::send.
+  static Result<std::pair<Negotiation, Step>> start(PartyConfig cfg, std::string peer_jid,
+                                                    RandomSource& rng);
+  // respond makes Bob's answer to an offer. The peer's JID is taken from the offer's 'from'
+  // attribute, or |peer_jid| when given. On failure the Error is returned and, when the XEPs
+  // ask for one, the error stanza to send is stored in |*error_reply|.
+  static Result<std::pair<Negotiation, Step>> respond(
+      PartyConfig cfg, const xml::Element& offer, RandomSource& rng, std::string peer_jid = {},
+      std::optional<xml::Element>* error_reply = nullptr);
+
+  // receive processes the next negotiation stanza from the peer.
+  Result<Step> receive(const xml::Element& stanza, RandomSource& rng);
+
+  bool failed() const;
+  bool initiator() const;
+  const std::string& thread() const;
+  // error_reply is the error stanza to send after the last failure, if the XEPs ask for one.
+  const std::optional<xml::Element>& error_reply() const;
+
+  struct Impl;
+
+ private:
+  explicit Negotiation(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m;
+};
+
+// is_negotiation_stanza returns true for a stanza carrying an ESession negotiation form
+// (<feature/> or <init/> with FORM_TYPE urn:xmpp:ssn), other than a termination.
+bool is_negotiation_stanza(const xml::Element& stanza);
+
+// error_stanza builds the XEP-0116 §4.4 error reply to |request|: condition is
+// "not-acceptable" or "feature-not-implemented", |fields| are named in the error's <feature/>.
+xml::Element error_stanza(const xml::Element& request, std::string_view condition,
+                          const std::vector<std::string>& fields, std::string_view to);
+
+}  // namespace esession

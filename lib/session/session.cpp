@@ -1,0 +1,358 @@
+#include "session/session.hpp"
+
+#include <charconv>
+
+namespace esession {
+
+namespace {
+
+constexpr std::string_view kRekeyInitCrypt = "Rekey Initiator Crypt";
+constexpr std::string_view kRekeyAccCrypt = "Rekey Acceptor Crypt";
+constexpr std::string_view kRekeyInitMac = "Rekey Initiator MAC";
+constexpr std::string_view kRekeyAccMac = "Rekey Acceptor MAC";
+constexpr std::string_view kGajimFallback =
+    "[This is part of an encrypted session. If you see this message, something went wrong.]";
+
+// stays_clear: the children XEP-0200 §5 leaves outside <c/>.
+bool stays_clear(const xml::Element& e) {
+  return e.is("thread", xml::kNsClient) || e.is("amp", xml::kNsAmp) ||
+         e.is("error", xml::kNsClient);
+}
+
+// utf8_chars counts code points of valid UTF-8.
+size_t utf8_chars(std::string_view s) {
+  size_t n = 0;
+  for (char c : s)
+    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++n;
+  return n;
+}
+
+Result<uint32_t> parse_u32(std::string_view s) {
+  uint32_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+    return fail(Errc::malformed, "not a 32-bit decimal integer");
+  return v;
+}
+
+}  // namespace
+
+bool is_stanza_kind(std::string_view name) {
+  return name == "message" || name == "presence" || name == "iq";
+}
+
+xml::Element terminate_form(std::string_view type) {
+  xml::Element feature("feature", std::string(xml::kNsFeatureNeg));
+  xml::Element x("x", std::string(xml::kNsData));
+  x.set_attr("type", type);
+  xml::add_field(x, "FORM_TYPE").value("urn:xmpp:ssn");
+  xml::add_field(x, "terminate").value("1");
+  feature.add(std::move(x));
+  return feature;
+}
+
+std::optional<std::string> terminate_form_type(const xml::Element& e) {
+  if (!e.is("feature", xml::kNsFeatureNeg)) return std::nullopt;
+  const xml::Element* x = xml::find_form(e);
+  if (!x) return std::nullopt;
+  auto form = xml::parse_form(*x);
+  if (!form || form->form_type() != "urn:xmpp:ssn") return std::nullopt;
+  auto t = form->value("terminate");
+  if (!t || xml::parse_bool(*t) != true) return std::nullopt;
+  return form->type;
+}
+
+Session::Session(SessionParams p) : m_p(std::move(p)) {
+  m_recv.push_back(std::move(m_p.recv));
+  m_p.recv = {};
+}
+
+void Session::destroy() {
+  m_state = State::ended;
+  m_p.send = {};
+  m_recv.clear();
+  m_p.my_private = BigNum();
+  m_pending_private.reset();
+  m_old_mac_keys.clear();
+}
+
+Bytes Session::pad(std::string content, RandomSource&) const {
+  // Spec mode pads to a multiple of 16 bytes; Gajim pads to a multiple of 16 characters (G5a).
+  size_t len = m_p.suite.conv.g5a ? utf8_chars(content) : content.size();
+  content.append((16 - len % 16) % 16, ' ');
+  return Bytes(content.begin(), content.end());
+}
+
+Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaintext,
+                                   bool has_content, std::optional<std::string> key_b64) {
+  const Counter128 before = m_p.send_ctr;
+  xml::Element c("c", std::string(xml::kNsC));
+  Counter128 after = before.add(1);
+  Bytes m_final;
+  if (has_content) {
+    m_final.resize(plaintext.size());
+    after = ctr_encrypt(m_p.suite.conv, m_p.send.cipher, before, plaintext, m_final.data());
+    c.add_text_child("data", base64(m_final));
+  }
+  if (key_b64) c.add_text_child("key", *key_b64);
+  if (m_keys_received > 0) c.add_text_child("new", std::to_string(m_keys_received));
+  for (const auto& k : m_old_mac_keys) c.add_text_child("old", base64(view(k)));
+  std::string m_content = xml::serialize_children(c);
+  Bytes ctr_mpi = before.mpi();
+  SecretBytes a_mac = hmac_parts(m_p.suite.hash, m_p.send.mac, {view(m_content), view(ctr_mpi)});
+  c.add_text_child("mac", base64(view(a_mac)));
+
+  xml::Element out(envelope.name, envelope.ns);
+  out.attrs = envelope.attrs;
+  for (const auto& ch : envelope.children)
+    if (!ch.is_text() && stays_clear(ch)) out.children.push_back(ch);
+  out.add(std::move(c));
+  if (m_p.suite.compat == Compat::gajim && envelope.name == "message")
+    out.add_text_child("body", kGajimFallback);
+
+  // Commit.
+  m_p.send_ctr = after;
+  m_keys_received = 0;
+  m_old_mac_keys.clear();
+  ++m_sent_since_rekey;
+  m_trace = CounterTrace{before, after, std::move(m_final), std::move(m_content),
+                         bytes_of(view(a_mac))};
+  return out;
+}
+
+Result<xml::Element> Session::encrypt(const xml::Element& stanza, RandomSource& rng,
+                                      const SendOptions& opts) {
+  if (m_state != State::active) return fail(Errc::terminated, "the session has ended");
+  if (!is_stanza_kind(stanza.name) || stanza.ns != xml::kNsClient)
+    return fail(Errc::malformed, "only <message/>, <presence/> and <iq/> can be encrypted");
+  bool negotiated = false;
+  for (const auto& k : m_p.suite.stanzas) negotiated |= (k == stanza.name);
+  if (!negotiated)
+    return fail(Errc::not_acceptable,
+                "<" + stanza.name + "/> stanzas were not negotiated for encryption in this session");
+  if (stanza.child("c", xml::kNsC))
+    return fail(Errc::malformed, "the stanza is already encrypted");
+  Bytes plaintext;
+  bool has_content = false;
+  if (opts.plaintext_override) {
+    plaintext = *opts.plaintext_override;
+    has_content = true;
+  } else {
+    std::string content;
+    for (const auto& ch : stanza.children)
+      if (!ch.is_text() && !stays_clear(ch)) content += xml::serialize(ch, stanza.ns);
+    has_content = !content.empty();
+    if (has_content) plaintext = pad(std::move(content), rng);
+  }
+  return seal(stanza, plaintext, has_content, std::nullopt);
+}
+
+Result<xml::Element> Session::rekey(RandomSource& rng) {
+  if (m_state != State::active) return fail(Errc::terminated, "the session has ended");
+  if (m_recv.size() > 1)
+    return fail(Errc::wrong_state, "the previous re-key has not been acknowledged yet");
+  if (m_sent_since_rekey + 1 < m_p.suite.rekey_freq)
+    return fail(Errc::wrong_state, "re-keying more often than the negotiated rekey_freq");
+  const DhGroup* g = dh_group(m_p.suite.modp);
+  if (!g) return fail(Errc::internal, "unknown group");
+  BigNum x = rng.dh_private(*g);
+  BigNum e = dh_public(*g, x);
+  SecretBytes k = dh_shared(*g, m_p.peer_public, x);
+  HashAlg h = m_p.suite.hash;
+  DirectionKeys mine{cipher_key(m_p.suite.conv, m_p.suite.cipher,
+                                view(hmac(h, view(k), view(kRekeyInitCrypt)))),
+                     hmac(h, view(k), view(kRekeyInitMac))};
+  DirectionKeys theirs{cipher_key(m_p.suite.conv, m_p.suite.cipher,
+                                  view(hmac(h, view(k), view(kRekeyAccCrypt)))),
+                       hmac(h, view(k), view(kRekeyAccMac))};
+  xml::Element envelope("message", std::string(xml::kNsClient));
+  envelope.set_attr("to", m_p.peer_jid);
+  envelope.add_text_child("thread", m_p.thread);
+  SecretBytes old_send_mac = m_p.send.mac;
+  ES_ASSIGN(xml::Element out, seal(envelope, {}, false, base64(e.mpi())));
+  m_p.send = std::move(mine);
+  m_recv.push_back(std::move(theirs));
+  m_pending_private = std::move(x);
+  m_old_mac_keys.clear();
+  m_prev_send_mac = std::move(old_send_mac);
+  m_sent_since_rekey = 0;
+  return out;
+}
+
+Result<xml::Element> Session::terminate(RandomSource& rng) {
+  if (m_state != State::active) return fail(Errc::terminated, "the session has ended");
+  xml::Element envelope("message", std::string(xml::kNsClient));
+  envelope.set_attr("to", m_p.peer_jid);
+  envelope.add_text_child("thread", m_p.thread);
+  if (m_p.suite.compat == Compat::gajim) {
+    // T1: Gajim ends a session with the form in clear and expects no acknowledgement.
+    envelope.children.insert(envelope.children.begin(), terminate_form("submit"));
+    destroy();
+    return envelope;
+  }
+  envelope.add(terminate_form("submit"));
+  ES_ASSIGN(xml::Element out, encrypt(envelope, rng));
+  m_state = State::closing;
+  return out;
+}
+
+Result<Received> Session::decrypt(const xml::Element& stanza) {
+  if (!can_receive()) return fail(Errc::terminated, "the session has ended");
+  // Any failure below destroys the session: XEP-0200 §8 steps 3-4.
+  auto r = open(stanza);
+  if (!r) destroy();
+  return r;
+}
+
+Result<Received> Session::open(const xml::Element& stanza) {
+  if (stanza.count_children("c", xml::kNsC) != 1) {
+    if (auto t = clear_terminate(stanza)) return std::move(*t);
+    return fail(Errc::malformed, "expected exactly one <c/> in the stanza");
+  }
+  const xml::Element& c = *stanza.child("c", xml::kNsC);
+  const xml::Element *data = nullptr, *key = nullptr, *mac = nullptr, *nw = nullptr;
+  std::string m_content;
+  for (const auto& ch : c.children) {
+    if (ch.is_text()) {
+      if (ch.text.find_first_not_of(" \t\r\n") != std::string::npos)
+        return fail(Errc::malformed, "text directly inside <c/>");
+      continue;
+    }
+    const xml::Element** slot = nullptr;
+    if (ch.is("data", xml::kNsC)) slot = &data;
+    else if (ch.is("key", xml::kNsC)) slot = &key;
+    else if (ch.is("mac", xml::kNsC)) slot = &mac;
+    else if (ch.is("new", xml::kNsC)) slot = &nw;
+    else if (!ch.is("old", xml::kNsC))
+      return fail(Errc::malformed, "unexpected <" + ch.name + "/> inside <c/>");
+    if (slot) {
+      if (*slot) return fail(Errc::malformed, "duplicate <" + ch.name + "/> inside <c/>");
+      *slot = &ch;
+    }
+    if (&ch != mac) m_content += xml::serialize(ch, c.ns);
+  }
+  if (!mac) return fail(Errc::malformed, "<c/> without <mac/>");
+  ES_ASSIGN(Bytes a_mac, unbase64(mac->text_content()));
+
+  // Select the key set (XEP-0200 §8 step 1).
+  size_t set = 0;
+  if (nw) {
+    ES_ASSIGN(uint32_t n, parse_u32(nw->text_content()));
+    if (n == 0 || n >= m_recv.size())
+      return fail(Errc::wrong_state, "<new/> names a re-key we did not send");
+    set = n;
+  }
+  const DirectionKeys& keys = m_recv[set];
+  const Counter128 before = m_p.recv_ctr;
+  Bytes ctr_mpi = before.mpi();
+  SecretBytes b_mac = hmac_parts(m_p.suite.hash, keys.mac, {view(m_content), view(ctr_mpi)});
+  bool ok = ct_equal(view(b_mac), view(a_mac));
+  if (!ok && m_p.suite.compat == Compat::spec && ctr_mpi.size() != 16) {
+    // A2: a peer may encode the counter as 16 fixed bytes.
+    b_mac = hmac_parts(m_p.suite.hash, keys.mac, {view(m_content), before.bytes()});
+    ok = ct_equal(view(b_mac), view(a_mac));
+  }
+  if (!ok)
+    return fail(Errc::auth_failed,
+                "stanza MAC does not verify (tampered, replayed, reordered or lost stanza)");
+
+  Received out;
+  Counter128 after = before.add(1);
+  if (data) {
+    ES_ASSIGN(Bytes m_final, unbase64(data->text_content()));
+    out.plaintext.resize(m_final.size());
+    after = ctr_encrypt(m_p.suite.conv, keys.cipher, before, m_final, out.plaintext.data());
+    if (m_final.empty()) after = before.add(1);
+  }
+  std::string_view text(reinterpret_cast<const char*>(out.plaintext.data()),
+                        out.plaintext.size());
+  ES_ASSIGN(std::vector<xml::Element> content, xml::parse_fragment(text, stanza.ns));
+
+  out.stanza = xml::Element(stanza.name, stanza.ns);
+  out.stanza.attrs = stanza.attrs;
+  for (const auto& ch : stanza.children)
+    if (!ch.is_text() && stays_clear(ch)) out.stanza.children.push_back(ch);
+  std::optional<std::string> term;
+  for (auto& ch : content) {
+    if (ch.is_text()) {
+      if (ch.text.find_first_not_of(" \t\r\n") != std::string::npos)
+        return fail(Errc::malformed, "decrypted content has text outside elements");
+      continue;
+    }
+    if (auto t = terminate_form_type(ch)) term = t;
+    out.stanza.children.push_back(std::move(ch));
+  }
+
+  // Re-key processing (XEP-0200 §9.2) on copies, committed below.
+  std::optional<BigNum> new_peer_public;
+  std::optional<DirectionKeys> new_send, new_recv;
+  if (key) {
+    if (m_recv.size() > 1 && set == 0)
+      return fail(Errc::wrong_state, "re-keys from both sides crossed; the session ends");
+    const DhGroup* g = dh_group(m_p.suite.modp);
+    ES_ASSIGN(Bytes e_bytes, unbase64(key->text_content()));
+    ES_ASSIGN(BigNum e, dh_parse_public(*g, e_bytes));
+    const BigNum& mine = (set > 0 && m_pending_private) ? *m_pending_private : m_p.my_private;
+    SecretBytes k = dh_shared(*g, e, mine);
+    HashAlg h = m_p.suite.hash;
+    new_recv = DirectionKeys{cipher_key(m_p.suite.conv, m_p.suite.cipher,
+                                        view(hmac(h, view(k), view(kRekeyInitCrypt)))),
+                             hmac(h, view(k), view(kRekeyInitMac))};
+    new_send = DirectionKeys{cipher_key(m_p.suite.conv, m_p.suite.cipher,
+                                        view(hmac(h, view(k), view(kRekeyAccCrypt)))),
+                             hmac(h, view(k), view(kRekeyAccMac))};
+    new_peer_public = std::move(e);
+  }
+
+  // Commit.
+  m_p.recv_ctr = after;
+  m_trace = CounterTrace{before, after, {}, std::move(m_content), std::move(a_mac)};
+  if (set > 0) {
+    // Our re-key is acknowledged: the older receive keys are done with, and both old MAC keys
+    // can be published (XEP-0200 §10).
+    m_old_mac_keys.clear();
+    m_old_mac_keys.push_back(std::move(m_prev_send_mac));
+    m_old_mac_keys.push_back(m_recv[0].mac);
+    m_recv.erase(m_recv.begin(), m_recv.begin() + static_cast<long>(set));
+    m_p.my_private = std::move(*m_pending_private);
+    m_pending_private.reset();
+  }
+  if (key) {
+    m_p.send = std::move(*new_send);
+    m_recv.assign(1, std::move(*new_recv));
+    m_p.peer_public = std::move(*new_peer_public);
+    ++m_keys_received;
+    m_sent_since_rekey = 0;
+    out.rekeyed = true;
+  }
+  if (term) {
+    out.terminated = true;
+    if (*term == "submit" && m_state == State::active) {
+      xml::Element envelope(stanza.name, stanza.ns);
+      envelope.set_attr("to", m_p.peer_jid);
+      envelope.add_text_child("thread", m_p.thread);
+      envelope.add(terminate_form("result"));
+      SystemRandom unused;
+      ES_ASSIGN(xml::Element ack, encrypt(envelope, unused));
+      out.reply = std::move(ack);
+    }
+    destroy();
+  }
+  return out;
+}
+
+std::optional<Result<Received>> Session::clear_terminate(const xml::Element& stanza) {
+  const xml::Element* f = stanza.child("feature", xml::kNsFeatureNeg);
+  if (!f || !terminate_form_type(*f)) return std::nullopt;
+  if (m_p.suite.compat != Compat::gajim)
+    return Result<Received>(fail(Errc::auth_failed,
+                                 "unencrypted termination refused (spec mode needs it encrypted)"));
+  // T1: Gajim terminates in clear; end the session, send nothing back.
+  Received out;
+  out.stanza = stanza;
+  out.terminated = true;
+  destroy();
+  return Result<Received>(std::move(out));
+}
+
+}  // namespace esession

@@ -1,0 +1,61 @@
+#include "session/suite.hpp"
+
+#include <cstdlib>
+
+namespace esession {
+
+std::string_view pubkey_name(PubkeyMode m) {
+  switch (m) {
+    case PubkeyMode::none: return "none";
+    case PubkeyMode::key: return "key";
+    case PubkeyMode::hash: return "hash";
+  }
+  return "none";
+}
+
+Result<PubkeyMode> pubkey_from_name(std::string_view s) {
+  if (s == "none") return PubkeyMode::none;
+  if (s == "key") return PubkeyMode::key;
+  if (s == "hash") return PubkeyMode::hash;
+  return fail(Errc::unsupported, "unknown public key mode '" + std::string(s) + "'");
+}
+
+SecretBytes cipher_key(const CryptoConv& c, CipherAlg alg, ByteView hmac_out) {
+  size_t n = c.g1 ? 32 : cipher_key_size(alg);
+  if (n > hmac_out.size()) n = hmac_out.size();
+  return secret(hmac_out.subspan(hmac_out.size() - n));
+}
+
+Counter128 ctr_encrypt(const CryptoConv& conv, ByteView key, const Counter128& c, ByteView in,
+                       uint8_t* out) {
+  Counter128 first = conv.g2 ? c.add(1) : c;
+  if (!ctr_xcrypt(key, first, in, out)) std::abort();
+  return c.add(ctr_blocks(in.size()));
+}
+
+KeySet derive_keys(HashAlg h, ByteView k) {
+  KeySet s;
+  s.ca = hmac(h, k, view(kLabelInitCipher));
+  s.ma = hmac(h, k, view(kLabelInitMac));
+  s.sa = hmac(h, k, view(kLabelInitSigma));
+  s.cb = hmac(h, k, view(kLabelRespCipher));
+  s.mb = hmac(h, k, view(kLabelRespMac));
+  s.sb = hmac(h, k, view(kLabelRespSigma));
+  return s;
+}
+
+std::string sas28x5(HashAlg h, ByteView m_a, std::string_view form_b, bool pad) {
+  static constexpr char kDigits[] = "acdefghikmopqruvwxy123456789";
+  Bytes d = digest_parts(h, {m_a, view(form_b), view(kLabelSas)});
+  uint32_t v = uint32_t(d[d.size() - 3]) << 16 | uint32_t(d[d.size() - 2]) << 8 | d.back();
+  std::string out;
+  do {
+    out.insert(out.begin(), kDigits[v % 28]);
+    v /= 28;
+  } while (v != 0);
+  if (pad)
+    while (out.size() < 5) out.insert(out.begin(), 'a');
+  return out;
+}
+
+}  // namespace esession
