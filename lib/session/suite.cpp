@@ -45,9 +45,13 @@ KeySet derive_keys(HashAlg h, ByteView k) {
 }
 
 std::string sas28x5(HashAlg h, ByteView m_a, std::string_view form_b, bool pad) {
-  static constexpr char kDigits[] = "acdefghikmopqruvwxy123456789";
   Bytes d = digest_parts(h, {m_a, view(form_b), view(kLabelSas)});
   uint32_t v = uint32_t(d[d.size() - 3]) << 16 | uint32_t(d[d.size() - 2]) << 8 | d.back();
+  return sas_digits(v, pad);
+}
+
+std::string sas_digits(uint32_t v, bool pad) {
+  static constexpr char kDigits[] = "acdefghikmopqruvwxy123456789";
   std::string out;
   do {
     out.insert(out.begin(), kDigits[v % 28]);

@@ -78,6 +78,8 @@ KeySet derive_keys(HashAlg h, ByteView k);
 // sas28x5 returns the 5-character SAS of XEP-0116 §9 from M_A and form_B; |pad| left-pads with
 // 'a' to five characters (Gajim shows the unpadded form, R3).
 std::string sas28x5(HashAlg h, ByteView m_a, std::string_view form_b, bool pad);
+// sas_digits writes |v| in sas28x5's base-28 alphabet, most significant digit first.
+std::string sas_digits(uint32_t v, bool pad);
 
 // Labels of the key schedule.
 inline constexpr std::string_view kLabelInitCipher = "Initiator Cipher Key";

@@ -109,7 +109,12 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       else if (!empty) ++m_depth;
       m_pos = i + 1;
       if (m_depth < 0) return fail(Errc::malformed, "unbalanced end tag");
-      if (m_depth == 0) return std::optional<size_t>(m_pos);
+      if (m_depth == 0) {
+        if (m_pos - m_start > m_max)
+          return fail(Errc::malformed, "stanza exceeds the size limit of " +
+                                           std::to_string(m_max) + " bytes");
+        return std::optional<size_t>(m_pos);
+      }
     }
     if (m_pos - m_start > m_max)
       return fail(Errc::malformed,
