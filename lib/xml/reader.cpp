@@ -49,6 +49,7 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       m_in_element = true;
       m_seen_any = true;
       m_depth = 0;
+      m_open.clear();
     }
     // Inside an element: find the next markup.
     while (m_pos < b.size()) {
@@ -105,10 +106,20 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       }
       bool end_tag = b[lt + 1] == '/';
       bool empty = !end_tag && b[i - 1] == '/';
-      if (end_tag) --m_depth;
-      else if (!empty) ++m_depth;
+      size_t name_start = lt + (end_tag ? 2 : 1);
+      size_t name_end = b.find_first_of(" \t\r\n/>", name_start);
+      std::string name = b.substr(name_start, name_end - name_start);
+      if (name.empty()) return fail(Errc::malformed, "tag without a name");
+      if (end_tag) {
+        if (m_open.empty() || m_open.back() != name)
+          return fail(Errc::malformed, "end tag </" + name + "> does not match its start tag");
+        m_open.pop_back();
+        --m_depth;
+      } else if (!empty) {
+        m_open.push_back(std::move(name));
+        ++m_depth;
+      }
       m_pos = i + 1;
-      if (m_depth < 0) return fail(Errc::malformed, "unbalanced end tag");
       if (m_depth == 0) {
         if (m_pos - m_start > m_max)
           return fail(Errc::malformed, "stanza exceeds the size limit of " +

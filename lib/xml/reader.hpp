@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "xml/element.hpp"
 
@@ -44,6 +45,7 @@ class StanzaReader {
   size_t m_pos = 0;        // scan position within the current element
   size_t m_start = 0;      // start of the current element (or of unconsumed input)
   int m_depth = 0;
+  std::vector<std::string> m_open;  // names of the open elements
   bool m_in_element = false;
   bool m_seen_any = false;
   bool m_eof = false;
