@@ -386,6 +386,8 @@ struct CaseParties {
   Setup s;
   std::optional<Negotiation> alice, bob;
   std::unique_ptr<Session> alice_session, bob_session;
+  // Threads whose negotiation failed: a party never restarts one from a replayed request.
+  std::set<std::string> failed_threads;
 };
 
 // deliver gives a stanza to a party; returns the error, if any.
@@ -400,8 +402,15 @@ std::optional<Error> deliver(CaseParties& cp, const std::string& to, const xml::
   auto& neg = is_alice ? cp.alice : cp.bob;
   ScriptedRandom& rng = is_alice ? cp.s.alice_rng : cp.s.bob_rng;
   if (!is_alice && !neg) {
+    const xml::Element* th = st.child("thread", xml::kNsClient);
+    std::string thread = th ? th->text_content() : std::string();
+    if (cp.failed_threads.count(thread))
+      return Error{Errc::replay, "request on a thread whose negotiation failed"};
     auto r = Negotiation::respond(cp.s.bob, st, rng, cp.s.alice_jid);
-    if (!r) return r.error();
+    if (!r) {
+      cp.failed_threads.insert(thread);
+      return r.error();
+    }
     neg.emplace(std::move(r->first));
     return std::nullopt;
   }
