@@ -33,25 +33,30 @@ int run_demo(bool gajim) {
   }
   std::printf("== XEP-0116 4-message negotiation (%s mode)\n", gajim ? "Gajim" : "spec");
   auto a = Negotiation::start(alice, bob.jid, rng);
-  if (!a) return die(a.error());
+  if (!a)
+    return die(a.error());
   xml::Element m1 = a->second.send.at(0);
   m1.set_attr("from", alice.jid);
   show("alice -> bob", "(1) offer", m1);
   auto b = Negotiation::respond(bob, m1, rng);
-  if (!b) return die(b.error());
+  if (!b)
+    return die(b.error());
   show("bob -> alice", "(2) response", b->second.send.at(0));
   auto m3 = a->first.receive(b->second.send.at(0), rng);
-  if (!m3) return die(m3.error());
+  if (!m3)
+    return die(m3.error());
   show("alice -> bob", "(3) accept + identity", m3->send.at(0));
   auto m4 = b->first.receive(m3->send.at(0), rng);
-  if (!m4) return die(m4.error());
+  if (!m4)
+    return die(m4.error());
   show("bob -> alice", "(4) identity", m4->send.at(0));
   auto done = a->first.receive(m4->send.at(0), rng);
-  if (!done) return die(done.error());
+  if (!done)
+    return die(done.error());
   Established& ea = *done->established;
   Established& eb = *m4->established;
-  std::printf("\nalice SAS: %s    bob SAS: %s    (compare them by voice once)\n\n",
-              ea.sas.c_str(), eb.sas.c_str());
+  std::printf("\nalice SAS: %s    bob SAS: %s    (compare them by voice once)\n\n", ea.sas.c_str(),
+              eb.sas.c_str());
 
   std::printf("== XEP-0200 encrypted stanzas\n");
   struct Line {
@@ -75,23 +80,28 @@ int run_demo(bool gajim) {
       st.add_text_child("show", l.text);
     }
     auto enc = snd.encrypt(st, rng);
-    if (!enc) return die(enc.error());
+    if (!enc)
+      return die(enc.error());
     show(l.from_alice ? "alice -> bob" : "bob -> alice", "encrypted", enc.value());
     auto dec = rcv.decrypt(enc.value());
-    if (!dec) return die(dec.error());
+    if (!dec)
+      return die(dec.error());
     std::printf("  decrypted by %s: %s\n", l.from_alice ? "bob" : "alice",
                 xml::serialize(dec->stanza).c_str());
   }
   std::printf("\n== termination\n");
   auto t = ea.session->terminate(rng);
-  if (!t) return die(t.error());
+  if (!t)
+    return die(t.error());
   show("alice -> bob", "terminate", t.value());
   auto ack = eb.session->decrypt(t.value());
-  if (!ack) return die(ack.error());
+  if (!ack)
+    return die(ack.error());
   if (ack->reply) {
     show("bob -> alice", "acknowledge", *ack->reply);
     auto fin = ea.session->decrypt(*ack->reply);
-    if (!fin) return die(fin.error());
+    if (!fin)
+      return die(fin.error());
   }
   std::printf("session ended on both sides\n");
   return 0;

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  if (*demo) return esession::cli::run_demo(gajim);
+  if (*demo)
+    return esession::cli::run_demo(gajim);
   std::fputs(app.help().c_str(), stdout);
   return 0;
 }

@@ -7,21 +7,26 @@
 namespace esession {
 
 void cleanse(void* p, size_t n) {
-  if (p != nullptr && n != 0) OPENSSL_cleanse(p, n);
+  if (p != nullptr && n != 0)
+    OPENSSL_cleanse(p, n);
 }
 
 bool ct_equal(ByteView a, ByteView b) {
-  if (a.size() != b.size()) return false;
-  if (a.empty()) return true;
+  if (a.size() != b.size())
+    return false;
+  if (a.empty())
+    return true;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 Bytes concat(std::initializer_list<ByteView> parts) {
   size_t n = 0;
-  for (auto p : parts) n += p.size();
+  for (auto p : parts)
+    n += p.size();
   Bytes out;
   out.reserve(n);
-  for (auto p : parts) out.insert(out.end(), p.begin(), p.end());
+  for (auto p : parts)
+    out.insert(out.end(), p.begin(), p.end());
   return out;
 }
 
@@ -37,18 +42,23 @@ std::string hex(ByteView b) {
 }
 
 static int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
 Result<Bytes> unhex(std::string_view s) {
-  if (s.size() % 2 != 0) return fail(Errc::malformed, "hex string has an odd length");
+  if (s.size() % 2 != 0)
+    return fail(Errc::malformed, "hex string has an odd length");
   Bytes out(s.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {
     int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) return fail(Errc::malformed, "invalid hex digit");
+    if (hi < 0 || lo < 0)
+      return fail(Errc::malformed, "invalid hex digit");
     out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   return out;
@@ -85,21 +95,28 @@ std::string base64(ByteView b) {
 static std::array<int8_t, 256> b64_table() {
   std::array<int8_t, 256> t{};
   t.fill(-1);
-  for (int i = 0; i < 64; ++i) t[static_cast<uint8_t>(kB64[i])] = static_cast<int8_t>(i);
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<uint8_t>(kB64[i])] = static_cast<int8_t>(i);
   return t;
 }
 
-static bool is_xml_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool is_xml_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 Result<Bytes> unbase64(std::string_view s, bool trim) {
   static const std::array<int8_t, 256> kTable = b64_table();
   if (trim) {
-    while (!s.empty() && is_xml_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_xml_space(s.back())) s.remove_suffix(1);
+    while (!s.empty() && is_xml_space(s.front()))
+      s.remove_prefix(1);
+    while (!s.empty() && is_xml_space(s.back()))
+      s.remove_suffix(1);
   }
-  if (s.size() % 4 != 0) return fail(Errc::malformed, "base64 length is not a multiple of 4");
+  if (s.size() % 4 != 0)
+    return fail(Errc::malformed, "base64 length is not a multiple of 4");
   size_t pad = 0;
-  if (!s.empty() && s.back() == '=') pad = (s.size() >= 2 && s[s.size() - 2] == '=') ? 2 : 1;
+  if (!s.empty() && s.back() == '=')
+    pad = (s.size() >= 2 && s[s.size() - 2] == '=') ? 2 : 1;
   Bytes out;
   out.reserve(s.size() / 4 * 3);
   for (size_t i = 0; i < s.size(); i += 4) {
@@ -112,13 +129,16 @@ Result<Bytes> unbase64(std::string_view s, bool trim) {
         d = 0;
       } else {
         d = kTable[static_cast<uint8_t>(c)];
-        if (d < 0) return fail(Errc::malformed, "invalid base64 character");
+        if (d < 0)
+          return fail(Errc::malformed, "invalid base64 character");
       }
       v = v << 6 | static_cast<uint32_t>(d);
     }
     out.push_back(static_cast<uint8_t>(v >> 16));
-    if (!last || pad < 2) out.push_back(static_cast<uint8_t>(v >> 8));
-    if (!last || pad < 1) out.push_back(static_cast<uint8_t>(v));
+    if (!last || pad < 2)
+      out.push_back(static_cast<uint8_t>(v >> 8));
+    if (!last || pad < 1)
+      out.push_back(static_cast<uint8_t>(v));
     if (last && ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)))
       return fail(Errc::malformed, "non-canonical base64 (non-zero padding bits)");
   }

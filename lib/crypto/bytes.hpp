@@ -31,19 +31,29 @@ struct ZeroizingAllocator {
     std::allocator<T>{}.deallocate(p, n);
   }
   template <class U>
-  bool operator==(const ZeroizingAllocator<U>&) const { return true; }
+  bool operator==(const ZeroizingAllocator<U>&) const {
+    return true;
+  }
 };
 
 // SecretBytes holds key material; its storage is wiped when freed or reallocated.
 using SecretBytes = std::vector<uint8_t, ZeroizingAllocator<uint8_t>>;
 
-inline ByteView view(const Bytes& b) { return {b.data(), b.size()}; }
-inline ByteView view(const SecretBytes& b) { return {b.data(), b.size()}; }
+inline ByteView view(const Bytes& b) {
+  return {b.data(), b.size()};
+}
+inline ByteView view(const SecretBytes& b) {
+  return {b.data(), b.size()};
+}
 inline ByteView view(std::string_view s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
-inline SecretBytes secret(ByteView v) { return SecretBytes(v.begin(), v.end()); }
-inline Bytes bytes_of(ByteView v) { return Bytes(v.begin(), v.end()); }
+inline SecretBytes secret(ByteView v) {
+  return SecretBytes(v.begin(), v.end());
+}
+inline Bytes bytes_of(ByteView v) {
+  return Bytes(v.begin(), v.end());
+}
 inline std::string string_of(ByteView v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size());
 }

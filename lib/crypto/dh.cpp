@@ -7,36 +7,43 @@
 
 namespace esession {
 
-[[noreturn]] static void bn_abort() { std::abort(); }
+[[noreturn]] static void bn_abort() {
+  std::abort();
+}
 
 static UniquePtr<BIGNUM> new_bn() {
   UniquePtr<BIGNUM> bn(BN_new());
-  if (!bn) bn_abort();
+  if (!bn)
+    bn_abort();
   return bn;
 }
 
 BigNum::BigNum() : m_bn(new_bn()) {}
 
 BigNum::BigNum(const BigNum& o) : m_bn(BN_dup(o.m_bn.get())) {
-  if (!m_bn) bn_abort();
+  if (!m_bn)
+    bn_abort();
 }
 
 BigNum& BigNum::operator=(const BigNum& o) {
   if (this != &o) {
     m_bn.reset(BN_dup(o.m_bn.get()));
-    if (!m_bn) bn_abort();
+    if (!m_bn)
+      bn_abort();
   }
   return *this;
 }
 
 BigNum BigNum::from_bytes(ByteView b) {
   UniquePtr<BIGNUM> bn(BN_bin2bn(b.data(), static_cast<int>(b.size()), nullptr));
-  if (!bn) bn_abort();
+  if (!bn)
+    bn_abort();
   return BigNum(std::move(bn));
 }
 
 Result<BigNum> BigNum::from_hex(std::string_view h) {
-  if (h.empty() || h.size() > 8192) return fail(Errc::malformed, "bad hex integer length");
+  if (h.empty() || h.size() > 8192)
+    return fail(Errc::malformed, "bad hex integer length");
   for (char c : h)
     if (!std::isxdigit(static_cast<unsigned char>(c)))
       return fail(Errc::malformed, "invalid hex digit in integer");
@@ -51,32 +58,37 @@ Result<BigNum> BigNum::from_hex(std::string_view h) {
 
 BigNum BigNum::from_word(unsigned long w) {
   BigNum r;
-  if (BN_set_word(r.get(), w) != 1) bn_abort();
+  if (BN_set_word(r.get(), w) != 1)
+    bn_abort();
   return r;
 }
 
 Bytes BigNum::mpi() const {
   Bytes out(static_cast<size_t>(BN_num_bytes(m_bn.get())));
   BN_bn2bin(m_bn.get(), out.data());
-  if (out.empty()) out.push_back(0);
+  if (out.empty())
+    out.push_back(0);
   return out;
 }
 
 SecretBytes BigNum::mpi_secret() const {
   SecretBytes out(static_cast<size_t>(BN_num_bytes(m_bn.get())));
   BN_bn2bin(m_bn.get(), out.data());
-  if (out.empty()) out.push_back(0);
+  if (out.empty())
+    out.push_back(0);
   return out;
 }
 
 Bytes BigNum::padded(size_t len) const {
   Bytes out(len);
-  if (BN_bn2binpad(m_bn.get(), out.data(), static_cast<int>(len)) < 0) bn_abort();
+  if (BN_bn2binpad(m_bn.get(), out.data(), static_cast<int>(len)) < 0)
+    bn_abort();
   return out;
 }
 
 std::string BigNum::hex() const {
-  if (BN_is_zero(m_bn.get())) return "0";
+  if (BN_is_zero(m_bn.get()))
+    return "0";
   std::string h = esession::hex(mpi());
   return h[0] == '0' ? h.substr(1) : h;
 }
@@ -103,14 +115,16 @@ struct GroupTable {
     size_t i = 0;
     for (const Def& d : kDefs) {
       UniquePtr<BIGNUM> p(d.prime(nullptr));
-      if (!p) bn_abort();
+      if (!p)
+        bn_abort();
       auto g = std::make_unique<DhGroup>();
       g->id = d.id;
       g->bits = BN_num_bits(p.get());
       g->weak = d.weak;
       g->exponent_bits = d.exp_bits;
       g->p = BigNum(std::move(p));
-      if (BN_sub(g->p_minus_1.get(), g->p.get(), BN_value_one()) != 1) bn_abort();
+      if (BN_sub(g->p_minus_1.get(), g->p.get(), BN_value_one()) != 1)
+        bn_abort();
       groups[i++] = std::move(g);
     }
   }
@@ -121,13 +135,15 @@ struct GroupTable {
 const DhGroup* dh_group(int id) {
   static const GroupTable kTable;
   for (const auto& g : kTable.groups)
-    if (g->id == id) return g.get();
+    if (g->id == id)
+      return g.get();
   return nullptr;
 }
 
 static SecretBytes modexp(const DhGroup& g, const BigNum& base, const BigNum& x) {
   UniquePtr<BN_CTX> ctx(BN_CTX_new());
-  if (!ctx) bn_abort();
+  if (!ctx)
+    bn_abort();
   BigNum r;
   BigNum xe(x);
   BN_set_flags(xe.get(), BN_FLG_CONSTTIME);
@@ -160,7 +176,8 @@ SecretBytes dh_shared(const DhGroup& g, const BigNum& peer, const BigNum& x) {
 
 bool dh_check_private(const DhGroup& g, const BigNum& x) {
   BigNum min;
-  if (BN_set_bit(min.get(), 255) != 1) bn_abort();
+  if (BN_set_bit(min.get(), 255) != 1)
+    bn_abort();
   return BN_cmp(x.get(), min.get()) > 0 && BN_cmp(x.get(), g.p_minus_1.get()) < 0;
 }
 

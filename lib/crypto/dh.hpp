@@ -44,10 +44,10 @@ class BigNum {
 
 // DhGroup is one MODP group: its XEP-0116 number, prime p and generator g = 2.
 struct DhGroup {
-  int id;               // the 'modp' value: 1, 2, 5, 14..18
-  int bits;             // bit length of p
-  bool weak;            // 1, 2 and 5: refused unless weak groups are explicitly allowed
-  int exponent_bits;    // size of the private exponents we draw (RFC 3526 §8 guidance, >= 320)
+  int id;             // the 'modp' value: 1, 2, 5, 14..18
+  int bits;           // bit length of p
+  bool weak;          // 1, 2 and 5: refused unless weak groups are explicitly allowed
+  int exponent_bits;  // size of the private exponents we draw (RFC 3526 §8 guidance, >= 320)
   BigNum p;
   BigNum p_minus_1;
 };

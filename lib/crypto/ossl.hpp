@@ -13,9 +13,9 @@ namespace esession {
 template <class T>
 struct OsslDeleter;
 
-#define ES_OSSL_DELETER(type, fn)                    \
-  template <>                                        \
-  struct OsslDeleter<type> {                         \
+#define ES_OSSL_DELETER(type, fn)                      \
+  template <>                                          \
+  struct OsslDeleter<type> {                           \
     void operator()(type* p) const noexcept { fn(p); } \
   }
 

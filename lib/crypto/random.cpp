@@ -19,14 +19,17 @@ uint64_t RandomSource::uniform(uint64_t n) {
   for (;;) {
     Bytes b = draw(8);
     uint64_t v = 0;
-    for (uint8_t c : b) v = v << 8 | c;
-    if (v < limit) return v % n;
+    for (uint8_t c : b)
+      v = v << 8 | c;
+    if (v < limit)
+      return v % n;
   }
 }
 
 Bytes RandomSource::nonce(size_t len) {
   Bytes b = draw(len);
-  while (!b.empty() && b[0] == 0) fill(std::span<uint8_t>(b.data(), 1));
+  while (!b.empty() && b[0] == 0)
+    fill(std::span<uint8_t>(b.data(), 1));
   return b;
 }
 
@@ -41,7 +44,8 @@ BigNum RandomSource::dh_private(const DhGroup& g) {
     raw[0] |= static_cast<uint8_t>(0x80 >> excess);
     BigNum x = BigNum::from_bytes(view(raw));
     BN_set_flags(x.get(), BN_FLG_CONSTTIME);
-    if (dh_check_private(g, x)) return x;
+    if (dh_check_private(g, x))
+      return x;
   }
 }
 
@@ -53,17 +57,24 @@ Counter128 RandomSource::initial_counter() {
 
 std::vector<Bytes> RandomSource::decoys(size_t len, size_t count) {
   std::vector<Bytes> out;
-  for (size_t i = 0; i < count; ++i) out.push_back(draw(len));
+  for (size_t i = 0; i < count; ++i)
+    out.push_back(draw(len));
   return out;
 }
 
-Bytes RandomSource::srshash_random(size_t len) { return draw(len); }
+Bytes RandomSource::srshash_random(size_t len) {
+  return draw(len);
+}
 
-size_t RandomSource::padding(size_t max) { return static_cast<size_t>(uniform(max + 1)); }
+size_t RandomSource::padding(size_t max) {
+  return static_cast<size_t>(uniform(max + 1));
+}
 
 void SystemRandom::fill(std::span<uint8_t> out) {
-  if (out.empty()) return;
-  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1) std::abort();
+  if (out.empty())
+    return;
+  if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1)
+    std::abort();
 }
 
 }  // namespace esession

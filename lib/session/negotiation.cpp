@@ -13,7 +13,8 @@ enum class State { offered, responded, accepted, established, failed };
 
 std::string join(const std::vector<std::string>& v) {
   std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  for (const auto& s : v)
+    out += (out.empty() ? "" : ", ") + s;
   return out;
 }
 
@@ -47,7 +48,8 @@ struct Negotiation::Impl {
   std::string sas, sas_unpadded;
 
   void record(const std::string& name, const std::string& v) {
-    if (cfg.trace) (*cfg.trace)[name] = v;
+    if (cfg.trace)
+      (*cfg.trace)[name] = v;
   }
   void record_hex(const std::string& name, ByteView v) { record(name, hex(v)); }
 
@@ -87,8 +89,8 @@ struct Negotiation::Impl {
     Counter128 after;
   };
   Identity make_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView mac) const;
-  Result<SecretBytes> open_identity(ByteView k_c, ByteView k_m, const Counter128& c,
-                                    ByteView id, ByteView m, Counter128& after) const;
+  Result<SecretBytes> open_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView id,
+                                    ByteView m, Counter128& after) const;
 
   void trace_keys(const std::string& prefix, const KeySet& ks, bool all);
 };
@@ -109,7 +111,8 @@ Result<Incoming> read_form(const xml::Element& stanza, std::string_view wrapper_
   if (!in.wrapper)
     return fail(Errc::wrong_state, "expected <" + std::string(wrapper_name) + "/> negotiation");
   in.x = xml::find_form(*in.wrapper);
-  if (!in.x) return fail(Errc::malformed, "negotiation without a data form");
+  if (!in.x)
+    return fail(Errc::malformed, "negotiation without a data form");
   ES_ASSIGN(in.form, xml::parse_form(*in.x));
   if (in.form.form_type() != kFormType)
     return fail(Errc::malformed, "form is not of FORM_TYPE urn:xmpp:ssn");
@@ -122,7 +125,8 @@ Result<Incoming> read_form(const xml::Element& stanza, std::string_view wrapper_
 Result<Bytes> b64_field(const xml::Form& f, std::string_view var) {
   ES_ASSIGN(std::string v, f.value(var));
   auto b = unbase64(v);
-  if (!b) return fail(Errc::malformed, "field '" + std::string(var) + "': " + b.error().detail);
+  if (!b)
+    return fail(Errc::malformed, "field '" + std::string(var) + "': " + b.error().detail);
   return std::move(b).value();
 }
 
@@ -145,12 +149,15 @@ std::vector<Bytes> hidden_b64_values(const xml::Form& f, std::string_view var, b
   return out;
 }
 
-std::string rekey_freq_text(uint32_t v) { return std::to_string(v); }
+std::string rekey_freq_text(uint32_t v) {
+  return std::to_string(v);
+}
 
 }  // namespace
 
 void Negotiation::Impl::trace_keys(const std::string& prefix, const KeySet& ks, bool all) {
-  if (!cfg.trace) return;
+  if (!cfg.trace)
+    return;
   record_hex(prefix + ".K_CA", ks.ca);
   record_hex(prefix + ".K_MA", ks.ma);
   record_hex(prefix + ".K_SA", ks.sa);
@@ -173,8 +180,8 @@ Negotiation::Impl::Identity Negotiation::Impl::make_identity(ByteView k_c, ByteV
 }
 
 Result<SecretBytes> Negotiation::Impl::open_identity(ByteView k_c, ByteView k_m,
-                                                     const Counter128& c, ByteView id,
-                                                     ByteView m, Counter128& after) const {
+                                                     const Counter128& c, ByteView id, ByteView m,
+                                                     Counter128& after) const {
   Bytes c_mpi = c.mpi();
   SecretBytes expect = hmac_parts(hash(), k_m, {view(c_mpi), id});
   if (!ct_equal(view(expect), m))
@@ -193,15 +200,18 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
   suite.flow = pol.flow;
   if (pol.flow == Flow::three_message)
     return fail(Errc::unsupported, "the 3-message flow needs public keys, not available yet");
-  if (pol.groups.empty()) return fail(Errc::not_acceptable, "no Diffie-Hellman group to offer");
+  if (pol.groups.empty())
+    return fail(Errc::not_acceptable, "no Diffie-Hellman group to offer");
   for (int id : pol.groups) {
     const DhGroup* g = dh_group(id);
-    if (!g) return fail(Errc::unsupported, "unknown MODP group " + std::to_string(id));
+    if (!g)
+      return fail(Errc::unsupported, "unknown MODP group " + std::to_string(id));
     if (g->weak && !pol.allow_weak_groups)
-      return fail(Errc::not_acceptable,
-                  "MODP group " + std::to_string(id) + " is too weak (allow weak groups to use it)");
+      return fail(Errc::not_acceptable, "MODP group " + std::to_string(id) +
+                                            " is too weak (allow weak groups to use it)");
   }
-  if (cfg.thread.empty()) cfg.thread = hex(rng.nonce(16));
+  if (cfg.thread.empty())
+    cfg.thread = hex(rng.nonce(16));
   n_a = rng.nonce(gajim() ? 8 : 16);
   record_hex("N_A", n_a);
   offered_groups = pol.groups;
@@ -209,7 +219,8 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
   for (int id : offered_groups) {
     const DhGroup& g = *dh_group(id);
     BigNum xg = rng.dh_private(g);
-    if (!dh_check_private(g, xg)) return fail(Errc::internal, "DH private value out of range");
+    if (!dh_check_private(g, xg))
+      return fail(Errc::internal, "DH private value out of range");
     BigNum eg = dh_public(g, xg);
     Bytes he = digest(HashAlg::sha256, eg.mpi());  // always SHA-256 (XEP-0116 §4.3)
     record("e_per_offered_group." + std::to_string(id), eg.hex());
@@ -229,14 +240,16 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
     add_field(fx, "accept", "boolean").value("1").required();
     auto lf = add_field(fx, "logging", "list-single");
     lf.required();
-    for (const auto& l : pol.logging) lf.option(l);
+    for (const auto& l : pol.logging)
+      lf.option(l);
     add_field(fx, "disclosure", "list-single").required().option("never");
     add_field(fx, "security", "list-single").required().option("e2e");
     add_field(fx, "crypt_algs", "hidden").value("aes128-ctr");
     add_field(fx, "hash_algs", "hidden").value("sha256");
     add_field(fx, "compress", "hidden").value("none");
     auto sf = add_field(fx, "stanzas", "list-multi");
-    for (const auto& s : pol.stanzas) sf.option(s);
+    for (const auto& s : pol.stanzas)
+      sf.option(s);
     add_field(fx, "init_pubkey", "list-single").option("none").option("key").option("hash");
     add_field(fx, "resp_pubkey", "list-single").option("none").option("key");
     add_field(fx, "ver", "hidden").value("1.0");
@@ -245,50 +258,64 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
     add_field(fx, "sign_algs", "hidden").value(kRsaSha256);
     add_field(fx, "my_nonce", "hidden").value(base64(n_a));
     auto mf = add_field(fx, "modp", "list-single");
-    for (int id : offered_groups) mf.option(std::to_string(id), "None");
+    for (int id : offered_groups)
+      mf.option(std::to_string(id), "None");
     auto hf = add_field(fx, "dhhashes", "hidden");
-    for (const auto& he : hes) hf.value(base64(he));
+    for (const auto& he : hes)
+      hf.value(base64(he));
   } else {
     bool fixed = pol.xep0217;
     add_field(fx, "FORM_TYPE", "hidden").value(kFormType);
     add_field(fx, "accept", "boolean").required().value("1");
     auto lf = add_field(fx, "logging", "list-single");
     lf.required();
-    for (const auto& l : pol.logging) lf.option(l);
+    for (const auto& l : pol.logging)
+      lf.option(l);
     add_field(fx, "disclosure", "list-single").required().option("never");
     add_field(fx, "security", "list-single").required().option("e2e");
     auto mf = add_field(fx, "modp", "list-single");
-    for (int id : offered_groups) mf.option(std::to_string(id));
+    for (int id : offered_groups)
+      mf.option(std::to_string(id));
     if (fixed) {
       add_field(fx, "crypt_algs", "hidden").value("aes128-ctr");
       add_field(fx, "hash_algs", "hidden").value("sha256");
       add_field(fx, "compress", "hidden").value("none");
     } else {
       auto cf = add_field(fx, "crypt_algs", "list-single");
-      for (auto c : pol.ciphers) cf.option(cipher_name(c));
+      for (auto c : pol.ciphers)
+        cf.option(cipher_name(c));
       auto hf = add_field(fx, "hash_algs", "list-single");
-      for (auto h : pol.hashes) hf.option(hash_name(h));
+      for (auto h : pol.hashes)
+        hf.option(hash_name(h));
       add_field(fx, "compress", "list-single").option("none");
     }
     auto sf = add_field(fx, "stanzas", "list-multi");
-    for (const auto& s : pol.stanzas) sf.option(s);
+    for (const auto& s : pol.stanzas)
+      sf.option(s);
     if (fixed) {
       add_field(fx, "init_pubkey", "hidden").value("none");
       add_field(fx, "resp_pubkey", "hidden").value("none");
     } else {
       auto ip = add_field(fx, "init_pubkey", "list-single");
-      for (auto p : pol.init_pubkey) ip.option(pubkey_name(p));
+      for (auto p : pol.init_pubkey)
+        ip.option(pubkey_name(p));
       auto rp = add_field(fx, "resp_pubkey", "list-single");
-      for (auto p : pol.resp_pubkey) rp.option(pubkey_name(p));
+      for (auto p : pol.resp_pubkey)
+        rp.option(pubkey_name(p));
     }
     add_field(fx, "ver", "list-single").option("1.0");
-    if (fixed) add_field(fx, "rekey_freq", "hidden").value("4294967295");
-    else add_field(fx, "rekey_freq", "text-single").value(rekey_freq_text(pol.rekey_freq));
+    if (fixed)
+      add_field(fx, "rekey_freq", "hidden").value("4294967295");
+    else
+      add_field(fx, "rekey_freq", "text-single").value(rekey_freq_text(pol.rekey_freq));
     add_field(fx, "my_nonce", "hidden").value(base64(n_a));
-    if (fixed) add_field(fx, "sas_algs", "hidden").value("sas28x5");
-    else add_field(fx, "sas_algs", "list-single").option("sas28x5");
+    if (fixed)
+      add_field(fx, "sas_algs", "hidden").value("sas28x5");
+    else
+      add_field(fx, "sas_algs", "list-single").option("sas28x5");
     auto hf = add_field(fx, "dhhashes", "hidden");
-    for (const auto& he : hes) hf.value(base64(he));
+    for (const auto& he : hes)
+      hf.value(base64(he));
   }
   add_thread(m);
   if (!gajim()) {
@@ -336,12 +363,14 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
 
   std::vector<std::string> bad;
   auto accept_v = f.offered_single("accept");
-  if (!accept_v || xml::parse_bool(*accept_v) != true) bad.push_back("accept");
+  if (!accept_v || xml::parse_bool(*accept_v) != true)
+    bad.push_back("accept");
 
   // Choose, for each field, the first of Alice's options that we accept.
   auto pick = [&](std::string_view var, auto&& ok) -> std::string {
     for (const auto& c : f.choices(var))
-      if (ok(c)) return c;
+      if (ok(c))
+        return c;
     bad.push_back(std::string(var));
     return {};
   };
@@ -352,7 +381,8 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     for (const auto& mine : pol.logging)
       for (const auto& o : offered) {
         std::string norm_o = (var == "otr") ? (o == "true" || o == "1" ? "mustnot" : "may") : o;
-        if (norm_o == mine) return o;
+        if (norm_o == mine)
+          return o;
       }
     bad.push_back(var);
     return std::string();
@@ -364,12 +394,14 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     try {
       size_t pos = 0;
       id = std::stoi(v, &pos);
-      if (pos != v.size()) return false;
+      if (pos != v.size())
+        return false;
     } catch (...) {
       return false;
     }
     const DhGroup* g = dh_group(id);
-    if (!g || (g->weak && !pol.allow_weak_groups)) return false;
+    if (!g || (g->weak && !pol.allow_weak_groups))
+      return false;
     return std::find(pol.groups.begin(), pol.groups.end(), id) != pol.groups.end() ||
            (pol.compat == Compat::gajim);
   });
@@ -387,7 +419,8 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     if (std::find(pol.stanzas.begin(), pol.stanzas.end(), s) != pol.stanzas.end() &&
         std::find(stanzas.begin(), stanzas.end(), s) == stanzas.end())
       stanzas.push_back(s);
-  if (stanzas.empty()) bad.push_back("stanzas");
+  if (stanzas.empty())
+    bad.push_back("stanzas");
   auto pk_ok = [](const std::vector<PubkeyMode>& mine) {
     return [&mine](const std::string& v) {
       auto p = pubkey_from_name(v);
@@ -404,7 +437,8 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     try {
       size_t pos = 0;
       unsigned long v = std::stoul(*rf, &pos);
-      if (pos != rf->size() || v == 0 || v > 0xffffffffUL) throw 0;
+      if (pos != rf->size() || v == 0 || v > 0xffffffffUL)
+        throw 0;
       rekey = std::max<uint32_t>(rekey, static_cast<uint32_t>(v));
     } catch (...) {
       bad.push_back("rekey_freq");
@@ -413,7 +447,8 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     bad.push_back("rekey_freq");
   }
   std::string sign_alg;
-  if (auto sa = f.choices("sign_algs"); !sa.empty()) sign_alg = sa.front();
+  if (auto sa = f.choices("sign_algs"); !sa.empty())
+    sign_alg = sa.front();
   if (!bad.empty()) {
     rej = {"not-acceptable", bad};
     return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad));
@@ -434,7 +469,8 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
 
   // Alice's nonce and the commitment for the chosen group (same position as in 'modp', R1).
   ES_ASSIGN(n_a, b64_field(f, "my_nonce"));
-  if (n_a.empty() || n_a.size() > 64) return fail(Errc::malformed, "bad my_nonce length");
+  if (n_a.empty() || n_a.size() > 64)
+    return fail(Errc::malformed, "bad my_nonce length");
   bool ok = false;
   he_per_group = hidden_b64_values(f, "dhhashes", ok);
   auto groups = f.choices("modp");
@@ -442,12 +478,14 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     return fail(Errc::malformed, "dhhashes must hold one value per offered group");
   size_t pos = static_cast<size_t>(std::find(groups.begin(), groups.end(), modp) - groups.begin());
   he_per_group = {he_per_group[pos]};
-  if (he_per_group[0].size() != 32) return fail(Errc::malformed, "dhhashes value is not SHA-256");
+  if (he_per_group[0].size() != 32)
+    return fail(Errc::malformed, "dhhashes value is not SHA-256");
 
   const DhGroup& g = *dh_group(suite.modp);
   n_b = rng.nonce(gajim() ? 8 : 16);
   y = rng.dh_private(g);
-  if (!dh_check_private(g, y)) return fail(Errc::internal, "DH private value out of range");
+  if (!dh_check_private(g, y))
+    return fail(Errc::internal, "DH private value out of range");
   d = dh_public(g, y);
   c_a = rng.initial_counter();
   c_b = c_a.flip_top();
@@ -465,19 +503,22 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   add_field(fx, "logging", t).value(logging);
   add_field(fx, "disclosure", t).value(disclosure);
   add_field(fx, "security", t).value(security);
-  if (!gajim()) add_field(fx, "modp", t).value(modp);
+  if (!gajim())
+    add_field(fx, "modp", t).value(modp);
   add_field(fx, "crypt_algs", t).value(crypt);
   add_field(fx, "hash_algs", t).value(hash_s);
   add_field(fx, "compress", t).value(compress);
   auto sf = add_field(fx, "stanzas", t);
-  for (const auto& s : stanzas) sf.value(s);
+  for (const auto& s : stanzas)
+    sf.value(s);
   add_field(fx, "init_pubkey", t).value(init_pk);
   add_field(fx, "resp_pubkey", t).value(resp_pk);
   add_field(fx, "ver", t).value(gajim() ? ver : "1.0");
   add_field(fx, "rekey_freq", t).value(rekey_freq_text(rekey));
   add_field(fx, "sas_algs", t).value(sas_alg);
   if (gajim()) {
-    if (!sign_alg.empty()) add_field(fx, "sign_algs", t).value(sign_alg);
+    if (!sign_alg.empty())
+      add_field(fx, "sign_algs", t).value(sign_alg);
     add_field(fx, "modp", t).value(modp);
   }
   add_field(fx, "my_nonce", t).value(base64(n_b));
@@ -504,7 +545,8 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   if (!accept_v || xml::parse_bool(*accept_v) != true)
     return fail(Errc::not_acceptable, "the peer declined the encrypted session");
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
-  if (echo != n_a) return fail(Errc::auth_failed, "the response does not echo our nonce");
+  if (echo != n_a)
+    return fail(Errc::auth_failed, "the response does not echo our nonce");
 
   // Every choice must be one we offered.
   ES_ASSIGN(std::string modp, f.value("modp"));
@@ -538,7 +580,8 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
     return fail(Errc::unsupported, "public-key identification is not available yet");
   }
   const xml::Field* sf = f.field("stanzas");
-  if (!sf || sf->values.empty()) return fail(Errc::malformed, "response without stanzas");
+  if (!sf || sf->values.empty())
+    return fail(Errc::malformed, "response without stanzas");
   for (const auto& s : sf->values)
     if (std::find(pol.stanzas.begin(), pol.stanzas.end(), s) == pol.stanzas.end()) {
       rej.fields = {"stanzas"};
@@ -549,7 +592,8 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
     try {
       size_t pos = 0;
       unsigned long v = std::stoul(*rf, &pos);
-      if (pos != rf->size() || v == 0 || v > 0xffffffffUL) throw 0;
+      if (pos != rf->size() || v == 0 || v > 0xffffffffUL)
+        throw 0;
       suite.rekey_freq = static_cast<uint32_t>(v);
     } catch (...) {
       return fail(Errc::malformed, "bad rekey_freq");
@@ -559,10 +603,12 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
     rej.fields = {"sas_algs"};
     return fail(Errc::not_acceptable, "the peer chose no SAS algorithm we know");
   }
-  if (auto l = f.offered_single("logging")) suite.logging = *l;
+  if (auto l = f.offered_single("logging"))
+    suite.logging = *l;
 
   ES_ASSIGN(n_b, b64_field(f, "my_nonce"));
-  if (n_b.empty() || n_b.size() > 64) return fail(Errc::malformed, "bad my_nonce length");
+  if (n_b.empty() || n_b.size() > 64)
+    return fail(Errc::malformed, "bad my_nonce length");
   ES_ASSIGN(Bytes d_bytes, b64_field(f, "dhkeys"));
   ES_ASSIGN(Bytes ctr_bytes, b64_field(f, "counter"));
   if (ctr_bytes.empty() || ctr_bytes.size() > 16)
@@ -592,15 +638,18 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   // rshashes: our retained secrets for Bob, hidden among decoys (XEP-0116 §4.6.4).
   size_t hl = hash_size(hash());
   std::vector<Bytes> rshashes;
-  for (const auto& rs : cfg.retained) rshashes.push_back(bytes_of(view(hmac(hash(), n_a, view(rs)))));
+  for (const auto& rs : cfg.retained)
+    rshashes.push_back(bytes_of(view(hmac(hash(), n_a, view(rs)))));
   size_t ndecoys = gajim() ? (cfg.retained.empty() ? 1 : 0) : 2 + rng.uniform(3);
-  for (auto& dcy : rng.decoys(hl, ndecoys)) rshashes.push_back(std::move(dcy));
+  for (auto& dcy : rng.decoys(hl, ndecoys))
+    rshashes.push_back(std::move(dcy));
   if (!gajim())
     for (size_t i = rshashes.size(); i > 1; --i)
       std::swap(rshashes[i - 1], rshashes[rng.uniform(i)]);
   if (cfg.trace) {
     std::string all;
-    for (const auto& r : rshashes) all += (all.empty() ? "" : ",") + hex(r);
+    for (const auto& r : rshashes)
+      all += (all.empty() ? "" : ",") + hex(r);
     record("rshashes", all);
   }
 
@@ -614,14 +663,15 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   add_field(xe, "accept", t).value("1");
   add_field(xe, "nonce", t).value(base64(n_b));
   auto rf = add_field(xe, "rshashes", t);
-  for (const auto& r : rshashes) rf.value(base64(r));
+  for (const auto& r : rshashes)
+    rf.value(base64(r));
   add_field(xe, "dhkeys", t).value(base64(e.mpi()));
   std::string form_a2 = xml::normalize_form_content(xe, norm());
   record("form_A2", form_a2);
 
   Bytes e_mpi = e.mpi();
-  SecretBytes mac_a = hmac_parts(hash(), prov.sa,
-                                 {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
+  SecretBytes mac_a =
+      hmac_parts(hash(), prov.sa, {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
   SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
   Identity ida = make_identity(kca, prov.ma, c_a, mac_a);
   record_hex("mac_A", mac_a);
@@ -653,7 +703,8 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   if (!accept_v || xml::parse_bool(*accept_v) != true)
     return fail(Errc::not_acceptable, "the peer declined the encrypted session");
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
-  if (echo != n_b) return fail(Errc::auth_failed, "the accept does not echo our nonce");
+  if (echo != n_b)
+    return fail(Errc::auth_failed, "the accept does not echo our nonce");
   ES_ASSIGN(Bytes e_bytes, b64_field(f, "dhkeys"));
   const DhGroup& g = *dh_group(suite.modp);
   // Hash commitment first: SHA256(e) must equal the He Alice committed to in message 1.
@@ -677,8 +728,8 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   std::string form_a2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
   record("form_A2", form_a2);
   Bytes e_mpi = e.mpi();
-  SecretBytes expect = hmac_parts(hash(), prov.sa,
-                                  {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
+  SecretBytes expect =
+      hmac_parts(hash(), prov.sa, {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
   if (!ct_equal(view(expect), view(mac_a)))
     return fail(Errc::auth_failed, "the initiator's identity (mac_A) does not verify");
   record_hex("mac_A", mac_a);
@@ -691,7 +742,8 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   // Retained secrets: find the one Alice holds too (XEP-0116 §4.7.3).
   bool ok = false;
   std::vector<Bytes> rshashes = hidden_b64_values(f, "rshashes", ok);
-  if (!ok) return fail(Errc::malformed, "bad rshashes");
+  if (!ok)
+    return fail(Errc::malformed, "bad rshashes");
   Established est;
   std::optional<SecretBytes> srs;
   auto search = [&](const std::vector<SecretBytes>& list, bool other) {
@@ -707,7 +759,8 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
     }
   };
   search(cfg.retained, false);
-  if (!srs) search(cfg.retained_other, true);
+  if (!srs)
+    search(cfg.retained_other, true);
   Bytes srshash = srs ? bytes_of(view(hmac(hash(), view(*srs), view(kLabelSrs))))
                       : rng.srshash_random(hash_size(hash()));
   record("SRS", srs ? hex(view(*srs)) : "");
@@ -735,8 +788,8 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   std::string form_b2 = xml::normalize_form_content(xe, norm());
   record("form_B2", form_b2);
   Bytes d_mpi = d.mpi();
-  SecretBytes mac_b = hmac_parts(hash(), fin.sb,
-                                 {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
+  SecretBytes mac_b =
+      hmac_parts(hash(), fin.sb, {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
   SecretBytes kcb = cipher_key(suite.conv, suite.cipher, fin.cb);
   Identity idb = make_identity(kcb, fin.mb, c_b, mac_b);
   record_hex("mac_B", mac_b);
@@ -780,7 +833,8 @@ Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection
   ES_ASSIGN(Incoming in, read_form(msg, "init", xml::kNsInit, "result"));
   const xml::Form& f = in.form;
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
-  if (echo != n_a) return fail(Errc::auth_failed, "the responder's identity does not echo our nonce");
+  if (echo != n_a)
+    return fail(Errc::auth_failed, "the responder's identity does not echo our nonce");
   ES_ASSIGN(Bytes srshash, b64_field(f, "srshash"));
   Established est;
   std::optional<SecretBytes> srs;
@@ -813,14 +867,15 @@ Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection
   if (!opened) {
     if (!cfg.oss && !srs)
       return opened.error();
-    return fail(Errc::auth_failed, "the responder's identity does not verify (retained secret "
-                                   "or other shared secret mismatch?)");
+    return fail(Errc::auth_failed,
+                "the responder's identity does not verify (retained secret "
+                "or other shared secret mismatch?)");
   }
   std::string form_b2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
   record("form_B2", form_b2);
   Bytes d_mpi = d.mpi();
-  SecretBytes expect = hmac_parts(hash(), fin.sb,
-                                  {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
+  SecretBytes expect =
+      hmac_parts(hash(), fin.sb, {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
   if (!ct_equal(view(expect), view(*opened)))
     return fail(Errc::auth_failed, "the responder's identity (mac_B) does not verify");
   record_hex("mac_B", expect);
@@ -851,7 +906,8 @@ Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection
   // Bob MAY append encrypted content to message 4.
   if (msg.child("c", xml::kNsC)) {
     auto r = est.session->decrypt(msg);
-    if (!r) return r.error();
+    if (!r)
+      return r.error();
     step.content.push_back(std::move(r).value());
   }
   step.established = std::move(est);
@@ -865,26 +921,34 @@ Negotiation::~Negotiation() = default;
 Negotiation::Negotiation(Negotiation&&) noexcept = default;
 Negotiation& Negotiation::operator=(Negotiation&&) noexcept = default;
 
-bool Negotiation::failed() const { return m->state == State::failed; }
-bool Negotiation::initiator() const { return m->initiator; }
-const std::string& Negotiation::thread() const { return m->cfg.thread; }
-const std::optional<xml::Element>& Negotiation::error_reply() const { return m->error_reply; }
+bool Negotiation::failed() const {
+  return m->state == State::failed;
+}
+bool Negotiation::initiator() const {
+  return m->initiator;
+}
+const std::string& Negotiation::thread() const {
+  return m->cfg.thread;
+}
+const std::optional<xml::Element>& Negotiation::error_reply() const {
+  return m->error_reply;
+}
 
 Result<std::pair<Negotiation, Step>> Negotiation::start(PartyConfig cfg, std::string peer_jid,
-                                                         RandomSource& rng) {
+                                                        RandomSource& rng) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = std::move(cfg);
   impl->peer_jid = std::move(peer_jid);
   impl->initiator = true;
   auto step = impl->alice_start(rng);
-  if (!step) return step.error();
+  if (!step)
+    return step.error();
   return std::pair<Negotiation, Step>(Negotiation(std::move(impl)), std::move(step).value());
 }
 
-Result<std::pair<Negotiation, Step>> Negotiation::respond(PartyConfig cfg,
-                                                           const xml::Element& offer,
-                                                           RandomSource& rng, std::string peer_jid,
-                                                           std::optional<xml::Element>* error_reply) {
+Result<std::pair<Negotiation, Step>> Negotiation::respond(
+    PartyConfig cfg, const xml::Element& offer, RandomSource& rng, std::string peer_jid,
+    std::optional<xml::Element>* error_reply) {
   auto impl = std::make_unique<Impl>();
   impl->cfg = std::move(cfg);
   impl->peer_jid = peer_jid.empty() ? offer.attr_or("from") : std::move(peer_jid);
@@ -893,7 +957,8 @@ Result<std::pair<Negotiation, Step>> Negotiation::respond(PartyConfig cfg,
   auto step = impl->bob_respond(offer, rng, rej);
   if (!step) {
     Error err = impl->fail_with(step.error(), &offer, rej);
-    if (error_reply) *error_reply = impl->error_reply;
+    if (error_reply)
+      *error_reply = impl->error_reply;
     return err;
   }
   return std::pair<Negotiation, Step>(Negotiation(std::move(impl)), std::move(step).value());
@@ -901,7 +966,8 @@ Result<std::pair<Negotiation, Step>> Negotiation::respond(PartyConfig cfg,
 
 Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng) {
   Impl& im = *m;
-  if (im.state == State::failed) return fail(Errc::terminated, "the negotiation has failed");
+  if (im.state == State::failed)
+    return fail(Errc::terminated, "the negotiation has failed");
   if (im.state == State::established)
     return fail(Errc::wrong_state, "the negotiation is already complete");
   // A peer's error reply ends the negotiation.
@@ -910,7 +976,8 @@ Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng)
     std::string cond = "unknown";
     if (err)
       for (const auto* c : err->element_children())
-        if (c->ns == xml::kNsStanzas) cond = c->name;
+        if (c->ns == xml::kNsStanzas)
+          cond = c->name;
     return im.fail_with(fail(Errc::not_acceptable, "the peer refused the negotiation: " + cond),
                         nullptr, {});
   }
@@ -919,21 +986,28 @@ Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng)
     return fail(Errc::no_session, "stanza does not belong to this negotiation's thread");
   Rejection rej;
   Result<Step> r = fail(Errc::wrong_state, "unexpected negotiation message");
-  if (im.initiator && im.state == State::offered) r = im.alice_on_response(stanza, rng, rej);
-  else if (im.initiator && im.state == State::accepted) r = im.alice_on_init(stanza, rej);
-  else if (!im.initiator && im.state == State::responded) r = im.bob_on_accept(stanza, rng, rej);
-  if (!r) return im.fail_with(r.error(), &stanza, rej);
+  if (im.initiator && im.state == State::offered)
+    r = im.alice_on_response(stanza, rng, rej);
+  else if (im.initiator && im.state == State::accepted)
+    r = im.alice_on_init(stanza, rej);
+  else if (!im.initiator && im.state == State::responded)
+    r = im.bob_on_accept(stanza, rng, rej);
+  if (!r)
+    return im.fail_with(r.error(), &stanza, rej);
   return r;
 }
 
 bool is_negotiation_stanza(const xml::Element& stanza) {
-  for (const auto* w : {stanza.child("feature", xml::kNsFeatureNeg),
-                        stanza.child("init", xml::kNsInit)}) {
-    if (!w) continue;
+  for (const auto* w :
+       {stanza.child("feature", xml::kNsFeatureNeg), stanza.child("init", xml::kNsInit)}) {
+    if (!w)
+      continue;
     const xml::Element* x = xml::find_form(*w);
-    if (!x) continue;
+    if (!x)
+      continue;
     auto f = xml::parse_form(*x);
-    if (f && f->form_type() == kFormType && !terminate_form_type(*w)) return true;
+    if (f && f->form_type() == kFormType && !terminate_form_type(*w))
+      return true;
   }
   return false;
 }
@@ -942,7 +1016,8 @@ xml::Element error_stanza(const xml::Element& request, std::string_view conditio
                           const std::vector<std::string>& fields, std::string_view to) {
   xml::Element m("message", std::string(xml::kNsClient));
   m.set_attr("type", "error");
-  if (!to.empty()) m.set_attr("to", to);
+  if (!to.empty())
+    m.set_attr("to", to);
   for (const auto& c : request.children)
     if (c.is("thread", xml::kNsClient) || c.is("feature", xml::kNsFeatureNeg) ||
         c.is("init", xml::kNsInit))

@@ -49,11 +49,11 @@ struct PartyConfig {
 // Established is what a completed negotiation yields.
 struct Established {
   std::unique_ptr<Session> session;
-  std::string sas;                      // sas28x5, padded (4-message flow only)
+  std::string sas;  // sas28x5, padded (4-message flow only)
   std::string sas_unpadded;
-  SecretBytes new_retained_secret;      // store for this peer, replacing the matched one
-  std::optional<size_t> srs_index;      // index into retained (or retained_other, see below)
-  bool srs_from_other = false;          // the match came from retained_other
+  SecretBytes new_retained_secret;  // store for this peer, replacing the matched one
+  std::optional<size_t> srs_index;  // index into retained (or retained_other, see below)
+  bool srs_from_other = false;      // the match came from retained_other
   bool oss_used = false;
 };
 

@@ -23,7 +23,8 @@ bool stays_clear(const xml::Element& e) {
 size_t utf8_chars(std::string_view s) {
   size_t n = 0;
   for (char c : s)
-    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80) ++n;
+    if ((static_cast<unsigned char>(c) & 0xc0) != 0x80)
+      ++n;
   return n;
 }
 
@@ -52,13 +53,17 @@ xml::Element terminate_form(std::string_view type) {
 }
 
 std::optional<std::string> terminate_form_type(const xml::Element& e) {
-  if (!e.is("feature", xml::kNsFeatureNeg)) return std::nullopt;
+  if (!e.is("feature", xml::kNsFeatureNeg))
+    return std::nullopt;
   const xml::Element* x = xml::find_form(e);
-  if (!x) return std::nullopt;
+  if (!x)
+    return std::nullopt;
   auto form = xml::parse_form(*x);
-  if (!form || form->form_type() != "urn:xmpp:ssn") return std::nullopt;
+  if (!form || form->form_type() != "urn:xmpp:ssn")
+    return std::nullopt;
   auto t = form->value("terminate");
-  if (!t || xml::parse_bool(*t) != true) return std::nullopt;
+  if (!t || xml::parse_bool(*t) != true)
+    return std::nullopt;
   return form->type;
 }
 
@@ -94,9 +99,12 @@ Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaint
     after = ctr_encrypt(m_p.suite.conv, m_p.send.cipher, before, plaintext, m_final.data());
     c.add_text_child("data", base64(m_final));
   }
-  if (key_b64) c.add_text_child("key", *key_b64);
-  if (m_keys_received > 0) c.add_text_child("new", std::to_string(m_keys_received));
-  for (const auto& k : m_old_mac_keys) c.add_text_child("old", base64(view(k)));
+  if (key_b64)
+    c.add_text_child("key", *key_b64);
+  if (m_keys_received > 0)
+    c.add_text_child("new", std::to_string(m_keys_received));
+  for (const auto& k : m_old_mac_keys)
+    c.add_text_child("old", base64(view(k)));
   std::string m_content = xml::serialize_children(c);
   Bytes ctr_mpi = before.mpi();
   SecretBytes a_mac = hmac_parts(m_p.suite.hash, m_p.send.mac, {view(m_content), view(ctr_mpi)});
@@ -105,7 +113,8 @@ Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaint
   xml::Element out(envelope.name, envelope.ns);
   out.attrs = envelope.attrs;
   for (const auto& ch : envelope.children)
-    if (!ch.is_text() && stays_clear(ch)) out.children.push_back(ch);
+    if (!ch.is_text() && stays_clear(ch))
+      out.children.push_back(ch);
   out.add(std::move(c));
   if (m_p.suite.compat == Compat::gajim && envelope.name == "message")
     out.add_text_child("body", kGajimFallback);
@@ -115,21 +124,24 @@ Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaint
   m_keys_received = 0;
   m_old_mac_keys.clear();
   ++m_sent_since_rekey;
-  m_trace = CounterTrace{before, after, std::move(m_final), std::move(m_content),
-                         bytes_of(view(a_mac))};
+  m_trace =
+      CounterTrace{before, after, std::move(m_final), std::move(m_content), bytes_of(view(a_mac))};
   return out;
 }
 
 Result<xml::Element> Session::encrypt(const xml::Element& stanza, RandomSource& rng,
                                       const SendOptions& opts) {
-  if (m_state != State::active) return fail(Errc::terminated, "the session has ended");
+  if (m_state != State::active)
+    return fail(Errc::terminated, "the session has ended");
   if (!is_stanza_kind(stanza.name) || stanza.ns != xml::kNsClient)
     return fail(Errc::malformed, "only <message/>, <presence/> and <iq/> can be encrypted");
   bool negotiated = false;
-  for (const auto& k : m_p.suite.stanzas) negotiated |= (k == stanza.name);
+  for (const auto& k : m_p.suite.stanzas)
+    negotiated |= (k == stanza.name);
   if (!negotiated)
-    return fail(Errc::not_acceptable,
-                "<" + stanza.name + "/> stanzas were not negotiated for encryption in this session");
+    return fail(
+        Errc::not_acceptable,
+        "<" + stanza.name + "/> stanzas were not negotiated for encryption in this session");
   if (stanza.child("c", xml::kNsC))
     return fail(Errc::malformed, "the stanza is already encrypted");
   Bytes plaintext;
@@ -140,31 +152,35 @@ Result<xml::Element> Session::encrypt(const xml::Element& stanza, RandomSource& 
   } else {
     std::string content;
     for (const auto& ch : stanza.children)
-      if (!ch.is_text() && !stays_clear(ch)) content += xml::serialize(ch, stanza.ns);
+      if (!ch.is_text() && !stays_clear(ch))
+        content += xml::serialize(ch, stanza.ns);
     has_content = !content.empty();
-    if (has_content) plaintext = pad(std::move(content), rng);
+    if (has_content)
+      plaintext = pad(std::move(content), rng);
   }
   return seal(stanza, plaintext, has_content, std::nullopt);
 }
 
 Result<xml::Element> Session::rekey(RandomSource& rng) {
-  if (m_state != State::active) return fail(Errc::terminated, "the session has ended");
+  if (m_state != State::active)
+    return fail(Errc::terminated, "the session has ended");
   if (m_recv.size() > 1)
     return fail(Errc::wrong_state, "the previous re-key has not been acknowledged yet");
   if (m_sent_since_rekey + 1 < m_p.suite.rekey_freq)
     return fail(Errc::wrong_state, "re-keying more often than the negotiated rekey_freq");
   const DhGroup* g = dh_group(m_p.suite.modp);
-  if (!g) return fail(Errc::internal, "unknown group");
+  if (!g)
+    return fail(Errc::internal, "unknown group");
   BigNum x = rng.dh_private(*g);
   BigNum e = dh_public(*g, x);
   SecretBytes k = dh_shared(*g, m_p.peer_public, x);
   HashAlg h = m_p.suite.hash;
-  DirectionKeys mine{cipher_key(m_p.suite.conv, m_p.suite.cipher,
-                                view(hmac(h, view(k), view(kRekeyInitCrypt)))),
-                     hmac(h, view(k), view(kRekeyInitMac))};
-  DirectionKeys theirs{cipher_key(m_p.suite.conv, m_p.suite.cipher,
-                                  view(hmac(h, view(k), view(kRekeyAccCrypt)))),
-                       hmac(h, view(k), view(kRekeyAccMac))};
+  DirectionKeys mine{
+      cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyInitCrypt)))),
+      hmac(h, view(k), view(kRekeyInitMac))};
+  DirectionKeys theirs{
+      cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyAccCrypt)))),
+      hmac(h, view(k), view(kRekeyAccMac))};
   xml::Element envelope("message", std::string(xml::kNsClient));
   envelope.set_attr("to", m_p.peer_jid);
   envelope.add_text_child("thread", m_p.thread);
@@ -180,7 +196,8 @@ Result<xml::Element> Session::rekey(RandomSource& rng) {
 }
 
 Result<xml::Element> Session::terminate(RandomSource& rng) {
-  if (m_state != State::active) return fail(Errc::terminated, "the session has ended");
+  if (m_state != State::active)
+    return fail(Errc::terminated, "the session has ended");
   xml::Element envelope("message", std::string(xml::kNsClient));
   envelope.set_attr("to", m_p.peer_jid);
   envelope.add_text_child("thread", m_p.thread);
@@ -197,16 +214,19 @@ Result<xml::Element> Session::terminate(RandomSource& rng) {
 }
 
 Result<Received> Session::decrypt(const xml::Element& stanza) {
-  if (!can_receive()) return fail(Errc::terminated, "the session has ended");
+  if (!can_receive())
+    return fail(Errc::terminated, "the session has ended");
   // Any failure below destroys the session: XEP-0200 §8 steps 3-4.
   auto r = open(stanza);
-  if (!r) destroy();
+  if (!r)
+    destroy();
   return r;
 }
 
 Result<Received> Session::open(const xml::Element& stanza) {
   if (stanza.count_children("c", xml::kNsC) != 1) {
-    if (auto t = clear_terminate(stanza)) return std::move(*t);
+    if (auto t = clear_terminate(stanza))
+      return std::move(*t);
     return fail(Errc::malformed, "expected exactly one <c/> in the stanza");
   }
   const xml::Element& c = *stanza.child("c", xml::kNsC);
@@ -219,19 +239,26 @@ Result<Received> Session::open(const xml::Element& stanza) {
       continue;
     }
     const xml::Element** slot = nullptr;
-    if (ch.is("data", xml::kNsC)) slot = &data;
-    else if (ch.is("key", xml::kNsC)) slot = &key;
-    else if (ch.is("mac", xml::kNsC)) slot = &mac;
-    else if (ch.is("new", xml::kNsC)) slot = &nw;
+    if (ch.is("data", xml::kNsC))
+      slot = &data;
+    else if (ch.is("key", xml::kNsC))
+      slot = &key;
+    else if (ch.is("mac", xml::kNsC))
+      slot = &mac;
+    else if (ch.is("new", xml::kNsC))
+      slot = &nw;
     else if (!ch.is("old", xml::kNsC))
       return fail(Errc::malformed, "unexpected <" + ch.name + "/> inside <c/>");
     if (slot) {
-      if (*slot) return fail(Errc::malformed, "duplicate <" + ch.name + "/> inside <c/>");
+      if (*slot)
+        return fail(Errc::malformed, "duplicate <" + ch.name + "/> inside <c/>");
       *slot = &ch;
     }
-    if (&ch != mac) m_content += xml::serialize(ch, c.ns);
+    if (&ch != mac)
+      m_content += xml::serialize(ch, c.ns);
   }
-  if (!mac) return fail(Errc::malformed, "<c/> without <mac/>");
+  if (!mac)
+    return fail(Errc::malformed, "<c/> without <mac/>");
   ES_ASSIGN(Bytes a_mac, unbase64(mac->text_content()));
 
   // Select the key set (XEP-0200 §8 step 1).
@@ -262,16 +289,17 @@ Result<Received> Session::open(const xml::Element& stanza) {
     ES_ASSIGN(Bytes m_final, unbase64(data->text_content()));
     out.plaintext.resize(m_final.size());
     after = ctr_encrypt(m_p.suite.conv, keys.cipher, before, m_final, out.plaintext.data());
-    if (m_final.empty()) after = before.add(1);
+    if (m_final.empty())
+      after = before.add(1);
   }
-  std::string_view text(reinterpret_cast<const char*>(out.plaintext.data()),
-                        out.plaintext.size());
+  std::string_view text(reinterpret_cast<const char*>(out.plaintext.data()), out.plaintext.size());
   ES_ASSIGN(std::vector<xml::Element> content, xml::parse_fragment(text, stanza.ns));
 
   out.stanza = xml::Element(stanza.name, stanza.ns);
   out.stanza.attrs = stanza.attrs;
   for (const auto& ch : stanza.children)
-    if (!ch.is_text() && stays_clear(ch)) out.stanza.children.push_back(ch);
+    if (!ch.is_text() && stays_clear(ch))
+      out.stanza.children.push_back(ch);
   std::optional<std::string> term;
   for (auto& ch : content) {
     if (ch.is_text()) {
@@ -279,7 +307,8 @@ Result<Received> Session::open(const xml::Element& stanza) {
         return fail(Errc::malformed, "decrypted content has text outside elements");
       continue;
     }
-    if (auto t = terminate_form_type(ch)) term = t;
+    if (auto t = terminate_form_type(ch))
+      term = t;
     out.stanza.children.push_back(std::move(ch));
   }
 
@@ -295,12 +324,12 @@ Result<Received> Session::open(const xml::Element& stanza) {
     const BigNum& mine = (set > 0 && m_pending_private) ? *m_pending_private : m_p.my_private;
     SecretBytes k = dh_shared(*g, e, mine);
     HashAlg h = m_p.suite.hash;
-    new_recv = DirectionKeys{cipher_key(m_p.suite.conv, m_p.suite.cipher,
-                                        view(hmac(h, view(k), view(kRekeyInitCrypt)))),
-                             hmac(h, view(k), view(kRekeyInitMac))};
-    new_send = DirectionKeys{cipher_key(m_p.suite.conv, m_p.suite.cipher,
-                                        view(hmac(h, view(k), view(kRekeyAccCrypt)))),
-                             hmac(h, view(k), view(kRekeyAccMac))};
+    new_recv = DirectionKeys{
+        cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyInitCrypt)))),
+        hmac(h, view(k), view(kRekeyInitMac))};
+    new_send = DirectionKeys{
+        cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyAccCrypt)))),
+        hmac(h, view(k), view(kRekeyAccMac))};
     new_peer_public = std::move(e);
   }
 
@@ -343,10 +372,11 @@ Result<Received> Session::open(const xml::Element& stanza) {
 
 std::optional<Result<Received>> Session::clear_terminate(const xml::Element& stanza) {
   const xml::Element* f = stanza.child("feature", xml::kNsFeatureNeg);
-  if (!f || !terminate_form_type(*f)) return std::nullopt;
+  if (!f || !terminate_form_type(*f))
+    return std::nullopt;
   if (m_p.suite.compat != Compat::gajim)
-    return Result<Received>(fail(Errc::auth_failed,
-                                 "unencrypted termination refused (spec mode needs it encrypted)"));
+    return Result<Received>(
+        fail(Errc::auth_failed, "unencrypted termination refused (spec mode needs it encrypted)"));
   // T1: Gajim terminates in clear; end the session, send nothing back.
   Received out;
   out.stanza = stanza;

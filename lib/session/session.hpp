@@ -30,16 +30,16 @@ struct SessionParams {
   std::string thread;
   DirectionKeys send, recv;
   Counter128 send_ctr, recv_ctr;
-  BigNum my_private;  // our latest DH private value (x or y)
+  BigNum my_private;   // our latest DH private value (x or y)
   BigNum peer_public;  // the peer's latest DH public value (d or e)
 };
 
 // Received is the result of decrypting one stanza.
 struct Received {
-  xml::Element stanza;          // the stanza with its decrypted content in place of <c/>
-  SecretBytes plaintext;        // the decrypted bytes (padding included)
-  bool rekeyed = false;         // it carried a <key/> and both directions now use new keys
-  bool terminated = false;      // it ended the session (a termination or its acknowledgement)
+  xml::Element stanza;                // the stanza with its decrypted content in place of <c/>
+  SecretBytes plaintext;              // the decrypted bytes (padding included)
+  bool rekeyed = false;               // it carried a <key/> and both directions now use new keys
+  bool terminated = false;            // it ended the session (a termination or its acknowledgement)
   std::optional<xml::Element> reply;  // a stanza to send back (termination acknowledgement)
 };
 
@@ -97,9 +97,9 @@ class Session {
 
   SessionParams m_p;
   State m_state = State::active;
-  std::vector<DirectionKeys> m_recv;  // [0] current; [1] after our unacknowledged re-key
+  std::vector<DirectionKeys> m_recv;        // [0] current; [1] after our unacknowledged re-key
   std::optional<BigNum> m_pending_private;  // our re-key private value until acknowledged
-  uint32_t m_keys_received = 0;       // <key/>s received since we last sent (for <new/>)
+  uint32_t m_keys_received = 0;             // <key/>s received since we last sent (for <new/>)
   uint64_t m_sent_since_rekey = 0;
   std::vector<SecretBytes> m_old_mac_keys;  // to publish in <old/> with the next stanza
   SecretBytes m_prev_send_mac;              // our sending MAC key before our last re-key

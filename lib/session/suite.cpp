@@ -6,30 +6,38 @@ namespace esession {
 
 std::string_view pubkey_name(PubkeyMode m) {
   switch (m) {
-    case PubkeyMode::none: return "none";
-    case PubkeyMode::key: return "key";
-    case PubkeyMode::hash: return "hash";
+    case PubkeyMode::none:
+      return "none";
+    case PubkeyMode::key:
+      return "key";
+    case PubkeyMode::hash:
+      return "hash";
   }
   return "none";
 }
 
 Result<PubkeyMode> pubkey_from_name(std::string_view s) {
-  if (s == "none") return PubkeyMode::none;
-  if (s == "key") return PubkeyMode::key;
-  if (s == "hash") return PubkeyMode::hash;
+  if (s == "none")
+    return PubkeyMode::none;
+  if (s == "key")
+    return PubkeyMode::key;
+  if (s == "hash")
+    return PubkeyMode::hash;
   return fail(Errc::unsupported, "unknown public key mode '" + std::string(s) + "'");
 }
 
 SecretBytes cipher_key(const CryptoConv& c, CipherAlg alg, ByteView hmac_out) {
   size_t n = c.g1 ? 32 : cipher_key_size(alg);
-  if (n > hmac_out.size()) n = hmac_out.size();
+  if (n > hmac_out.size())
+    n = hmac_out.size();
   return secret(hmac_out.subspan(hmac_out.size() - n));
 }
 
 Counter128 ctr_encrypt(const CryptoConv& conv, ByteView key, const Counter128& c, ByteView in,
                        uint8_t* out) {
   Counter128 first = conv.g2 ? c.add(1) : c;
-  if (!ctr_xcrypt(key, first, in, out)) std::abort();
+  if (!ctr_xcrypt(key, first, in, out))
+    std::abort();
   return c.add(ctr_blocks(in.size()));
 }
 
@@ -58,7 +66,8 @@ std::string sas_digits(uint32_t v, bool pad) {
     v /= 28;
   } while (v != 0);
   if (pad)
-    while (out.size() < 5) out.insert(out.begin(), 'a');
+    while (out.size() < 5)
+      out.insert(out.begin(), 'a');
   return out;
 }
 

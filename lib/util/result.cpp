@@ -4,17 +4,28 @@ namespace esession {
 
 const char* errc_name(Errc c) {
   switch (c) {
-    case Errc::malformed: return "malformed";
-    case Errc::unsupported: return "unsupported";
-    case Errc::not_acceptable: return "not-acceptable";
-    case Errc::auth_failed: return "auth-failed";
-    case Errc::bad_dh_value: return "bad-dh-value";
-    case Errc::replay: return "replay";
-    case Errc::wrong_state: return "wrong-state";
-    case Errc::no_session: return "no-session";
-    case Errc::terminated: return "terminated";
-    case Errc::internal: return "internal";
-    case Errc::io: return "io";
+    case Errc::malformed:
+      return "malformed";
+    case Errc::unsupported:
+      return "unsupported";
+    case Errc::not_acceptable:
+      return "not-acceptable";
+    case Errc::auth_failed:
+      return "auth-failed";
+    case Errc::bad_dh_value:
+      return "bad-dh-value";
+    case Errc::replay:
+      return "replay";
+    case Errc::wrong_state:
+      return "wrong-state";
+    case Errc::no_session:
+      return "no-session";
+    case Errc::terminated:
+      return "terminated";
+    case Errc::internal:
+      return "internal";
+    case Errc::io:
+      return "io";
   }
   return "unknown";
 }

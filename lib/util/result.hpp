@@ -13,17 +13,17 @@ namespace esession {
 
 // Errc is the coarse class of a failure. The CLI maps each class to an exit status.
 enum class Errc {
-  malformed,        // input is not well-formed XML, base64, a number, or breaks a length limit
-  unsupported,      // a feature or option we do not implement (XEP-0116 feature-not-implemented)
-  not_acceptable,   // no acceptable option, or a policy refusal (XEP-0116 not-acceptable)
-  auth_failed,      // a MAC, signature, hash commitment or identity check failed
-  bad_dh_value,     // a Diffie-Hellman public value outside (1, p-1)
-  replay,           // a stale counter, repeated nonce or repeated DH value
-  wrong_state,      // the message does not fit the state of the session or negotiation
-  no_session,       // no session or negotiation for this peer/thread
-  terminated,       // the session has ended
-  internal,         // a library call failed unexpectedly (e.g. OpenSSL allocation)
-  io,               // storage or I/O failure (used by the store and the CLI)
+  malformed,       // input is not well-formed XML, base64, a number, or breaks a length limit
+  unsupported,     // a feature or option we do not implement (XEP-0116 feature-not-implemented)
+  not_acceptable,  // no acceptable option, or a policy refusal (XEP-0116 not-acceptable)
+  auth_failed,     // a MAC, signature, hash commitment or identity check failed
+  bad_dh_value,    // a Diffie-Hellman public value outside (1, p-1)
+  replay,          // a stale counter, repeated nonce or repeated DH value
+  wrong_state,     // the message does not fit the state of the session or negotiation
+  no_session,      // no session or negotiation for this peer/thread
+  terminated,      // the session has ended
+  internal,        // a library call failed unexpectedly (e.g. OpenSSL allocation)
+  io,              // storage or I/O failure (used by the store and the CLI)
 };
 
 // errc_name returns a stable lower-case name for |c|, used in status lines and vector output.
@@ -74,15 +74,18 @@ class [[nodiscard]] Result<void> {
 using Status = Result<void>;
 
 // fail builds an Error; written `return fail(Errc::malformed, "...")`.
-inline Error fail(Errc code, std::string detail) { return Error{code, std::move(detail)}; }
+inline Error fail(Errc code, std::string detail) {
+  return Error{code, std::move(detail)};
+}
 
 }  // namespace esession
 
 // ES_TRY evaluates a Result-returning expression and returns its error from the caller on failure.
-#define ES_TRY(expr)                          \
-  do {                                        \
-    auto es_try_r_ = (expr);                  \
-    if (!es_try_r_) return es_try_r_.error(); \
+#define ES_TRY(expr)            \
+  do {                          \
+    auto es_try_r_ = (expr);    \
+    if (!es_try_r_)             \
+      return es_try_r_.error(); \
   } while (0)
 
 // ES_ASSIGN declares |decl| from the value of a Result, or returns its error.
@@ -91,5 +94,6 @@ inline Error fail(Errc code, std::string detail) { return Error{code, std::move(
 #define ES_ASSIGN(decl, expr) ES_ASSIGN_IMPL(ES_CONCAT(es_assign_r_, __LINE__), decl, expr)
 #define ES_ASSIGN_IMPL(tmp, decl, expr) \
   auto tmp = (expr);                    \
-  if (!tmp) return tmp.error();         \
+  if (!tmp)                             \
+    return tmp.error();                 \
   decl = std::move(tmp).value()

@@ -14,7 +14,8 @@ Element Element::text_node(std::string t) {
 
 const std::string* Element::attr(std::string_view n) const {
   for (const auto& [k, v] : attrs)
-    if (k == n) return &v;
+    if (k == n)
+      return &v;
   return nullptr;
 }
 
@@ -39,34 +40,39 @@ void Element::remove_attr(std::string_view n) {
 
 const Element* Element::child(std::string_view n, std::string_view namespace_) const {
   for (const auto& c : children)
-    if (c.is(n, namespace_)) return &c;
+    if (c.is(n, namespace_))
+      return &c;
   return nullptr;
 }
 
 Element* Element::child(std::string_view n, std::string_view namespace_) {
   for (auto& c : children)
-    if (c.is(n, namespace_)) return &c;
+    if (c.is(n, namespace_))
+      return &c;
   return nullptr;
 }
 
 size_t Element::count_children(std::string_view n, std::string_view namespace_) const {
   size_t k = 0;
   for (const auto& c : children)
-    if (c.is(n, namespace_)) ++k;
+    if (c.is(n, namespace_))
+      ++k;
   return k;
 }
 
 std::vector<const Element*> Element::element_children() const {
   std::vector<const Element*> out;
   for (const auto& c : children)
-    if (!c.is_text()) out.push_back(&c);
+    if (!c.is_text())
+      out.push_back(&c);
   return out;
 }
 
 std::string Element::text_content() const {
   std::string out;
   for (const auto& c : children)
-    if (c.is_text()) out += c.text;
+    if (c.is_text())
+      out += c.text;
   return out;
 }
 
@@ -77,7 +83,8 @@ Element& Element::add(Element e) {
 
 Element& Element::add_text_child(std::string_view n, std::string_view content) {
   Element c(std::string(n), ns);
-  if (!content.empty()) c.children.push_back(text_node(std::string(content)));
+  if (!content.empty())
+    c.children.push_back(text_node(std::string(content)));
   return add(std::move(c));
 }
 
@@ -86,11 +93,20 @@ std::string escape_text(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\r': out += "&#xD;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\r':
+        out += "&#xD;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -101,14 +117,29 @@ std::string escape_attr(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\t': out += "&#x9;"; break;
-      case '\n': out += "&#xA;"; break;
-      case '\r': out += "&#xD;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\t':
+        out += "&#x9;";
+        break;
+      case '\n':
+        out += "&#xA;";
+        break;
+      case '\r':
+        out += "&#xD;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
@@ -139,7 +170,8 @@ static void write(std::string& out, const Element& e, std::string_view parent_ns
     return;
   }
   out += '>';
-  for (const auto& c : e.children) write(out, c, e.ns, style);
+  for (const auto& c : e.children)
+    write(out, c, e.ns, style);
   out += "</";
   out += e.name;
   out += '>';
@@ -153,7 +185,8 @@ std::string serialize(const Element& e, std::string_view parent_ns, SerializeSty
 
 std::string serialize_children(const Element& e, SerializeStyle style) {
   std::string out;
-  for (const auto& c : e.children) write(out, c, e.ns, style);
+  for (const auto& c : e.children)
+    write(out, c, e.ns, style);
   return out;
 }
 
@@ -178,17 +211,22 @@ bool valid_xml_utf8(std::string_view s) {
     } else {
       return false;
     }
-    if (i + len > s.size()) return false;
+    if (i + len > s.size())
+      return false;
     for (size_t k = 1; k < len; ++k) {
       auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return false;
+      if ((cc & 0xc0) != 0x80)
+        return false;
       cp = cp << 6 | (cc & 0x3f);
     }
     static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    if (cp < kMin[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
     // XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF]
-    if (cp < 0x20 && cp != 0x9 && cp != 0xa && cp != 0xd) return false;
-    if (cp == 0xfffe || cp == 0xffff) return false;
+    if (cp < 0x20 && cp != 0x9 && cp != 0xa && cp != 0xd)
+      return false;
+    if (cp == 0xfffe || cp == 0xffff)
+      return false;
     i += len;
   }
   return true;
@@ -202,12 +240,15 @@ struct Converter {
   size_t max_depth;
 
   Result<Element> convert(const pugi::xml_node& node, NsScope scope, size_t depth) {
-    if (depth > max_depth) return fail(Errc::malformed, "XML nested too deeply");
+    if (depth > max_depth)
+      return fail(Errc::malformed, "XML nested too deeply");
     // Collect namespace declarations first.
     for (auto a : node.attributes()) {
       std::string_view n = a.name();
-      if (n == "xmlns") scope[""] = a.value();
-      else if (n.starts_with("xmlns:")) scope[std::string(n.substr(6))] = a.value();
+      if (n == "xmlns")
+        scope[""] = a.value();
+      else if (n.starts_with("xmlns:"))
+        scope[std::string(n.substr(6))] = a.value();
     }
     std::string_view qname = node.name();
     std::string prefix, local;
@@ -225,15 +266,18 @@ struct Converter {
     Element e(local, it == scope.end() ? std::string() : it->second);
     for (auto a : node.attributes()) {
       std::string_view n = a.name();
-      if (n == "xmlns" || n.starts_with("xmlns:")) continue;
-      if (e.attr(n)) return fail(Errc::malformed, "duplicate attribute '" + std::string(n) + "'");
+      if (n == "xmlns" || n.starts_with("xmlns:"))
+        continue;
+      if (e.attr(n))
+        return fail(Errc::malformed, "duplicate attribute '" + std::string(n) + "'");
       e.attrs.emplace_back(std::string(n), std::string(a.value()));
     }
     for (auto c : node.children()) {
       switch (c.type()) {
         case pugi::node_element: {
           auto r = convert(c, scope, depth + 1);
-          if (!r) return r.error();
+          if (!r)
+            return r.error();
           e.children.push_back(std::move(r.value()));
           break;
         }
@@ -255,14 +299,14 @@ struct Converter {
   }
 };
 
-constexpr unsigned kParseFlags = pugi::parse_cdata | pugi::parse_escapes |
-                                 pugi::parse_wconv_attribute | pugi::parse_eol |
-                                 pugi::parse_ws_pcdata | pugi::parse_doctype | pugi::parse_pi |
-                                 pugi::parse_comments;
+constexpr unsigned kParseFlags =
+    pugi::parse_cdata | pugi::parse_escapes | pugi::parse_wconv_attribute | pugi::parse_eol |
+    pugi::parse_ws_pcdata | pugi::parse_doctype | pugi::parse_pi | pugi::parse_comments;
 
 Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view default_ns,
                                          ParseLimits limits, bool fragment) {
-  if (!valid_xml_utf8(doc)) return fail(Errc::malformed, "input is not valid UTF-8 XML text");
+  if (!valid_xml_utf8(doc))
+    return fail(Errc::malformed, "input is not valid UTF-8 XML text");
   pugi::xml_document d;
   unsigned flags = kParseFlags | (fragment ? pugi::parse_fragment : 0u);
   auto res = d.load_buffer(doc.data(), doc.size(), flags, pugi::encoding_utf8);
@@ -278,16 +322,18 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
     switch (n.type()) {
       case pugi::node_element: {
         auto r = conv.convert(n, scope, 1);
-        if (!r) return r.error();
+        if (!r)
+          return r.error();
         out.push_back(std::move(r.value()));
         break;
       }
       case pugi::node_pcdata:
       case pugi::node_cdata:
         if (!fragment) {
-          bool blank = std::string_view(n.value()).find_first_not_of(" \t\r\n") ==
-                       std::string_view::npos;
-          if (!blank) return fail(Errc::malformed, "text outside the root element");
+          bool blank =
+              std::string_view(n.value()).find_first_not_of(" \t\r\n") == std::string_view::npos;
+          if (!blank)
+            return fail(Errc::malformed, "text outside the root element");
           break;
         }
         out.push_back(Element::text_node(n.value()));
@@ -295,7 +341,8 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
       case pugi::node_doctype:
         return fail(Errc::malformed, "DOCTYPE is not allowed");
       case pugi::node_declaration:
-        if (fragment) return fail(Errc::malformed, "XML declaration inside content");
+        if (fragment)
+          return fail(Errc::malformed, "XML declaration inside content");
         break;
       default:
         break;  // comments and processing instructions are ignored
@@ -308,7 +355,8 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
 
 Result<Element> parse(std::string_view doc, std::string_view default_ns, ParseLimits limits) {
   ES_ASSIGN(auto nodes, parse_nodes(doc, default_ns, limits, false));
-  if (nodes.size() != 1) return fail(Errc::malformed, "expected exactly one root element");
+  if (nodes.size() != 1)
+    return fail(Errc::malformed, "expected exactly one root element");
   return std::move(nodes.front());
 }
 

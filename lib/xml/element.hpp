@@ -26,8 +26,8 @@ inline constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stan
 inline constexpr std::string_view kNsDsig = "http://www.w3.org/2000/09/xmldsig#";
 
 struct Element {
-  std::string name;  // local name; empty for a text node
-  std::string ns;    // resolved namespace URI
+  std::string name;                                        // local name; empty for a text node
+  std::string ns;                                          // resolved namespace URI
   std::vector<std::pair<std::string, std::string>> attrs;  // in document order, no xmlns
   std::vector<Element> children;
   std::string text;  // the character data of a text node
@@ -76,8 +76,7 @@ struct SerializeStyle {
 // serialize writes |e| compactly (no added whitespace, no XML declaration). |parent_ns| is the
 // namespace in scope; an xmlns declaration is written first among the attributes when the
 // element's namespace differs from it.
-std::string serialize(const Element& e, std::string_view parent_ns = {},
-                      SerializeStyle style = {});
+std::string serialize(const Element& e, std::string_view parent_ns = {}, SerializeStyle style = {});
 // serialize_children writes the children of |e| in the namespace of |e|.
 std::string serialize_children(const Element& e, SerializeStyle style = {});
 

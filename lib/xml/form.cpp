@@ -11,8 +11,8 @@ void norm(std::string& out, const Element& e, std::string_view parent_ns, NormSt
     out += escape_text(e.text);
     return;
   }
-  bool has_element_child =
-      std::any_of(e.children.begin(), e.children.end(), [](const Element& c) { return !c.is_text(); });
+  bool has_element_child = std::any_of(e.children.begin(), e.children.end(),
+                                       [](const Element& c) { return !c.is_text(); });
   out += '<';
   out += e.name;
   if (style == NormStyle::gajim && !e.ns.empty() && e.ns != parent_ns) {
@@ -21,7 +21,8 @@ void norm(std::string& out, const Element& e, std::string_view parent_ns, NormSt
     out += '"';
   }
   std::vector<const std::pair<std::string, std::string>*> attrs;
-  for (const auto& a : e.attrs) attrs.push_back(&a);
+  for (const auto& a : e.attrs)
+    attrs.push_back(&a);
   std::sort(attrs.begin(), attrs.end(), [](auto* a, auto* b) { return a->first < b->first; });
   for (const auto* a : attrs) {
     out += ' ';
@@ -30,20 +31,34 @@ void norm(std::string& out, const Element& e, std::string_view parent_ns, NormSt
     // C14N attribute escaping: & < " TAB LF CR (a '>' is left as is).
     for (char c : a->second) {
       switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\t': out += "&#x9;"; break;
-        case '\n': out += "&#xA;"; break;
-        case '\r': out += "&#xD;"; break;
-        default: out.push_back(c);
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\t':
+          out += "&#x9;";
+          break;
+        case '\n':
+          out += "&#xA;";
+          break;
+        case '\r':
+          out += "&#xD;";
+          break;
+        default:
+          out.push_back(c);
       }
     }
     out += '"';
   }
   std::string inner;
   for (const auto& c : e.children) {
-    if (c.is_text() && style == NormStyle::spec && has_element_child) continue;
+    if (c.is_text() && style == NormStyle::spec && has_element_child)
+      continue;
     norm(inner, c, e.ns, style);
   }
   if (style == NormStyle::gajim && inner.empty()) {
@@ -69,8 +84,10 @@ std::string normalize_form_content(const Element& x, NormStyle style,
                                    const std::set<std::string>& skip_vars) {
   std::string out;
   for (const auto& c : x.children) {
-    if (c.is_text()) continue;  // text between the children of <x/> is never included
-    if (c.is("field", kNsData) && c.attr("var") && skip_vars.count(*c.attr("var"))) continue;
+    if (c.is_text())
+      continue;  // text between the children of <x/> is never included
+    if (c.is("field", kNsData) && c.attr("var") && skip_vars.count(*c.attr("var")))
+      continue;
     norm(out, c, x.ns, style);
   }
   return out;
@@ -78,13 +95,15 @@ std::string normalize_form_content(const Element& x, NormStyle style,
 
 const Field* Form::field(std::string_view var) const {
   for (const auto& f : fields)
-    if (f.var == var) return &f;
+    if (f.var == var)
+      return &f;
   return nullptr;
 }
 
 Result<std::string> Form::value(std::string_view var) const {
   const Field* f = field(var);
-  if (!f) return fail(Errc::malformed, "missing field '" + std::string(var) + "'");
+  if (!f)
+    return fail(Errc::malformed, "missing field '" + std::string(var) + "'");
   if (f->values.size() != 1)
     return fail(Errc::malformed, "field '" + std::string(var) + "' must have exactly one value");
   return f->values.front();
@@ -92,15 +111,19 @@ Result<std::string> Form::value(std::string_view var) const {
 
 std::optional<std::string> Form::offered_single(std::string_view var) const {
   const Field* f = field(var);
-  if (!f) return std::nullopt;
-  if (f->values.size() == 1 && f->options.empty()) return f->values.front();
-  if (f->values.empty() && f->options.size() == 1) return f->options.front();
+  if (!f)
+    return std::nullopt;
+  if (f->values.size() == 1 && f->options.empty())
+    return f->values.front();
+  if (f->values.empty() && f->options.size() == 1)
+    return f->options.front();
   return std::nullopt;
 }
 
 std::vector<std::string> Form::choices(std::string_view var) const {
   const Field* f = field(var);
-  if (!f) return {};
+  if (!f)
+    return {};
   return f->options.empty() ? f->values : f->options;
 }
 
@@ -110,16 +133,20 @@ std::string Form::form_type() const {
 }
 
 Result<Form> parse_form(const Element& x) {
-  if (!x.is("x", kNsData)) return fail(Errc::malformed, "expected a jabber:x:data form");
+  if (!x.is("x", kNsData))
+    return fail(Errc::malformed, "expected a jabber:x:data form");
   Form form;
   form.type = x.attr_or("type");
   for (const auto& c : x.children) {
-    if (!c.is("field", kNsData)) continue;
+    if (!c.is("field", kNsData))
+      continue;
     Field f;
     f.var = c.attr_or("var");
     f.type = c.attr_or("type");
-    if (f.var.empty()) return fail(Errc::malformed, "form field without 'var'");
-    if (form.field(f.var)) return fail(Errc::malformed, "duplicate form field '" + f.var + "'");
+    if (f.var.empty())
+      return fail(Errc::malformed, "form field without 'var'");
+    if (form.field(f.var))
+      return fail(Errc::malformed, "duplicate form field '" + f.var + "'");
     for (const auto& v : c.children) {
       if (v.is("value", kNsData)) {
         f.values.push_back(v.text_content());
@@ -137,7 +164,9 @@ Result<Form> parse_form(const Element& x) {
   return form;
 }
 
-const Element* find_form(const Element& wrapper) { return wrapper.child("x", kNsData); }
+const Element* find_form(const Element& wrapper) {
+  return wrapper.child("x", kNsData);
+}
 
 FieldBuilder& FieldBuilder::value(std::string_view v) {
   m_f.add_text_child("value", v);
@@ -146,7 +175,8 @@ FieldBuilder& FieldBuilder::value(std::string_view v) {
 
 FieldBuilder& FieldBuilder::option(std::string_view v, std::string_view label) {
   Element o("option", m_f.ns);
-  if (!label.empty()) o.set_attr("label", label);
+  if (!label.empty())
+    o.set_attr("label", label);
   o.add_text_child("value", v);
   m_f.add(std::move(o));
   return *this;
@@ -160,13 +190,16 @@ FieldBuilder& FieldBuilder::required() {
 FieldBuilder add_field(Element& x, std::string_view var, std::string_view type) {
   Element f("field", std::string(kNsData));
   f.set_attr("var", var);
-  if (!type.empty()) f.set_attr("type", type);
+  if (!type.empty())
+    f.set_attr("type", type);
   return FieldBuilder(x.add(std::move(f)));
 }
 
 std::optional<bool> parse_bool(std::string_view v) {
-  if (v == "1" || v == "true") return true;
-  if (v == "0" || v == "false") return false;
+  if (v == "1" || v == "true")
+    return true;
+  if (v == "0" || v == "false")
+    return false;
   return std::nullopt;
 }
 

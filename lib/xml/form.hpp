@@ -10,7 +10,7 @@ namespace esession::xml {
 
 // NormStyle selects the normalization of XEP-0116 §6.2.
 enum class NormStyle {
-  spec,   // C14N-like: sorted attributes, empty elements as <a></a>, no xmlns, no inter-element text
+  spec,  // C14N-like: sorted attributes, empty elements as <a></a>, no xmlns, no inter-element text
   gajim,  // G4: empty elements as <a />, xmlns where the namespace changes, all text kept
 };
 

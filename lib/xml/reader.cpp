@@ -5,14 +5,19 @@ namespace esession::xml {
 StanzaReader::StanzaReader(std::string default_ns, size_t max_stanza)
     : m_default_ns(std::move(default_ns)), m_max(max_stanza) {}
 
-void StanzaReader::feed(std::string_view bytes) { m_buf.append(bytes); }
+void StanzaReader::feed(std::string_view bytes) {
+  m_buf.append(bytes);
+}
 
 bool StanzaReader::at_clean_end() const {
-  if (!m_eof || m_failed || m_in_element) return false;
+  if (!m_eof || m_failed || m_in_element)
+    return false;
   return m_buf.find_first_not_of(" \t\r\n", m_start) == std::string::npos;
 }
 
-static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+static bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 // scan advances over the buffer. Between elements it skips whitespace, comments and a leading
 // XML declaration; inside an element it tracks depth through tags, comments, CDATA sections and
@@ -22,20 +27,26 @@ Result<std::optional<size_t>> StanzaReader::scan() {
   auto need_more = []() -> Result<std::optional<size_t>> { return std::optional<size_t>{}; };
   for (;;) {
     if (!m_in_element) {
-      while (m_start < b.size() && is_space(b[m_start])) ++m_start;
-      if (m_start >= b.size()) return need_more();
-      if (b[m_start] != '<') return fail(Errc::malformed, "text outside of an element");
+      while (m_start < b.size() && is_space(b[m_start]))
+        ++m_start;
+      if (m_start >= b.size())
+        return need_more();
+      if (b[m_start] != '<')
+        return fail(Errc::malformed, "text outside of an element");
       m_pos = m_start;
       if (b.compare(m_start, 4, "<!--") == 0 || b.size() - m_start < 4) {
-        if (b.size() - m_start < 4) return need_more();
+        if (b.size() - m_start < 4)
+          return need_more();
         size_t end = b.find("-->", m_start + 4);
-        if (end == std::string::npos) return need_more();
+        if (end == std::string::npos)
+          return need_more();
         m_start = end + 3;
         continue;
       }
       if (b.compare(m_start, 2, "<?") == 0) {
         size_t end = b.find("?>", m_start + 2);
-        if (end == std::string::npos) return need_more();
+        if (end == std::string::npos)
+          return need_more();
         if (m_seen_any || b.compare(m_start, 6, "<?xml ") != 0)
           return fail(Errc::malformed, "unexpected processing instruction between stanzas");
         m_seen_any = true;
@@ -54,24 +65,27 @@ Result<std::optional<size_t>> StanzaReader::scan() {
     // Inside an element: find the next markup.
     while (m_pos < b.size()) {
       if (m_pos - m_start > m_max)
-        return fail(Errc::malformed, "stanza exceeds the size limit of " + std::to_string(m_max) +
-                                         " bytes");
+        return fail(Errc::malformed,
+                    "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
       size_t lt = b.find('<', m_pos);
       if (lt == std::string::npos) {
         m_pos = b.size();
         break;
       }
       m_pos = lt;
-      if (b.size() - lt < 9 && b.compare(lt, 2, "<!") == 0) return need_more();
+      if (b.size() - lt < 9 && b.compare(lt, 2, "<!") == 0)
+        return need_more();
       if (b.compare(lt, 4, "<!--") == 0) {
         size_t end = b.find("-->", lt + 4);
-        if (end == std::string::npos) return need_more();
+        if (end == std::string::npos)
+          return need_more();
         m_pos = end + 3;
         continue;
       }
       if (b.compare(lt, 9, "<![CDATA[") == 0) {
         size_t end = b.find("]]>", lt + 9);
-        if (end == std::string::npos) return need_more();
+        if (end == std::string::npos)
+          return need_more();
         m_pos = end + 3;
         continue;
       }
@@ -79,7 +93,8 @@ Result<std::optional<size_t>> StanzaReader::scan() {
         return fail(Errc::malformed, "DOCTYPE and other declarations are not allowed");
       if (b.compare(lt, 2, "<?") == 0) {
         size_t end = b.find("?>", lt + 2);
-        if (end == std::string::npos) return need_more();
+        if (end == std::string::npos)
+          return need_more();
         m_pos = end + 2;
         continue;
       }
@@ -89,7 +104,8 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       for (; i < b.size(); ++i) {
         char c = b[i];
         if (quote) {
-          if (c == quote) quote = 0;
+          if (c == quote)
+            quote = 0;
         } else if (c == '"' || c == '\'') {
           quote = c;
         } else if (c == '<') {
@@ -100,8 +116,8 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       }
       if (i >= b.size()) {
         if (b.size() - m_start > m_max)
-          return fail(Errc::malformed, "stanza exceeds the size limit of " +
-                                           std::to_string(m_max) + " bytes");
+          return fail(Errc::malformed,
+                      "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
         return need_more();
       }
       bool end_tag = b[lt + 1] == '/';
@@ -109,7 +125,8 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       size_t name_start = lt + (end_tag ? 2 : 1);
       size_t name_end = b.find_first_of(" \t\r\n/>", name_start);
       std::string name = b.substr(name_start, name_end - name_start);
-      if (name.empty()) return fail(Errc::malformed, "tag without a name");
+      if (name.empty())
+        return fail(Errc::malformed, "tag without a name");
       if (end_tag) {
         if (m_open.empty() || m_open.back() != name)
           return fail(Errc::malformed, "end tag </" + name + "> does not match its start tag");
@@ -122,8 +139,8 @@ Result<std::optional<size_t>> StanzaReader::scan() {
       m_pos = i + 1;
       if (m_depth == 0) {
         if (m_pos - m_start > m_max)
-          return fail(Errc::malformed, "stanza exceeds the size limit of " +
-                                           std::to_string(m_max) + " bytes");
+          return fail(Errc::malformed,
+                      "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
         return std::optional<size_t>(m_pos);
       }
     }
@@ -135,7 +152,8 @@ Result<std::optional<size_t>> StanzaReader::scan() {
 }
 
 Result<std::optional<Element>> StanzaReader::next() {
-  if (m_failed) return *m_failed;
+  if (m_failed)
+    return *m_failed;
   auto r = scan();
   if (!r) {
     m_failed = r.error();
@@ -152,7 +170,8 @@ Result<std::optional<Element>> StanzaReader::next() {
       m_pos -= m_start;
       m_start = 0;
     }
-    if (m_eof && (m_in_element || m_buf.find_first_not_of(" \t\r\n", m_start) != std::string::npos)) {
+    if (m_eof &&
+        (m_in_element || m_buf.find_first_not_of(" \t\r\n", m_start) != std::string::npos)) {
       m_failed = fail(Errc::malformed, "input ends inside an element");
       return *m_failed;
     }

@@ -42,8 +42,8 @@ class StanzaReader {
   std::string m_default_ns;
   size_t m_max;
   std::string m_buf;
-  size_t m_pos = 0;        // scan position within the current element
-  size_t m_start = 0;      // start of the current element (or of unconsumed input)
+  size_t m_pos = 0;    // scan position within the current element
+  size_t m_start = 0;  // start of the current element (or of unconsumed input)
   int m_depth = 0;
   std::vector<std::string> m_open;  // names of the open elements
   bool m_in_element = false;

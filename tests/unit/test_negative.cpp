@@ -25,21 +25,27 @@ std::string flip(const std::string& v) {
 // vars lists the fields of the form inside a negotiation message.
 std::vector<std::string> vars(const xml::Element& msg) {
   const xml::Element* w = msg.child("feature", xml::kNsFeatureNeg);
-  if (!w) w = msg.child("init", xml::kNsInit);
+  if (!w)
+    w = msg.child("init", xml::kNsInit);
   std::vector<std::string> out;
-  for (const auto* f : w->child("x", xml::kNsData)->element_children()) out.push_back(f->attr_or("var"));
+  for (const auto* f : w->child("x", xml::kNsData)->element_children())
+    out.push_back(f->attr_or("var"));
   return out;
 }
 
 xml::Element tamper(xml::Element msg, const std::string& var) {
   xml::Element* w = msg.child("feature", xml::kNsFeatureNeg);
-  if (!w) w = msg.child("init", xml::kNsInit);
+  if (!w)
+    w = msg.child("init", xml::kNsInit);
   for (auto& f : w->child("x", xml::kNsData)->children) {
-    if (f.attr_or("var") != var) continue;
+    if (f.attr_or("var") != var)
+      continue;
     for (auto& c : f.children) {
       xml::Element* v = c.is("value", xml::kNsData) ? &c : nullptr;
-      if (c.is("option", xml::kNsData)) v = c.child("value", xml::kNsData);
-      if (!v) continue;
+      if (c.is("option", xml::kNsData))
+        v = c.child("value", xml::kNsData);
+      if (!v)
+        continue;
       std::string t = v->text_content();
       v->children.clear();
       v->children.push_back(xml::Element::text_node(flip(t)));
@@ -61,9 +67,11 @@ bool run_tampered(int k, const std::string& var, bool& failed_somewhere) {
   auto s = Negotiation::start(a, b.jid, rng);
   REQUIRE(s);
   auto r = Negotiation::respond(b, t(1, s->second.send.at(0)), rng, a.jid);
-  if (!r) return (failed_somewhere = true, false);
+  if (!r)
+    return (failed_somewhere = true, false);
   auto m3 = s->first.receive(t(2, r->second.send.at(0)), rng);
-  if (!m3) return (failed_somewhere = true, s->first.failed() ? false : true);
+  if (!m3)
+    return (failed_somewhere = true, s->first.failed() ? false : true);
   auto m4 = r->first.receive(t(3, m3->send.at(0)), rng);
   if (!m4) {
     failed_somewhere = true;

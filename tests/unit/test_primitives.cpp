@@ -11,10 +11,10 @@ TEST_CASE("base64 is strict RFC 4648 §4") {
   CHECK(base64(view(std::string_view("fo"))) == "Zm8=");
   CHECK(string_of(unbase64("Zm8=").value()) == "fo");
   CHECK(string_of(unbase64("  Zm9v\n").value()) == "foo");
-  CHECK_FALSE(unbase64("Zm8"));          // missing padding
+  CHECK_FALSE(unbase64("Zm8"));               // missing padding
   CHECK_FALSE(unbase64("Zm9=").has_value());  // non-zero padding bits: not canonical
-  CHECK_FALSE(unbase64("Zm-v"));         // URL alphabet refused
-  CHECK_FALSE(unbase64("Zm 9v"));        // inner whitespace refused
+  CHECK_FALSE(unbase64("Zm-v"));              // URL alphabet refused
+  CHECK_FALSE(unbase64("Zm 9v"));             // inner whitespace refused
   CHECK_FALSE(unbase64("Z==="));
 }
 
@@ -50,7 +50,8 @@ TEST_CASE("DH public values are range checked") {
   BigNum x = rng.dh_private(*g), y = rng.dh_private(*g);
   CHECK(dh_check_private(*g, x));
   CHECK(x.bits() == g->exponent_bits);
-  CHECK(ct_equal(view(dh_shared(*g, dh_public(*g, y), x)), view(dh_shared(*g, dh_public(*g, x), y))));
+  CHECK(
+      ct_equal(view(dh_shared(*g, dh_public(*g, y), x)), view(dh_shared(*g, dh_public(*g, x), y))));
 }
 
 TEST_CASE("AES-CTR counter conventions") {

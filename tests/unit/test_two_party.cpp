@@ -27,7 +27,8 @@ Result<Pair> negotiate(PartyConfig a, PartyConfig b, RandomSource& rng) {
   ES_ASSIGN(Step m3, started.first.receive(responded.second.send.at(0), rng));
   ES_ASSIGN(Step m4, responded.first.receive(m3.send.at(0), rng));
   ES_ASSIGN(Step done, started.first.receive(m4.send.at(0), rng));
-  if (!done.established || !m4.established) return fail(Errc::internal, "not established");
+  if (!done.established || !m4.established)
+    return fail(Errc::internal, "not established");
   return Pair{std::move(*done.established), std::move(*m4.established), started.first.thread()};
 }
 
@@ -172,7 +173,8 @@ TEST_CASE("retained secrets carry into the next session; OSS mismatch is detecte
   CHECK(*second->alice.srs_index == 1);
   REQUIRE(second->bob.srs_index);
   CHECK(*second->bob.srs_index == 0);
-  CHECK_FALSE(ct_equal(view(second->alice.new_retained_secret), view(first->alice.new_retained_secret)));
+  CHECK_FALSE(
+      ct_equal(view(second->alice.new_retained_secret), view(first->alice.new_retained_secret)));
   exchange(*second, 10, rng);
 
   // The secret held for another JID is found too (XEP-0116 §4.7.3).
@@ -224,7 +226,8 @@ TEST_CASE("option selection and rejection") {
   CHECK(r.error().code == Errc::not_acceptable);
   REQUIRE(reply);
   std::string w = xml::serialize(*reply);
-  CHECK(w.find("<not-acceptable xmlns=\"urn:ietf:params:xml:ns:xmpp-stanzas\"/>") != std::string::npos);
+  CHECK(w.find("<not-acceptable xmlns=\"urn:ietf:params:xml:ns:xmpp-stanzas\"/>") !=
+        std::string::npos);
   CHECK(w.find("var=\"modp\"") != std::string::npos);
   // Alice learns of the refusal and is done.
   auto back = started->first.receive(*reply, rng);
@@ -239,10 +242,12 @@ TEST_CASE("option selection and rejection") {
   REQUIRE(negotiate(a, b, rng));
 
   // A 3-message offer gets feature-not-implemented naming dhkeys.
-  xml::Element offer = Negotiation::start(party("alice@example.org/pda"), b.jid, rng)->second.send.at(0);
+  xml::Element offer =
+      Negotiation::start(party("alice@example.org/pda"), b.jid, rng)->second.send.at(0);
   xml::Element* x = offer.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData);
   for (auto& f : x->children)
-    if (f.attr_or("var") == "dhhashes") f.set_attr("var", "dhkeys");
+    if (f.attr_or("var") == "dhhashes")
+      f.set_attr("var", "dhkeys");
   reply.reset();
   auto r3 = Negotiation::respond(party("bob@example.com/laptop"), offer, rng, a.jid, &reply);
   REQUIRE_FALSE(r3);

@@ -13,7 +13,9 @@ TEST_CASE("reader splits a stream as soon as each stanza is complete") {
   auto n = r.next();
   REQUIRE(n);
   CHECK_FALSE(n.value().has_value());  // incomplete: wait, do not block for EOF
-  r.feed("dy></message>\n<!-- note -->\n<presence/>  <iq type='get'\n id=\"1\"><q xmlns='x'>a&gt;b</q></iq>");
+  r.feed(
+      "dy></message>\n<!-- note -->\n<presence/>  <iq type='get'\n id=\"1\"><q "
+      "xmlns='x'>a&gt;b</q></iq>");
   auto a = r.next();
   REQUIRE(a);
   REQUIRE(a.value());
@@ -81,15 +83,18 @@ TEST_CASE("parser resolves namespaces and rejects undeclared prefixes") {
   REQUIRE(e);
   CHECK(e->children[0].ns == "urn:p");
   CHECK(e->children[1].children[0].ns == "urn:y");
-  CHECK(serialize(*e) == "<m xmlns=\"jabber:client\"><x xmlns=\"urn:p\"/><y xmlns=\"urn:y\"><z/></y></m>");
+  CHECK(serialize(*e) ==
+        "<m xmlns=\"jabber:client\"><x xmlns=\"urn:p\"/><y xmlns=\"urn:y\"><z/></y></m>");
   CHECK_FALSE(parse("<q:m/>", ""));
 }
 
 TEST_CASE("normalization: spec-literal and Gajim's G4") {
   auto x = parse(
-      "<x xmlns='jabber:x:data' type='form'>\n <field var='a' type='boolean'><value>1</value><required/></field>\n"
+      "<x xmlns='jabber:x:data' type='form'>\n <field var='a' "
+      "type='boolean'><value>1</value><required/></field>\n"
       " <field var='b'><value>&lt;&amp;&gt;</value></field>"
-      "<field var='k'><KeyValue xmlns='http://www.w3.org/2000/09/xmldsig#'><M>1</M></KeyValue></field></x>");
+      "<field var='k'><KeyValue "
+      "xmlns='http://www.w3.org/2000/09/xmldsig#'><M>1</M></KeyValue></field></x>");
   REQUIRE(x);
   CHECK(normalize_form_content(*x, NormStyle::spec) ==
         "<field type=\"boolean\" var=\"a\"><value>1</value><required></required></field>"
@@ -98,6 +103,6 @@ TEST_CASE("normalization: spec-literal and Gajim's G4") {
   CHECK(normalize_form_content(*x, NormStyle::gajim, {"k"}) ==
         "<field type=\"boolean\" var=\"a\"><value>1</value><required /></field>"
         "<field var=\"b\"><value>&lt;&amp;&gt;</value></field>");
-  CHECK(normalize_form_content(*x, NormStyle::gajim).find(
-            "<KeyValue xmlns=\"http://www.w3.org/2000/09/xmldsig#\">") != std::string::npos);
+  CHECK(normalize_form_content(*x, NormStyle::gajim)
+            .find("<KeyValue xmlns=\"http://www.w3.org/2000/09/xmldsig#\">") != std::string::npos);
 }

@@ -24,19 +24,22 @@ struct BadFile {
 };
 
 std::string str(const json& j, const char* key) {
-  if (!j.contains(key) || !j[key].is_string()) throw BadFile{std::string("missing text member '") + key + "'"};
+  if (!j.contains(key) || !j[key].is_string())
+    throw BadFile{std::string("missing text member '") + key + "'"};
   return j[key].get<std::string>();
 }
 
 Bytes hexb(const std::string& h) {
   auto r = unhex(h);
-  if (!r) throw BadFile{"bad hex value '" + h.substr(0, 16) + "'"};
+  if (!r)
+    throw BadFile{"bad hex value '" + h.substr(0, 16) + "'"};
   return r.value();
 }
 
 BigNum hexint(const std::string& h) {
   auto r = BigNum::from_hex(h);
-  if (!r) throw BadFile{"bad integer '" + h.substr(0, 16) + "'"};
+  if (!r)
+    throw BadFile{"bad integer '" + h.substr(0, 16) + "'"};
   return r.value();
 }
 
@@ -56,11 +59,13 @@ class ScriptedRandom final : public RandomSource {
   void fill(std::span<uint8_t> out) override {
     problems.push_back(m_who + " drew " + std::to_string(out.size()) +
                        " random bytes the file does not script");
-    for (auto& b : out) b = static_cast<uint8_t>(m_state++ * 131u + 7u);
+    for (auto& b : out)
+      b = static_cast<uint8_t>(m_state++ * 131u + 7u);
   }
   Bytes nonce(size_t) override { return nonce_value; }
   BigNum dh_private(const DhGroup& g) override {
-    if (y) return *y;
+    if (y)
+      return *y;
     auto it = x.find(g.id);
     if (it == x.end()) {
       problems.push_back(m_who + " needs x for group " + std::to_string(g.id));
@@ -69,7 +74,8 @@ class ScriptedRandom final : public RandomSource {
     return it->second;
   }
   Counter128 initial_counter() override {
-    if (!counter) problems.push_back(m_who + " draws a counter the file does not script");
+    if (!counter)
+      problems.push_back(m_who + " draws a counter the file does not script");
     return counter.value_or(Counter128{});
   }
   std::vector<Bytes> decoys(size_t len, size_t count) override {
@@ -77,7 +83,8 @@ class ScriptedRandom final : public RandomSource {
       problems.push_back(m_who + " wants " + std::to_string(count) + " decoys, the file has " +
                          std::to_string(decoy_values.size()));
     for (const auto& d : decoy_values)
-      if (d.size() != len) problems.push_back(m_who + ": decoy of the wrong length");
+      if (d.size() != len)
+        problems.push_back(m_who + ": decoy of the wrong length");
     return decoy_values;
   }
   Bytes srshash_random(size_t len) override {
@@ -108,11 +115,13 @@ class Replay {
   }
   void check(const std::string& what, bool ok, const std::string& why = {}) {
     ++checks;
-    if (!ok) mismatches.push_back(what + (why.empty() ? "" : ": " + why));
+    if (!ok)
+      mismatches.push_back(what + (why.empty() ? "" : ": " + why));
   }
   void emit(const xml::Element& e) {
     std::string w = xml::serialize(e, {}, m_style);
-    if (!quiet) std::cout << w << "\n";
+    if (!quiet)
+      std::cout << w << "\n";
   }
   xml::SerializeStyle m_style;
 };
@@ -124,15 +133,17 @@ struct Setup {
   ScriptedRandom alice_rng{"alice"}, bob_rng{"bob"};
 };
 
-const std::set<std::string> kSupported = {"G1", "G2", "G3", "G4", "R1", "R2",
-                                          "R3", "R4", "T1", "G5a"};
+const std::set<std::string> kSupported = {"G1", "G2", "G3", "G4", "R1",
+                                          "R2", "R3", "R4", "T1", "G5a"};
 
 // setup builds both parties from the members of a session (or a negative case's base).
 void setup(Setup& s, const json& root, const json& sess, const json& parties, Replay& rp) {
   std::set<std::string> codes;
-  for (const auto& c : sess.at("conventions_used")) codes.insert(c.get<std::string>());
+  for (const auto& c : sess.at("conventions_used"))
+    codes.insert(c.get<std::string>());
   for (const auto& c : codes)
-    if (!kSupported.count(c)) rp.check("convention " + c, false, "not implemented");
+    if (!kSupported.count(c))
+      rp.check("convention " + c, false, "not implemented");
   bool mode_required = root.at("gajim_compat").value("mode_required", false);
   // A file whose wire strings follow Gajim's negotiation behaviour lists R-codes; the
   // cryptographic codes are applied one by one.
@@ -152,13 +163,15 @@ void setup(Setup& s, const json& root, const json& sess, const json& parties, Re
     p->policy.conv = conv;
     p->policy.allow_weak_groups = true;
     p->policy.stanzas = {"message"};
-    if (!gajim_wire) p->policy.stanzas = {"message", "presence", "iq"};
+    if (!gajim_wire)
+      p->policy.stanzas = {"message", "presence", "iq"};
   }
   s.alice.jid = s.alice_jid;
   s.bob.jid = s.bob_jid;
   s.alice.thread = str(sess, "thread");
   s.alice.policy.groups.clear();
-  for (const auto& g : in.at("offered_modp")) s.alice.policy.groups.push_back(g.get<int>());
+  for (const auto& g : in.at("offered_modp"))
+    s.alice.policy.groups.push_back(g.get<int>());
   s.bob.policy.groups = s.alice.policy.groups;
   s.alice.policy.logging.clear();
   for (const auto& l : sess.at("alice_config").at("logging_preference"))
@@ -176,22 +189,28 @@ void setup(Setup& s, const json& root, const json& sess, const json& parties, Re
   s.alice_rng.nonce_value = hexb(str(in, "N_A"));
   for (auto it = in.at("x").begin(); it != in.at("x").end(); ++it)
     s.alice_rng.x[std::stoi(it.key())] = hexint(it.value().get<std::string>());
-  for (const auto& d : in.at("rshashes_decoys")) s.alice_rng.decoy_values.push_back(hexb(d));
+  for (const auto& d : in.at("rshashes_decoys"))
+    s.alice_rng.decoy_values.push_back(hexb(d));
   s.bob_rng.nonce_value = hexb(str(in, "N_B"));
   s.bob_rng.y = hexint(str(in, "y"));
   Bytes ca = hexb(str(in, "C_A"));
-  if (ca.size() != 16) throw BadFile{"C_A must be 16 bytes"};
+  if (ca.size() != 16)
+    throw BadFile{"C_A must be 16 bytes"};
   s.bob_rng.counter = Counter128::from_bytes(ca);
-  for (const auto& d : in.at("srshash_random")) s.bob_rng.srshash_values.push_back(hexb(d));
+  for (const auto& d : in.at("srshash_random"))
+    s.bob_rng.srshash_values.push_back(hexb(d));
   if (in.contains("C_B"))
     rp.check("inputs.C_B", Counter128::from_bytes(ca).flip_top().hex(), str(in, "C_B"));
 }
 
-Result<xml::Element> parse_wire(const std::string& w) { return xml::parse(w, xml::kNsClient); }
+Result<xml::Element> parse_wire(const std::string& w) {
+  return xml::parse(w, xml::kNsClient);
+}
 
 xml::Element must_parse(const std::string& w) {
   auto e = parse_wire(w);
-  if (!e) throw BadFile{"a wire string is not XML: " + e.error().detail};
+  if (!e)
+    throw BadFile{"a wire string is not XML: " + e.error().detail};
   return e.value();
 }
 
@@ -212,11 +231,14 @@ void compare_expected(const std::string& label, const json& exp, Setup& s, Repla
     }
   }
   auto as_text = [](const json& v) -> std::string {
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_number_integer()) return std::to_string(v.get<long long>());
+    if (v.is_string())
+      return v.get<std::string>();
+    if (v.is_number_integer())
+      return std::to_string(v.get<long long>());
     if (v.is_array()) {
       std::string out;
-      for (const auto& x : v) out += (out.empty() ? "" : ",") + x.get<std::string>();
+      for (const auto& x : v)
+        out += (out.empty() ? "" : ",") + x.get<std::string>();
       return out;
     }
     return v.dump();
@@ -227,7 +249,8 @@ void compare_expected(const std::string& label, const json& exp, Setup& s, Repla
     bool seen = false;
     for (auto* tr : {&s.alice_trace, &s.bob_trace}) {
       auto f = tr->find(it.key());
-      if (f == tr->end()) continue;
+      if (f == tr->end())
+        continue;
       seen = true;
       rp.check(label + " " + it.key() + " (" + (tr == &s.alice_trace ? "alice" : "bob") + ")",
                f->second, want);
@@ -236,10 +259,12 @@ void compare_expected(const std::string& label, const json& exp, Setup& s, Repla
     if (it.key().ends_with("_sha256") || it.key().ends_with("_len")) {
       std::string base = it.key().substr(0, it.key().rfind('_'));
       auto f = s.alice_trace.find(base);
-      if (f == s.alice_trace.end()) f = s.bob_trace.find(base);
+      if (f == s.alice_trace.end())
+        f = s.bob_trace.find(base);
       if (f != s.bob_trace.end() && f != s.alice_trace.end()) {
-        std::string got = it.key().ends_with("_len") ? std::to_string(f->second.size())
-                                                     : hex(digest(HashAlg::sha256, view(f->second)));
+        std::string got = it.key().ends_with("_len")
+                              ? std::to_string(f->second.size())
+                              : hex(digest(HashAlg::sha256, view(f->second)));
         rp.check(label + " " + it.key(), got, want);
         seen = true;
       }
@@ -250,7 +275,8 @@ void compare_expected(const std::string& label, const json& exp, Setup& s, Repla
                want);
       seen = true;
     }
-    if (!seen) rp.check(label + " " + it.key(), false, "no party computed this value");
+    if (!seen)
+      rp.check(label + " " + it.key(), false, "no party computed this value");
   }
   rp.values[label] = derived;
 }
@@ -260,7 +286,8 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
   std::string label = sess.value("label", "session");
   setup(s, root, sess, root.at("parties"), rp);
   const json& neg = sess.at("negotiation");
-  if (neg.size() != 4) throw BadFile{"negotiation must have four messages"};
+  if (neg.size() != 4)
+    throw BadFile{"negotiation must have four messages"};
 
   auto started = Negotiation::start(s.alice, s.bob_jid, s.alice_rng);
   if (!started) {
@@ -272,7 +299,8 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
   rp.check(label + " msg 1 wire", xml::serialize(started->second.send.at(0), {}, rp.m_style),
            str(neg[0], "wire"));
 
-  auto responded = Negotiation::respond(s.bob, must_parse(str(neg[0], "wire")), s.bob_rng, s.alice_jid);
+  auto responded =
+      Negotiation::respond(s.bob, must_parse(str(neg[0], "wire")), s.bob_rng, s.alice_jid);
   if (!responded) {
     rp.check(label + " msg 2", false, responded.error().detail);
     return;
@@ -288,7 +316,8 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
     return;
   }
   rp.emit(m3->send.at(0));
-  rp.check(label + " msg 3 wire", xml::serialize(m3->send.at(0), {}, rp.m_style), str(neg[2], "wire"));
+  rp.check(label + " msg 3 wire", xml::serialize(m3->send.at(0), {}, rp.m_style),
+           str(neg[2], "wire"));
 
   auto m4 = bob.receive(must_parse(str(neg[2], "wire")), s.bob_rng);
   if (!m4 || !m4->established) {
@@ -296,7 +325,8 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
     return;
   }
   rp.emit(m4->send.at(0));
-  rp.check(label + " msg 4 wire", xml::serialize(m4->send.at(0), {}, rp.m_style), str(neg[3], "wire"));
+  rp.check(label + " msg 4 wire", xml::serialize(m4->send.at(0), {}, rp.m_style),
+           str(neg[3], "wire"));
 
   auto done = alice.receive(must_parse(str(neg[3], "wire")), s.alice_rng);
   if (!done || !done->established) {
@@ -307,7 +337,8 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
   rp.check(label + " SAS agrees", ea.sas == eb.sas);
   compare_expected(label, sess.at("expected"), s, rp);
 
-  std::map<std::string, Session*> sessions = {{"alice", ea.session.get()}, {"bob", eb.session.get()}};
+  std::map<std::string, Session*> sessions = {{"alice", ea.session.get()},
+                                              {"bob", eb.session.get()}};
   std::map<std::string, ScriptedRandom*> rngs = {{"alice", &s.alice_rng}, {"bob", &s.bob_rng}};
   for (const auto& st : sess.at("stanzas")) {
     std::string tag = label + " stanza " + std::to_string(st.value("seq", 0));
@@ -320,12 +351,16 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
     xml::Element envelope(wire.name, wire.ns);
     envelope.attrs = wire.attrs;
     for (const auto& ch : wire.children)
-      if (ch.is("thread", xml::kNsClient)) envelope.children.push_back(ch);
+      if (ch.is("thread", xml::kNsClient))
+        envelope.children.push_back(ch);
     auto content = xml::parse_fragment(str(st, "plaintext"), xml::kNsClient);
-    if (!content) throw BadFile{"stanza plaintext is not XML content"};
-    for (auto& ch : content.value()) envelope.children.push_back(ch);
+    if (!content)
+      throw BadFile{"stanza plaintext is not XML content"};
+    for (auto& ch : content.value())
+      envelope.children.push_back(ch);
     SendOptions opts;
-    if (st.contains("plaintext_padded_hex")) opts.plaintext_override = hexb(str(st, "plaintext_padded_hex"));
+    if (st.contains("plaintext_padded_hex"))
+      opts.plaintext_override = hexb(str(st, "plaintext_padded_hex"));
     auto enc = snd->encrypt(envelope, *rngs.at(str(st, "sender")), opts);
     if (!enc) {
       rp.check(tag + " encrypt", false, enc.error().detail);
@@ -355,10 +390,12 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
       rp.check(tag + " receiver accepts", false, dec.error().detail);
       continue;
     }
-    rp.check(tag + " receiver plaintext", hex(view(dec->plaintext)), str(rr, "decrypted_plaintext_hex"));
+    rp.check(tag + " receiver plaintext", hex(view(dec->plaintext)),
+             str(rr, "decrypted_plaintext_hex"));
     const xml::Element* body = dec->stanza.child("body", xml::kNsClient);
     rp.check(tag + " decrypted body", body ? body->text_content() : "", str(rr, "decrypted_body"));
-    rp.check(tag + " receiver counters", rcv->last_trace().before.hex() + ">" + rcv->last_trace().after.hex(),
+    rp.check(tag + " receiver counters",
+             rcv->last_trace().before.hex() + ">" + rcv->last_trace().after.hex(),
              str(rr, "receiver_counter_before") + ">" + str(rr, "receiver_counter_after"));
   }
   if (sess.contains("termination")) {
@@ -370,14 +407,16 @@ void replay_session(const json& root, const json& sess, Replay& rp) {
       rp.check(label + " termination", false, t.error().detail);
     } else {
       rp.emit(t.value());
-      rp.check(label + " termination wire", xml::serialize(t.value(), {}, rp.m_style), str(tm, "wire"));
+      rp.check(label + " termination wire", xml::serialize(t.value(), {}, rp.m_style),
+               str(tm, "wire"));
       auto r = rcv->decrypt(must_parse(str(tm, "wire")));
       rp.check(label + " termination received", r && r->terminated && !r->reply,
                r ? "" : r.error().detail);
     }
   }
   for (auto* r : {&s.alice_rng, &s.bob_rng})
-    for (const auto& p : r->problems) rp.check(label + " randomness", false, p);
+    for (const auto& p : r->problems)
+      rp.check(label + " randomness", false, p);
 }
 
 // ---- Negative cases ------------------------------------------------------------------------
@@ -396,7 +435,8 @@ std::optional<Error> deliver(CaseParties& cp, const std::string& to, const xml::
   auto& sess = is_alice ? cp.alice_session : cp.bob_session;
   if (sess && st.child("c", xml::kNsC) && !is_negotiation_stanza(st)) {
     auto r = sess->decrypt(st);
-    if (!r) return r.error();
+    if (!r)
+      return r.error();
     return std::nullopt;
   }
   auto& neg = is_alice ? cp.alice : cp.bob;
@@ -414,10 +454,13 @@ std::optional<Error> deliver(CaseParties& cp, const std::string& to, const xml::
     neg.emplace(std::move(r->first));
     return std::nullopt;
   }
-  if (!neg) return Error{Errc::no_session, "no negotiation"};
+  if (!neg)
+    return Error{Errc::no_session, "no negotiation"};
   auto r = neg->receive(st, rng);
-  if (!r) return r.error();
-  if (r->established) sess = std::move(r->established->session);
+  if (!r)
+    return r.error();
+  if (r->established)
+    sess = std::move(r->established->session);
   return std::nullopt;
 }
 
@@ -428,22 +471,26 @@ void replay_case(const json& root, const json& base, const json& cs, Replay& rp)
   sess["conventions_used"] = root.at("conventions_used");
   setup(cp.s, root, sess, base.at("parties"), rp);
   auto started = Negotiation::start(cp.s.alice, cp.s.bob_jid, cp.s.alice_rng);
-  if (!started) throw BadFile{"base scenario cannot start: " + started.error().detail};
+  if (!started)
+    throw BadFile{"base scenario cannot start: " + started.error().detail};
   cp.alice.emplace(std::move(started->first));
   for (const auto& d : cs.at("deliver_first")) {
     auto err = deliver(cp, str(d, "to"), must_parse(str(d, "wire")));
     rp.check(id + " deliver " + d.value("ref", "?"), !err, err ? err->detail : "");
-    if (err) return;
+    if (err)
+      return;
   }
   std::string receiver = str(cs, "receiver");
   auto tampered = parse_wire(str(cs, "tampered_wire"));
   std::optional<Error> err =
       tampered ? deliver(cp, receiver, tampered.value()) : std::optional<Error>(tampered.error());
   std::string want = cs.at("expected_outcome").value("result", "reject");
-  if (want != "reject") throw BadFile{"unknown expected_outcome.result '" + want + "'"};
+  if (want != "reject")
+    throw BadFile{"unknown expected_outcome.result '" + want + "'"};
   rp.check(id + " tampered message refused", err.has_value());
   json outcome = {{"refused", err.has_value()}};
-  if (err) outcome["error"] = std::string(errc_name(err->code)) + ": " + err->detail;
+  if (err)
+    outcome["error"] = std::string(errc_name(err->code)) + ": " + err->detail;
   auto again = deliver(cp, receiver, must_parse(str(cs.at("original"), "wire")));
   rp.check(id + " original refused after teardown", again.has_value());
   rp.values[id] = outcome;
@@ -466,13 +513,16 @@ int run(const std::string& path, Replay& rp) {
     if (root.value("schema", "") != "esession-vector/1")
       throw BadFile{"schema is not esession-vector/1"};
     bool has_sessions = root.contains("sessions"), has_cases = root.contains("cases");
-    if (has_sessions == has_cases) throw BadFile{"a file holds either sessions or cases"};
+    if (has_sessions == has_cases)
+      throw BadFile{"a file holds either sessions or cases"};
     if (has_sessions) {
       if (!root["sessions"].is_array() || root["sessions"].empty())
         throw BadFile{"sessions must be a non-empty array"};
-      for (const auto& s : root["sessions"]) replay_session(root, s, rp);
+      for (const auto& s : root["sessions"])
+        replay_session(root, s, rp);
     } else {
-      for (const auto& c : root.at("cases")) replay_case(root, root.at("base_scenario"), c, rp);
+      for (const auto& c : root.at("cases"))
+        replay_case(root, root.at("base_scenario"), c, rp);
     }
   } catch (const BadFile& b) {
     std::fprintf(stderr, "esession-vectors: error: %s: %s\n", path.c_str(), b.why.c_str());
@@ -487,7 +537,8 @@ int run(const std::string& path, Replay& rp) {
               {"values", rp.values},
               {"result", rp.mismatches.empty() ? "pass" : "fail"}};
   std::cout << out.dump() << "\n";
-  for (const auto& m : rp.mismatches) std::fprintf(stderr, "esession-vectors: mismatch: %s\n", m.c_str());
+  for (const auto& m : rp.mismatches)
+    std::fprintf(stderr, "esession-vectors: mismatch: %s\n", m.c_str());
   std::fprintf(stderr, "esession-vectors: %s: %d checks, %zu mismatches\n", path.c_str(), rp.checks,
                rp.mismatches.size());
   return rp.mismatches.empty() ? 0 : 1;
@@ -500,9 +551,12 @@ int main(int argc, char** argv) {
   std::string path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--quiet" || a == "-q") rp.quiet = true;
-    else if (path.empty()) path = a;
-    else path = "";
+    if (a == "--quiet" || a == "-q")
+      rp.quiet = true;
+    else if (path.empty())
+      path = a;
+    else
+      path = "";
   }
   if (path.empty()) {
     std::fprintf(stderr, "usage: esession-vectors [--quiet] FILE\n");
