@@ -68,6 +68,7 @@ int run_demo(bool gajim) {
                         {false, "message", "Hi Alice. The SAS matches."},
                         {true, "presence", "away"}};
   for (const Line& l : lines) {
+    if (gajim && std::string(l.kind) != "message") continue;  // Gajim encrypts messages only
     Session& snd = l.from_alice ? *ea.session : *eb.session;
     Session& rcv = l.from_alice ? *eb.session : *ea.session;
     xml::Element st(l.kind, std::string(xml::kNsClient));

@@ -469,7 +469,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
 
   // Alice's nonce and the commitment for the chosen group (same position as in 'modp', R1).
   ES_ASSIGN(n_a, b64_field(f, "my_nonce"));
-  if (n_a.empty() || n_a.size() > 64)
+  if (n_a.size() < 8 || n_a.size() > 64)
     return fail(Errc::malformed, "bad my_nonce length");
   bool ok = false;
   he_per_group = hidden_b64_values(f, "dhhashes", ok);
@@ -607,7 +607,7 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
     suite.logging = *l;
 
   ES_ASSIGN(n_b, b64_field(f, "my_nonce"));
-  if (n_b.empty() || n_b.size() > 64)
+  if (n_b.size() < 8 || n_b.size() > 64)
     return fail(Errc::malformed, "bad my_nonce length");
   ES_ASSIGN(Bytes d_bytes, b64_field(f, "dhkeys"));
   ES_ASSIGN(Bytes ctr_bytes, b64_field(f, "counter"));
