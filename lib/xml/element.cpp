@@ -112,7 +112,7 @@ std::string escape_text(std::string_view s) {
   return out;
 }
 
-std::string escape_attr(std::string_view s) {
+std::string escape_attr(std::string_view s, bool escape_gt) {
   std::string out;
   out.reserve(s.size());
   for (char c : s) {
@@ -124,7 +124,7 @@ std::string escape_attr(std::string_view s) {
         out += "&lt;";
         break;
       case '>':
-        out += "&gt;";
+        out += escape_gt ? "&gt;" : ">";
         break;
       case '"':
         out += "&quot;";

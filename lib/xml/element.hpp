@@ -82,7 +82,8 @@ std::string serialize_children(const Element& e, SerializeStyle style = {});
 
 // escape_text and escape_attr apply XML escaping for character data and attribute values.
 std::string escape_text(std::string_view s);
-std::string escape_attr(std::string_view s);
+// |escape_gt| = false gives C14N attribute escaping, which leaves '>' as is.
+std::string escape_attr(std::string_view s, bool escape_gt = true);
 
 // ParseLimits bound what parse accepts.
 struct ParseLimits {

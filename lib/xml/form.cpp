@@ -28,31 +28,7 @@ void norm(std::string& out, const Element& e, std::string_view parent_ns, NormSt
     out += ' ';
     out += a->first;
     out += "=\"";
-    // C14N attribute escaping: & < " TAB LF CR (a '>' is left as is).
-    for (char c : a->second) {
-      switch (c) {
-        case '&':
-          out += "&amp;";
-          break;
-        case '<':
-          out += "&lt;";
-          break;
-        case '"':
-          out += "&quot;";
-          break;
-        case '\t':
-          out += "&#x9;";
-          break;
-        case '\n':
-          out += "&#xA;";
-          break;
-        case '\r':
-          out += "&#xD;";
-          break;
-        default:
-          out.push_back(c);
-      }
-    }
+    out += escape_attr(a->second, /*escape_gt=*/false);  // C14N attribute escaping
     out += '"';
   }
   std::string inner;
