@@ -2,7 +2,7 @@
 # Validates every wire stanza we generate (the demo in spec and Gajim mode, and the vector
 # replays) against formats/schemas/stanza.xsd, and checks that the schema refuses a bad <c/>.
 set -euo pipefail
-esession=$1 vectors=$2 root=$3
+esession=$1 vectors=$2 root=$3 unit_tests=$4
 xsd="$root/formats/schemas/stanza.xsd"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -12,6 +12,10 @@ trap 'rm -rf "$tmp"' EXIT
   for f in "$root"/formats/vectors/kat-1s.json "$root"/formats/vectors/gajim-kat-modp5.json; do
     "$vectors" "$f" 2>/dev/null | grep '^<'
   done
+  # Three-message and public-key negotiations, from the unit tests tagged [wire].
+  ESESSION_WIRE_DUMP="$tmp/wire" "$unit_tests" "[wire]" >/dev/null
+  grep -c . "$tmp/wire" >/dev/null
+  cat "$tmp/wire"
 } > "$tmp/stanzas"
 n=0
 while IFS= read -r line; do

@@ -18,6 +18,13 @@ std::string join(const std::vector<std::string>& v) {
   return out;
 }
 
+// Decoded negotiation form of a received stanza.
+struct Incoming {
+  const xml::Element* wrapper = nullptr;  // <feature/> or <init/>
+  const xml::Element* x = nullptr;
+  xml::Form form;
+};
+
 // Rejection carries the XEP-0116 §4.4 condition and fields of a failed step.
 struct Rejection {
   std::string condition;  // not-acceptable, feature-not-implemented, or empty (send nothing)
@@ -46,6 +53,11 @@ struct Negotiation::Impl {
   KeySet prov;
   Bytes m_a;
   std::string sas, sas_unpadded;
+  // Alice: what she offered, to check Bob's choices against.
+  std::vector<PubkeyMode> offered_init, offered_resp;
+  std::vector<std::string> offered_sign;
+  std::optional<IdentityProof> peer_proof;  // three-message Alice: Bob's verified identity
+  bool terminate_requested = false;         // three-message: terminate=1 in message 3
 
   void record(const std::string& name, const std::string& v) {
     if (cfg.trace)
@@ -83,26 +95,54 @@ struct Negotiation::Impl {
   Result<Step> bob_on_accept(const xml::Element& msg, RandomSource& rng, Rejection& rej);
   Result<Step> alice_on_init(const xml::Element& msg, Rejection& rej);
 
-  // Identity blocks (XEP-0116 §4.5.4, §4.6.3 with pubKey = "" for 'none').
+  Result<Step> bob_on_accept3(const xml::Element& msg, const Incoming& in, RandomSource& rng);
+  Result<Step> alice_three_message(const xml::Form& f, RandomSource& rng, Rejection& rej);
+
+  // mac_A = HMAC(K_SA, N_B | N_A | e | pubKey_A | form_A | form_A2) (provisional K_SA in the
+  // four-message flow); mac_B = HMAC(K_SB, N_A | N_B | d | pubKey_B | form_B [| form_B2]).
+  MacFn mac_a_fn(std::string form_a2) const {
+    return [this, form_a2 = std::move(form_a2)](std::string_view pub) {
+      Bytes e_mpi = e.mpi();
+      return hmac_parts(
+          hash(), prov.sa,
+          {view(n_b), view(n_a), view(e_mpi), view(pub), view(form_a), view(form_a2)});
+    };
+  }
+  MacFn mac_b_fn(ByteView k_sb, std::string form_b2) const {
+    return [this, k_sb, form_b2 = std::move(form_b2)](std::string_view pub) {
+      Bytes d_mpi = d.mpi();
+      return hmac_parts(
+          hash(), k_sb,
+          {view(n_a), view(n_b), view(d_mpi), view(pub), view(form_b), view(form_b2)});
+    };
+  }
+
+  // Identity blocks (XEP-0116 §4.5.4, §4.6.3; formats §7).
   struct Identity {
     Bytes id, m;
+    SecretBytes mac;
     Counter128 after;
   };
-  Identity make_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView mac) const;
-  Result<SecretBytes> open_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView id,
-                                    ByteView m, Counter128& after) const;
+  std::optional<SignAlg> sign_alg() const { return sign_alg_from_uri(suite.sign_alg); }
+  std::string own_pubkey(PubkeyMode mode) const {
+    return mode == PubkeyMode::none ? std::string()
+                                    : normalized_key_value(cfg.signer->public_key());
+  }
+  Result<Identity> make_identity(ByteView k_c, ByteView k_m, const Counter128& c, PubkeyMode mode,
+                                 const MacFn& mac_for) const;
+  Result<IdentityProof> open_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView id,
+                                      ByteView m, PubkeyMode mode, const MacFn& mac_for,
+                                      Counter128& after) const;
+  // finish builds the Session of an established negotiation.
+  Established establish(const DirectionKeys& send, const DirectionKeys& recv,
+                        const Counter128& send_ctr, const Counter128& recv_ctr);
+  // attach_content encrypts cfg.content with |s| and appends its <c/> to |msg|.
+  Status attach_content(xml::Element& msg, Session& s, RandomSource& rng);
 
   void trace_keys(const std::string& prefix, const KeySet& ks, bool all);
 };
 
 namespace {
-
-// Decoded negotiation form of a received stanza.
-struct Incoming {
-  const xml::Element* wrapper = nullptr;  // <feature/> or <init/>
-  const xml::Element* x = nullptr;
-  xml::Form form;
-};
 
 Result<Incoming> read_form(const xml::Element& stanza, std::string_view wrapper_name,
                            std::string_view wrapper_ns, std::string_view type) {
@@ -168,27 +208,87 @@ void Negotiation::Impl::trace_keys(const std::string& prefix, const KeySet& ks, 
   }
 }
 
-Negotiation::Impl::Identity Negotiation::Impl::make_identity(ByteView k_c, ByteView k_m,
-                                                             const Counter128& c,
-                                                             ByteView mac) const {
+Result<Negotiation::Impl::Identity> Negotiation::Impl::make_identity(ByteView k_c, ByteView k_m,
+                                                                     const Counter128& c,
+                                                                     PubkeyMode mode,
+                                                                     const MacFn& mac_for) const {
   Identity out;
-  out.id.resize(mac.size());
-  out.after = ctr_encrypt(suite.conv, k_c, c, mac, out.id.data());
+  if (mode != PubkeyMode::none && !cfg.signer)
+    return fail(Errc::internal, "key or hash identification without a signing key");
+  out.mac = mac_for(own_pubkey(mode));
+  SecretBytes plain = out.mac;
+  if (mode != PubkeyMode::none) {
+    auto alg = sign_alg();
+    if (!alg)
+      return fail(Errc::internal, "no signature algorithm was negotiated");
+    ES_ASSIGN(std::string p, identity_plaintext(mode, hash(), *alg, *cfg.signer, view(out.mac)));
+    plain = secret(view(p));
+  }
+  out.id.resize(plain.size());
+  out.after = ctr_encrypt(suite.conv, k_c, c, view(plain), out.id.data());
   Bytes c_mpi = c.mpi();
   out.m = bytes_of(view(hmac_parts(hash(), k_m, {view(c_mpi), view(out.id)})));
   return out;
 }
 
-Result<SecretBytes> Negotiation::Impl::open_identity(ByteView k_c, ByteView k_m,
-                                                     const Counter128& c, ByteView id, ByteView m,
-                                                     Counter128& after) const {
+Result<IdentityProof> Negotiation::Impl::open_identity(ByteView k_c, ByteView k_m,
+                                                       const Counter128& c, ByteView id, ByteView m,
+                                                       PubkeyMode mode, const MacFn& mac_for,
+                                                       Counter128& after) const {
+  if (m.size() != hash_size(hash()) ||
+      (mode == PubkeyMode::none ? id.size() != hash_size(hash()) : id.empty()))
+    return fail(Errc::auth_failed, "identity or mac has the wrong length");
   Bytes c_mpi = c.mpi();
   SecretBytes expect = hmac_parts(hash(), k_m, {view(c_mpi), id});
   if (!ct_equal(view(expect), m))
     return fail(Errc::auth_failed, "identity MAC (M_A/M_B) does not verify");
   SecretBytes plain(id.size());
   after = ctr_encrypt(suite.conv, k_c, c, id, plain.data());
-  return plain;
+  return check_identity(mode, hash(), sign_alg(), view(plain), mac_for, cfg.verifier,
+                        bare_jid(peer_jid));
+}
+
+Established Negotiation::Impl::establish(const DirectionKeys& send, const DirectionKeys& recv,
+                                         const Counter128& send_ctr, const Counter128& recv_ctr) {
+  SessionParams sp;
+  sp.suite = suite;
+  sp.initiator = initiator;
+  sp.local_jid = cfg.jid;
+  sp.peer_jid = peer_jid;
+  sp.thread = cfg.thread;
+  sp.send = send;
+  sp.recv = recv;
+  sp.send_ctr = send_ctr;
+  sp.recv_ctr = recv_ctr;
+  sp.my_private = initiator ? x : y;
+  sp.peer_public = initiator ? d : e;
+  std::string who = initiator ? "alice" : "bob";
+  record("counters_after_negotiation." + who + "_send", send_ctr.hex());
+  record("counters_after_negotiation." + who + "_receive", recv_ctr.hex());
+  Established est;
+  est.session = std::make_unique<Session>(std::move(sp));
+  est.flow = suite.flow;
+  est.sas = sas;
+  est.sas_unpadded = sas_unpadded;
+  state = State::established;
+  k = {};
+  prov = {};
+  x = BigNum();
+  y = BigNum();
+  x_per_group.clear();
+  return est;
+}
+
+Status Negotiation::Impl::attach_content(xml::Element& msg, Session& s, RandomSource& rng) {
+  if (!cfg.content)
+    return {};
+  if (cfg.content->name != "message")
+    return fail(Errc::not_acceptable, "only a <message/> can ride on a negotiation message");
+  ES_ASSIGN(xml::Element enc, s.encrypt(*cfg.content, rng));
+  for (auto& c : enc.children)
+    if (c.is("c", xml::kNsC))
+      msg.children.push_back(std::move(c));
+  return {};
 }
 
 // ---- Alice: message 1 ----------------------------------------------------------------------
@@ -198,8 +298,36 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
   suite.compat = pol.compat;
   suite.conv = pol.conv ? *pol.conv : CryptoConv::for_compat(pol.compat);
   suite.flow = pol.flow;
-  if (pol.flow == Flow::three_message)
-    return fail(Errc::unsupported, "the 3-message flow needs public keys, not available yet");
+  bool three = pol.flow == Flow::three_message;
+  if (three && (gajim() || pol.xep0217))
+    return fail(Errc::not_acceptable,
+                "the three-message flow is not part of Gajim's protocol or of XEP-0217");
+  if (cfg.terminate_after_content && (!three || !cfg.content))
+    return fail(Errc::not_acceptable,
+                "terminating after the first stanza needs the three-message flow and content");
+  // Identification we can give (init) and accept (resp); key and hash need our Signer, 'hash'
+  // from Bob needs a key of his that we know.
+  bool know_peer = cfg.verifier && !cfg.verifier->known_keys(bare_jid(peer_jid)).empty();
+  for (auto m : pol.init_pubkey)
+    if (!(three && m == PubkeyMode::none) && (m == PubkeyMode::none || cfg.signer))
+      offered_init.push_back(m);
+  for (auto m : pol.resp_pubkey)
+    if (!(three && m == PubkeyMode::none) && (m != PubkeyMode::hash || know_peer))
+      offered_resp.push_back(m);
+  if (offered_init.empty() || offered_resp.empty())
+    return fail(Errc::not_acceptable,
+                three ? "the three-message flow needs a signing key and public-key "
+                        "identification of both parties"
+                      : "no identification method to offer");
+  auto any_key = [](const std::vector<PubkeyMode>& v) {
+    return std::any_of(v.begin(), v.end(), [](PubkeyMode m) { return m != PubkeyMode::none; });
+  };
+  if (any_key(offered_init) || any_key(offered_resp)) {
+    // One algorithm serves both parties: if we may sign, offer only what our key makes.
+    for (SignAlg a : {SignAlg::rsa_sha256, SignAlg::dsa_sha256})
+      if (!any_key(offered_init) || cfg.signer->can_sign(a))
+        offered_sign.emplace_back(sign_alg_uri(a));
+  }
   if (pol.groups.empty())
     return fail(Errc::not_acceptable, "no Diffie-Hellman group to offer");
   for (int id : pol.groups) {
@@ -215,7 +343,7 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
   n_a = rng.nonce(gajim() ? 8 : 16);
   record_hex("N_A", n_a);
   offered_groups = pol.groups;
-  std::vector<Bytes> hes;
+  std::vector<Bytes> hes, es;
   for (int id : offered_groups) {
     const DhGroup& g = *dh_group(id);
     BigNum xg = rng.dh_private(g);
@@ -226,6 +354,7 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
     record("e_per_offered_group." + std::to_string(id), eg.hex());
     record_hex("He_per_offered_group." + std::to_string(id), he);
     hes.push_back(std::move(he));
+    es.push_back(eg.mpi());
     x_per_group.push_back(std::move(xg));
   }
 
@@ -256,6 +385,9 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
     add_field(fx, "rekey_freq", "hidden").value("4294967295");
     add_field(fx, "sas_algs", "hidden").value("sas28x5");
     add_field(fx, "sign_algs", "hidden").value(kRsaSha256);
+    offered_init = {PubkeyMode::none, PubkeyMode::key, PubkeyMode::hash};
+    offered_resp = {PubkeyMode::none, PubkeyMode::key};
+    offered_sign = {std::string(kRsaSha256)};
     add_field(fx, "my_nonce", "hidden").value(base64(n_a));
     auto mf = add_field(fx, "modp", "list-single");
     for (int id : offered_groups)
@@ -295,13 +427,20 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
     if (fixed) {
       add_field(fx, "init_pubkey", "hidden").value("none");
       add_field(fx, "resp_pubkey", "hidden").value("none");
+      offered_init = offered_resp = {PubkeyMode::none};
+      offered_sign.clear();
     } else {
       auto ip = add_field(fx, "init_pubkey", "list-single");
-      for (auto p : pol.init_pubkey)
+      for (auto p : offered_init)
         ip.option(pubkey_name(p));
       auto rp = add_field(fx, "resp_pubkey", "list-single");
-      for (auto p : pol.resp_pubkey)
+      for (auto p : offered_resp)
         rp.option(pubkey_name(p));
+      if (!offered_sign.empty()) {
+        auto sa = add_field(fx, "sign_algs", "list-single");
+        for (const auto& a : offered_sign)
+          sa.option(a);
+      }
     }
     add_field(fx, "ver", "list-single").option("1.0");
     if (fixed)
@@ -311,11 +450,18 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
     add_field(fx, "my_nonce", "hidden").value(base64(n_a));
     if (fixed)
       add_field(fx, "sas_algs", "hidden").value("sas28x5");
-    else
+    else if (!three)
       add_field(fx, "sas_algs", "list-single").option("sas28x5");
-    auto hf = add_field(fx, "dhhashes", "hidden");
-    for (const auto& he : hes)
-      hf.value(base64(he));
+    if (three) {
+      // Three-message: the public values themselves (XEP-0116 §4.3), no commitment, no SAS.
+      auto kf = add_field(fx, "dhkeys", "hidden");
+      for (const auto& ev : es)
+        kf.value(base64(ev));
+    } else {
+      auto hf = add_field(fx, "dhhashes", "hidden");
+      for (const auto& he : hes)
+        hf.value(base64(he));
+    }
   }
   add_thread(m);
   if (!gajim()) {
@@ -355,11 +501,16 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     rej = {"not-acceptable", {"dhhashes"}};
     return fail(Errc::malformed, "offer must carry exactly one of dhhashes and dhkeys");
   }
-  if (has_keys) {
+  bool three = has_keys;
+  if (three && (gajim() || !pol.accept_three_message)) {
     rej = {"feature-not-implemented", {"dhkeys"}};
-    return fail(Errc::unsupported, "3-message negotiation is not supported yet");
+    return fail(Errc::unsupported, "we do not accept three-message negotiations");
   }
-  suite.flow = Flow::four_message;
+  if (three && f.field("sas_algs")) {
+    rej = {"not-acceptable", {"sas_algs"}};
+    return fail(Errc::malformed, "a three-message offer must not carry sas_algs");
+  }
+  suite.flow = three ? Flow::three_message : Flow::four_message;
 
   std::vector<std::string> bad;
   auto accept_v = f.offered_single("accept");
@@ -421,17 +572,26 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
       stanzas.push_back(s);
   if (stanzas.empty())
     bad.push_back("stanzas");
-  auto pk_ok = [](const std::vector<PubkeyMode>& mine) {
-    return [&mine](const std::string& v) {
+  // Identification: what we require of Alice ('hash' only if we know a key of hers) and what we
+  // give ('key'/'hash' need our Signer); never 'none' in a three-message negotiation.
+  bool know_peer = cfg.verifier && !cfg.verifier->known_keys(bare_jid(peer_jid)).empty();
+  auto pk_ok = [&](const std::vector<PubkeyMode>& mine, bool ours) {
+    return [&, ours](const std::string& v) {
       auto p = pubkey_from_name(v);
-      return p && std::find(mine.begin(), mine.end(), *p) != mine.end();
+      if (!p || std::find(mine.begin(), mine.end(), *p) == mine.end())
+        return false;
+      if (three && *p == PubkeyMode::none)
+        return false;
+      return ours ? (*p == PubkeyMode::none || cfg.signer != nullptr)
+                  : (*p != PubkeyMode::hash || know_peer);
     };
   };
-  std::string init_pk = pick("init_pubkey", pk_ok(pol.init_pubkey));
-  std::string resp_pk = pick("resp_pubkey", pk_ok(pol.resp_pubkey));
+  std::string init_pk = pick("init_pubkey", pk_ok(pol.init_pubkey, false));
+  std::string resp_pk = pick("resp_pubkey", pk_ok(pol.resp_pubkey, true));
   // A11: any offered 1.x is version 1.0 of this text.
   std::string ver = pick("ver", [](const std::string& v) { return v.rfind("1.", 0) == 0; });
-  std::string sas_alg = pick("sas_algs", [](auto& v) { return v == "sas28x5"; });
+  std::string sas_alg =
+      three ? std::string() : pick("sas_algs", [](auto& v) { return v == "sas28x5"; });
   uint32_t rekey = pol.rekey_freq;
   if (auto rf = f.offered_single("rekey_freq")) {
     try {
@@ -447,22 +607,26 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     bad.push_back("rekey_freq");
   }
   std::string sign_alg;
-  if (auto sa = f.choices("sign_algs"); !sa.empty())
-    sign_alg = sa.front();
+  if (init_pk == "none" && resp_pk == "none") {
+    // Nothing is signed; Gajim's response echoes its offer anyway (R-conventions).
+    if (auto sa = f.choices("sign_algs"); !sa.empty() && gajim())
+      sign_alg = sa.front();
+  } else if (!init_pk.empty() && !resp_pk.empty()) {
+    sign_alg = pick("sign_algs", [&](const std::string& v) {
+      auto a = sign_alg_from_uri(v);
+      return a && (resp_pk == "none" || cfg.signer->can_sign(*a));
+    });
+  }
   if (!bad.empty()) {
     rej = {"not-acceptable", bad};
     return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad));
-  }
-  if (init_pk != "none" || resp_pk != "none") {
-    rej = {"not-acceptable", {"init_pubkey", "resp_pubkey"}};
-    return fail(Errc::unsupported, "public-key identification is not available yet");
   }
   suite.modp = std::stoi(modp);
   suite.cipher = *cipher_from_name(crypt);
   suite.hash = *hash_from_name(hash_s);
   suite.stanzas = stanzas;
-  suite.init_pubkey = PubkeyMode::none;
-  suite.resp_pubkey = PubkeyMode::none;
+  suite.init_pubkey = *pubkey_from_name(init_pk);
+  suite.resp_pubkey = *pubkey_from_name(resp_pk);
   suite.rekey_freq = rekey;
   suite.logging = logging;
   suite.sign_alg = sign_alg;
@@ -472,16 +636,28 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   if (n_a.size() < 8 || n_a.size() > 64)
     return fail(Errc::malformed, "bad my_nonce length");
   bool ok = false;
-  he_per_group = hidden_b64_values(f, "dhhashes", ok);
+  std::string_view dh_var = three ? "dhkeys" : "dhhashes";
+  std::vector<Bytes> per_group = hidden_b64_values(f, dh_var, ok);
   auto groups = f.choices("modp");
-  if (!ok || he_per_group.size() != groups.size())
-    return fail(Errc::malformed, "dhhashes must hold one value per offered group");
+  if (!ok || per_group.size() != groups.size())
+    return fail(Errc::malformed, std::string(dh_var) + " must hold one value per offered group");
   size_t pos = static_cast<size_t>(std::find(groups.begin(), groups.end(), modp) - groups.begin());
-  he_per_group = {he_per_group[pos]};
-  if (he_per_group[0].size() != 32)
-    return fail(Errc::malformed, "dhhashes value is not SHA-256");
-
   const DhGroup& g = *dh_group(suite.modp);
+  if (three) {
+    // XEP-0116 §4.5.1: feature-not-implemented unless 1 < e < p-1.
+    auto ev = dh_parse_public(g, per_group[pos]);
+    if (!ev) {
+      rej = {"feature-not-implemented", {"dhkeys"}};
+      return ev.error();
+    }
+    e = std::move(ev).value();
+    record("e", e.hex());
+  } else {
+    he_per_group = {per_group[pos]};
+    if (he_per_group[0].size() != 32)
+      return fail(Errc::malformed, "dhhashes value is not SHA-256");
+  }
+
   n_b = rng.nonce(gajim() ? 8 : 16);
   y = rng.dh_private(g);
   if (!dh_check_private(g, y))
@@ -515,19 +691,43 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   add_field(fx, "resp_pubkey", t).value(resp_pk);
   add_field(fx, "ver", t).value(gajim() ? ver : "1.0");
   add_field(fx, "rekey_freq", t).value(rekey_freq_text(rekey));
-  add_field(fx, "sas_algs", t).value(sas_alg);
+  if (!three)
+    add_field(fx, "sas_algs", t).value(sas_alg);
   if (gajim()) {
     if (!sign_alg.empty())
       add_field(fx, "sign_algs", t).value(sign_alg);
     add_field(fx, "modp", t).value(modp);
+  } else if (!sign_alg.empty()) {
+    add_field(fx, "sign_algs", t).value(sign_alg);
   }
   add_field(fx, "my_nonce", t).value(base64(n_b));
   add_field(fx, "dhkeys", t).value(base64(d.mpi()));
   add_field(fx, "counter", t).value(base64(c_a.mpi()));
   add_field(fx, "nonce", t).value(base64(n_a));
-  add_thread(m);
   form_b = xml::normalize_form_content(fx, norm());
   record("form_B", form_b);
+  if (three) {
+    // XEP-0116 §4.5.3-4.5.5: all six keys from K, then Bob's identity block in this message.
+    SecretBytes shared = dh_shared(g, e, y);
+    k = secret(digest(hash(), view(shared)));
+    prov = derive_keys(hash(), view(k));
+    record_hex("K", k);
+    trace_keys("final", prov, true);
+    Bytes d_mpi = d.mpi();
+    ES_ASSIGN(Identity idb, make_identity(cipher_key(suite.conv, suite.cipher, prov.cb), prov.mb,
+                                          c_b, suite.resp_pubkey, [&](std::string_view pub) {
+                                            return hmac_parts(hash(), prov.sb,
+                                                              {view(n_a), view(n_b), view(d_mpi),
+                                                               view(pub), view(form_b)});
+                                          }));
+    record_hex("mac_B", idb.mac);
+    record_hex("ID_B", idb.id);
+    record_hex("M_B", idb.m);
+    add_field(fx, "identity", t).value(base64(idb.id));
+    add_field(fx, "mac", t).value(base64(idb.m));
+    c_b = idb.after;
+  }
+  add_thread(m);
   state = State::responded;
   Step step;
   step.send.push_back(std::move(m));
@@ -573,12 +773,34 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   }
   suite.cipher = *c;
   suite.hash = *h;
+  bool three = suite.flow == Flow::three_message;
   ES_ASSIGN(std::string ip, f.value("init_pubkey"));
   ES_ASSIGN(std::string rp, f.value("resp_pubkey"));
-  if (ip != "none" || rp != "none") {
+  auto ipm = pubkey_from_name(ip), rpm = pubkey_from_name(rp);
+  auto offered = [](const std::vector<PubkeyMode>& v, PubkeyMode m) {
+    return std::find(v.begin(), v.end(), m) != v.end();
+  };
+  if (!ipm || !rpm || !offered(offered_init, *ipm) || !offered(offered_resp, *rpm) ||
+      (*ipm != PubkeyMode::none && !cfg.signer)) {
     rej.fields = {"init_pubkey", "resp_pubkey"};
-    return fail(Errc::unsupported, "public-key identification is not available yet");
+    return fail(Errc::not_acceptable, "the peer chose an identification we did not offer");
   }
+  suite.init_pubkey = *ipm;
+  suite.resp_pubkey = *rpm;
+  if (*ipm != PubkeyMode::none || *rpm != PubkeyMode::none) {
+    ES_ASSIGN(suite.sign_alg, f.value("sign_algs"));
+    auto a = sign_alg_from_uri(suite.sign_alg);
+    if (!a ||
+        std::find(offered_sign.begin(), offered_sign.end(), suite.sign_alg) == offered_sign.end()) {
+      rej.fields = {"sign_algs"};
+      return fail(Errc::not_acceptable, "the peer chose a signature algorithm we did not offer");
+    }
+  }
+  // Message 2 carries Bob's identity in the three-message flow, and only there.
+  bool has_id = f.field("identity") || f.field("mac");
+  if (has_id != three)
+    return fail(Errc::malformed, three ? "the response lacks the responder's identity"
+                                       : "identity in a four-message response");
   const xml::Field* sf = f.field("stanzas");
   if (!sf || sf->values.empty())
     return fail(Errc::malformed, "response without stanzas");
@@ -598,8 +820,18 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
     } catch (...) {
       return fail(Errc::malformed, "bad rekey_freq");
     }
+  } else {
+    return fail(Errc::malformed, "response without rekey_freq");
   }
-  if (auto sas_v = f.offered_single("sas_algs"); !sas_v || *sas_v != "sas28x5") {
+  uint32_t offered_rekey = fixed ? 0xffffffffU : pol.rekey_freq;
+  if (suite.rekey_freq < offered_rekey) {
+    rej.fields = {"rekey_freq"};
+    return fail(Errc::not_acceptable, "the peer chose a rekey_freq below the one we offered");
+  }
+  if (three) {
+    if (f.field("sas_algs"))
+      return fail(Errc::malformed, "sas_algs in a three-message response");
+  } else if (auto sas_v = f.offered_single("sas_algs"); !sas_v || *sas_v != "sas28x5") {
     rej.fields = {"sas_algs"};
     return fail(Errc::not_acceptable, "the peer chose no SAS algorithm we know");
   }
@@ -631,9 +863,11 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   k = secret(digest(hash(), view(shared)));
   prov = derive_keys(hash(), view(k));
   record_hex("K", k);
-  trace_keys("provisional", prov, false);
-  form_b = xml::normalize_form_content(*in.x, norm());
+  trace_keys(three ? "final" : "provisional", prov, three);
+  form_b = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
   record("form_B", form_b);
+  if (three)
+    return alice_three_message(f, rng, rej);
 
   // rshashes: our retained secrets for Bob, hidden among decoys (XEP-0116 §4.6.4).
   size_t hl = hash_size(hash());
@@ -669,12 +903,9 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   std::string form_a2 = xml::normalize_form_content(xe, norm());
   record("form_A2", form_a2);
 
-  Bytes e_mpi = e.mpi();
-  SecretBytes mac_a =
-      hmac_parts(hash(), prov.sa, {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
   SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
-  Identity ida = make_identity(kca, prov.ma, c_a, mac_a);
-  record_hex("mac_A", mac_a);
+  ES_ASSIGN(Identity ida, make_identity(kca, prov.ma, c_a, suite.init_pubkey, mac_a_fn(form_a2)));
+  record_hex("mac_A", ida.mac);
   record_hex("ID_A", ida.id);
   record_hex("M_A", ida.m);
   add_field(xe, "identity", t).value(base64(ida.id));
@@ -692,6 +923,99 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   return step;
 }
 
+// ---- Alice: message 3 of the three-message flow -----------------------------------------------
+
+Result<Step> Negotiation::Impl::alice_three_message(const xml::Form& f, RandomSource& rng,
+                                                    Rejection& rej) {
+  // Bob's identity first (XEP-0116 §4.6.2): M_B, then ID_B, then mac_B or his signature.
+  rej = {"feature-not-implemented", {}};
+  ES_ASSIGN(Bytes id_b, b64_field(f, "identity"));
+  ES_ASSIGN(Bytes mm_b, b64_field(f, "mac"));
+  SecretBytes kcb = cipher_key(suite.conv, suite.cipher, prov.cb);
+  Counter128 recv_after;
+  ES_ASSIGN(IdentityProof proof, open_identity(kcb, prov.mb, c_b, id_b, mm_b, suite.resp_pubkey,
+                                               mac_b_fn(view(prov.sb), ""), recv_after));
+  record_hex("ID_B", id_b);
+  record_hex("M_B", mm_b);
+
+  xml::Element m = stanza_to_peer();
+  xml::Element& feature = m.add(xml::Element("feature", std::string(xml::kNsFeatureNeg)));
+  xml::Element& xe = feature.add(xml::Element("x", std::string(xml::kNsData)));
+  xe.set_attr("type", "result");
+  using xml::add_field;
+  add_field(xe, "FORM_TYPE").value(kFormType);
+  add_field(xe, "accept").value("1");
+  add_field(xe, "nonce").value(base64(n_b));
+  if (cfg.terminate_after_content)
+    add_field(xe, "terminate").value("1");
+  std::string form_a2 = xml::normalize_form_content(xe, norm());
+  record("form_A2", form_a2);
+  SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
+  ES_ASSIGN(Identity ida, make_identity(kca, prov.ma, c_a, suite.init_pubkey, mac_a_fn(form_a2)));
+  record_hex("mac_A", ida.mac);
+  record_hex("ID_A", ida.id);
+  record_hex("M_A", ida.m);
+  add_field(xe, "identity").value(base64(ida.id));
+  add_field(xe, "mac").value(base64(ida.m));
+  add_thread(m);
+
+  Established est = establish({kca, prov.ma}, {kcb, prov.mb}, ida.after, recv_after);
+  est.peer_mode = proof.mode;
+  est.peer_key = std::move(proof.key);
+  ES_TRY(attach_content(m, *est.session, rng));
+  if (cfg.terminate_after_content) {
+    est.session->destroy();
+    est.terminated = true;
+  }
+  Step step;
+  step.send.push_back(std::move(m));
+  step.established = std::move(est);
+  return step;
+}
+
+// ---- Bob: completion of the three-message flow ---------------------------------------------
+
+Result<Step> Negotiation::Impl::bob_on_accept3(const xml::Element& msg, const Incoming& in,
+                                               RandomSource& rng) {
+  (void)rng;
+  const xml::Form& f = in.form;
+  ES_ASSIGN(Bytes id_a, b64_field(f, "identity"));
+  ES_ASSIGN(Bytes mm_a, b64_field(f, "mac"));
+  for (const char* var : {"dhkeys", "rshashes", "srshash"})
+    if (f.field(var))
+      return fail(Errc::malformed, std::string(var) + " in a three-message completion");
+  bool terminate = false;
+  if (auto t = f.offered_single("terminate")) {
+    auto b = xml::parse_bool(*t);
+    if (!b)
+      return fail(Errc::malformed, "bad terminate value");
+    terminate = *b;
+  }
+  std::string form_a2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
+  record("form_A2", form_a2);
+  SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
+  Counter128 recv_after;
+  ES_ASSIGN(IdentityProof proof, open_identity(kca, prov.ma, c_a, id_a, mm_a, suite.init_pubkey,
+                                               mac_a_fn(form_a2), recv_after));
+  record_hex("ID_A", id_a);
+  record_hex("M_A", mm_a);
+  SecretBytes kcb = cipher_key(suite.conv, suite.cipher, prov.cb);
+  Established est = establish({kcb, prov.mb}, {kca, prov.ma}, c_b, recv_after);
+  est.peer_mode = proof.mode;
+  est.peer_key = std::move(proof.key);
+  Step step;
+  if (msg.child("c", xml::kNsC)) {
+    ES_ASSIGN(Received r, est.session->decrypt(msg));
+    step.content.push_back(std::move(r));
+  }
+  if (terminate) {
+    est.session->destroy();
+    est.terminated = true;
+  }
+  step.established = std::move(est);
+  return step;
+}
+
 // ---- Bob: message 4 ------------------------------------------------------------------------
 
 Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSource& rng,
@@ -705,6 +1029,10 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
   if (echo != n_b)
     return fail(Errc::auth_failed, "the accept does not echo our nonce");
+  if (suite.flow == Flow::three_message)
+    return bob_on_accept3(msg, in, rng);
+  if (f.field("terminate"))
+    return fail(Errc::malformed, "terminate in a four-message completion");
   ES_ASSIGN(Bytes e_bytes, b64_field(f, "dhkeys"));
   const DhGroup& g = *dh_group(suite.modp);
   // Hash commitment first: SHA256(e) must equal the He Alice committed to in message 1.
@@ -720,19 +1048,19 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
 
   ES_ASSIGN(Bytes id_a, b64_field(f, "identity"));
   ES_ASSIGN(Bytes mm_a, b64_field(f, "mac"));
-  if (id_a.size() != hash_size(hash()) || mm_a.size() != hash_size(hash()))
-    return fail(Errc::auth_failed, "identity or mac has the wrong length");
-  SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
-  Counter128 recv_after;
-  ES_ASSIGN(SecretBytes mac_a, open_identity(kca, prov.ma, c_a, id_a, mm_a, recv_after));
   std::string form_a2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
   record("form_A2", form_a2);
-  Bytes e_mpi = e.mpi();
-  SecretBytes expect =
-      hmac_parts(hash(), prov.sa, {view(n_b), view(n_a), view(e_mpi), view(form_a), view(form_a2)});
-  if (!ct_equal(view(expect), view(mac_a)))
-    return fail(Errc::auth_failed, "the initiator's identity (mac_A) does not verify");
-  record_hex("mac_A", mac_a);
+  SecretBytes kca_prov = cipher_key(suite.conv, suite.cipher, prov.ca);
+  Counter128 recv_after;
+  MacFn mac_a = mac_a_fn(form_a2);
+  ES_ASSIGN(IdentityProof proof, open_identity(
+                                     kca_prov, prov.ma, c_a, id_a, mm_a, suite.init_pubkey,
+                                     [&](std::string_view pub) {
+                                       SecretBytes v = mac_a(pub);
+                                       record_hex("mac_A", v);
+                                       return v;
+                                     },
+                                     recv_after));
   m_a = mm_a;
   sas_unpadded = sas28x5(hash(), m_a, form_b, false);
   sas = sas28x5(hash(), m_a, form_b, true);
@@ -744,16 +1072,17 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   std::vector<Bytes> rshashes = hidden_b64_values(f, "rshashes", ok);
   if (!ok)
     return fail(Errc::malformed, "bad rshashes");
-  Established est;
   std::optional<SecretBytes> srs;
+  std::optional<size_t> srs_index;
+  bool srs_from_other = false;
   auto search = [&](const std::vector<SecretBytes>& list, bool other) {
     for (size_t i = 0; i < list.size() && !srs; ++i) {
       SecretBytes hs = hmac(hash(), n_a, view(list[i]));
       for (const auto& r : rshashes)
         if (ct_equal(view(hs), r)) {
           srs = list[i];
-          est.srs_index = i;
-          est.srs_from_other = other;
+          srs_index = i;
+          srs_from_other = other;
           break;
         }
     }
@@ -770,11 +1099,10 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   SecretBytes kp = secret(digest_parts(
       hash(), {view(k), srs ? view(*srs) : ByteView{}, cfg.oss ? view(*cfg.oss) : ByteView{}}));
   KeySet fin = derive_keys(hash(), view(kp));
-  est.new_retained_secret = hmac(hash(), view(kp), view(kLabelNewRs));
-  est.oss_used = cfg.oss.has_value();
+  SecretBytes new_rs = hmac(hash(), view(kp), view(kLabelNewRs));
   record_hex("K_final", kp);
   trace_keys("final", fin, true);
-  record_hex("new_retained_secret", est.new_retained_secret);
+  record_hex("new_retained_secret", new_rs);
 
   xml::Element m = stanza_to_peer();
   xml::Element& init = m.add(xml::Element("init", std::string(xml::kNsInit)));
@@ -787,39 +1115,25 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   add_field(xe, "srshash", t).value(base64(srshash));
   std::string form_b2 = xml::normalize_form_content(xe, norm());
   record("form_B2", form_b2);
-  Bytes d_mpi = d.mpi();
-  SecretBytes mac_b =
-      hmac_parts(hash(), fin.sb, {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
   SecretBytes kcb = cipher_key(suite.conv, suite.cipher, fin.cb);
-  Identity idb = make_identity(kcb, fin.mb, c_b, mac_b);
-  record_hex("mac_B", mac_b);
+  ES_ASSIGN(Identity idb,
+            make_identity(kcb, fin.mb, c_b, suite.resp_pubkey, mac_b_fn(view(fin.sb), form_b2)));
+  record_hex("mac_B", idb.mac);
   record_hex("ID_B", idb.id);
   record_hex("M_B", idb.m);
   add_field(xe, "identity", t).value(base64(idb.id));
   add_field(xe, "mac", t).value(base64(idb.m));
   add_thread(m);
 
-  SessionParams sp;
-  sp.suite = suite;
-  sp.initiator = false;
-  sp.local_jid = cfg.jid;
-  sp.peer_jid = peer_jid;
-  sp.thread = cfg.thread;
-  sp.send = {kcb, fin.mb};
-  sp.recv = {cipher_key(suite.conv, suite.cipher, fin.ca), fin.ma};
-  sp.send_ctr = idb.after;
-  sp.recv_ctr = recv_after;
-  sp.my_private = y;
-  sp.peer_public = e;
-  record("counters_after_negotiation.bob_send", idb.after.hex());
-  record("counters_after_negotiation.bob_receive", recv_after.hex());
-  est.session = std::make_unique<Session>(std::move(sp));
-  est.sas = sas;
-  est.sas_unpadded = sas_unpadded;
-  state = State::established;
-  k = {};
-  prov = {};
-  y = BigNum();
+  Established est = establish({kcb, fin.mb}, {cipher_key(suite.conv, suite.cipher, fin.ca), fin.ma},
+                              idb.after, recv_after);
+  est.new_retained_secret = std::move(new_rs);
+  est.srs_index = srs_index;
+  est.srs_from_other = srs_from_other;
+  est.oss_used = cfg.oss.has_value();
+  est.peer_mode = proof.mode;
+  est.peer_key = std::move(proof.key);
+  ES_TRY(attach_content(m, *est.session, rng));
   Step step;
   step.send.push_back(std::move(m));
   step.established = std::move(est);
@@ -859,58 +1173,41 @@ Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection
 
   ES_ASSIGN(Bytes id_b, b64_field(f, "identity"));
   ES_ASSIGN(Bytes mm_b, b64_field(f, "mac"));
-  if (id_b.size() != hash_size(hash()) || mm_b.size() != hash_size(hash()))
-    return fail(Errc::auth_failed, "identity or mac has the wrong length");
+  std::string form_b2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
+  record("form_B2", form_b2);
   SecretBytes kcb = cipher_key(suite.conv, suite.cipher, fin.cb);
   Counter128 recv_after;
-  auto opened = open_identity(kcb, fin.mb, c_b, id_b, mm_b, recv_after);
+  MacFn mac_b = mac_b_fn(view(fin.sb), form_b2);
+  auto opened = open_identity(
+      kcb, fin.mb, c_b, id_b, mm_b, suite.resp_pubkey,
+      [&](std::string_view pub) {
+        SecretBytes v = mac_b(pub);
+        record_hex("mac_B", v);
+        return v;
+      },
+      recv_after);
   if (!opened) {
-    if (!cfg.oss && !srs)
+    if ((!cfg.oss && !srs) || opened.error().code != Errc::auth_failed)
       return opened.error();
     return fail(Errc::auth_failed,
                 "the responder's identity does not verify (retained secret "
                 "or other shared secret mismatch?)");
   }
-  std::string form_b2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
-  record("form_B2", form_b2);
-  Bytes d_mpi = d.mpi();
-  SecretBytes expect =
-      hmac_parts(hash(), fin.sb, {view(n_a), view(n_b), view(d_mpi), view(form_b), view(form_b2)});
-  if (!ct_equal(view(expect), view(*opened)))
-    return fail(Errc::auth_failed, "the responder's identity (mac_B) does not verify");
-  record_hex("mac_B", expect);
 
-  SessionParams sp;
-  sp.suite = suite;
-  sp.initiator = true;
-  sp.local_jid = cfg.jid;
-  sp.peer_jid = peer_jid;
-  sp.thread = cfg.thread;
-  sp.send = {cipher_key(suite.conv, suite.cipher, fin.ca), fin.ma};
-  sp.recv = {kcb, fin.mb};
-  sp.send_ctr = c_a;
-  sp.recv_ctr = recv_after;
-  sp.my_private = x;
-  sp.peer_public = d;
-  record("counters_after_negotiation.alice_send", c_a.hex());
-  record("counters_after_negotiation.alice_receive", recv_after.hex());
-  est.session = std::make_unique<Session>(std::move(sp));
-  est.sas = sas;
-  est.sas_unpadded = sas_unpadded;
-  state = State::established;
-  k = {};
-  prov = {};
-  x = BigNum();
-  x_per_group.clear();
+  Established fin_est = establish({cipher_key(suite.conv, suite.cipher, fin.ca), fin.ma},
+                                  {kcb, fin.mb}, c_a, recv_after);
+  fin_est.new_retained_secret = std::move(est.new_retained_secret);
+  fin_est.srs_index = est.srs_index;
+  fin_est.oss_used = est.oss_used;
+  fin_est.peer_mode = opened->mode;
+  fin_est.peer_key = std::move(opened->key);
   Step step;
   // Bob MAY append encrypted content to message 4.
   if (msg.child("c", xml::kNsC)) {
-    auto r = est.session->decrypt(msg);
-    if (!r)
-      return r.error();
-    step.content.push_back(std::move(r).value());
+    ES_ASSIGN(Received r, fin_est.session->decrypt(msg));
+    step.content.push_back(std::move(r));
   }
-  step.established = std::move(est);
+  step.established = std::move(fin_est);
   return step;
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 
+#include "session/identity.hpp"
 #include "session/session.hpp"
 
 namespace esession {
@@ -27,6 +28,10 @@ struct Policy {
   std::vector<CipherAlg> ciphers = {CipherAlg::aes256_ctr, CipherAlg::aes128_ctr};
   std::vector<HashAlg> hashes = {HashAlg::sha256, HashAlg::sha512};
   std::vector<std::string> stanzas = {"message", "presence", "iq"};
+  // Identification, in preference order. Initiator: init_pubkey is what she can give (key and
+  // hash need a Signer), resp_pubkey what she accepts from the responder (hash is offered only
+  // for a peer whose keys the Verifier knows). Responder: the reverse. 'none' is dropped from
+  // both in a three-message negotiation (XEP-0116 §4.3).
   std::vector<PubkeyMode> init_pubkey = {PubkeyMode::none};
   std::vector<PubkeyMode> resp_pubkey = {PubkeyMode::none};
   uint32_t rekey_freq = 1;
@@ -41,6 +46,14 @@ struct PartyConfig {
   std::vector<SecretBytes> retained_other;  // responder: secrets held for other JIDs
   std::optional<SecretBytes> oss;           // other shared secret (XEP-0116 §4.7.3)
   std::string thread;                       // initiator: the <thread/> (random if empty)
+  const Signer* signer = nullptr;           // our signing key, for key/hash identification
+  const Verifier* verifier = nullptr;       // the peer keys we know and accept
+  // content: a stanza to encrypt and send with our last negotiation message (the initiator's
+  // message 3 of the three-message flow; the responder's message 4 of the four-message flow).
+  std::optional<xml::Element> content;
+  // terminate_after_content: three-message initiator only; message 3 carries terminate=1 and
+  // the session ends at once (one stanza with forward secrecy, XEP-0116 §4.6.4).
+  bool terminate_after_content = false;
   // trace, when set, receives every intermediate value under the names of the
   // esession-vector/1 schema (hex, or text for forms). Only the vector tool sets it.
   std::map<std::string, std::string>* trace = nullptr;
@@ -55,6 +68,10 @@ struct Established {
   std::optional<size_t> srs_index;  // index into retained (or retained_other, see below)
   bool srs_from_other = false;      // the match came from retained_other
   bool oss_used = false;
+  Flow flow = Flow::four_message;
+  PubkeyMode peer_mode = PubkeyMode::none;  // how the peer identified itself
+  std::optional<PublicKey> peer_key;        // its key, whose signature verified (key or hash)
+  bool terminated = false;                  // three-message with terminate=1: already over
 };
 
 // Step is the outcome of one negotiation step.

@@ -90,6 +90,20 @@ Bytes Session::pad(std::string content, RandomSource&) const {
 
 Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaintext,
                                    bool has_content, std::optional<std::string> key_b64) {
+  ES_ASSIGN(xml::Element c, seal_c(plaintext, has_content, std::move(key_b64)));
+  xml::Element out(envelope.name, envelope.ns);
+  out.attrs = envelope.attrs;
+  for (const auto& ch : envelope.children)
+    if (!ch.is_text() && stays_clear(ch))
+      out.children.push_back(ch);
+  out.add(std::move(c));
+  if (m_p.suite.compat == Compat::gajim && envelope.name == "message")
+    out.add_text_child("body", kGajimFallback);
+  return out;
+}
+
+Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
+                                     std::optional<std::string> key_b64) {
   const Counter128 before = m_p.send_ctr;
   xml::Element c("c", std::string(xml::kNsC));
   Counter128 after = before.add(1);
@@ -110,15 +124,6 @@ Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaint
   SecretBytes a_mac = hmac_parts(m_p.suite.hash, m_p.send.mac, {view(m_content), view(ctr_mpi)});
   c.add_text_child("mac", base64(view(a_mac)));
 
-  xml::Element out(envelope.name, envelope.ns);
-  out.attrs = envelope.attrs;
-  for (const auto& ch : envelope.children)
-    if (!ch.is_text() && stays_clear(ch))
-      out.children.push_back(ch);
-  out.add(std::move(c));
-  if (m_p.suite.compat == Compat::gajim && envelope.name == "message")
-    out.add_text_child("body", kGajimFallback);
-
   // Commit.
   m_p.send_ctr = after;
   m_keys_received = 0;
@@ -126,7 +131,7 @@ Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaint
   ++m_sent_since_rekey;
   m_trace =
       CounterTrace{before, after, std::move(m_final), std::move(m_content), bytes_of(view(a_mac))};
-  return out;
+  return c;
 }
 
 Result<xml::Element> Session::encrypt(const xml::Element& stanza, RandomSource& rng,
@@ -158,7 +163,43 @@ Result<xml::Element> Session::encrypt(const xml::Element& stanza, RandomSource& 
     if (has_content)
       plaintext = pad(std::move(content), rng);
   }
-  return seal(stanza, plaintext, has_content, std::nullopt);
+  ES_ASSIGN(xml::Element out, seal(stanza, plaintext, has_content, std::nullopt));
+  if (!opts.plaintext_override && m_p.suite.compat == Compat::spec)
+    ES_TRY(seal_error_details(out, rng));
+  return out;
+}
+
+// is_defined_condition: an RFC 6120 defined condition (every stanzas-namespace child of
+// <error/> but the human-readable <text/>).
+static bool is_defined_condition(const xml::Element& e) {
+  return e.ns == xml::kNsStanzas && e.name != "text";
+}
+
+Status Session::seal_error_details(xml::Element& out, RandomSource& rng) {
+  // XEP-0200 §5 (A28): in an error stanza the defined condition stays in clear beside the
+  // stanza's own <c/>; every other child of <error/> goes into a second <c/> inside it, sealed
+  // after the first.
+  if (out.attr_or("type") != "error")
+    return {};
+  xml::Element* err = out.child("error", xml::kNsClient);
+  if (!err)
+    return {};
+  std::string content;
+  std::vector<xml::Element> kept;
+  for (auto& ch : err->children) {
+    if (ch.is_text())
+      continue;
+    if (is_defined_condition(ch))
+      kept.push_back(std::move(ch));
+    else
+      content += xml::serialize(ch, err->ns);
+  }
+  if (content.empty())
+    return {};
+  ES_ASSIGN(xml::Element c, seal_c(view(pad(std::move(content), rng)), true, std::nullopt));
+  err->children = std::move(kept);
+  err->add(std::move(c));
+  return {};
 }
 
 Result<xml::Element> Session::rekey(RandomSource& rng) {
@@ -218,9 +259,36 @@ Result<Received> Session::decrypt(const xml::Element& stanza) {
     return fail(Errc::terminated, "the session has ended");
   // Any failure below destroys the session: XEP-0200 §8 steps 3-4.
   auto r = open(stanza);
+  if (r && m_state != State::ended) {
+    if (auto inner = open_error_details(r->stanza); !inner)
+      r = inner.error();
+  }
   if (!r)
     destroy();
   return r;
+}
+
+Status Session::open_error_details(xml::Element& stanza) {
+  xml::Element* err = stanza.child("error", xml::kNsClient);
+  if (!err || !err->child("c", xml::kNsC))
+    return {};
+  if (stanza.attr_or("type") != "error" || err->count_children("c", xml::kNsC) != 1)
+    return fail(Errc::malformed, "<c/> inside <error/> of a stanza that is not an error");
+  xml::Element inner(stanza.name, stanza.ns);
+  std::vector<xml::Element> kept;
+  for (auto& ch : err->children) {
+    if (ch.is("c", xml::kNsC))
+      inner.children.push_back(std::move(ch));
+    else if (!ch.is_text())
+      kept.push_back(std::move(ch));
+  }
+  ES_ASSIGN(Received details, open(inner));
+  if (details.rekeyed || details.terminated)
+    return fail(Errc::malformed, "re-key or termination inside <error/>");
+  err->children = std::move(kept);
+  for (auto& ch : details.stanza.children)
+    err->children.push_back(std::move(ch));
+  return {};
 }
 
 Result<Received> Session::open(const xml::Element& stanza) {
@@ -315,9 +383,11 @@ Result<Received> Session::open(const xml::Element& stanza) {
   // Re-key processing (XEP-0200 §9.2) on copies, committed below.
   std::optional<BigNum> new_peer_public;
   std::optional<DirectionKeys> new_send, new_recv;
+  // Crossing re-keys (XEP-0200 §9.2 step 3, formats X2): the peer's <key/> arrives while ours
+  // is unacknowledged. The peer computed with our older private value; we keep our new send
+  // keys and replace the receive keys of every stored set.
+  bool crossing = key && set == 0 && m_recv.size() > 1;
   if (key) {
-    if (m_recv.size() > 1 && set == 0)
-      return fail(Errc::wrong_state, "re-keys from both sides crossed; the session ends");
     const DhGroup* g = dh_group(m_p.suite.modp);
     ES_ASSIGN(Bytes e_bytes, unbase64(key->text_content()));
     ES_ASSIGN(BigNum e, dh_parse_public(*g, e_bytes));
@@ -341,12 +411,22 @@ Result<Received> Session::open(const xml::Element& stanza) {
     // can be published (XEP-0200 §10).
     m_old_mac_keys.clear();
     m_old_mac_keys.push_back(std::move(m_prev_send_mac));
-    m_old_mac_keys.push_back(m_recv[0].mac);
+    // After crossing re-keys every set holds the peer's current MAC key: never publish that.
+    if (!ct_equal(view(m_recv[0].mac), view(m_recv[set].mac)))
+      m_old_mac_keys.push_back(m_recv[0].mac);
     m_recv.erase(m_recv.begin(), m_recv.begin() + static_cast<long>(set));
     m_p.my_private = std::move(*m_pending_private);
     m_pending_private.reset();
   }
-  if (key) {
+  if (key && crossing) {
+    // The peer no longer uses its old MAC key: it may be published (XEP-0200 §10).
+    m_old_mac_keys.push_back(m_recv[0].mac);
+    for (auto& r : m_recv)
+      r = *new_recv;
+    m_p.peer_public = std::move(*new_peer_public);
+    ++m_keys_received;
+    out.rekeyed = true;
+  } else if (key) {
     m_p.send = std::move(*new_send);
     m_recv.assign(1, std::move(*new_recv));
     m_p.peer_public = std::move(*new_peer_public);

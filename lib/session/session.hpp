@@ -91,6 +91,10 @@ class Session {
 
   Result<xml::Element> seal(const xml::Element& envelope, ByteView plaintext, bool has_content,
                             std::optional<std::string> key_b64);
+  Result<xml::Element> seal_c(ByteView plaintext, bool has_content,
+                              std::optional<std::string> key_b64);
+  Status seal_error_details(xml::Element& out, RandomSource& rng);
+  Status open_error_details(xml::Element& stanza);
   Result<Received> open(const xml::Element& stanza);
   std::optional<Result<Received>> clear_terminate(const xml::Element& stanza);
   Bytes pad(std::string content, RandomSource& rng) const;

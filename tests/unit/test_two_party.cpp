@@ -1,105 +1,10 @@
 // Two parties in one process: every flow end to end, stanzas, re-keys, termination, failures.
 #include <catch2/catch.hpp>
 
-#include "session/negotiation.hpp"
+#include "helpers.hpp"
 
 using namespace esession;
-
-namespace {
-
-struct Pair {
-  Established alice, bob;
-  std::string thread;
-};
-
-PartyConfig party(const char* jid) {
-  PartyConfig p;
-  p.jid = jid;
-  p.policy.groups = {14};
-  return p;
-}
-
-Result<Pair> negotiate(PartyConfig a, PartyConfig b, RandomSource& rng) {
-  ES_ASSIGN(auto started, Negotiation::start(a, b.jid, rng));
-  xml::Element offer = started.second.send.at(0);
-  offer.set_attr("from", a.jid);
-  ES_ASSIGN(auto responded, Negotiation::respond(b, offer, rng));
-  ES_ASSIGN(Step m3, started.first.receive(responded.second.send.at(0), rng));
-  ES_ASSIGN(Step m4, responded.first.receive(m3.send.at(0), rng));
-  ES_ASSIGN(Step done, started.first.receive(m4.send.at(0), rng));
-  if (!done.established || !m4.established)
-    return fail(Errc::internal, "not established");
-  return Pair{std::move(*done.established), std::move(*m4.established), started.first.thread()};
-}
-
-xml::Element make_stanza(int i, const std::string& to, const std::string& thread) {
-  const char* kinds[] = {"message", "presence", "iq"};
-  xml::Element s(kinds[i % 3], std::string(xml::kNsClient));
-  s.set_attr("to", to);
-  s.set_attr("id", "s" + std::to_string(i));
-  if (i % 3 == 0) {
-    s.set_attr("type", "chat");
-    s.add_text_child("thread", thread);
-    s.add_text_child("body", "message number " + std::to_string(i) + " \xc3\xa9\xe2\x82\xac <&>");
-  } else if (i % 3 == 1) {
-    s.add_text_child("status", std::string(static_cast<size_t>(i % 40), 'x'));
-  } else {
-    s.set_attr("type", "get");
-    xml::Element q("query", "jabber:iq:version");
-    s.add(std::move(q));
-  }
-  return s;
-}
-
-// exchange sends |n| stanzas each way, alternating, re-keying every 10 stanzas from either side.
-void exchange(Pair& p, int n, RandomSource& rng) {
-  Session* sides[2] = {p.alice.session.get(), p.bob.session.get()};
-  const char* jids[2] = {"bob@example.com/laptop", "alice@example.org/pda"};
-  int rekeys = 0;
-  for (int i = 0; i < 2 * n; ++i) {
-    int from = i % 2;
-    Session& snd = *sides[from];
-    Session& rcv = *sides[1 - from];
-    if (i % 10 == 9) {
-      auto k = snd.rekey(rng);
-      REQUIRE(k);
-      auto r = rcv.decrypt(k.value());
-      REQUIRE(r);
-      CHECK(r->rekeyed);
-      ++rekeys;
-    }
-    xml::Element st = make_stanza(i, jids[from], p.thread);
-    auto enc = snd.encrypt(st, rng);
-    REQUIRE(enc);
-    // Nothing of the content is in clear.
-    std::string wire = xml::serialize(enc.value());
-    CHECK(wire.find("message number") == std::string::npos);
-    CHECK(wire.find("jabber:iq:version") == std::string::npos);
-    auto dec = rcv.decrypt(enc.value());
-    REQUIRE(dec);
-    CHECK(xml::serialize(dec->stanza) == xml::serialize(st));
-  }
-  CHECK(rekeys == 2 * n / 10);
-}
-
-void terminate_both(Pair& p, RandomSource& rng) {
-  auto t = p.alice.session->terminate(rng);
-  REQUIRE(t);
-  CHECK_FALSE(p.alice.session->active());
-  auto r = p.bob.session->decrypt(t.value());
-  REQUIRE(r);
-  CHECK(r->terminated);
-  REQUIRE(r->reply);
-  CHECK_FALSE(p.bob.session->can_receive());
-  auto fin = p.alice.session->decrypt(*r->reply);
-  REQUIRE(fin);
-  CHECK(fin->terminated);
-  CHECK_FALSE(p.alice.session->can_receive());
-  xml::Element st = make_stanza(0, "bob@example.com/laptop", p.thread);
-  CHECK(p.alice.session->encrypt(st, rng).error().code == Errc::terminated);
-}
-
-}  // namespace
+using namespace esession::test;
 
 TEST_CASE("4-message XEP-0116 session: 100+ stanzas each way, re-keys, termination") {
   SystemRandom rng;
@@ -241,16 +146,134 @@ TEST_CASE("option selection and rejection") {
   b.policy.groups = {5};
   REQUIRE(negotiate(a, b, rng));
 
-  // A 3-message offer gets feature-not-implemented naming dhkeys.
+  // A 3-message offer to a responder that only does 4 messages gets feature-not-implemented
+  // naming dhkeys; one whose identification is 'none' is not acceptable.
   xml::Element offer =
       Negotiation::start(party("alice@example.org/pda"), b.jid, rng)->second.send.at(0);
   xml::Element* x = offer.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData);
   for (auto& f : x->children)
     if (f.attr_or("var") == "dhhashes")
       f.set_attr("var", "dhkeys");
+  x->children.erase(std::remove_if(x->children.begin(), x->children.end(),
+                                   [](auto& f) { return f.attr_or("var") == "sas_algs"; }),
+                    x->children.end());
+  PartyConfig only4 = party("bob@example.com/laptop");
+  only4.policy.accept_three_message = false;
   reply.reset();
-  auto r3 = Negotiation::respond(party("bob@example.com/laptop"), offer, rng, a.jid, &reply);
+  auto r3 = Negotiation::respond(only4, offer, rng, a.jid, &reply);
   REQUIRE_FALSE(r3);
   REQUIRE(reply);
   CHECK(xml::serialize(*reply).find("feature-not-implemented") != std::string::npos);
+  CHECK(xml::serialize(*reply).find("var=\"dhkeys\"") != std::string::npos);
+  reply.reset();
+  r3 = Negotiation::respond(party("bob@example.com/laptop"), offer, rng, a.jid, &reply);
+  REQUIRE_FALSE(r3);
+  REQUIRE(reply);
+  CHECK(xml::serialize(*reply).find("not-acceptable") != std::string::npos);
+  CHECK(xml::serialize(*reply).find("var=\"init_pubkey\"") != std::string::npos);
+}
+
+TEST_CASE("crossing re-keys: both sides keep talking, and no live MAC key is ever published") {
+  SystemRandom rng;
+  auto p = negotiate(party("alice@example.org/pda"), party("bob@example.com/laptop"), rng);
+  REQUIRE(p);
+  Session& a = *p->alice.session;
+  Session& b = *p->bob.session;
+  // Every <old/> on the wire must differ from both sides' current sending MAC keys.
+  int published = 0;
+  auto check_old = [&](const xml::Element& st) {
+    const xml::Element* c = st.child("c", xml::kNsC);
+    REQUIRE(c);
+    for (const auto* o : c->element_children()) {
+      if (o->name != "old")
+        continue;
+      ++published;
+      Bytes k = unbase64(o->text_content()).value();
+      CHECK_FALSE(ct_equal(k, view(a.params().send.mac)));
+      CHECK_FALSE(ct_equal(k, view(b.params().send.mac)));
+    }
+  };
+  auto send = [&](Session& from, Session& to, int i) {
+    auto enc = from.encrypt(make_stanza(i, "x@example.net/r", p->thread), rng);
+    REQUIRE(enc);
+    check_old(*enc);
+    auto dec = to.decrypt(*enc);
+    REQUIRE(dec);
+  };
+  for (int round = 0; round < 3; ++round) {
+    send(a, b, 0);
+    send(b, a, 1);
+    // Both re-key before seeing the other's <key/>.
+    auto ka = a.rekey(rng);
+    auto kb = b.rekey(rng);
+    REQUIRE(ka);
+    REQUIRE(kb);
+    auto rb = b.decrypt(*ka);
+    REQUIRE(rb);
+    CHECK(rb->rekeyed);
+    auto ra = a.decrypt(*kb);
+    REQUIRE(ra);
+    CHECK(ra->rekeyed);
+    CHECK(a.rekey_pending());
+    // The next stanzas acknowledge (<new>1</new>) and run under the new keys both ways.
+    for (int i = 0; i < 6; ++i) {
+      send(a, b, 2 * i);
+      send(b, a, 2 * i + 1);
+    }
+    CHECK_FALSE(a.rekey_pending());
+    CHECK_FALSE(b.rekey_pending());
+    // A sequential re-key still works afterwards.
+    auto k2 = b.rekey(rng);
+    REQUIRE(k2);
+    REQUIRE(a.decrypt(*k2));
+    send(a, b, 3);
+    send(b, a, 4);
+  }
+  CHECK(published > 0);
+  terminate_both(*p, rng);
+}
+
+TEST_CASE("error stanzas: the defined condition stays clear, the other details go in <c/>",
+          "[wire]") {
+  SystemRandom rng;
+  auto p = negotiate(party("alice@example.org/pda"), party("bob@example.com/laptop"), rng);
+  REQUIRE(p);
+  xml::Element st("message", std::string(xml::kNsClient));
+  st.set_attr("to", "bob@example.com/laptop").set_attr("type", "error").set_attr("id", "e1");
+  st.add_text_child("thread", p->thread);
+  xml::Element& err = st.add(xml::Element("error", std::string(xml::kNsClient)));
+  err.set_attr("type", "cancel");
+  err.add(xml::Element("service-unavailable", std::string(xml::kNsStanzas)));
+  xml::Element text("text", std::string(xml::kNsStanzas));
+  text.add(xml::Element::text_node("private detail"));
+  err.add(std::move(text));
+  err.add(xml::Element("quota", "urn:example:app"));
+  // Decrypted content takes the place of <c/>, after the children that stay in clear.
+  st.add_text_child("body", "the message that bounced");
+  for (int round = 0; round < 2; ++round) {
+    auto enc = p->alice.session->encrypt(st, rng);
+    REQUIRE(enc);
+    dump_wire(*enc);
+    std::string wire = xml::serialize(*enc);
+    CHECK(wire.find("service-unavailable") != std::string::npos);
+    CHECK(wire.find("private detail") == std::string::npos);
+    CHECK(wire.find("urn:example:app") == std::string::npos);
+    CHECK(wire.find("bounced") == std::string::npos);
+    const xml::Element* e = enc->child("error", xml::kNsClient);
+    REQUIRE(e);
+    CHECK(e->count_children("c", xml::kNsC) == 1);
+    auto dec = p->bob.session->decrypt(*enc);
+    REQUIRE(dec);
+    CHECK(xml::serialize(dec->stanza) == xml::serialize(st));
+  }
+  // The inner <c/> is authenticated like the outer one: a flipped bit ends the session.
+  auto enc = p->alice.session->encrypt(st, rng);
+  REQUIRE(enc);
+  xml::Element* inner = enc->child("error", xml::kNsClient)->child("c", xml::kNsC);
+  xml::Element* data = inner->child("data", xml::kNsC);
+  Bytes d = unbase64(data->text_content()).value();
+  d[0] ^= 1;
+  data->children = {xml::Element::text_node(base64(d))};
+  CHECK(p->bob.session->decrypt(*enc).error().code == Errc::auth_failed);
+  CHECK_FALSE(p->bob.session->can_receive());
 }

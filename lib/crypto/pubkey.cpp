@@ -1,0 +1,326 @@
+#include "crypto/pubkey.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/dsa.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+
+namespace esession {
+
+namespace {
+
+struct ParamBld {
+  OSSL_PARAM_BLD* p = OSSL_PARAM_BLD_new();
+  ~ParamBld() { OSSL_PARAM_BLD_free(p); }
+};
+struct Params {
+  OSSL_PARAM* p = nullptr;
+  ~Params() { OSSL_PARAM_free(p); }
+};
+struct Bio {
+  BIO* b;
+  explicit Bio(BIO* x) : b(x) {}
+  ~Bio() { BIO_free(b); }
+};
+struct DsaSig {
+  DSA_SIG* s = DSA_SIG_new();
+  ~DsaSig() { DSA_SIG_free(s); }
+};
+
+Result<KeyType> key_type_of(EVP_PKEY* k) {
+  if (EVP_PKEY_is_a(k, "RSA"))
+    return KeyType::rsa;
+  if (EVP_PKEY_is_a(k, "DSA"))
+    return KeyType::dsa;
+  return fail(Errc::unsupported, "only RSA and DSA signature keys are supported");
+}
+
+// from_params builds a public key of |type| ("RSA", "DSA") from an OSSL_PARAM list.
+Result<UniquePtr<EVP_PKEY>> from_params(const char* type, OSSL_PARAM* params) {
+  UniquePtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+    return fail(Errc::malformed, std::string("invalid ") + type + " public key");
+  return UniquePtr<EVP_PKEY>(raw);
+}
+
+bool is_odd(const BigNum& v) {
+  return BN_is_odd(v.get()) == 1;
+}
+
+// mod_exp_is_one returns true iff b^e mod m == 1.
+bool mod_exp_is_one(const BigNum& b, const BigNum& e, const BigNum& m) {
+  UniquePtr<BN_CTX> ctx(BN_CTX_new());
+  BigNum r;
+  if (!ctx || !BN_mod_exp(r.get(), b.get(), e.get(), m.get(), ctx.get()))
+    return false;
+  return BN_is_one(r.get()) == 1;
+}
+
+}  // namespace
+
+std::string_view sign_alg_uri(SignAlg a) {
+  switch (a) {
+    case SignAlg::rsa_sha256:
+      return "http://www.w3.org/2000/09/xmldsig#rsa-sha256";
+    case SignAlg::dsa_sha256:
+      return "http://www.w3.org/2000/09/xmldsig#dsa-sha256";
+  }
+  return {};
+}
+
+std::optional<SignAlg> sign_alg_from_uri(std::string_view uri) {
+  if (uri == "http://www.w3.org/2000/09/xmldsig#rsa-sha256" ||
+      uri == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" || uri == "rsa")
+    return SignAlg::rsa_sha256;
+  if (uri == "http://www.w3.org/2000/09/xmldsig#dsa-sha256" ||
+      uri == "http://www.w3.org/2009/xmldsig11#dsa-sha256" || uri == "dsa")
+    return SignAlg::dsa_sha256;
+  return std::nullopt;
+}
+
+KeyType sign_alg_key_type(SignAlg a) {
+  return a == SignAlg::rsa_sha256 ? KeyType::rsa : KeyType::dsa;
+}
+
+// ---- PublicKey ------------------------------------------------------------------------------
+
+Result<PublicKey> PublicKey::adopt(EVP_PKEY* k) {
+  std::shared_ptr<EVP_PKEY> key(k, EVP_PKEY_free);
+  ES_ASSIGN(KeyType t, key_type_of(k));
+  return PublicKey(std::move(key), t);
+}
+
+Result<PublicKey> PublicKey::rsa(const BigNum& n, const BigNum& e) {
+  if (n.bits() < kMinRsaBits || n.bits() > kMaxRsaBits)
+    return fail(Errc::not_acceptable, "RSA modulus of " + std::to_string(n.bits()) +
+                                          " bits (accepted: " + std::to_string(kMinRsaBits) +
+                                          " to " + std::to_string(kMaxRsaBits) + ")");
+  if (!is_odd(n) || !is_odd(e) || BN_is_one(e.get()) || e.cmp(n) >= 0)
+    return fail(Errc::malformed, "invalid RSA public key");
+  ParamBld bld;
+  Params params;
+  if (!bld.p || !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_RSA_E, e.get()) ||
+      !(params.p = OSSL_PARAM_BLD_to_param(bld.p)))
+    return fail(Errc::internal, "OpenSSL parameter building failed");
+  ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("RSA", params.p));
+  return adopt(k.release());
+}
+
+Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum& g,
+                                 const BigNum& y) {
+  if (p.bits() < kMinDsaBits || p.bits() > kMaxDsaBits)
+    return fail(Errc::not_acceptable, "DSA prime of " + std::to_string(p.bits()) +
+                                          " bits (accepted: " + std::to_string(kMinDsaBits) +
+                                          " to " + std::to_string(kMaxDsaBits) + ")");
+  if (q.bits() != 224 && q.bits() != 256)
+    return fail(Errc::not_acceptable, "DSA subgroup order must have 224 or 256 bits");
+  // p and q odd, q | p-1, 1 < g < p with g^q = 1, 1 < y < p with y^q = 1.
+  BigNum pm1;
+  UniquePtr<BN_CTX> ctx(BN_CTX_new());
+  BigNum rem;
+  if (!ctx || !BN_sub(pm1.get(), p.get(), BN_value_one()) ||
+      !BN_mod(rem.get(), pm1.get(), q.get(), ctx.get()))
+    return fail(Errc::internal, "bignum arithmetic failed");
+  auto in_range = [&](const BigNum& v) {
+    return BN_cmp(v.get(), BN_value_one()) > 0 && v.cmp(p) < 0;
+  };
+  if (!is_odd(p) || !is_odd(q) || !BN_is_zero(rem.get()) || !in_range(g) || !in_range(y) ||
+      !mod_exp_is_one(g, q, p) || !mod_exp_is_one(y, q, p))
+    return fail(Errc::malformed, "invalid DSA public key");
+  ParamBld bld;
+  Params params;
+  if (!bld.p || !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_FFC_P, p.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_FFC_Q, q.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_FFC_G, g.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_PUB_KEY, y.get()) ||
+      !(params.p = OSSL_PARAM_BLD_to_param(bld.p)))
+    return fail(Errc::internal, "OpenSSL parameter building failed");
+  ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("DSA", params.p));
+  return adopt(k.release());
+}
+
+Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
+  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EVP_PKEY* k = bio.b ? PEM_read_bio_PUBKEY(bio.b, nullptr, nullptr, nullptr) : nullptr;
+  if (!k)
+    return fail(Errc::malformed, "not a PEM public key");
+  ES_ASSIGN(PublicKey pk, adopt(k));
+  // Re-validate through the component constructors: a file is no more trusted than the wire.
+  if (pk.type() == KeyType::rsa)
+    return rsa(pk.component(OSSL_PKEY_PARAM_RSA_N), pk.component(OSSL_PKEY_PARAM_RSA_E));
+  return dsa(pk.component(OSSL_PKEY_PARAM_FFC_P), pk.component(OSSL_PKEY_PARAM_FFC_Q),
+             pk.component(OSSL_PKEY_PARAM_FFC_G), pk.component(OSSL_PKEY_PARAM_PUB_KEY));
+}
+
+int PublicKey::bits() const {
+  return EVP_PKEY_get_bits(m_key.get());
+}
+
+BigNum PublicKey::component(const char* ossl_param) const {
+  BIGNUM* bn = nullptr;
+  if (!EVP_PKEY_get_bn_param(m_key.get(), ossl_param, &bn))
+    return BigNum();
+  return BigNum(UniquePtr<BIGNUM>(bn));
+}
+
+std::string PublicKey::pem() const {
+  Bio bio(BIO_new(BIO_s_mem()));
+  if (!bio.b || !PEM_write_bio_PUBKEY(bio.b, m_key.get()))
+    return {};
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.b, &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+Bytes PublicKey::der() const {
+  int n = i2d_PUBKEY(m_key.get(), nullptr);
+  if (n <= 0)
+    return {};
+  Bytes out(static_cast<size_t>(n));
+  uint8_t* p = out.data();
+  i2d_PUBKEY(m_key.get(), &p);
+  return out;
+}
+
+bool PublicKey::operator==(const PublicKey& o) const {
+  return EVP_PKEY_eq(m_key.get(), o.m_key.get()) == 1;
+}
+
+Status PublicKey::verify(SignAlg a, ByteView message, ByteView sig) const {
+  if (!can_verify(a))
+    return fail(Errc::auth_failed, "the signature algorithm does not match the key type");
+  Bytes der;
+  ByteView to_check = sig;
+  if (a == SignAlg::dsa_sha256) {
+    // r | s, each as long as q, to the DER SEQUENCE OpenSSL verifies.
+    size_t qlen = static_cast<size_t>(BN_num_bytes(component(OSSL_PKEY_PARAM_FFC_Q).get()));
+    if (sig.size() != 2 * qlen)
+      return fail(Errc::auth_failed, "DSA signature of the wrong length");
+    DsaSig ds;
+    BIGNUM* r = BN_bin2bn(sig.data(), static_cast<int>(qlen), nullptr);
+    BIGNUM* s = BN_bin2bn(sig.data() + qlen, static_cast<int>(qlen), nullptr);
+    if (!ds.s || !r || !s || !DSA_SIG_set0(ds.s, r, s)) {
+      BN_free(r);
+      BN_free(s);
+      return fail(Errc::internal, "DSA signature decoding failed");
+    }
+    int n = i2d_DSA_SIG(ds.s, nullptr);
+    if (n <= 0)
+      return fail(Errc::auth_failed, "DSA signature does not verify");
+    der.resize(static_cast<size_t>(n));
+    uint8_t* p = der.data();
+    i2d_DSA_SIG(ds.s, &p);
+    to_check = view(der);
+  } else if (sig.size() != static_cast<size_t>(EVP_PKEY_get_size(m_key.get()))) {
+    return fail(Errc::auth_failed, "RSA signature of the wrong length");
+  }
+  UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
+  if (!md || EVP_DigestVerifyInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, m_key.get(),
+                                     nullptr) <= 0)
+    return fail(Errc::internal, "signature verification could not start");
+  if (EVP_DigestVerify(md.get(), to_check.data(), to_check.size(), message.data(),
+                       message.size()) != 1)
+    return fail(Errc::auth_failed, "signature does not verify");
+  return {};
+}
+
+// ---- PrivateKey -----------------------------------------------------------------------------
+
+Result<PrivateKey> PrivateKey::adopt(EVP_PKEY* k) {
+  std::shared_ptr<EVP_PKEY> key(k, EVP_PKEY_free);
+  ES_ASSIGN(KeyType t, key_type_of(k));
+  // The public half, through the validating constructors.
+  auto get = [&](const char* name) {
+    BIGNUM* bn = nullptr;
+    EVP_PKEY_get_bn_param(k, name, &bn);
+    return bn ? BigNum(UniquePtr<BIGNUM>(bn)) : BigNum();
+  };
+  Result<PublicKey> pub =
+      t == KeyType::rsa ? PublicKey::rsa(get(OSSL_PKEY_PARAM_RSA_N), get(OSSL_PKEY_PARAM_RSA_E))
+                        : PublicKey::dsa(get(OSSL_PKEY_PARAM_FFC_P), get(OSSL_PKEY_PARAM_FFC_Q),
+                                         get(OSSL_PKEY_PARAM_FFC_G), get(OSSL_PKEY_PARAM_PUB_KEY));
+  if (!pub)
+    return pub.error();
+  return PrivateKey(std::move(key), t, std::move(pub).value());
+}
+
+Result<PrivateKey> PrivateKey::generate_rsa(int bits) {
+  EVP_PKEY* k = EVP_RSA_gen(static_cast<unsigned>(bits));
+  if (!k)
+    return fail(Errc::internal, "RSA key generation failed");
+  return adopt(k);
+}
+
+Result<PrivateKey> PrivateKey::generate_dsa(int pbits, int qbits) {
+  UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new_from_name(nullptr, "DSA", nullptr));
+  EVP_PKEY* params = nullptr;
+  if (!pctx || EVP_PKEY_paramgen_init(pctx.get()) <= 0 ||
+      EVP_PKEY_CTX_set_dsa_paramgen_bits(pctx.get(), pbits) <= 0 ||
+      EVP_PKEY_CTX_set_dsa_paramgen_q_bits(pctx.get(), qbits) <= 0 ||
+      EVP_PKEY_paramgen(pctx.get(), &params) <= 0)
+    return fail(Errc::internal, "DSA parameter generation failed");
+  UniquePtr<EVP_PKEY> par(params);
+  UniquePtr<EVP_PKEY_CTX> kctx(EVP_PKEY_CTX_new_from_pkey(nullptr, par.get(), nullptr));
+  EVP_PKEY* k = nullptr;
+  if (!kctx || EVP_PKEY_keygen_init(kctx.get()) <= 0 || EVP_PKEY_keygen(kctx.get(), &k) <= 0)
+    return fail(Errc::internal, "DSA key generation failed");
+  return adopt(k);
+}
+
+Result<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
+  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  // An empty passphrase callback: encrypted keys fail here instead of prompting.
+  auto no_pass = [](char*, int, int, void*) { return 0; };
+  EVP_PKEY* k = bio.b ? PEM_read_bio_PrivateKey(bio.b, nullptr, no_pass, nullptr) : nullptr;
+  if (!k)
+    return fail(Errc::malformed, "not an unencrypted PEM private key");
+  return adopt(k);
+}
+
+SecretBytes PrivateKey::pem() const {
+  Bio bio(BIO_new(BIO_s_secmem()));
+  if (!bio.b ||
+      !PEM_write_bio_PKCS8PrivateKey(bio.b, m_key.get(), nullptr, nullptr, 0, nullptr, nullptr))
+    return {};
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.b, &data);
+  return secret(ByteView(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)));
+}
+
+Result<Bytes> PrivateKey::sign(SignAlg a, ByteView message) const {
+  if (sign_alg_key_type(a) != m_type)
+    return fail(Errc::unsupported, "this key cannot make " + std::string(sign_alg_uri(a)));
+  UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
+  size_t len = 0;
+  if (!md ||
+      EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, m_key.get(), nullptr) <=
+          0 ||
+      EVP_DigestSign(md.get(), nullptr, &len, message.data(), message.size()) <= 0)
+    return fail(Errc::internal, "signing failed");
+  Bytes sig(len);
+  if (EVP_DigestSign(md.get(), sig.data(), &len, message.data(), message.size()) <= 0)
+    return fail(Errc::internal, "signing failed");
+  sig.resize(len);
+  if (a == SignAlg::rsa_sha256)
+    return sig;
+  // DER SEQUENCE { r, s } to r | s, each as long as q.
+  const uint8_t* p = sig.data();
+  DSA_SIG* ds = d2i_DSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
+  if (!ds)
+    return fail(Errc::internal, "DSA signature encoding failed");
+  const BIGNUM *r = nullptr, *s = nullptr;
+  DSA_SIG_get0(ds, &r, &s);
+  size_t qlen = static_cast<size_t>(BN_num_bytes(m_public.component(OSSL_PKEY_PARAM_FFC_Q).get()));
+  Bytes out(2 * qlen);
+  bool ok = BN_bn2binpad(r, out.data(), static_cast<int>(qlen)) >= 0 &&
+            BN_bn2binpad(s, out.data() + qlen, static_cast<int>(qlen)) >= 0;
+  DSA_SIG_free(ds);
+  if (!ok)
+    return fail(Errc::internal, "DSA signature encoding failed");
+  return out;
+}
+
+}  // namespace esession

@@ -1,0 +1,97 @@
+// Signature keys for XEP-0116 identification: RSA (sign and verify) and DSA (verify; signing
+// exists for tests and for peers that insist on it).
+//
+// Keys are OpenSSL EVP_PKEYs behind two value types. A PublicKey made from components received
+// on the wire is checked before use (sizes, ranges, subgroup membership), so a verifier never
+// runs on a degenerate key.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "crypto/dh.hpp"
+#include "crypto/hash.hpp"
+#include "crypto/ossl.hpp"
+
+namespace esession {
+
+enum class KeyType { rsa, dsa };
+
+// SignAlg is a signature algorithm of the sign_algs field: the XML-DSig semantics of the named
+// URI, applied to a message rather than to a <SignedInfo/> (XEP-0116 §4.5.4 step 4).
+enum class SignAlg {
+  rsa_sha256,  // RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2)
+  dsa_sha256,  // DSA with SHA-256; the signature is r | s, each as long as q (XML-DSig 1.1)
+};
+
+// sign_alg_uri returns the URI we send for |a| (the one XEP-0116 §8.2 names).
+std::string_view sign_alg_uri(SignAlg a);
+// sign_alg_from_uri maps every known spelling (XEP-0116, RFC 4051/9231, XML-DSig 1.1, the
+// bare 'rsa'/'dsa' of XEP-0187) to an algorithm (PROTOCOL-NOTES A16).
+std::optional<SignAlg> sign_alg_from_uri(std::string_view uri);
+// sign_alg_key_type returns the key type that can make signatures of |a|.
+KeyType sign_alg_key_type(SignAlg a);
+
+// Limits on keys accepted from the wire.
+inline constexpr int kMinRsaBits = 2048;
+inline constexpr int kMaxRsaBits = 16384;
+inline constexpr int kMinDsaBits = 2048;
+inline constexpr int kMaxDsaBits = 3072;
+
+class PublicKey {
+ public:
+  // rsa and dsa build a key from its components and validate it (Errc::bad_key... see .cpp).
+  static Result<PublicKey> rsa(const BigNum& n, const BigNum& e);
+  static Result<PublicKey> dsa(const BigNum& p, const BigNum& q, const BigNum& g, const BigNum& y);
+  // from_pem reads a SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----").
+  static Result<PublicKey> from_pem(std::string_view pem);
+
+  KeyType type() const { return m_type; }
+  int bits() const;
+  // Components: n, e for RSA; p, q, g, y for DSA.
+  BigNum component(const char* ossl_param) const;
+  std::string pem() const;
+  // der returns the DER SubjectPublicKeyInfo (what fingerprints of exported keys hash).
+  Bytes der() const;
+  bool can_verify(SignAlg a) const { return sign_alg_key_type(a) == m_type; }
+  // verify returns ok iff |sig| is a valid signature of |message| under |a|. Signatures of the
+  // wrong length or encoding fail like wrong signatures, with Errc::auth_failed.
+  Status verify(SignAlg a, ByteView message, ByteView sig) const;
+  bool operator==(const PublicKey& o) const;
+
+  EVP_PKEY* get() const { return m_key.get(); }
+
+ private:
+  PublicKey(std::shared_ptr<EVP_PKEY> k, KeyType t) : m_key(std::move(k)), m_type(t) {}
+  static Result<PublicKey> adopt(EVP_PKEY* k);
+  std::shared_ptr<EVP_PKEY> m_key;
+  KeyType m_type;
+};
+
+class PrivateKey {
+ public:
+  static Result<PrivateKey> generate_rsa(int bits);
+  // generate_dsa makes fresh domain parameters: slow (seconds) at 2048 bits.
+  static Result<PrivateKey> generate_dsa(int pbits, int qbits);
+  // from_pem reads an unencrypted PKCS#8 PEM private key.
+  static Result<PrivateKey> from_pem(std::string_view pem);
+  // pem returns the unencrypted PKCS#8 PEM encoding, in memory that is wiped when freed.
+  SecretBytes pem() const;
+
+  KeyType type() const { return m_type; }
+  const PublicKey& public_key() const { return m_public; }
+  // sign returns a signature of |message| in the encoding of |a| (see SignAlg).
+  Result<Bytes> sign(SignAlg a, ByteView message) const;
+
+ private:
+  PrivateKey(std::shared_ptr<EVP_PKEY> k, KeyType t, PublicKey pub)
+      : m_key(std::move(k)), m_type(t), m_public(std::move(pub)) {}
+  static Result<PrivateKey> adopt(EVP_PKEY* k);
+  std::shared_ptr<EVP_PKEY> m_key;
+  KeyType m_type;
+  PublicKey m_public;
+};
+
+}  // namespace esession

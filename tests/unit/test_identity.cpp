@@ -1,0 +1,442 @@
+// Public-key identification: the three-message flow (SIGMA-I), 'key' and 'hash' modes in both
+// flows, RSA and DSA, key pinning, identity protection, and the XEP-0217 renegotiation that
+// stands in for re-keying there.
+#include <openssl/core_names.h>
+
+#include "helpers.hpp"
+
+using namespace esession;
+using namespace esession::test;
+
+namespace {
+
+const PrivateKey& rsa_key(int which) {
+  static std::vector<PrivateKey> keys = [] {
+    std::vector<PrivateKey> v;
+    for (int i = 0; i < 3; ++i)
+      v.push_back(PrivateKey::generate_rsa(2048).value());
+    return v;
+  }();
+  return keys.at(static_cast<size_t>(which));
+}
+
+const PrivateKey& dsa_key() {
+  static PrivateKey k = PrivateKey::generate_dsa(2048, 256).value();
+  return k;
+}
+
+constexpr const char* kAlice = "alice@example.org/pda";
+constexpr const char* kBob = "bob@example.com/laptop";
+
+struct Identities {
+  KeySigner alice_signer{rsa_key(0)};
+  KeySigner bob_signer{rsa_key(1)};
+  KnownKeys alice_knows, bob_knows;
+};
+
+// keyed returns configurations for Alice and Bob with signing keys and verifiers.
+std::pair<PartyConfig, PartyConfig> keyed(Identities& ids, Flow flow, PubkeyMode init,
+                                          PubkeyMode resp) {
+  PartyConfig a = party(kAlice), b = party(kBob);
+  a.policy.flow = flow;
+  a.signer = &ids.alice_signer;
+  b.signer = &ids.bob_signer;
+  a.verifier = &ids.alice_knows;
+  b.verifier = &ids.bob_knows;
+  a.policy.init_pubkey = b.policy.init_pubkey = {init};
+  a.policy.resp_pubkey = b.policy.resp_pubkey = {resp};
+  return {a, b};
+}
+
+// encodings lists every way a key may show up on the wire: its components in Base64 and hex,
+// its DER and PEM, and its fingerprints.
+std::vector<std::string> encodings(const PublicKey& k) {
+  std::vector<std::string> out;
+  const char* params[] = {OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_FFC_P, OSSL_PKEY_PARAM_PUB_KEY};
+  for (const char* p : params) {
+    BigNum v = k.component(p);
+    if (v.bits() < 64)
+      continue;
+    Bytes b = v.mpi();
+    // Any 12-byte window of the value is enough to give it away.
+    Bytes mid(b.begin() + static_cast<long>(b.size() / 2),
+              b.begin() + static_cast<long>(b.size() / 2 + 12));
+    out.push_back(base64(b).substr(8, 40));
+    out.push_back(hex(mid));
+    out.push_back(base64(mid).substr(0, 12));
+  }
+  out.push_back(base64(k.der()).substr(40, 40));
+  for (auto h : {HashAlg::sha256, HashAlg::sha512}) {
+    out.push_back(base64(key_fingerprint(h, k)));
+    out.push_back(hex(key_fingerprint(h, k)));
+    out.push_back(hex(digest(HashAlg::sha256, k.der())));
+  }
+  return out;
+}
+
+bool appears(const std::vector<std::string>& wire, const PublicKey& k) {
+  for (const auto& enc : encodings(k))
+    for (const auto& w : wire)
+      if (w.find(enc) != std::string::npos)
+        return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("signature keys: RSA and DSA sign and verify; bad keys and signatures are refused") {
+  Bytes msg(32, 7);
+  for (const PrivateKey* k : {&rsa_key(0), &dsa_key()}) {
+    SignAlg alg = k->type() == KeyType::rsa ? SignAlg::rsa_sha256 : SignAlg::dsa_sha256;
+    auto sig = k->sign(alg, msg);
+    REQUIRE(sig);
+    CHECK(k->public_key().verify(alg, msg, *sig));
+    Bytes bad = *sig;
+    bad[bad.size() / 2] ^= 1;
+    CHECK(k->public_key().verify(alg, msg, bad).error().code == Errc::auth_failed);
+    Bytes short_sig(sig->begin(), sig->end() - 1);
+    CHECK_FALSE(k->public_key().verify(alg, msg, short_sig));
+    Bytes other = msg;
+    other[0] ^= 1;
+    CHECK_FALSE(k->public_key().verify(alg, other, *sig));
+    // Round trip through <KeyValue/> and PEM.
+    auto kv = parse_key_value(key_value(k->public_key()));
+    REQUIRE(kv);
+    CHECK(*kv == k->public_key());
+    auto pem = PublicKey::from_pem(k->public_key().pem());
+    REQUIRE(pem);
+    CHECK(*pem == k->public_key());
+    auto priv = PrivateKey::from_pem(string_of(view(k->pem())));
+    REQUIRE(priv);
+    CHECK(priv->public_key() == k->public_key());
+  }
+  // Cross-type use fails.
+  CHECK_FALSE(rsa_key(0).sign(SignAlg::dsa_sha256, msg));
+  CHECK_FALSE(dsa_key().public_key().verify(SignAlg::rsa_sha256, msg, Bytes(256, 1)));
+  // Small RSA moduli and broken components are refused.
+  auto small = PrivateKey::generate_rsa(1024);
+  REQUIRE_FALSE(small);
+  CHECK(small.error().code == Errc::not_acceptable);
+  const PublicKey& rk = rsa_key(0).public_key();
+  BigNum n = rk.component(OSSL_PKEY_PARAM_RSA_N);
+  CHECK_FALSE(PublicKey::rsa(n, BigNum::from_word(2)));  // even exponent
+  CHECK_FALSE(PublicKey::rsa(n, BigNum::from_word(1)));
+  const PublicKey& dk = dsa_key().public_key();
+  BigNum p = dk.component(OSSL_PKEY_PARAM_FFC_P), q = dk.component(OSSL_PKEY_PARAM_FFC_Q),
+         g = dk.component(OSSL_PKEY_PARAM_FFC_G), y = dk.component(OSSL_PKEY_PARAM_PUB_KEY);
+  CHECK(PublicKey::dsa(p, q, g, y));
+  CHECK_FALSE(PublicKey::dsa(p, q, g, BigNum::from_word(2)));  // y outside the subgroup
+  CHECK_FALSE(PublicKey::dsa(p, q, BigNum::from_word(1), y));
+  // URIs: every known spelling maps; unknown ones do not.
+  CHECK(sign_alg_from_uri("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256") ==
+        SignAlg::rsa_sha256);
+  CHECK(sign_alg_from_uri("dsa") == SignAlg::dsa_sha256);
+  CHECK_FALSE(sign_alg_from_uri("http://www.w3.org/2000/09/xmldsig#rsa-sha1"));
+}
+
+TEST_CASE("identity blocks: signature, normalization and fingerprint checks") {
+  KeySigner signer(rsa_key(0));
+  Bytes mac(32, 3);
+  MacFn mac_for = [&](std::string_view pub) { return hmac(HashAlg::sha256, view(mac), view(pub)); };
+  SecretBytes m = mac_for(normalized_key_value(signer.public_key()));
+  auto plain =
+      identity_plaintext(PubkeyMode::key, HashAlg::sha256, SignAlg::rsa_sha256, signer, view(m));
+  REQUIRE(plain);
+  KnownKeys none;
+  auto ok = check_identity(PubkeyMode::key, HashAlg::sha256, SignAlg::rsa_sha256, view(*plain),
+                           mac_for, &none, "alice@example.org");
+  REQUIRE(ok);
+  CHECK(*ok->key == signer.public_key());
+  // A space anywhere makes it non-normalized; a changed mac makes the signature fail.
+  std::string spaced = *plain;
+  spaced.insert(spaced.find("<SignatureValue>"), " ");
+  CHECK(check_identity(PubkeyMode::key, HashAlg::sha256, SignAlg::rsa_sha256, view(spaced), mac_for,
+                       &none, "alice@example.org")
+            .error()
+            .code == Errc::malformed);
+  MacFn other = [&](std::string_view pub) { return hmac(HashAlg::sha256, view(pub), view(mac)); };
+  CHECK(check_identity(PubkeyMode::key, HashAlg::sha256, SignAlg::rsa_sha256, view(*plain), other,
+                       &none, "alice@example.org")
+            .error()
+            .code == Errc::auth_failed);
+  // A pinned different key is refused after a valid signature.
+  KnownKeys pinned;
+  pinned.add("alice@example.org", rsa_key(2).public_key());
+  CHECK(check_identity(PubkeyMode::key, HashAlg::sha256, SignAlg::rsa_sha256, view(*plain), mac_for,
+                       &pinned, "alice@example.org")
+            .error()
+            .code == Errc::auth_failed);
+  // Hash mode needs a known key with that fingerprint.
+  auto hplain =
+      identity_plaintext(PubkeyMode::hash, HashAlg::sha256, SignAlg::rsa_sha256, signer, view(m));
+  REQUIRE(hplain);
+  CHECK(hplain->rfind("<fingerprint>", 0) == 0);
+  CHECK_FALSE(check_identity(PubkeyMode::hash, HashAlg::sha256, SignAlg::rsa_sha256, view(*hplain),
+                             mac_for, &pinned, "alice@example.org"));
+  KnownKeys knows;
+  knows.add("alice@example.org", rsa_key(2).public_key());
+  knows.add("alice@example.org", signer.public_key());
+  auto h = check_identity(PubkeyMode::hash, HashAlg::sha256, SignAlg::rsa_sha256, view(*hplain),
+                          mac_for, &knows, "alice@example.org");
+  REQUIRE(h);
+  CHECK(*h->key == signer.public_key());
+}
+
+TEST_CASE("3-message session (SIGMA-I) with RSA keys: 100+ stanzas each way, re-keys, termination",
+          "[wire]") {
+  SystemRandom rng;
+  Identities ids;
+  auto [a, b] = keyed(ids, Flow::three_message, PubkeyMode::key, PubkeyMode::key);
+  std::vector<std::string> wire;
+  auto p = negotiate(a, b, rng, nullptr, &wire);
+  REQUIRE(p);
+  REQUIRE(wire.size() == 3);
+  CHECK(p->alice.flow == Flow::three_message);
+  CHECK(p->alice.sas.empty());
+  CHECK(p->alice.new_retained_secret.empty());
+  REQUIRE(p->alice.peer_key);
+  REQUIRE(p->bob.peer_key);
+  CHECK(*p->alice.peer_key == ids.bob_signer.public_key());
+  CHECK(*p->bob.peer_key == ids.alice_signer.public_key());
+  CHECK(p->alice.peer_mode == PubkeyMode::key);
+  // SIGMA-I protects the initiator's identity: none of Alice's key is on the wire.
+  CHECK_FALSE(appears(wire, ids.alice_signer.public_key()));
+  CHECK_FALSE(appears(wire, ids.bob_signer.public_key()));  // encrypted too, though only passively
+  CHECK(wire[0].find("dhkeys") != std::string::npos);
+  CHECK(wire[0].find("sas_algs") == std::string::npos);
+  exchange(*p, 110, rng);
+  terminate_both(*p, rng);
+}
+
+TEST_CASE("3-message flow with 'hash' identification, and a fingerprint we cannot resolve") {
+  SystemRandom rng;
+  Identities ids;
+  ids.alice_knows.add("bob@example.com", ids.bob_signer.public_key());
+  ids.bob_knows.add("alice@example.org", ids.alice_signer.public_key());
+  auto [a, b] = keyed(ids, Flow::three_message, PubkeyMode::hash, PubkeyMode::hash);
+  auto p = negotiate(a, b, rng);
+  REQUIRE(p);
+  CHECK(p->alice.peer_mode == PubkeyMode::hash);
+  CHECK(p->bob.peer_mode == PubkeyMode::hash);
+  CHECK(*p->bob.peer_key == ids.alice_signer.public_key());
+  exchange(*p, 10, rng);
+
+  // Alice believes she knows Bob's key, but Bob signs with another: no key matches his
+  // fingerprint and Alice refuses (she may retry asking for the key itself).
+  Identities wrong;
+  wrong.alice_knows.add("bob@example.com", rsa_key(2).public_key());
+  wrong.bob_knows.add("alice@example.org", wrong.alice_signer.public_key());
+  auto [c, d] = keyed(wrong, Flow::three_message, PubkeyMode::hash, PubkeyMode::hash);
+  auto bad = negotiate(c, d, rng);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == Errc::auth_failed);
+  // Asking for the key itself works, and then the pinned key is what refuses it.
+  c.policy.resp_pubkey = d.policy.resp_pubkey = {PubkeyMode::key};
+  bad = negotiate(c, d, rng);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().detail.find("other than the one we know") != std::string::npos);
+}
+
+TEST_CASE("3-message flow: a first stanza rides on message 3, and terminate=1 ends it at once",
+          "[wire]") {
+  SystemRandom rng;
+  Identities ids;
+  auto [a, b] = keyed(ids, Flow::three_message, PubkeyMode::key, PubkeyMode::key);
+  xml::Element first("message", std::string(xml::kNsClient));
+  first.set_attr("to", kBob);
+  first.add_text_child("body", "one stanza, forward secret");
+  a.content = first;
+  std::vector<Received> content;
+  auto p = negotiate(a, b, rng, &content);
+  REQUIRE(p);
+  REQUIRE(content.size() == 1);
+  CHECK(content[0].stanza.child("body", xml::kNsClient)->text_content() ==
+        "one stanza, forward secret");
+  exchange(*p, 10, rng);  // the session goes on after it
+
+  a.terminate_after_content = true;
+  content.clear();
+  auto once = negotiate(a, b, rng, &content);
+  REQUIRE(once);
+  REQUIRE(content.size() == 1);
+  CHECK(once->alice.terminated);
+  CHECK(once->bob.terminated);
+  CHECK_FALSE(once->alice.session->active());
+  CHECK_FALSE(once->bob.session->can_receive());
+
+  // terminate=1 needs the three-message flow and content.
+  a.content.reset();
+  CHECK(Negotiation::start(a, kBob, rng).error().code == Errc::not_acceptable);
+}
+
+TEST_CASE("4-message flow with key identification: RSA initiator, DSA responder", "[wire]") {
+  SystemRandom rng;
+  Identities ids;
+  KeySigner bob_dsa(dsa_key());
+  auto [a, b] = keyed(ids, Flow::four_message, PubkeyMode::key, PubkeyMode::key);
+  b.signer = &bob_dsa;
+  // One algorithm serves both parties, so a DSA responder and an RSA initiator who both sign
+  // cannot agree: the responder names sign_algs.
+  std::optional<xml::Element> reply;
+  auto s = Negotiation::start(a, kBob, rng);
+  REQUIRE(s);
+  auto r = Negotiation::respond(b, s->second.send.at(0), rng, kAlice, &reply);
+  REQUIRE_FALSE(r);
+  REQUIRE(reply);
+  CHECK(xml::serialize(*reply).find("var=\"sign_algs\"") != std::string::npos);
+
+  // Alice not identifying by key (SAS instead), Bob by his DSA key.
+  a.policy.init_pubkey = b.policy.init_pubkey = {PubkeyMode::none};
+  std::vector<std::string> wire;
+  auto p = negotiate(a, b, rng, nullptr, &wire);
+  REQUIRE(p);
+  CHECK(p->alice.sas == p->bob.sas);
+  REQUIRE(p->alice.peer_key);
+  CHECK(*p->alice.peer_key == bob_dsa.public_key());
+  CHECK_FALSE(p->bob.peer_key);
+  CHECK(p->alice.session->suite().sign_alg == "http://www.w3.org/2000/09/xmldsig#dsa-sha256");
+  CHECK_FALSE(appears(wire, bob_dsa.public_key()));
+
+  // Both RSA, both by key: neither key appears in clear in any of the four messages.
+  auto [c, d] = keyed(ids, Flow::four_message, PubkeyMode::key, PubkeyMode::key);
+  wire.clear();
+  auto q = negotiate(c, d, rng, nullptr, &wire);
+  REQUIRE(q);
+  CHECK(*q->alice.peer_key == ids.bob_signer.public_key());
+  CHECK(*q->bob.peer_key == ids.alice_signer.public_key());
+  CHECK_FALSE(appears(wire, ids.alice_signer.public_key()));
+  CHECK_FALSE(appears(wire, ids.bob_signer.public_key()));
+  exchange(*q, 100, rng);
+  terminate_both(*q, rng);
+
+  // A responder holding a pinned key for Alice refuses a different one.
+  Identities pinned;
+  pinned.bob_knows.add("alice@example.org", rsa_key(2).public_key());
+  auto [e, f] = keyed(pinned, Flow::four_message, PubkeyMode::key, PubkeyMode::none);
+  auto refused = negotiate(e, f, rng);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == Errc::auth_failed);
+}
+
+TEST_CASE("3-message negotiation: one flipped bit in any field of any message fails it") {
+  SystemRandom rng;
+  Identities ids;
+  auto [a, b] = keyed(ids, Flow::three_message, PubkeyMode::key, PubkeyMode::key);
+  auto flip_field = [](xml::Element msg, const std::string& var) {
+    xml::Element* x = msg.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData);
+    for (auto& f : x->children) {
+      if (f.attr_or("var") != var)
+        continue;
+      xml::Element* v = f.child("value", xml::kNsData);
+      if (!v)
+        if (xml::Element* o = f.child("option", xml::kNsData))
+          v = o->child("value", xml::kNsData);
+      if (!v)
+        continue;
+      std::string t = v->text_content();
+      auto dec = unbase64(t);
+      if (dec && dec->size() >= 8) {
+        (*dec)[dec->size() / 2] ^= 1;
+        t = base64(*dec);
+      } else {
+        t.back() = static_cast<char>(t.back() ^ 1);
+      }
+      v->children = {xml::Element::text_node(t)};
+      break;
+    }
+    return msg;
+  };
+  auto form_vars = [](const xml::Element& msg) {
+    std::vector<std::string> out;
+    for (const auto* f :
+         msg.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData)->element_children())
+      out.push_back(f->attr_or("var"));
+    return out;
+  };
+  // A clean run, to collect the messages' fields.
+  auto s = Negotiation::start(a, kBob, rng);
+  REQUIRE(s);
+  auto r = Negotiation::respond(b, s->second.send.at(0), rng, kAlice);
+  REQUIRE(r);
+  auto m3 = s->first.receive(r->second.send.at(0), rng);
+  REQUIRE(m3);
+  int cases = 0;
+  for (int k = 1; k <= 3; ++k) {
+    const xml::Element& sample = k == 1   ? s->second.send.at(0)
+                                 : k == 2 ? r->second.send.at(0)
+                                          : m3->send.at(0);
+    for (const auto& var : form_vars(sample)) {
+      if (var == "FORM_TYPE" && k != 1)
+        continue;  // a changed FORM_TYPE is simply not a negotiation (tested elsewhere)
+      ++cases;
+      auto t = [&](int n, xml::Element m) { return n == k ? flip_field(std::move(m), var) : m; };
+      auto s2 = Negotiation::start(a, kBob, rng);
+      REQUIRE(s2);
+      auto r2 = Negotiation::respond(b, t(1, s2->second.send.at(0)), rng, kAlice);
+      if (!r2)
+        continue;
+      auto m32 = s2->first.receive(t(2, r2->second.send.at(0)), rng);
+      if (!m32) {
+        CHECK(s2->first.failed());
+        continue;
+      }
+      auto done = r2->first.receive(t(3, m32->send.at(0)), rng);
+      INFO("message " << k << " field " << var);
+      // Only a change that cannot matter may pass; then both sides still agree on the keys.
+      if (done) {
+        auto enc =
+            m32->established->session->encrypt(make_stanza(0, kBob, s2->first.thread()), rng);
+        REQUIRE(enc);
+        bool agree = static_cast<bool>(done->established->session->decrypt(*enc));
+        CHECK_FALSE(agree);  // every field is covered by mac_A/mac_B or the DH values
+      } else {
+        CHECK(r2->first.failed());
+      }
+    }
+  }
+  CHECK(cases >= 30);
+}
+
+TEST_CASE("XEP-0217 sessions 're-key' by renegotiating every 10 stanzas (A31), from either side") {
+  SystemRandom rng;
+  PartyConfig alice = party(kAlice), bob = party(kBob);
+  alice.policy.xep0217 = bob.policy.xep0217 = true;
+  int sent = 0, renegotiations = 0;
+  bool alice_starts = true;
+  std::optional<Pair> current;
+  while (sent < 100) {
+    // Either side starts the next session; each carries the retained secret of the last.
+    PartyConfig& ini = alice_starts ? alice : bob;
+    PartyConfig& res = alice_starts ? bob : alice;
+    auto p = negotiate(ini, res, rng);
+    REQUIRE(p);
+    CHECK(p->alice.session->suite().rekey_freq == 4294967295u);
+    if (current) {
+      REQUIRE(p->alice.srs_index);  // continuity: the previous session's secret matched
+      REQUIRE(p->bob.srs_index);
+      terminate_both(*current, rng);
+    }
+    ini.retained = {p->alice.new_retained_secret};
+    res.retained = {p->bob.new_retained_secret};
+    // Ten stanzas each way, message, presence and iq; XEP-0217 itself refuses <key/>.
+    CHECK(p->alice.session->rekey(rng).error().code == Errc::wrong_state);
+    for (int i = 0; i < 10; ++i) {
+      for (int dir = 0; dir < 2; ++dir) {
+        Session& snd = dir == 0 ? *p->alice.session : *p->bob.session;
+        Session& rcv = dir == 0 ? *p->bob.session : *p->alice.session;
+        xml::Element st = make_stanza(sent * 2 + dir, dir == 0 ? kBob : kAlice, p->thread);
+        auto enc = snd.encrypt(st, rng);
+        REQUIRE(enc);
+        auto dec = rcv.decrypt(*enc);
+        REQUIRE(dec);
+        CHECK(xml::serialize(dec->stanza) == xml::serialize(st));
+      }
+      ++sent;
+    }
+    current = std::move(p).value();
+    alice_starts = !alice_starts;
+    ++renegotiations;
+  }
+  terminate_both(*current, rng);
+  CHECK(renegotiations == 10);
+}
