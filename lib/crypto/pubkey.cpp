@@ -32,7 +32,9 @@ Result<KeyType> key_type_of(EVP_PKEY* k) {
     return KeyType::rsa;
   if (EVP_PKEY_is_a(k, "DSA"))
     return KeyType::dsa;
-  return fail(Errc::unsupported, "only RSA and DSA signature keys are supported");
+  if (EVP_PKEY_is_a(k, "ED25519"))
+    return KeyType::ed25519;
+  return fail(Errc::unsupported, "only RSA, DSA and Ed25519 signature keys are supported");
 }
 
 // from_params builds a public key of |type| ("RSA", "DSA") from an OSSL_PARAM list.
@@ -66,6 +68,8 @@ std::string_view sign_alg_uri(SignAlg a) {
       return "http://www.w3.org/2000/09/xmldsig#rsa-sha256";
     case SignAlg::dsa_sha256:
       return "http://www.w3.org/2000/09/xmldsig#dsa-sha256";
+    case SignAlg::ed25519:
+      return "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed25519";
   }
   return {};
 }
@@ -77,11 +81,21 @@ std::optional<SignAlg> sign_alg_from_uri(std::string_view uri) {
   if (uri == "http://www.w3.org/2000/09/xmldsig#dsa-sha256" ||
       uri == "http://www.w3.org/2009/xmldsig11#dsa-sha256" || uri == "dsa")
     return SignAlg::dsa_sha256;
+  if (uri == "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed25519")
+    return SignAlg::ed25519;
   return std::nullopt;
 }
 
 KeyType sign_alg_key_type(SignAlg a) {
-  return a == SignAlg::rsa_sha256 ? KeyType::rsa : KeyType::dsa;
+  switch (a) {
+    case SignAlg::rsa_sha256:
+      return KeyType::rsa;
+    case SignAlg::dsa_sha256:
+      return KeyType::dsa;
+    case SignAlg::ed25519:
+      break;
+  }
+  return KeyType::ed25519;
 }
 
 // ---- PublicKey ------------------------------------------------------------------------------
@@ -142,6 +156,25 @@ Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum&
   return adopt(k.release());
 }
 
+Result<PublicKey> PublicKey::ed25519(ByteView raw) {
+  if (raw.size() != 32)
+    return fail(Errc::malformed, "an Ed25519 public key is 32 bytes");
+  EVP_PKEY* k = EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, raw.data(), raw.size());
+  if (!k)
+    return fail(Errc::malformed, "invalid Ed25519 public key");
+  return adopt(k);
+}
+
+Bytes PublicKey::raw() const {
+  if (m_type != KeyType::ed25519)
+    return {};
+  Bytes out(32);
+  size_t len = out.size();
+  if (EVP_PKEY_get_raw_public_key(m_key.get(), out.data(), &len) != 1 || len != 32)
+    return {};
+  return out;
+}
+
 Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   EVP_PKEY* k = bio.b ? PEM_read_bio_PUBKEY(bio.b, nullptr, nullptr, nullptr) : nullptr;
@@ -151,6 +184,8 @@ Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
   // Re-validate through the component constructors: a file is no more trusted than the wire.
   if (pk.type() == KeyType::rsa)
     return rsa(pk.component(OSSL_PKEY_PARAM_RSA_N), pk.component(OSSL_PKEY_PARAM_RSA_E));
+  if (pk.type() == KeyType::ed25519)
+    return pk;
   return dsa(pk.component(OSSL_PKEY_PARAM_FFC_P), pk.component(OSSL_PKEY_PARAM_FFC_Q),
              pk.component(OSSL_PKEY_PARAM_FFC_G), pk.component(OSSL_PKEY_PARAM_PUB_KEY));
 }
@@ -215,10 +250,11 @@ Status PublicKey::verify(SignAlg a, ByteView message, ByteView sig) const {
     i2d_DSA_SIG(ds.s, &p);
     to_check = view(der);
   } else if (sig.size() != static_cast<size_t>(EVP_PKEY_get_size(m_key.get()))) {
-    return fail(Errc::auth_failed, "RSA signature of the wrong length");
+    return fail(Errc::auth_failed, "signature of the wrong length");
   }
+  const char* md_name = a == SignAlg::ed25519 ? nullptr : "SHA256";
   UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
-  if (!md || EVP_DigestVerifyInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, m_key.get(),
+  if (!md || EVP_DigestVerifyInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(),
                                      nullptr) <= 0)
     return fail(Errc::internal, "signature verification could not start");
   if (EVP_DigestVerify(md.get(), to_check.data(), to_check.size(), message.data(),
@@ -238,10 +274,19 @@ Result<PrivateKey> PrivateKey::adopt(EVP_PKEY* k) {
     EVP_PKEY_get_bn_param(k, name, &bn);
     return bn ? BigNum(UniquePtr<BIGNUM>(bn)) : BigNum();
   };
-  Result<PublicKey> pub =
-      t == KeyType::rsa ? PublicKey::rsa(get(OSSL_PKEY_PARAM_RSA_N), get(OSSL_PKEY_PARAM_RSA_E))
-                        : PublicKey::dsa(get(OSSL_PKEY_PARAM_FFC_P), get(OSSL_PKEY_PARAM_FFC_Q),
-                                         get(OSSL_PKEY_PARAM_FFC_G), get(OSSL_PKEY_PARAM_PUB_KEY));
+  Result<PublicKey> pub = fail(Errc::internal, "no public key");
+  if (t == KeyType::rsa) {
+    pub = PublicKey::rsa(get(OSSL_PKEY_PARAM_RSA_N), get(OSSL_PKEY_PARAM_RSA_E));
+  } else if (t == KeyType::dsa) {
+    pub = PublicKey::dsa(get(OSSL_PKEY_PARAM_FFC_P), get(OSSL_PKEY_PARAM_FFC_Q),
+                         get(OSSL_PKEY_PARAM_FFC_G), get(OSSL_PKEY_PARAM_PUB_KEY));
+  } else {
+    Bytes raw(32);
+    size_t len = raw.size();
+    if (EVP_PKEY_get_raw_public_key(k, raw.data(), &len) != 1 || len != 32)
+      return fail(Errc::internal, "Ed25519 public key extraction failed");
+    pub = PublicKey::ed25519(raw);
+  }
   if (!pub)
     return pub.error();
   return PrivateKey(std::move(key), t, std::move(pub).value());
@@ -270,6 +315,13 @@ Result<PrivateKey> PrivateKey::generate_dsa(int pbits, int qbits) {
   return adopt(k);
 }
 
+Result<PrivateKey> PrivateKey::generate_ed25519() {
+  EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  if (!k)
+    return fail(Errc::internal, "Ed25519 key generation failed");
+  return adopt(k);
+}
+
 Result<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   // An empty passphrase callback: encrypted keys fail here instead of prompting.
@@ -295,8 +347,9 @@ Result<Bytes> PrivateKey::sign(SignAlg a, ByteView message) const {
     return fail(Errc::unsupported, "this key cannot make " + std::string(sign_alg_uri(a)));
   UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
   size_t len = 0;
+  const char* md_name = a == SignAlg::ed25519 ? nullptr : "SHA256";
   if (!md ||
-      EVP_DigestSignInit_ex(md.get(), nullptr, "SHA256", nullptr, nullptr, m_key.get(), nullptr) <=
+      EVP_DigestSignInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
           0 ||
       EVP_DigestSign(md.get(), nullptr, &len, message.data(), message.size()) <= 0)
     return fail(Errc::internal, "signing failed");
@@ -304,7 +357,7 @@ Result<Bytes> PrivateKey::sign(SignAlg a, ByteView message) const {
   if (EVP_DigestSign(md.get(), sig.data(), &len, message.data(), message.size()) <= 0)
     return fail(Errc::internal, "signing failed");
   sig.resize(len);
-  if (a == SignAlg::rsa_sha256)
+  if (a != SignAlg::dsa_sha256)
     return sig;
   // DER SEQUENCE { r, s } to r | s, each as long as q.
   const uint8_t* p = sig.data();

@@ -17,13 +17,14 @@
 
 namespace esession {
 
-enum class KeyType { rsa, dsa };
+enum class KeyType { rsa, dsa, ed25519 };
 
 // SignAlg is a signature algorithm of the sign_algs field: the XML-DSig semantics of the named
 // URI, applied to a message rather than to a <SignedInfo/> (XEP-0116 §4.5.4 step 4).
 enum class SignAlg {
   rsa_sha256,  // RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8017 §8.2)
   dsa_sha256,  // DSA with SHA-256; the signature is r | s, each as long as q (XML-DSig 1.1)
+  ed25519,     // pure Ed25519 (RFC 8032), 64-byte signatures: our extension (formats §7)
 };
 
 // sign_alg_uri returns the URI we send for |a| (the one XEP-0116 §8.2 names).
@@ -45,6 +46,8 @@ class PublicKey {
   // rsa and dsa build a key from its components and validate it (Errc::bad_key... see .cpp).
   static Result<PublicKey> rsa(const BigNum& n, const BigNum& e);
   static Result<PublicKey> dsa(const BigNum& p, const BigNum& q, const BigNum& g, const BigNum& y);
+  // ed25519 builds a key from its 32-byte encoding (RFC 8032 §5.1.5).
+  static Result<PublicKey> ed25519(ByteView raw);
   // from_pem reads a SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----").
   static Result<PublicKey> from_pem(std::string_view pem);
 
@@ -52,6 +55,8 @@ class PublicKey {
   int bits() const;
   // Components: n, e for RSA; p, q, g, y for DSA.
   BigNum component(const char* ossl_param) const;
+  // raw returns the 32-byte encoding of an Ed25519 key (empty for other types).
+  Bytes raw() const;
   std::string pem() const;
   // der returns the DER SubjectPublicKeyInfo (what fingerprints of exported keys hash).
   Bytes der() const;
@@ -75,6 +80,7 @@ class PrivateKey {
   static Result<PrivateKey> generate_rsa(int bits);
   // generate_dsa makes fresh domain parameters: slow (seconds) at 2048 bits.
   static Result<PrivateKey> generate_dsa(int pbits, int qbits);
+  static Result<PrivateKey> generate_ed25519();
   // from_pem reads an unencrypted PKCS#8 PEM private key.
   static Result<PrivateKey> from_pem(std::string_view pem);
   // pem returns the unencrypted PKCS#8 PEM encoding, in memory that is wiped when freed.

@@ -52,6 +52,9 @@ Element key_value(const PublicKey& k) {
     Element& r = kv.add(Element("RSAKeyValue", std::string(xml::kNsDsig)));
     r.add(text_el("Modulus", b64(OSSL_PKEY_PARAM_RSA_N)));
     r.add(text_el("Exponent", b64(OSSL_PKEY_PARAM_RSA_E)));
+  } else if (k.type() == KeyType::ed25519) {
+    // Our extension (formats §7): the RFC 8032 encoding of the key.
+    kv.add(text_el("Ed25519KeyValue", base64(k.raw())));
   } else {
     Element& d = kv.add(Element("DSAKeyValue", std::string(xml::kNsDsig)));
     d.add(text_el("P", b64(OSSL_PKEY_PARAM_FFC_P)));
@@ -77,6 +80,12 @@ Result<PublicKey> parse_key_value(const Element& kv) {
     // XML-DSig's optional J, Seed and PgenCounter are not accepted: one key, one encoding.
     ES_ASSIGN(auto v, child_values(k, {"P", "Q", "G", "Y"}));
     return PublicKey::dsa(v[0], v[1], v[2], v[3]);
+  }
+  if (k.name == "Ed25519KeyValue") {
+    if (!k.element_children().empty())
+      return fail(Errc::malformed, "<Ed25519KeyValue/> holds only the key");
+    ES_ASSIGN(Bytes raw, unbase64(k.text_content()));
+    return PublicKey::ed25519(raw);
   }
   return fail(Errc::unsupported, "unsupported key type <" + k.name + "/>");
 }

@@ -324,7 +324,7 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
   };
   if (any_key(offered_init) || any_key(offered_resp)) {
     // One algorithm serves both parties: if we may sign, offer only what our key makes.
-    for (SignAlg a : {SignAlg::rsa_sha256, SignAlg::dsa_sha256})
+    for (SignAlg a : {SignAlg::rsa_sha256, SignAlg::dsa_sha256, SignAlg::ed25519})
       if (!any_key(offered_init) || cfg.signer->can_sign(a))
         offered_sign.emplace_back(sign_alg_uri(a));
   }

@@ -20,6 +20,16 @@ const PrivateKey& rsa_key(int which) {
   return keys.at(static_cast<size_t>(which));
 }
 
+const PrivateKey& ed_key(int which) {
+  static std::vector<PrivateKey> keys = [] {
+    std::vector<PrivateKey> v;
+    for (int i = 0; i < 2; ++i)
+      v.push_back(PrivateKey::generate_ed25519().value());
+    return v;
+  }();
+  return keys.at(static_cast<size_t>(which));
+}
+
 const PrivateKey& dsa_key() {
   static PrivateKey k = PrivateKey::generate_dsa(2048, 256).value();
   return k;
@@ -86,8 +96,10 @@ bool appears(const std::vector<std::string>& wire, const PublicKey& k) {
 
 TEST_CASE("signature keys: RSA and DSA sign and verify; bad keys and signatures are refused") {
   Bytes msg(32, 7);
-  for (const PrivateKey* k : {&rsa_key(0), &dsa_key()}) {
-    SignAlg alg = k->type() == KeyType::rsa ? SignAlg::rsa_sha256 : SignAlg::dsa_sha256;
+  for (const PrivateKey* k : {&rsa_key(0), &dsa_key(), &ed_key(0)}) {
+    SignAlg alg = k->type() == KeyType::rsa   ? SignAlg::rsa_sha256
+                  : k->type() == KeyType::dsa ? SignAlg::dsa_sha256
+                                              : SignAlg::ed25519;
     auto sig = k->sign(alg, msg);
     REQUIRE(sig);
     CHECK(k->public_key().verify(alg, msg, *sig));
@@ -439,4 +451,38 @@ TEST_CASE("XEP-0217 sessions 're-key' by renegotiating every 10 stanzas (A31), f
   }
   terminate_both(*current, rng);
   CHECK(renegotiations == 10);
+}
+
+TEST_CASE("Ed25519 identification (our extension) in both flows", "[wire]") {
+  SystemRandom rng;
+  KeySigner alice(ed_key(0)), bob(ed_key(1));
+  for (Flow flow : {Flow::three_message, Flow::four_message}) {
+    PartyConfig a = party(kAlice), b = party(kBob);
+    KnownKeys ak, bk;
+    a.policy.flow = flow;
+    a.signer = &alice;
+    b.signer = &bob;
+    a.verifier = &ak;
+    b.verifier = &bk;
+    a.policy.init_pubkey = b.policy.init_pubkey = {PubkeyMode::key};
+    a.policy.resp_pubkey = b.policy.resp_pubkey = {PubkeyMode::key};
+    std::vector<std::string> wire;
+    auto p = negotiate(a, b, rng, nullptr, &wire);
+    REQUIRE(p);
+    CHECK(p->alice.session->suite().sign_alg ==
+          "http://www.w3.org/2021/04/xmldsig-more#eddsa-ed25519");
+    CHECK(*p->alice.peer_key == bob.public_key());
+    CHECK(*p->bob.peer_key == alice.public_key());
+    for (const auto& w : wire) {
+      CHECK(w.find(base64(alice.public_key().raw())) == std::string::npos);
+      CHECK(w.find(base64(bob.public_key().raw())) == std::string::npos);
+    }
+    exchange(*p, 10, rng);
+    // A responder with an RSA key cannot answer an Ed25519 signer: one algorithm serves both.
+    KeySigner rsa_bob(rsa_key(1));
+    b.signer = &rsa_bob;
+    auto refused = negotiate(a, b, rng);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == Errc::not_acceptable);
+  }
 }
