@@ -68,7 +68,8 @@ int run_demo(bool gajim) {
                         {false, "message", "Hi Alice. The SAS matches."},
                         {true, "presence", "away"}};
   for (const Line& l : lines) {
-    if (gajim && std::string(l.kind) != "message") continue;  // Gajim encrypts messages only
+    if (gajim && std::string(l.kind) != "message")
+      continue;  // Gajim encrypts messages only
     Session& snd = l.from_alice ? *ea.session : *eb.session;
     Session& rcv = l.from_alice ? *eb.session : *ea.session;
     xml::Element st(l.kind, std::string(xml::kNsClient));
@@ -106,6 +107,20 @@ int run_demo(bool gajim) {
   }
   std::printf("session ended on both sides\n");
   return 0;
+}
+
+}  // namespace esession::cli
+
+#include "commands.hpp"
+
+namespace esession::cli {
+
+void add_demo(CLI::App& app, Context&, Action& action) {
+  auto gajim = std::make_shared<bool>(false);
+  auto* c = app.add_subcommand(
+      "demo", "negotiate between two in-process parties and print every stanza (no home used)");
+  c->add_flag("--gajim", *gajim, "use the Gajim-compatible conventions");
+  c->callback([&action, gajim] { action = [gajim] { return run_demo(*gajim); }; });
 }
 
 }  // namespace esession::cli

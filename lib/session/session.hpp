@@ -86,6 +86,13 @@ class Session {
   // destroy wipes every key; later calls fail with Errc::terminated.
   void destroy();
 
+  // serialize returns the complete state (the "ESS1" format of session_state.cpp) in a
+  // zeroising buffer, for the store.
+  SecretBytes serialize() const;
+  // deserialize rebuilds a session from serialize()'s output. Errc::malformed for a truncated,
+  // corrupted or inconsistent state, Errc::unsupported for an unknown format version.
+  static Result<Session> deserialize(ByteView state);
+
  private:
   enum class State { active, closing, ended };
 

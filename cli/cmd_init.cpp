@@ -1,0 +1,33 @@
+// esession init: create a home and an account.
+#include "commands.hpp"
+
+namespace esession::cli {
+
+namespace {
+
+struct InitOpts {
+  std::string jid;
+};
+
+int run_init(Context& ctx, const InitOpts& o) {
+  check(validate_full_jid(o.jid));
+  Store& s = ctx.store(/*create=*/true);
+  Account a = check(s.create_account(o.jid), "list the accounts with: esession key list");
+  ctx.info("created account " + a.jid + " in " + s.home());
+  ctx.status("ACCOUNT_CREATED", a.jid);
+  if (ctx.json())
+    std::printf("{\"account\":%s,\"home\":%s}\n", json_escape(a.jid).c_str(),
+                json_escape(s.home()).c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_init(CLI::App& app, Context& ctx, Action& action) {
+  auto o = std::make_shared<InitOpts>();
+  auto* c = app.add_subcommand("init", "create the home directory and an account");
+  c->add_option("--jid", o->jid, "the account's full JID (user@domain/resource)")->required();
+  c->callback([&ctx, &action, o] { action = [&ctx, o] { return run_init(ctx, *o); }; });
+}
+
+}  // namespace esession::cli

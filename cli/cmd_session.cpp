@@ -1,0 +1,103 @@
+// esession session: the stored sessions.
+#include "commands.hpp"
+
+namespace esession::cli {
+
+namespace {
+
+struct SessionOpts {
+  std::string which;  // a session id or a peer JID
+};
+
+const char* role_name(SessionRole r) {
+  return r == SessionRole::initiator ? "initiator" : "responder";
+}
+
+int run_list(Context& ctx) {
+  auto all = check(ctx.store().list_sessions(ctx.account().id));
+  if (ctx.json()) {
+    std::printf("[");
+    for (size_t i = 0; i < all.size(); ++i) {
+      const auto& s = all[i];
+      std::printf(
+          "%s{\"id\":%lld,\"peer\":%s,\"thread\":%s,\"status\":%s,\"role\":%s,"
+          "\"flow\":%d,\"updated\":%lld}",
+          i ? "," : "", static_cast<long long>(s.id), json_escape(s.peer_jid).c_str(),
+          json_escape(s.thread).c_str(), json_escape(session_status_name(s.status)).c_str(),
+          json_escape(role_name(s.role)).c_str(), s.flow == SessionFlow::three_message ? 3 : 4,
+          static_cast<long long>(s.updated));
+    }
+    std::printf("]\n");
+    return kExitOk;
+  }
+  for (const auto& s : all)
+    std::printf("%-4lld %-8s %-40s %s\n", static_cast<long long>(s.id),
+                std::string(session_status_name(s.status)).c_str(), s.peer_jid.c_str(),
+                s.thread.c_str());
+  return kExitOk;
+}
+
+int run_show(Context& ctx, const SessionOpts& o) {
+  Store& st = ctx.store();
+  std::optional<SessionRecord> rec;
+  bool numeric = !o.which.empty() && o.which.find_first_not_of("0123456789") == std::string::npos;
+  if (numeric) {
+    rec = check(st.get_session(std::stoll(o.which)));
+    if (rec && rec->account_id != ctx.account().id)
+      rec.reset();
+  } else {
+    rec = check(st.find_active_session(ctx.account().id, o.which));
+  }
+  if (!rec)
+    fail_with(Errc::no_session, "no session " + o.which, "list them with: esession session list");
+  StoredSession ss = open_stored(check(
+      st.update_session(rec->id, [](SecretBytes& blob) -> Result<SecretBytes> { return blob; })));
+  Session s = check(Session::deserialize(view(ss.session)));
+  const Suite& su = s.suite();
+  if (ctx.json()) {
+    std::printf(
+        "{\"id\":%lld,\"peer\":%s,\"thread\":%s,\"status\":%s,\"role\":%s,\"flow\":%d,"
+        "\"cipher\":%s,\"hash\":%s,\"modp\":%d,\"stanzas\":%zu,\"sas\":%s,"
+        "\"peer_identification\":%s,\"peer_fingerprint\":%s,\"continuity\":%s}\n",
+        static_cast<long long>(rec->id), json_escape(rec->peer_jid).c_str(),
+        json_escape(rec->thread).c_str(), json_escape(session_status_name(rec->status)).c_str(),
+        json_escape(role_name(rec->role)).c_str(), rec->flow == SessionFlow::three_message ? 3 : 4,
+        json_escape(cipher_name(su.cipher)).c_str(), json_escape(hash_name(su.hash)).c_str(),
+        su.modp, su.stanzas.size(), json_escape(ss.sas).c_str(), json_escape(ss.peer_mode).c_str(),
+        json_escape(ss.peer_fingerprint).c_str(), ss.continuity ? "true" : "false");
+    return kExitOk;
+  }
+  std::string kinds;
+  for (const auto& k : su.stanzas)
+    kinds += (kinds.empty() ? "" : ", ") + k;
+  std::printf("session:   %lld (%s, %s)\npeer:      %s\nthread:    %s\n",
+              static_cast<long long>(rec->id),
+              std::string(session_status_name(rec->status)).c_str(), role_name(rec->role),
+              rec->peer_jid.c_str(), rec->thread.c_str());
+  std::printf("suite:     %d-message, %s, %s, MODP %d%s\nstanzas:   %s\n",
+              rec->flow == SessionFlow::three_message ? 3 : 4,
+              std::string(cipher_name(su.cipher)).c_str(), std::string(hash_name(su.hash)).c_str(),
+              su.modp, su.compat == Compat::gajim ? ", Gajim conventions" : "", kinds.c_str());
+  if (!ss.sas.empty())
+    std::printf("SAS:       %s\n", ss.sas.c_str());
+  std::printf("peer key:  %s\ncontinuity: %s\n",
+              ss.peer_fingerprint.empty() ? "none (SAS and retained secrets only)"
+                                          : group_hex(ss.peer_fingerprint).c_str(),
+              ss.continuity ? "yes (a retained secret matched)" : "no (first session)");
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_session(CLI::App& app, Context& ctx, Action& action) {
+  auto o = std::make_shared<SessionOpts>();
+  auto* s = app.add_subcommand("session", "the stored sessions");
+  s->require_subcommand(1);
+  auto* list = s->add_subcommand("list", "list sessions");
+  list->callback([&ctx, &action] { action = [&ctx] { return run_list(ctx); }; });
+  auto* show = s->add_subcommand("show", "show a session's suite, SAS and peer identification");
+  show->add_option("session", o->which, "session id, or the peer's full JID")->required();
+  show->callback([&ctx, &action, o] { action = [&ctx, o] { return run_show(ctx, *o); }; });
+}
+
+}  // namespace esession::cli

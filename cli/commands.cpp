@@ -1,0 +1,181 @@
+#include "commands.hpp"
+
+namespace esession::cli {
+
+const std::vector<Command>& command_table() {
+  static const std::vector<Command> table = {
+      {"init", add_init},           {"key", add_key},         {"peer", add_peer},
+      {"negotiate", add_negotiate}, {"respond", add_respond}, {"encrypt", add_encrypt},
+      {"decrypt", add_decrypt},     {"rekey", add_rekey},     {"terminate", add_terminate},
+      {"session", add_session},     {"demo", add_demo},
+  };
+  return table;
+}
+
+Status validate_full_jid(std::string_view jid) {
+  size_t slash = jid.find('/');
+  if (jid.empty() || slash == std::string_view::npos || slash == 0 || slash + 1 == jid.size())
+    return fail(Errc::malformed,
+                "'" + std::string(jid) + "' is not a full JID (user@domain/resource)");
+  for (char c : jid)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == '<' || c == '>' || c == '"' || c == '\'' ||
+        c == '&')
+      return fail(Errc::malformed, "'" + std::string(jid) + "' holds characters a JID cannot");
+  size_t at = jid.find('@');
+  if (at != std::string_view::npos && (at == 0 || at + 1 >= slash))
+    return fail(Errc::malformed,
+                "'" + std::string(jid) + "' is not a full JID (user@domain/resource)");
+  return {};
+}
+
+PrivateKey load_private_key(Context& ctx, const KeyRecord& k) {
+  if (!k.path)
+    fail_with(Errc::unsupported,
+              "key " + group_hex(k.fingerprint.substr(0, 16)) + " is not a native key file");
+  SecretBytes pem = check(ctx.store().read_key_file(*k.path));
+  return check(PrivateKey::from_pem(string_of(view(pem))));
+}
+
+std::unique_ptr<Signer> default_signer(Context& ctx) {
+  const Account& a = ctx.account();
+  if (!a.default_key)
+    return nullptr;
+  auto k = check(ctx.store().get_key_by_id(*a.default_key));
+  if (!k)
+    return nullptr;
+  return std::make_unique<KeySigner>(load_private_key(ctx, *k));
+}
+
+std::vector<PublicKey> StoreVerifier::known_keys(std::string_view bare) const {
+  std::vector<PublicKey> out;
+  Store& s = m_ctx.store();
+  auto peer = s.get_peer(m_ctx.account().id, std::string(bare));
+  if (!peer || !*peer)
+    return out;
+  auto trust = s.list_trust((*peer)->id);
+  if (!trust)
+    return out;
+  for (const auto& t : *trust)
+    if (!t.key_pem.empty())
+      if (auto k = PublicKey::from_pem(t.key_pem))
+        out.push_back(std::move(k).value());
+  return out;
+}
+
+Status StoreVerifier::accept(std::string_view bare, const PublicKey& key) const {
+  Store& s = m_ctx.store();
+  ES_ASSIGN(auto peer, s.get_peer(m_ctx.account().id, std::string(bare)));
+  if (!peer)
+    return {};
+  ES_ASSIGN(auto trust, s.list_trust(peer->id));
+  std::string fpr = fingerprint_of(key);
+  bool known = false, other_verified = false;
+  for (const auto& t : trust) {
+    if (t.fingerprint == fpr)
+      known = true;
+    else if (t.verified)
+      other_verified = true;
+  }
+  if (!known && other_verified) {
+    m_ctx.status("KEY_CHANGED", std::string(bare) + " " + fpr);
+    return fail(Errc::auth_failed, std::string(bare) +
+                                       " presented a key other than the verified one (" +
+                                       group_hex(fpr.substr(0, 16)) + "…)");
+  }
+  return {};
+}
+
+StoredSession open_stored(ByteView blob) {
+  return check(StoredSession::decode(blob));
+}
+
+SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
+                               const xml::Element& stanza) {
+  Store& s = ctx.store();
+  const Account& a = ctx.account();
+  if (const xml::Element* th = stanza.child("thread", xml::kNsClient)) {
+    auto rec = check(s.find_session(a.id, peer_jid, th->text_content()));
+    if (rec && rec->status != SessionStatus::ended)
+      return *rec;
+  }
+  auto rec = check(s.find_active_session(a.id, peer_jid));
+  if (!rec)
+    fail_with(Errc::no_session, "no encrypted session with " + peer_jid,
+              "start one with: esession negotiate --to " + peer_jid);
+  return *rec;
+}
+
+}  // namespace esession::cli
+
+namespace esession::cli {
+
+void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
+                         bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
+                         const std::vector<RetainedSecret>& others) {
+  Store& s = ctx.store();
+  const Account& a = ctx.account();
+  std::string peer_bare = bare_jid(peer_jid);
+  std::string client = peer_jid.substr(peer_bare.size() + 1);
+  StoredSession ss;
+  ss.sas = est.sas;
+  ss.peer_mode = std::string(pubkey_name(est.peer_mode));
+  bool verified_chain = false;
+  if (!est.new_retained_secret.empty()) {
+    std::optional<int64_t> matched;
+    if (est.srs_index) {
+      const auto& list = est.srs_from_other ? others : mine;
+      if (*est.srs_index < list.size())
+        matched = list[*est.srs_index].id;
+    }
+    RetainedSecret rs =
+        check(s.replace_retained(a.id, peer_bare, client, est.new_retained_secret, matched));
+    ss.retained_id = rs.id;
+    ss.continuity = matched.has_value();
+    verified_chain = rs.sas_verified;
+  }
+  std::string trust = ss.continuity ? (verified_chain ? "sas-verified" : "continuity") : "new";
+  if (est.peer_key) {
+    std::string fpr = fingerprint_of(*est.peer_key);
+    TrustRecord t = check(
+        s.record_peer_key(a.id, peer_bare, fpr, TrustSource::tofu, false, est.peer_key->pem()));
+    ss.peer_fingerprint = fpr;
+    ctx.status("PEER_KEY", peer_bare + " " + fpr + " " + ss.peer_mode);
+    if (t.verified)
+      trust = "key-verified";
+  } else {
+    check(s.upsert_peer(a.id, peer_bare));
+  }
+  ss.session = est.session->serialize();
+  NewSession ns;
+  ns.account_id = a.id;
+  ns.peer_jid = peer_jid;
+  ns.thread = thread;
+  ns.role = initiator ? SessionRole::initiator : SessionRole::responder;
+  ns.flow =
+      est.flow == Flow::three_message ? SessionFlow::three_message : SessionFlow::four_message;
+  SessionRecord rec = check(s.create_session(ns, ss.encode()));
+  const Suite& su = est.session->suite();
+  ctx.status("ESTABLISHED", peer_jid + " " + thread + " " +
+                                (est.flow == Flow::three_message ? "3" : "4") + " " +
+                                std::string(cipher_name(su.cipher)) + " " +
+                                std::string(hash_name(su.hash)) + " " + std::to_string(su.modp));
+  ctx.status("TRUST", peer_jid + " " + trust);
+  ctx.info("encrypted session " + std::to_string(rec.id) + " with " + peer_jid + " established (" +
+           (est.flow == Flow::three_message ? "3" : "4") + "-message, " +
+           std::string(cipher_name(su.cipher)) + ", " + std::string(hash_name(su.hash)) +
+           ", MODP " + std::to_string(su.modp) + ")");
+  if (!ss.sas.empty()) {
+    ctx.status("SAS", peer_jid + " " + ss.sas);
+    if (verified_chain) {
+      ctx.info("SAS " + ss.sas + " (this peer's SAS was verified in an earlier session)");
+    } else {
+      ctx.info("SAS " + ss.sas + ": compare it with " + peer_bare +
+               " by voice or in person, then run: esession peer verify " + peer_bare + " --sas " +
+               ss.sas);
+    }
+  }
+  if (est.terminated)
+    check(s.set_session_status(rec.id, SessionStatus::ended));
+}
+
+}  // namespace esession::cli

@@ -1,0 +1,161 @@
+#include "context.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crypto/hash.hpp"
+#include "util/fs.hpp"
+
+namespace esession::cli {
+
+int exit_for(Errc c) {
+  switch (c) {
+    case Errc::auth_failed:
+    case Errc::bad_dh_value:
+    case Errc::replay:
+      return kExitCrypto;
+    case Errc::malformed:
+    case Errc::unsupported:
+    case Errc::wrong_state:
+    case Errc::no_session:
+      return kExitInput;
+    case Errc::not_acceptable:
+    case Errc::terminated:
+      return kExitRefused;
+    case Errc::internal:
+    case Errc::io:
+      return kExitState;
+  }
+  return kExitState;
+}
+
+std::string Context::home() const {
+  std::optional<std::string> explicit_home;
+  if (!m_g.home.empty())
+    explicit_home = m_g.home;
+  return check(fs::resolve_home(explicit_home, fs::HomeEnv::from_process()),
+               "use --home DIR or set ESESSION_HOME");
+}
+
+Store& Context::store(bool create) {
+  if (m_store)
+    return *m_store;
+  std::string h = home();
+  struct stat st {};
+  if (!create && ::stat(h.c_str(), &st) != 0)
+    fail_with(Errc::io, "no esession home at " + h,
+              "create one with: esession init --jid YOU@DOMAIN/RESOURCE");
+  m_store.emplace(check(Store::open(h)));
+  return *m_store;
+}
+
+const Account& Context::account() {
+  if (m_account)
+    return *m_account;
+  Store& s = store();
+  if (!m_g.account.empty()) {
+    auto a = check(s.get_account(m_g.account));
+    if (!a) {
+      // Accept the bare JID of a full-JID account when it names exactly one.
+      std::optional<Account> match;
+      for (auto& acc : check(s.list_accounts()))
+        if (bare_jid(acc.jid) == m_g.account) {
+          if (match)
+            fail_with(Errc::malformed, "several accounts match " + m_g.account,
+                      "give the full JID to --account");
+          match = acc;
+        }
+      if (!match)
+        fail_with(Errc::malformed, "no account " + m_g.account + " in " + s.home(),
+                  "list them with: esession session list --json, or create one with init");
+      a = match;
+    }
+    m_account = *a;
+    return *m_account;
+  }
+  auto all = check(s.list_accounts());
+  if (all.empty())
+    fail_with(Errc::io, "the home " + s.home() + " has no account",
+              "create one with: esession init --jid YOU@DOMAIN/RESOURCE");
+  if (all.size() > 1)
+    fail_with(Errc::malformed, "the home holds several accounts", "choose one with --account JID");
+  m_account = all.front();
+  return *m_account;
+}
+
+void Context::status(const std::string& keyword, const std::string& args) {
+  if (m_g.status_fd < 0)
+    return;
+  if (!m_status) {
+    int fd = ::dup(m_g.status_fd);
+    if (fd < 0 || !(m_status = ::fdopen(fd, "w")))
+      fail_with(Errc::io, "--status-fd " + std::to_string(m_g.status_fd) + " is not open",
+                "open it in the shell, e.g. 3>status.log");
+  }
+  std::string line = "[ESESSION:] " + keyword;
+  if (!args.empty())
+    line += " " + args;
+  // Status lines are one line each, whatever the arguments hold.
+  for (char& c : line)
+    if (c == '\n' || c == '\r')
+      c = ' ';
+  line += '\n';
+  std::fputs(line.c_str(), m_status);
+  std::fflush(m_status);
+}
+
+void Context::info(const std::string& line) const {
+  if (!m_g.quiet)
+    std::fprintf(stderr, "esession: %s\n", line.c_str());
+}
+
+void Context::debug(const std::string& line) const {
+  if (m_g.verbose > 0)
+    std::fprintf(stderr, "esession: %s\n", line.c_str());
+}
+
+void Context::warn(const std::string& line) const {
+  std::fprintf(stderr, "esession: warning: %s\n", line.c_str());
+}
+
+std::string group_hex(std::string_view h) {
+  std::string out;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (i && i % 4 == 0)
+      out += ' ';
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(h[i])));
+  }
+  return out;
+}
+
+std::string json_escape(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string fingerprint_of(const PublicKey& k) {
+  return hex(digest(HashAlg::sha256, k.der()));
+}
+
+}  // namespace esession::cli

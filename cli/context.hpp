@@ -1,0 +1,103 @@
+// The state every command shares: global options, the home and its store, the account, the
+// status channel and the exit-status rules.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "crypto/pubkey.hpp"
+#include "store/store.hpp"
+
+namespace esession::cli {
+
+// Exit statuses (documented in esession(1)).
+enum Exit : int {
+  kExitOk = 0,
+  kExitCrypto = 1,   // a MAC, signature, commitment, replay or identity check failed
+  kExitInput = 2,    // bad input or usage: malformed XML, unknown peer, unsupported option
+  kExitState = 3,    // local state or I/O: home, database, key files, pipes
+  kExitRefused = 4,  // the peer refused or ended the session (not-acceptable, terminated)
+};
+
+// exit_for maps an error class to its exit status.
+int exit_for(Errc c);
+
+// Failure carries an Error up to main(), which prints it and exits with exit_for(code).
+struct Failure {
+  Error error;
+  std::string hint;
+};
+
+// Global options.
+struct Globals {
+  std::string home;
+  std::string account;
+  int status_fd = -1;
+  bool json = false;
+  bool quiet = false;
+  int verbose = 0;
+};
+
+class Context {
+ public:
+  explicit Context(Globals& g) : m_g(g) {}
+
+  const Globals& globals() const { return m_g; }
+  bool json() const { return m_g.json; }
+
+  // home resolves --home, $ESESSION_HOME, $XDG_DATA_HOME/esession, ~/.local/share/esession.
+  std::string home() const;
+  // store opens the home's database (once); a missing home is an error unless |create|.
+  // Throws Failure.
+  Store& store(bool create = false);
+  // account returns the account selected by --account, or the only one. Throws Failure.
+  const Account& account();
+
+  // status writes one machine-readable line "[ESESSION:] KEYWORD args" to --status-fd.
+  void status(const std::string& keyword, const std::string& args = {});
+  // info writes a line for humans on stderr unless -q; debug only with -v.
+  void info(const std::string& line) const;
+  void debug(const std::string& line) const;
+  void warn(const std::string& line) const;
+
+ private:
+  Globals& m_g;
+  std::optional<Store> m_store;
+  std::optional<Account> m_account;
+  FILE* m_status = nullptr;
+};
+
+// check returns the value of |r| or throws its error as a Failure (with an optional hint).
+template <class T>
+T check(Result<T> r, std::string hint = {}) {
+  if (!r)
+    throw Failure{r.error(), std::move(hint)};
+  return std::move(r).value();
+}
+inline void check(Status s, std::string hint = {}) {
+  if (!s)
+    throw Failure{s.error(), std::move(hint)};
+}
+[[noreturn]] inline void fail_with(Errc c, std::string detail, std::string hint = {}) {
+  throw Failure{Error{c, std::move(detail)}, std::move(hint)};
+}
+
+// Command registration: each command file adds its subcommand to the app. The table in
+// commands.cpp lists them all; help, man pages and completions come from the same app.
+using Action = std::function<int()>;
+struct Command {
+  const char* name;
+  void (*add)(CLI::App& app, Context& ctx, Action& action);
+};
+const std::vector<Command>& command_table();
+
+// Helpers shared by commands.
+std::string group_hex(std::string_view hex);  // "ab12cd34…" as "AB12 CD34 …"
+std::string json_escape(std::string_view s);
+std::string fingerprint_of(const PublicKey& k);  // SHA-256 of the DER SubjectPublicKeyInfo, hex
+
+}  // namespace esession::cli

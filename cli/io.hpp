@@ -1,0 +1,30 @@
+// Stanza I/O for the filters: incremental reading from a file descriptor, one stanza per line
+// out, flushed at once so that pipelines see each stanza as soon as it is done.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+
+#include "xml/reader.hpp"
+
+namespace esession::cli {
+
+class StanzaInput {
+ public:
+  // |max_stanza| bounds one stanza's bytes; a bigger one is a bad-input error.
+  explicit StanzaInput(int fd = 0, size_t max_stanza = 1 << 20);
+  // next returns the next stanza, or nullopt at the end of a clean input. |timeout_ms| < 0
+  // waits for ever. Throws Failure on malformed input, a truncated stanza or a timeout.
+  std::optional<xml::Element> next(int timeout_ms = -1);
+  const std::string& raw() const { return m_reader.raw(); }
+
+ private:
+  int m_fd;
+  xml::StanzaReader m_reader;
+  bool m_eof = false;
+};
+
+// write_stanza writes |e| as one line and flushes. Throws Failure when the output is closed.
+void write_stanza(const xml::Element& e, FILE* out = stdout);
+
+}  // namespace esession::cli

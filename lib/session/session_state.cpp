@@ -1,0 +1,353 @@
+// Session::serialize and Session::deserialize: the state blob the store keeps for a session.
+//
+// Format "ESS1", version 1. All integers are big-endian. A field is one of
+//   u8, u32, u64       fixed-size integers; bool is a u8 that must be 0 or 1
+//   ctr                16 bytes (a Counter128)
+//   bytes              u32 length, then that many bytes (at most 65536)
+//   mpi                bytes holding a non-negative integer, big-endian, at least one byte and
+//                      no leading zero byte (zero is the single byte 00)
+//   list<T>            u32 count, then the elements
+// Enumerations are written as explicit codes (below), not as C++ enumerator values, so that
+// reordering an enum never changes the format. The fields, in order:
+//   "ESS1" u8:version(1)
+//   suite:   u8:compat(0 spec, 1 gajim) bool:g1 bool:g2 bool:g4 bool:g5a u8:flow(0 4-msg, 1 3-msg)
+//            u32:modp u8:cipher(0 aes128-ctr, 1 aes256-ctr) u8:hash(0 sha256, 1 sha512)
+//            list<bytes>:stanzas u8:init_pubkey u8:resp_pubkey (0 none, 1 key, 2 hash)
+//            bytes:sign_alg u32:rekey_freq bytes:logging bytes:ver
+//   params:  bool:initiator bytes:local_jid bytes:peer_jid bytes:thread
+//            bytes:send_cipher bytes:send_mac ctr:send_ctr ctr:recv_ctr
+//            mpi:my_private mpi:peer_public
+//   session: u8:state(0 active, 1 closing, 2 ended) list<bytes:cipher bytes:mac>:recv_keys
+//            bool:has_pending [mpi:pending_private] u32:keys_received u64:sent_since_rekey
+//            list<bytes>:old_mac_keys bytes:prev_send_mac
+// Nothing may follow. SessionParams::recv is not written (the constructor moves it into the
+// receive key sets, leaving it empty), nor is last_trace() (a diagnostic of the last call).
+//
+// Parsing is strict: every length is checked against what remains, every code against its
+// range, and the result must satisfy the invariants the Session code relies on (a live session
+// has one or two receive key sets, a pending private value exactly when it has two, AES keys of
+// 16 or 32 bytes, a known group and an in-range peer public value), so the encoding is
+// canonical: deserialize(b) succeeds only if serialize() of the result gives back b.
+#include "session/session.hpp"
+
+namespace esession {
+
+namespace {
+
+constexpr uint8_t kMagic[4] = {'E', 'S', 'S', '1'};
+constexpr uint8_t kVersion = 1;
+constexpr size_t kMaxField = 65536;
+constexpr uint32_t kMaxOldMacKeys = 16;
+
+class Writer {
+ public:
+  Writer() { m_out.reserve(1024); }
+  void u8(uint8_t v) { m_out.push_back(v); }
+  void boolean(bool v) { u8(v ? 1 : 0); }
+  void u32(uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8)
+      u8(static_cast<uint8_t>(v >> s));
+  }
+  void u64(uint64_t v) {
+    for (int s = 56; s >= 0; s -= 8)
+      u8(static_cast<uint8_t>(v >> s));
+  }
+  void raw(ByteView v) { m_out.insert(m_out.end(), v.begin(), v.end()); }
+  void bytes(ByteView v) {
+    u32(static_cast<uint32_t>(v.size()));
+    raw(v);
+  }
+  void str(std::string_view s) { bytes(view(s)); }
+  SecretBytes take() { return std::move(m_out); }
+
+ private:
+  SecretBytes m_out;
+};
+
+Error bad(std::string_view what, std::string_view why) {
+  return fail(Errc::malformed, "session state: " + std::string(what) + ": " + std::string(why));
+}
+
+class Reader {
+ public:
+  explicit Reader(ByteView in) : m_in(in) {}
+  bool done() const { return m_pos == m_in.size(); }
+
+  Result<ByteView> fixed(size_t n, std::string_view what) {
+    if (m_in.size() - m_pos < n)
+      return bad(what, "truncated");
+    ByteView v = m_in.subspan(m_pos, n);
+    m_pos += n;
+    return v;
+  }
+  Result<uint8_t> u8(std::string_view what) {
+    ES_ASSIGN(ByteView v, fixed(1, what));
+    return v[0];
+  }
+  Result<bool> boolean(std::string_view what) {
+    ES_ASSIGN(uint8_t v, u8(what));
+    if (v > 1)
+      return bad(what, "not a boolean");
+    return v == 1;
+  }
+  Result<uint32_t> u32(std::string_view what) {
+    ES_ASSIGN(ByteView v, fixed(4, what));
+    uint32_t out = 0;
+    for (uint8_t c : v)
+      out = out << 8 | c;
+    return out;
+  }
+  Result<uint64_t> u64(std::string_view what) {
+    ES_ASSIGN(ByteView v, fixed(8, what));
+    uint64_t out = 0;
+    for (uint8_t c : v)
+      out = out << 8 | c;
+    return out;
+  }
+  Result<ByteView> bytes(std::string_view what) {
+    ES_ASSIGN(uint32_t n, u32(what));
+    if (n > kMaxField)
+      return bad(what, "too long");
+    return fixed(n, what);
+  }
+  Result<std::string> str(std::string_view what) {
+    ES_ASSIGN(ByteView v, bytes(what));
+    return string_of(v);
+  }
+  Result<SecretBytes> secret_bytes(std::string_view what) {
+    ES_ASSIGN(ByteView v, bytes(what));
+    return secret(v);
+  }
+  // count reads a list length, refusing more than |max| or more than could possibly fit.
+  Result<uint32_t> count(std::string_view what, uint32_t max) {
+    ES_ASSIGN(uint32_t n, u32(what));
+    if (n > max || n > m_in.size() - m_pos)
+      return bad(what, "too many elements");
+    return n;
+  }
+  Result<ByteView> mpi(std::string_view what) {
+    ES_ASSIGN(ByteView v, bytes(what));
+    if (v.empty() || (v.size() > 1 && v[0] == 0))
+      return bad(what, "not a canonical integer");
+    return v;
+  }
+  Result<Counter128> counter(std::string_view what) {
+    ES_ASSIGN(ByteView v, fixed(16, what));
+    return Counter128::from_bytes(v);
+  }
+
+ private:
+  ByteView m_in;
+  size_t m_pos = 0;
+};
+
+// Code<E> lists the wire code of each enumerator, in code order.
+template <class E, size_t N>
+Result<E> decode(Reader& r, const E (&codes)[N], std::string_view what) {
+  ES_ASSIGN(uint8_t v, r.u8(what));
+  if (v >= N)
+    return bad(what, "unknown value " + std::to_string(v));
+  return codes[v];
+}
+
+template <class E, size_t N>
+uint8_t encode(E e, const E (&codes)[N]) {
+  for (size_t i = 0; i < N; ++i)
+    if (codes[i] == e)
+      return static_cast<uint8_t>(i);
+  return 0xff;  // unreachable for a valid enumerator; refused by the parser
+}
+
+constexpr Compat kCompatCodes[] = {Compat::spec, Compat::gajim};
+constexpr Flow kFlowCodes[] = {Flow::four_message, Flow::three_message};
+constexpr CipherAlg kCipherCodes[] = {CipherAlg::aes128_ctr, CipherAlg::aes256_ctr};
+constexpr HashAlg kHashCodes[] = {HashAlg::sha256, HashAlg::sha512};
+constexpr PubkeyMode kPubkeyCodes[] = {PubkeyMode::none, PubkeyMode::key, PubkeyMode::hash};
+
+void write_suite(Writer& w, const Suite& s) {
+  w.u8(encode(s.compat, kCompatCodes));
+  w.boolean(s.conv.g1);
+  w.boolean(s.conv.g2);
+  w.boolean(s.conv.g4);
+  w.boolean(s.conv.g5a);
+  w.u8(encode(s.flow, kFlowCodes));
+  w.u32(static_cast<uint32_t>(s.modp));
+  w.u8(encode(s.cipher, kCipherCodes));
+  w.u8(encode(s.hash, kHashCodes));
+  w.u32(static_cast<uint32_t>(s.stanzas.size()));
+  for (const auto& k : s.stanzas)
+    w.str(k);
+  w.u8(encode(s.init_pubkey, kPubkeyCodes));
+  w.u8(encode(s.resp_pubkey, kPubkeyCodes));
+  w.str(s.sign_alg);
+  w.u32(s.rekey_freq);
+  w.str(s.logging);
+  w.str(s.ver);
+}
+
+Result<Suite> read_suite(Reader& r) {
+  Suite s;
+  ES_ASSIGN(s.compat, decode(r, kCompatCodes, "compat"));
+  ES_ASSIGN(s.conv.g1, r.boolean("g1"));
+  ES_ASSIGN(s.conv.g2, r.boolean("g2"));
+  ES_ASSIGN(s.conv.g4, r.boolean("g4"));
+  ES_ASSIGN(s.conv.g5a, r.boolean("g5a"));
+  ES_ASSIGN(s.flow, decode(r, kFlowCodes, "flow"));
+  ES_ASSIGN(uint32_t modp, r.u32("modp"));
+  if (modp > 1000 || !dh_group(static_cast<int>(modp)))
+    return bad("modp", "unknown group " + std::to_string(modp));
+  s.modp = static_cast<int>(modp);
+  ES_ASSIGN(s.cipher, decode(r, kCipherCodes, "cipher"));
+  ES_ASSIGN(s.hash, decode(r, kHashCodes, "hash"));
+  ES_ASSIGN(uint32_t n, r.count("stanzas", 3));
+  for (uint32_t i = 0; i < n; ++i) {
+    ES_ASSIGN(std::string k, r.str("stanzas"));
+    if (!is_stanza_kind(k))
+      return bad("stanzas", "unknown stanza kind");
+    for (const auto& prev : s.stanzas)
+      if (prev == k)
+        return bad("stanzas", "repeated stanza kind");
+    s.stanzas.push_back(std::move(k));
+  }
+  ES_ASSIGN(s.init_pubkey, decode(r, kPubkeyCodes, "init_pubkey"));
+  ES_ASSIGN(s.resp_pubkey, decode(r, kPubkeyCodes, "resp_pubkey"));
+  ES_ASSIGN(s.sign_alg, r.str("sign_alg"));
+  ES_ASSIGN(s.rekey_freq, r.u32("rekey_freq"));
+  ES_ASSIGN(s.logging, r.str("logging"));
+  ES_ASSIGN(s.ver, r.str("ver"));
+  return s;
+}
+
+Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
+  DirectionKeys k;
+  ES_ASSIGN(k.cipher, r.secret_bytes(what));
+  ES_ASSIGN(k.mac, r.secret_bytes(what));
+  return k;
+}
+
+Result<BigNum> read_private(Reader& r, std::string_view what) {
+  ES_ASSIGN(ByteView v, r.mpi(what));
+  BigNum x = BigNum::from_bytes(v);
+  BN_set_flags(x.get(), BN_FLG_CONSTTIME);
+  return x;
+}
+
+// check_live enforces what the Session code relies on while it can still send or receive.
+Status check_live(const SessionParams& p, const std::vector<DirectionKeys>& recv,
+                  bool has_pending) {
+  if (recv.empty() || recv.size() > 2)
+    return bad("recv_keys", "a live session has one or two receive key sets");
+  if (has_pending != (recv.size() == 2))
+    return bad("pending_private", "present exactly while a re-key is unacknowledged");
+  auto keys_ok = [](const DirectionKeys& k) {
+    return (k.cipher.size() == 16 || k.cipher.size() == 32) && !k.mac.empty() && k.mac.size() <= 64;
+  };
+  if (!keys_ok(p.send))
+    return bad("send keys", "wrong key length");
+  for (const auto& k : recv)
+    if (!keys_ok(k))
+      return bad("recv_keys", "wrong key length");
+  if (!dh_check_public(*dh_group(p.suite.modp), p.peer_public))
+    return bad("peer_public", "outside (1, p-1)");
+  return {};
+}
+
+}  // namespace
+
+SecretBytes Session::serialize() const {
+  Writer w;
+  w.raw(ByteView(kMagic, sizeof kMagic));
+  w.u8(kVersion);
+  write_suite(w, m_p.suite);
+  w.boolean(m_p.initiator);
+  w.str(m_p.local_jid);
+  w.str(m_p.peer_jid);
+  w.str(m_p.thread);
+  w.bytes(view(m_p.send.cipher));
+  w.bytes(view(m_p.send.mac));
+  w.raw(m_p.send_ctr.bytes());
+  w.raw(m_p.recv_ctr.bytes());
+  w.bytes(view(m_p.my_private.mpi_secret()));
+  w.bytes(view(m_p.peer_public.mpi()));
+  w.u8(m_state == State::active ? 0 : m_state == State::closing ? 1 : 2);
+  w.u32(static_cast<uint32_t>(m_recv.size()));
+  for (const auto& k : m_recv) {
+    w.bytes(view(k.cipher));
+    w.bytes(view(k.mac));
+  }
+  w.boolean(m_pending_private.has_value());
+  if (m_pending_private)
+    w.bytes(view(m_pending_private->mpi_secret()));
+  w.u32(m_keys_received);
+  w.u64(m_sent_since_rekey);
+  w.u32(static_cast<uint32_t>(m_old_mac_keys.size()));
+  for (const auto& k : m_old_mac_keys)
+    w.bytes(view(k));
+  w.bytes(view(m_prev_send_mac));
+  return w.take();
+}
+
+Result<Session> Session::deserialize(ByteView state) {
+  Reader r(state);
+  ES_ASSIGN(ByteView magic, r.fixed(sizeof kMagic, "magic"));
+  if (!std::equal(magic.begin(), magic.end(), kMagic))
+    return bad("magic", "not an esession session state");
+  ES_ASSIGN(uint8_t version, r.u8("version"));
+  if (version != kVersion)
+    return fail(Errc::unsupported, "session state: version " + std::to_string(version) +
+                                       " is not supported (this esession reads version " +
+                                       std::to_string(kVersion) + ")");
+  SessionParams p;
+  ES_ASSIGN(p.suite, read_suite(r));
+  ES_ASSIGN(p.initiator, r.boolean("initiator"));
+  ES_ASSIGN(p.local_jid, r.str("local_jid"));
+  ES_ASSIGN(p.peer_jid, r.str("peer_jid"));
+  ES_ASSIGN(p.thread, r.str("thread"));
+  ES_ASSIGN(p.send, read_keys(r, "send keys"));
+  ES_ASSIGN(p.send_ctr, r.counter("send_ctr"));
+  ES_ASSIGN(p.recv_ctr, r.counter("recv_ctr"));
+  ES_ASSIGN(p.my_private, read_private(r, "my_private"));
+  ES_ASSIGN(ByteView peer_public, r.mpi("peer_public"));
+  p.peer_public = BigNum::from_bytes(peer_public);
+
+  ES_ASSIGN(uint8_t st, r.u8("state"));
+  if (st > 2)
+    return bad("state", "unknown value " + std::to_string(st));
+  const State state_value = st == 0 ? State::active : st == 1 ? State::closing : State::ended;
+  ES_ASSIGN(uint32_t nrecv, r.count("recv_keys", 2));
+  std::vector<DirectionKeys> recv;
+  for (uint32_t i = 0; i < nrecv; ++i) {
+    ES_ASSIGN(DirectionKeys k, read_keys(r, "recv_keys"));
+    recv.push_back(std::move(k));
+  }
+  std::optional<BigNum> pending;
+  ES_ASSIGN(bool has_pending, r.boolean("has_pending"));
+  if (has_pending) {
+    ES_ASSIGN(pending, read_private(r, "pending_private"));
+  }
+  ES_ASSIGN(uint32_t keys_received, r.u32("keys_received"));
+  ES_ASSIGN(uint64_t sent_since_rekey, r.u64("sent_since_rekey"));
+  ES_ASSIGN(uint32_t nold, r.count("old_mac_keys", kMaxOldMacKeys));
+  std::vector<SecretBytes> old_mac_keys;
+  for (uint32_t i = 0; i < nold; ++i) {
+    ES_ASSIGN(SecretBytes k, r.secret_bytes("old_mac_keys"));
+    old_mac_keys.push_back(std::move(k));
+  }
+  ES_ASSIGN(SecretBytes prev_send_mac, r.secret_bytes("prev_send_mac"));
+  if (!r.done())
+    return bad("end", "trailing bytes");
+  if (state_value != State::ended)
+    ES_TRY(check_live(p, recv, has_pending));
+
+  Session s(std::move(p));
+  s.m_state = state_value;
+  s.m_recv = std::move(recv);
+  s.m_pending_private = std::move(pending);
+  s.m_keys_received = keys_received;
+  s.m_sent_since_rekey = sent_since_rekey;
+  s.m_old_mac_keys = std::move(old_mac_keys);
+  s.m_prev_send_mac = std::move(prev_send_mac);
+  return s;
+}
+
+}  // namespace esession

@@ -1,0 +1,297 @@
+#include "util/fs.hpp"
+
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <system_error>
+#include <vector>
+
+namespace esession::fs {
+
+namespace {
+
+std::string errno_text(int e) {
+  return std::generic_category().message(e);
+}
+
+Error io_error(const std::string& path, std::string_view what, int e) {
+  return fail(Errc::io, path + ": " + std::string(what) + ": " + errno_text(e));
+}
+
+std::string octal_mode(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
+}
+
+// FileDescriptor closes its descriptor when it goes out of scope.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : m_fd(fd) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (m_fd >= 0)
+      ::close(m_fd);
+  }
+  int get() const { return m_fd; }
+  // close reports the error of close(2), which can be the first sign of a failed write.
+  int close() {
+    int fd = m_fd;
+    m_fd = -1;
+    return ::close(fd);
+  }
+
+ private:
+  int m_fd;
+};
+
+std::string parent_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos)
+    return ".";
+  if (slash == 0)
+    return "/";
+  return path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+Status fsync_dir(const std::string& dir) {
+  FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0)
+    return io_error(dir, "cannot open directory", errno);
+  if (::fsync(fd.get()) != 0)
+    return io_error(dir, "cannot sync directory", errno);
+  return {};
+}
+
+Status write_all(int fd, const std::string& path, ByteView data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return io_error(path, "write failed", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return {};
+}
+
+// finish_file sets the exact mode (the umask may have removed bits we want), writes, syncs and
+// closes.
+Status finish_file(FileDescriptor& fd, const std::string& path, ByteView data, mode_t mode) {
+  if (::fchmod(fd.get(), mode) != 0)
+    return io_error(path, "cannot set permissions", errno);
+  ES_TRY(write_all(fd.get(), path, data));
+  if (::fsync(fd.get()) != 0)
+    return io_error(path, "cannot sync", errno);
+  if (fd.close() != 0)
+    return io_error(path, "close failed", errno);
+  return {};
+}
+
+// check_stat applies the ownership and permission rules to |st|; |dir| selects the hint.
+Status check_stat(const std::string& path, const struct stat& st, bool dir) {
+  if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+    return fail(Errc::io, path + ": not a " + (dir ? "directory" : "regular file"));
+  if (st.st_uid != ::geteuid())
+    return fail(Errc::io, path + ": owned by uid " + std::to_string(st.st_uid) +
+                              ", not by the current user (uid " + std::to_string(::geteuid()) +
+                              "); refusing to use it");
+  if ((st.st_mode & 077) != 0)
+    return fail(Errc::io, path + ": accessible by group or others (mode " + octal_mode(st.st_mode) +
+                              "); refusing to use it; run 'chmod " + (dir ? "700 " : "600 ") +
+                              path + "'");
+  return {};
+}
+
+Status make_dirs(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0)
+    return {};
+  if (errno != ENOENT)
+    return io_error(path, "cannot examine", errno);
+  std::string parent = parent_of(path);
+  if (parent != path)
+    ES_TRY(make_dirs(parent));
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
+    return io_error(path, "cannot create directory", errno);
+  return {};
+}
+
+}  // namespace
+
+HomeEnv HomeEnv::from_process() {
+  HomeEnv env;
+  if (const char* v = std::getenv("ESESSION_HOME"))
+    env.esession_home = v;
+  if (const char* v = std::getenv("XDG_DATA_HOME"))
+    env.xdg_data_home = v;
+  if (const char* v = std::getenv("HOME"))
+    env.user_home = v;
+  if (env.user_home.empty()) {
+    struct passwd pw;
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwuid_r(::geteuid(), &pw, buf.data(), buf.size(), &found) == 0 && found &&
+        found->pw_dir)
+      env.user_home = found->pw_dir;
+  }
+  return env;
+}
+
+Result<std::string> resolve_home(const std::optional<std::string>& explicit_home,
+                                 const HomeEnv& env) {
+  if (explicit_home) {
+    if (explicit_home->empty())
+      return fail(Errc::malformed, "--home: empty directory name");
+    if (explicit_home->find('\0') != std::string::npos)
+      return fail(Errc::malformed, "--home: directory name contains a NUL byte");
+    return *explicit_home;
+  }
+  if (!env.esession_home.empty())
+    return env.esession_home;
+  if (!env.xdg_data_home.empty() && env.xdg_data_home.front() == '/')
+    return join(env.xdg_data_home, "esession");
+  if (!env.user_home.empty())
+    return join(join(env.user_home, ".local/share"), "esession");
+  return fail(Errc::io,
+              "cannot locate the esession home: use --home or set ESESSION_HOME (HOME is unset)");
+}
+
+Status check_private_dir(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return io_error(path, "cannot use directory", errno);
+  return check_stat(path, st, true);
+}
+
+Status ensure_private_dir(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0)
+    return check_stat(path, st, true);
+  if (errno != ENOENT)
+    return io_error(path, "cannot examine", errno);
+  std::string parent = parent_of(path);
+  ES_TRY(make_dirs(parent));
+  if (::mkdir(path.c_str(), 0700) != 0) {
+    if (errno != EEXIST)
+      return io_error(path, "cannot create directory", errno);
+    return check_private_dir(path);  // created concurrently by another process
+  }
+  // mkdir honours the umask, which can only remove bits; set exactly 0700.
+  if (::chmod(path.c_str(), 0700) != 0)
+    return io_error(path, "cannot set permissions", errno);
+  ES_TRY(fsync_dir(parent));
+  return check_private_dir(path);
+}
+
+Status check_private_file(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0)
+    return io_error(path, "cannot use file", errno);
+  if (S_ISLNK(st.st_mode))
+    return fail(Errc::io, path + ": is a symbolic link; refusing to use it");
+  return check_stat(path, st, false);
+}
+
+Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode) {
+  FileDescriptor fd(
+      ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600));
+  if (fd.get() < 0) {
+    if (errno == EEXIST)
+      return fail(Errc::io, path + ": already exists; refusing to overwrite it");
+    return io_error(path, "cannot create", errno);
+  }
+  Status st = finish_file(fd, path, data, mode);
+  if (!st) {
+    ::unlink(path.c_str());
+    return st;
+  }
+  return fsync_dir(parent_of(path));
+}
+
+Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
+  std::string dir = parent_of(path);
+  std::string tmpl = join(dir, "." + base_of(path) + ".tmp.XXXXXX");
+  std::vector<char> name(tmpl.begin(), tmpl.end());
+  name.push_back('\0');
+  FileDescriptor fd(::mkostemp(name.data(), O_CLOEXEC));  // mode 0600, O_EXCL
+  if (fd.get() < 0)
+    return io_error(tmpl, "cannot create temporary file", errno);
+  std::string tmp(name.data());
+  Status st = finish_file(fd, tmp, data, mode);
+  if (st && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = io_error(path, "cannot replace", errno);
+  if (!st) {
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  return fsync_dir(dir);
+}
+
+Result<SecretBytes> read_private_file(const std::string& path, size_t max_size) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  if (fd.get() < 0) {
+    if (errno == ELOOP)
+      return fail(Errc::io, path + ": is a symbolic link; refusing to use it");
+    return io_error(path, "cannot open", errno);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0)
+    return io_error(path, "cannot examine", errno);
+  ES_TRY(check_stat(path, st, false));
+  if (static_cast<uint64_t>(st.st_size) > max_size)
+    return fail(Errc::io, path + ": larger than " + std::to_string(max_size) + " bytes");
+  SecretBytes out(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  for (;;) {
+    if (done == out.size())
+      out.resize(done + 4096);  // the file may have grown; read until EOF
+    ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return io_error(path, "read failed", errno);
+    }
+    if (n == 0)
+      break;
+    done += static_cast<size_t>(n);
+    if (done > max_size)
+      return fail(Errc::io, path + ": larger than " + std::to_string(max_size) + " bytes");
+  }
+  out.resize(done);
+  return out;
+}
+
+Status remove_file(const std::string& path) {
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    return io_error(path, "cannot remove", errno);
+  return {};
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+std::string join(std::string_view dir, std::string_view name) {
+  std::string out(dir);
+  if (!out.empty() && out.back() != '/')
+    out.push_back('/');
+  out.append(name);
+  return out;
+}
+
+}  // namespace esession::fs
