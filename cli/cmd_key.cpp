@@ -65,7 +65,8 @@ int run_generate(Context& ctx, const KeyOpts& o) {
   if (o.make_default || !a.default_key)
     check(ctx.store().set_default_key(a.id, rec.id));
   ctx.status("KEY_CREATED", std::string(key_kind_name(kind)) + " " + fpr);
-  ctx.info("created a " + o.type + " key for " + a.jid + " in " + ctx.store().home() + "/" + rel);
+  ctx.info(std::string("created ") + (kind == KeyKind::rsa ? "an RSA" : "an Ed25519") +
+           " key for " + a.jid + " in " + ctx.store().home() + "/" + rel);
   std::printf("%s\n", group_hex(fpr).c_str());
   return kExitOk;
 }

@@ -135,12 +135,12 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
   ours = modes(o.identify, ours);
   theirs = modes(o.require, theirs);
   if (std::find(ours.begin(), ours.end(), PubkeyMode::none) == ours.end() && !p.signer)
-    fail_with(Errc::not_acceptable, "identification by key needs a key",
+    fail_with(Errc::unsupported, "identification by key needs a key",
               "make one with: esession key generate");
   pol.init_pubkey = initiator ? ours : theirs;
   pol.resp_pubkey = initiator ? theirs : ours;
   if (pol.flow == Flow::three_message && !p.signer)
-    fail_with(Errc::not_acceptable, "the three-message flow needs a signing key",
+    fail_with(Errc::unsupported, "the three-message flow needs a signing key",
               "make one with: esession key generate, or use --flow 4");
   std::string peer_bare = bare_jid(peer_jid);
   p.mine = check(s.retained_for_peer(a.id, peer_bare));

@@ -107,6 +107,8 @@ bool same_sas(std::string a, std::string b) {
 int run_verify(Context& ctx, const PeerOpts& o) {
   std::string bare = bare_jid(o.jid);
   Store& s = ctx.store();
+  if (!o.key.empty() && !o.sas.empty())
+    fail_with(Errc::malformed, "give either --sas or --key, not both");
   if (!o.key.empty()) {
     // Pin a fingerprint compared out of band.
     std::string fpr;

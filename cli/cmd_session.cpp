@@ -47,6 +47,10 @@ int run_show(Context& ctx, const SessionOpts& o) {
       rec.reset();
   } else {
     rec = check(st.find_active_session(ctx.account().id, o.which));
+    if (!rec)  // else the most recently updated one, whatever its status
+      for (auto& s : check(st.list_sessions(ctx.account().id)))
+        if (s.peer_jid == o.which && (!rec || s.updated >= rec->updated))
+          rec = s;
   }
   if (!rec)
     fail_with(Errc::no_session, "no session " + o.which, "list them with: esession session list");
@@ -54,16 +58,19 @@ int run_show(Context& ctx, const SessionOpts& o) {
       st.update_session(rec->id, [](SecretBytes& blob) -> Result<SecretBytes> { return blob; })));
   Session s = check(Session::deserialize(view(ss.session)));
   const Suite& su = s.suite();
+  std::string kinds_json;
+  for (const auto& k : su.stanzas)
+    kinds_json += (kinds_json.empty() ? "" : ",") + json_escape(k);
   if (ctx.json()) {
     std::printf(
         "{\"id\":%lld,\"peer\":%s,\"thread\":%s,\"status\":%s,\"role\":%s,\"flow\":%d,"
-        "\"cipher\":%s,\"hash\":%s,\"modp\":%d,\"stanzas\":%zu,\"sas\":%s,"
+        "\"cipher\":%s,\"hash\":%s,\"modp\":%d,\"stanzas\":[%s],\"sas\":%s,"
         "\"peer_identification\":%s,\"peer_fingerprint\":%s,\"continuity\":%s}\n",
         static_cast<long long>(rec->id), json_escape(rec->peer_jid).c_str(),
         json_escape(rec->thread).c_str(), json_escape(session_status_name(rec->status)).c_str(),
         json_escape(role_name(rec->role)).c_str(), rec->flow == SessionFlow::three_message ? 3 : 4,
         json_escape(cipher_name(su.cipher)).c_str(), json_escape(hash_name(su.hash)).c_str(),
-        su.modp, su.stanzas.size(), json_escape(ss.sas).c_str(), json_escape(ss.peer_mode).c_str(),
+        su.modp, kinds_json.c_str(), json_escape(ss.sas).c_str(), json_escape(ss.peer_mode).c_str(),
         json_escape(ss.peer_fingerprint).c_str(), ss.continuity ? "true" : "false");
     return kExitOk;
   }

@@ -99,10 +99,15 @@ SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
       return *rec;
   }
   auto rec = check(s.find_active_session(a.id, peer_jid));
-  if (!rec)
-    fail_with(Errc::no_session, "no encrypted session with " + peer_jid,
-              "start one with: esession negotiate --to " + peer_jid);
-  return *rec;
+  if (rec)
+    return *rec;
+  // A session that is closing or has ended is reported as such (exit status 4).
+  for (const auto& other : check(s.list_sessions(a.id)))
+    if (other.peer_jid == peer_jid && other.status != SessionStatus::active)
+      fail_with(Errc::terminated, "the session with " + peer_jid + " has ended",
+                "start a new one with: esession negotiate --to " + peer_jid);
+  fail_with(Errc::no_session, "no encrypted session with " + peer_jid,
+            "start one with: esession negotiate --to " + peer_jid);
 }
 
 }  // namespace esession::cli

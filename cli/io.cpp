@@ -1,6 +1,8 @@
 #include "io.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,7 +13,41 @@
 namespace esession::cli {
 
 StanzaInput::StanzaInput(int fd, size_t max_stanza)
-    : m_fd(fd), m_reader(std::string(xml::kNsClient), max_stanza) {}
+    : m_fd(fd), m_reader(std::string(xml::kNsClient), max_stanza) {
+  widen_pipe(fd);
+}
+
+void widen_pipe(int fd) {
+  // A bigger pipe lets a filter take more stanzas per batch (one commit each): 1 MiB is the
+  // default limit for unprivileged processes. Failure only costs speed.
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode))
+    (void)::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+}
+
+bool StanzaInput::fill(int timeout_ms) {
+  pollfd p{m_fd, POLLIN, 0};
+  int n;
+  do
+    n = ::poll(&p, 1, timeout_ms);
+  while (n < 0 && errno == EINTR);
+  if (n == 0)
+    return false;
+  char buf[1 << 16];
+  ssize_t got;
+  do
+    got = ::read(m_fd, buf, sizeof buf);
+  while (got < 0 && errno == EINTR);
+  if (got < 0)
+    fail_with(Errc::io, std::string("reading input: ") + std::strerror(errno));
+  if (got == 0) {
+    m_eof = true;
+    m_reader.finish();
+  } else {
+    m_reader.feed(std::string_view(buf, static_cast<size_t>(got)));
+  }
+  return true;
+}
 
 std::optional<xml::Element> StanzaInput::next(int timeout_ms) {
   for (;;) {
@@ -23,30 +59,31 @@ std::optional<xml::Element> StanzaInput::next(int timeout_ms) {
       return std::move(**r);
     if (m_eof)
       return std::nullopt;
-    if (timeout_ms >= 0) {
-      pollfd p{m_fd, POLLIN, 0};
-      int n;
-      do
-        n = ::poll(&p, 1, timeout_ms);
-      while (n < 0 && errno == EINTR);
-      if (n == 0)
-        fail_with(Errc::io, "timed out waiting for the peer's answer",
-                  "raise --timeout, or check that the peer's output reaches our input");
-    }
-    char buf[65536];
-    ssize_t got;
-    do
-      got = ::read(m_fd, buf, sizeof buf);
-    while (got < 0 && errno == EINTR);
-    if (got < 0)
-      fail_with(Errc::io, std::string("reading input: ") + std::strerror(errno));
-    if (got == 0) {
-      m_eof = true;
-      m_reader.finish();
+    if (!fill(timeout_ms))
+      fail_with(Errc::io, "timed out waiting for the peer's answer",
+                "raise --timeout, or check that the peer's output reaches our input");
+  }
+}
+
+std::vector<xml::Element> StanzaInput::next_batch(size_t max) {
+  std::vector<xml::Element> out;
+  auto first = next();
+  if (!first)
+    return out;
+  out.push_back(std::move(*first));
+  while (out.size() < max) {
+    auto r = m_reader.next();
+    if (!r)
+      break;  // the error surfaces on the next call, after this batch is done
+    if (*r) {
+      out.push_back(std::move(**r));
       continue;
     }
-    m_reader.feed(std::string_view(buf, static_cast<size_t>(got)));
+    // Take what is already waiting in the input, without blocking.
+    if (m_eof || !fill(0))
+      break;
   }
+  return out;
 }
 
 void write_stanza(const xml::Element& e, FILE* out) {

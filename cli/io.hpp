@@ -16,13 +16,21 @@ class StanzaInput {
   // next returns the next stanza, or nullopt at the end of a clean input. |timeout_ms| < 0
   // waits for ever. Throws Failure on malformed input, a truncated stanza or a timeout.
   std::optional<xml::Element> next(int timeout_ms = -1);
+  // next_batch waits for one stanza, then adds every further stanza that is already complete in
+  // the buffer, up to |max|, without waiting for more input. Empty at the end of the input.
+  std::vector<xml::Element> next_batch(size_t max);
   const std::string& raw() const { return m_reader.raw(); }
 
  private:
+  // fill reads once if input arrives within |timeout_ms| (< 0: wait); false on timeout.
+  bool fill(int timeout_ms);
   int m_fd;
   xml::StanzaReader m_reader;
   bool m_eof = false;
 };
+
+// widen_pipe raises the capacity of |fd| if it is a pipe (best effort).
+void widen_pipe(int fd);
 
 // write_stanza writes |e| as one line and flushes. Throws Failure when the output is closed.
 void write_stanza(const xml::Element& e, FILE* out = stdout);

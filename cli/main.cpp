@@ -2,13 +2,67 @@
 // humans goes to stderr; --status-fd carries machine events.
 #include <CLI/CLI.hpp>
 
+#include <fcntl.h>
+
 #include <csignal>
 #include <cstdio>
+#include <string>
+#include <string_view>
 
 #include "commands.hpp"
 
 using namespace esession;
 using namespace esession::cli;
+
+namespace {
+
+// dump_cli writes |app| and its subcommands, recursively, as one JSON object: the hidden
+// `esession --dump-cli` that scripts/gen-completions and tests/docs_check.sh read.
+void dump_cli(const CLI::App& app, std::string& out) {
+  auto list = [&out](const std::vector<std::string>& v) {
+    out += '[';
+    for (size_t i = 0; i < v.size(); ++i)
+      out += (i ? "," : "") + json_escape(v[i]);
+    out += ']';
+  };
+  out += "{\"name\":" + json_escape(app.get_parent() ? app.get_name() : "esession") +
+         ",\"description\":" + json_escape(app.get_description()) + ",\"options\":[";
+  std::string positionals;
+  bool first = true;
+  for (const CLI::Option* opt : app.get_options()) {
+    std::string common = ",\"description\":" + json_escape(opt->get_description()) +
+                         ",\"required\":" + (opt->get_required() ? "true" : "false");
+    if (!opt->nonpositional()) {
+      positionals += std::string(positionals.empty() ? "" : ",") +
+                     "{\"name\":" + json_escape(opt->get_name(true)) + common + "}";
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const auto& s : opt->get_snames())
+      names.push_back("-" + s);
+    for (const auto& l : opt->get_lnames())
+      names.push_back("--" + l);
+    out += first ? "{\"names\":" : ",{\"names\":";
+    first = false;
+    list(names);
+    bool takes_value = opt->get_expected_max() > 0;  // a flag expects none
+    out += ",\"takes_value\":" + std::string(takes_value ? "true" : "false");
+    if (takes_value)
+      out += ",\"type\":" + json_escape(opt->get_type_name()) +
+             ",\"multiple\":" + (opt->get_expected_max() > 1 ? "true" : "false");
+    out += common + "}";
+  }
+  out += "],\"positionals\":[" + positionals + "],\"subcommands\":[";
+  first = true;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    out += first ? "" : ",";
+    first = false;
+    dump_cli(*sub, out);
+  }
+  out += "]}";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // A closed pipe downstream is an I/O error we report, not a silent death.
@@ -29,6 +83,21 @@ int main(int argc, char** argv) {
   Action action;
   for (const auto& c : command_table())
     c.add(app, ctx, action);
+  // Global options are accepted after the command too (esession key list --json).
+  std::function<void(CLI::App*)> fall = [&fall](CLI::App* a) {
+    for (CLI::App* sub : a->get_subcommands({})) {
+      sub->fallthrough();
+      fall(sub);
+    }
+  };
+  fall(&app);
+  // Hidden (not a CLI11 option, so not in --help): the command tree for docs and completions.
+  if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {
+    std::string out;
+    dump_cli(app, out);
+    std::printf("%s\n", out.c_str());
+    return kExitOk;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -40,6 +109,12 @@ int main(int argc, char** argv) {
   }
   if (!action)
     return kExitInput;
+  if (g.status_fd >= 0 && ::fcntl(g.status_fd, F_GETFD) < 0) {
+    std::fprintf(stderr, "esession: error: --status-fd %d is not an open file descriptor\n",
+                 g.status_fd);
+    std::fprintf(stderr, "esession: hint: open it in the shell, e.g. --status-fd 3 3>status.log\n");
+    return kExitInput;
+  }
   try {
     return action();
   } catch (const Failure& f) {

@@ -67,27 +67,25 @@ Result<Bytes> unhex(std::string_view s) {
 static constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 std::string base64(ByteView b) {
-  std::string out;
-  out.reserve((b.size() + 2) / 3 * 4);
+  std::string out((b.size() + 2) / 3 * 4, '=');
+  char* o = out.data();
   size_t i = 0;
   for (; i + 3 <= b.size(); i += 3) {
     uint32_t v = uint32_t(b[i]) << 16 | uint32_t(b[i + 1]) << 8 | b[i + 2];
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = kB64[(v >> 6) & 63];
+    *o++ = kB64[v & 63];
   }
   if (b.size() - i == 1) {
     uint32_t v = uint32_t(b[i]) << 16;
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out += "==";
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
   } else if (b.size() - i == 2) {
     uint32_t v = uint32_t(b[i]) << 16 | uint32_t(b[i + 1]) << 8;
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back('=');
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = kB64[(v >> 6) & 63];
   }
   return out;
 }

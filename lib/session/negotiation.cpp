@@ -1213,22 +1213,22 @@ Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection
 
 // ---- Public interface ----------------------------------------------------------------------
 
-Negotiation::Negotiation(std::unique_ptr<Impl> impl) : m(std::move(impl)) {}
+Negotiation::Negotiation(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
 Negotiation::~Negotiation() = default;
 Negotiation::Negotiation(Negotiation&&) noexcept = default;
 Negotiation& Negotiation::operator=(Negotiation&&) noexcept = default;
 
 bool Negotiation::failed() const {
-  return m->state == State::failed;
+  return m_impl->state == State::failed;
 }
 bool Negotiation::initiator() const {
-  return m->initiator;
+  return m_impl->initiator;
 }
 const std::string& Negotiation::thread() const {
-  return m->cfg.thread;
+  return m_impl->cfg.thread;
 }
 const std::optional<xml::Element>& Negotiation::error_reply() const {
-  return m->error_reply;
+  return m_impl->error_reply;
 }
 
 Result<std::pair<Negotiation, Step>> Negotiation::start(PartyConfig cfg, std::string peer_jid,
@@ -1262,7 +1262,7 @@ Result<std::pair<Negotiation, Step>> Negotiation::respond(
 }
 
 Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng) {
-  Impl& im = *m;
+  Impl& im = *m_impl;
   if (im.state == State::failed)
     return fail(Errc::terminated, "the negotiation has failed");
   if (im.state == State::established)

@@ -110,7 +110,7 @@ class Negotiation {
 
  private:
   explicit Negotiation(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> m;
+  std::unique_ptr<Impl> m_impl;
 };
 
 // is_negotiation_stanza returns true for a stanza carrying an ESession negotiation form

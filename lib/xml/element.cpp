@@ -2,7 +2,9 @@
 
 #include <pugixml.hpp>
 
+#include <cctype>
 #include <map>
+#include <optional>
 
 namespace esession::xml {
 
@@ -88,61 +90,65 @@ Element& Element::add_text_child(std::string_view n, std::string_view content) {
   return add(std::move(c));
 }
 
-std::string escape_text(std::string_view s) {
+namespace {
+
+// escape_with copies |s|, replacing each character of |specials| by its entity. Runs of plain
+// characters are appended at once: most text has nothing to escape.
+template <class F>
+std::string escape_with(std::string_view s, std::string_view specials, F entity) {
+  bool special[256] = {};
+  for (char c : specials)
+    special[static_cast<unsigned char>(c)] = true;
   std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '\r':
-        out += "&#xD;";
-        break;
-      default:
-        out.push_back(c);
-    }
+  out.reserve(s.size() + 16);
+  size_t start = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!special[static_cast<unsigned char>(s[i])])
+      continue;
+    out.append(s.data() + start, i - start);
+    out.append(entity(s[i]));
+    start = i + 1;
   }
+  out.append(s.data() + start, s.size() - start);
   return out;
 }
 
-std::string escape_attr(std::string_view s, bool escape_gt) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
+}  // namespace
+
+std::string escape_text(std::string_view s) {
+  return escape_with(s, "&<>\r", [](char c) -> std::string_view {
     switch (c) {
       case '&':
-        out += "&amp;";
-        break;
+        return "&amp;";
       case '<':
-        out += "&lt;";
-        break;
+        return "&lt;";
       case '>':
-        out += escape_gt ? "&gt;" : ">";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\t':
-        out += "&#x9;";
-        break;
-      case '\n':
-        out += "&#xA;";
-        break;
-      case '\r':
-        out += "&#xD;";
-        break;
+        return "&gt;";
       default:
-        out.push_back(c);
+        return "&#xD;";
     }
-  }
-  return out;
+  });
+}
+
+std::string escape_attr(std::string_view s, bool escape_gt) {
+  return escape_with(s, "&<>\"\t\n\r", [escape_gt](char c) -> std::string_view {
+    switch (c) {
+      case '&':
+        return "&amp;";
+      case '<':
+        return "&lt;";
+      case '>':
+        return escape_gt ? "&gt;" : ">";
+      case '"':
+        return "&quot;";
+      case '\t':
+        return "&#x9;";
+      case '\n':
+        return "&#xA;";
+      default:
+        return "&#xD;";
+    }
+  });
 }
 
 static void write(std::string& out, const Element& e, std::string_view parent_ns,
@@ -236,21 +242,55 @@ namespace {
 
 using NsScope = std::map<std::string, std::string>;  // prefix ("" = default) -> URI
 
+// is_ncname checks an XML Namespaces NCName: a name without a colon. Non-ASCII characters are
+// accepted as name characters (the UTF-8 itself was validated before).
+bool is_ncname(std::string_view s) {
+  if (s.empty())
+    return false;
+  auto start_char = [](unsigned char c) { return std::isalpha(c) || c == '_' || c >= 0x80; };
+  if (!start_char(static_cast<unsigned char>(s[0])))
+    return false;
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (!start_char(c) && !std::isdigit(c) && c != '-' && c != '.')
+      return false;
+  }
+  return true;
+}
+
+// is_qname checks NCName or NCName:NCName.
+bool is_qname(std::string_view s) {
+  size_t colon = s.find(':');
+  if (colon == std::string_view::npos)
+    return is_ncname(s);
+  return is_ncname(s.substr(0, colon)) && is_ncname(s.substr(colon + 1));
+}
+
 struct Converter {
   size_t max_depth;
 
-  Result<Element> convert(const pugi::xml_node& node, NsScope scope, size_t depth) {
+  Result<Element> convert(const pugi::xml_node& node, const NsScope& outer, size_t depth) {
     if (depth > max_depth)
       return fail(Errc::malformed, "XML nested too deeply");
-    // Collect namespace declarations first.
+    std::string_view qname = node.name();
+    if (!is_qname(qname))
+      return fail(Errc::malformed, "'" + std::string(qname) + "' is not an XML element name");
+    // Namespace declarations: the scope is copied only by elements that declare some.
+    std::optional<NsScope> own;
     for (auto a : node.attributes()) {
       std::string_view n = a.name();
+      if (n != "xmlns" && !n.starts_with("xmlns:"))
+        continue;
+      if (!own)
+        own = outer;
       if (n == "xmlns")
-        scope[""] = a.value();
-      else if (n.starts_with("xmlns:"))
-        scope[std::string(n.substr(6))] = a.value();
+        (*own)[""] = a.value();
+      else if (is_ncname(n.substr(6)))
+        (*own)[std::string(n.substr(6))] = a.value();
+      else
+        return fail(Errc::malformed, "bad namespace declaration '" + std::string(n) + "'");
     }
-    std::string_view qname = node.name();
+    const NsScope& scope = own ? *own : outer;
     std::string prefix, local;
     if (auto colon = qname.find(':'); colon != std::string_view::npos) {
       prefix = std::string(qname.substr(0, colon));
@@ -268,6 +308,8 @@ struct Converter {
       std::string_view n = a.name();
       if (n == "xmlns" || n.starts_with("xmlns:"))
         continue;
+      if (!is_qname(n))
+        return fail(Errc::malformed, "'" + std::string(n) + "' is not an XML attribute name");
       if (e.attr(n))
         return fail(Errc::malformed, "duplicate attribute '" + std::string(n) + "'");
       e.attrs.emplace_back(std::string(n), std::string(a.value()));
@@ -303,12 +345,79 @@ constexpr unsigned kParseFlags =
     pugi::parse_cdata | pugi::parse_escapes | pugi::parse_wconv_attribute | pugi::parse_eol |
     pugi::parse_ws_pcdata | pugi::parse_doctype | pugi::parse_pi | pugi::parse_comments;
 
+bool is_xml_char(uint32_t cp) {
+  return cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
+         (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
+}
+
+// check_references accepts only the references XML defines: the five predefined entities and
+// character references to XML characters. pugixml would keep an unknown entity or a bare '&'
+// as text, and turn "&#0;" or "&#xD800;" into text no XML parser reads back.
+Status check_references(std::string_view doc) {
+  size_t i = 0;
+  while ((i = doc.find_first_of("&<", i)) != std::string_view::npos) {
+    if (doc[i] == '<') {
+      // Skip the sections where '&' is literal.
+      std::string_view close;
+      if (doc.substr(i, 9) == "<![CDATA[")
+        close = "]]>";
+      else if (doc.substr(i, 4) == "<!--")
+        close = "-->";
+      else if (doc.substr(i, 2) == "<?")
+        close = "?>";
+      if (close.empty()) {
+        ++i;
+        continue;
+      }
+      size_t end = doc.find(close, i);
+      if (end == std::string_view::npos)
+        return {};  // unterminated: the parser reports it
+      i = end + close.size();
+      continue;
+    }
+    size_t semi = doc.find(';', i);
+    if (semi == std::string_view::npos || semi - i > 12)
+      return fail(Errc::malformed, "'&' that does not start an XML reference");
+    std::string_view ref = doc.substr(i + 1, semi - i - 1);
+    if (ref == "amp" || ref == "lt" || ref == "gt" || ref == "quot" || ref == "apos") {
+      i = semi + 1;
+      continue;
+    }
+    if (ref.size() < 2 || ref[0] != '#')
+      return fail(Errc::malformed, "unknown entity '&" + std::string(ref) + ";'");
+    bool hexa = ref[1] == 'x';
+    std::string_view digits = ref.substr(hexa ? 2 : 1);
+    uint32_t cp = 0;
+    if (digits.empty())
+      return fail(Errc::malformed, "empty character reference");
+    for (char c : digits) {
+      int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+              : hexa && std::isxdigit(static_cast<unsigned char>(c))
+                  ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
+                  : -1;
+      if (v < 0)
+        return fail(Errc::malformed, "bad character reference '&" + std::string(ref) + ";'");
+      cp = cp * (hexa ? 16 : 10) + static_cast<uint32_t>(v);
+      if (cp > 0x10ffff)
+        break;
+    }
+    if (!is_xml_char(cp))
+      return fail(Errc::malformed,
+                  "character reference '&" + std::string(ref) + ";' is not an XML character");
+    i = semi + 1;
+  }
+  return {};
+}
+
 Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view default_ns,
                                          ParseLimits limits, bool fragment) {
   if (!valid_xml_utf8(doc))
     return fail(Errc::malformed, "input is not valid UTF-8 XML text");
+  ES_TRY(check_references(doc));
   pugi::xml_document d;
-  unsigned flags = kParseFlags | (fragment ? pugi::parse_fragment : 0u);
+  // Always parsed as a fragment: a document parse would silently drop text after the root
+  // element; the loop below enforces the document rules itself.
+  unsigned flags = kParseFlags | pugi::parse_fragment;
   auto res = d.load_buffer(doc.data(), doc.size(), flags, pugi::encoding_utf8);
   if (!res)
     return fail(Errc::malformed, std::string("XML parse error: ") + res.description() +

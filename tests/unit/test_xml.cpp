@@ -106,3 +106,22 @@ TEST_CASE("normalization: spec-literal and Gajim's G4") {
   CHECK(normalize_form_content(*x, NormStyle::gajim)
             .find("<KeyValue xmlns=\"http://www.w3.org/2000/09/xmldsig#\">") != std::string::npos);
 }
+
+TEST_CASE("parse refuses names that are not QNames and text outside the root") {
+  for (const char* bad :
+       {"<:4i/>", "<4i/>", "<p:a:b xmlns:p='u'/>",
+        "<m><p: xmlns:p='u'><body>hidden</body></p:></m>", "<a/>modp", "modp<a/>", "<a/><b/>",
+        "<a -x='1'/>", "<a xmlns:='u'/>", "<a>x&#x1;y</a>", "<a>&#xD800;</a>", "<a>&#xFFFE;</a>",
+        "<a>&#1114112;</a>", "<a>x&#0;y</a>", "<a>&nosuch;</a>", "<a>a & b</a>", "<a>&#xZZ;</a>",
+        "<a>&#;</a>", "<a b='&#1;'/>"}) {
+    INFO(bad);
+    CHECK_FALSE(xml::parse(bad, xml::kNsClient));
+  }
+  for (const char* good :
+       {"<a/>", "  <a/>\n", "<p:a xmlns:p='u' p:x='1'/>", "<_a.b-c/>", "<?xml version='1.0'?><a/>",
+        "<a xml:lang='en'/>", "<a>&amp;&lt;&gt;&quot;&apos;&#x9;&#10;&#xe9;&#x1F600;</a>",
+        "<a><![CDATA[a & b &#0;]]><!-- & --></a>"}) {
+    INFO(good);
+    CHECK(xml::parse(good, xml::kNsClient));
+  }
+}

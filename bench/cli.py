@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Benchmarks of the esession command line against its peers, in one run (issue 3).
+
+(a) one `esession encrypt` invocation for one ~300-byte message stanza (process start, state
+    load and commit included) against `gpg --sign --encrypt` of the same stanza to one recipient;
+(b) streaming `encrypt | decrypt` throughput of ~300-byte message stanzas, both processes
+    running, with the CPU time each process used.
+
+Usage: bench/cli.py [--esession PATH] [--runs N] [--stanzas N]
+Homes and the GnuPG home live in one temporary directory (same file system for all).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ALICE = "alice@example.org/pda"
+BOB = "bob@example.com/laptop"
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def timed(cmd, stdin_path, runs):
+    samples = []
+    for _ in range(runs):
+        with open(stdin_path, "rb") as f:
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdin=f, stdout=subprocess.DEVNULL, check=True)
+            samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.9) - 1]
+
+
+def negotiate(es, d):
+    for home, jid in (("A", ALICE), ("B", BOB)):
+        run([es, "-q", "--home", os.path.join(d, home), "init", "--jid", jid])
+    a2b, b2a = os.path.join(d, "a2b"), os.path.join(d, "b2a")
+    os.mkfifo(a2b)
+    os.mkfifo(b2a)
+    bob = subprocess.Popen(f'exec "{es}" -q --home "{d}/B" respond > "{b2a}" < "{a2b}"', shell=True)
+    run(f'exec "{es}" -q --home "{d}/A" negotiate --to {BOB} < "{b2a}" > "{a2b}"', shell=True)
+    if bob.wait() != 0:
+        sys.exit("negotiation failed")
+
+
+def stanza(i):
+    body = ("stanza %06d " % i) + "x" * 220
+    return f'<message to="{BOB}" type="chat"><body>{body}</body></message>\n'
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--esession", default=os.path.join(os.path.dirname(__file__), "..", "build",
+                                                       "cli", "esession"))
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--stanzas", type=int, default=200000)
+    args = ap.parse_args()
+    es = os.path.abspath(args.esession)
+    d = tempfile.mkdtemp(prefix="esession-bench-")
+    try:
+        negotiate(es, d)
+        one = os.path.join(d, "one.xml")
+        with open(one, "w") as f:
+            f.write(stanza(0))
+        print(f"stanza: {os.path.getsize(one)} bytes")
+
+        # (a) esession encrypt, one invocation per stanza.
+        es_med, es_p90 = timed([es, "-q", "--home", os.path.join(d, "A"), "encrypt"], one,
+                               args.runs)
+        print(f"(a) esession encrypt, one stanza: median {es_med:.2f} ms, p90 {es_p90:.2f} ms")
+
+        gpg = shutil.which("gpg")
+        if gpg:
+            g = os.path.join(d, "gnupg")
+            os.mkdir(g, 0o700)
+            for uid in ("xmpp:alice@example.org", "xmpp:bob@example.com"):
+                run([gpg, "--batch", "--homedir", g, "--passphrase", "", "--quick-gen-key", uid,
+                     "default", "default", "never"], stderr=subprocess.DEVNULL)
+            cmd = [gpg, "--batch", "--homedir", g, "--trust-model", "always", "--sign",
+                   "--encrypt", "-u", "xmpp:alice@example.org", "-r", "xmpp:bob@example.com"]
+            run(cmd, stdin=open(one, "rb"), stdout=subprocess.DEVNULL)  # warm the agent
+            gpg_med, gpg_p90 = timed(cmd, one, args.runs)
+            print(f"(a) gpg --sign --encrypt, one stanza: median {gpg_med:.2f} ms, "
+                  f"p90 {gpg_p90:.2f} ms  -> esession is {gpg_med / es_med:.1f}x faster")
+        else:
+            print("(a) gpg: not installed (apt-get install gnupg), comparison skipped")
+
+        # (b) streaming throughput.
+        n = args.stanzas
+        src = os.path.join(d, "many.xml")
+        with open(src, "w") as f:
+            for i in range(n):
+                f.write(stanza(i))
+        out = os.path.join(d, "out.xml")
+        t0 = time.perf_counter()
+        enc = subprocess.Popen(["/usr/bin/time", "-f", "enc %U %S", es, "-q", "--home",
+                                os.path.join(d, "A"), "encrypt"], stdin=open(src, "rb"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        dec = subprocess.Popen(["/usr/bin/time", "-f", "dec %U %S", es, "-q", "--home",
+                                os.path.join(d, "B"), "decrypt"], stdin=enc.stdout,
+                               stdout=open(out, "wb"), stderr=subprocess.PIPE)
+        enc.stdout.close()
+        e_err = enc.stderr.read().decode()
+        d_err = dec.stderr.read().decode()
+        if enc.wait() != 0 or dec.wait() != 0:
+            sys.exit("stream failed: " + e_err + d_err)
+        wall = time.perf_counter() - t0
+        with open(out) as f:
+            got = sum(1 for _ in f)
+        if got != n:
+            sys.exit(f"stream lost stanzas: {got} of {n}")
+        cpu = {}
+        for line in (e_err + d_err).splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] in ("enc", "dec"):
+                cpu[parts[0]] = float(parts[1]) + float(parts[2])
+        print(f"(b) encrypt | decrypt, {n} stanzas: {wall:.2f} s, {n / wall:,.0f} stanzas/s; "
+              f"CPU per stanza: encrypt {cpu.get('enc', 0) / n * 1e6:.1f} us, "
+              f"decrypt {cpu.get('dec', 0) / n * 1e6:.1f} us")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Shared helpers for the esession command-line tests (python3 stdlib only).
+
+Each test script is run by ctest as:  test_X.py ESESSION_BINARY ESESSION_COUNTERS_BINARY
+It exits 0 when every check passed, 1 when one failed, 77 (ctest SKIP_RETURN_CODE) when it had
+to skip, saying why.
+"""
+
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+
+ALICE = "alice@example.org/pda"
+BOB = "bob@example.com/laptop"
+NS_C = "http://www.xmpp.org/extensions/xep-0200.html#ns"
+NS_CLIENT = "jabber:client"
+
+EXIT_OK, EXIT_CRYPTO, EXIT_INPUT, EXIT_STATE, EXIT_REFUSED = 0, 1, 2, 3, 4
+
+
+class Result:
+    def __init__(self, args, rc, out, err, status=b""):
+        self.args, self.rc, self.out, self.err, self.status = args, rc, out, err, status
+
+    @property
+    def out_text(self):
+        return self.out.decode("utf-8", "replace")
+
+    @property
+    def err_text(self):
+        return self.err.decode("utf-8", "replace")
+
+    @property
+    def status_text(self):
+        return self.status.decode("utf-8", "replace")
+
+    def describe(self):
+        return "esession %s -> rc=%s\n  stderr: %s\n  stdout: %.400s" % (
+            " ".join(self.args), self.rc, self.err_text.strip().replace("\n", "\n          "),
+            self.out_text.strip())
+
+
+class Test:
+    """Test context: binaries, a temporary directory, check counters."""
+
+    def __init__(self, name):
+        if len(sys.argv) < 2:
+            print("usage: %s ESESSION [ESESSION_COUNTERS]" % sys.argv[0], file=sys.stderr)
+            sys.exit(2)
+        self.name = name
+        self.esession = os.path.abspath(sys.argv[1])
+        self.counters = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else None
+        for b in [self.esession] + ([self.counters] if self.counters else []):
+            if not os.access(b, os.X_OK):
+                self.skip("binary %s is not built" % b)
+        self.dir = tempfile.mkdtemp(prefix="esession-%s-" % name)
+        self.failures = 0
+        self.checks = 0
+        self.t0 = time.monotonic()
+        seed = os.environ.get("ESESSION_TEST_SEED")
+        self.seed = int(seed) if seed else random.randrange(1 << 30)
+        self.rng = random.Random(self.seed)
+        self.log("temporary directory %s, random seed %d (set ESESSION_TEST_SEED to repeat)"
+                 % (self.dir, self.seed))
+
+    # --- reporting ---
+    def log(self, msg):
+        print("[%6.2fs] %s" % (time.monotonic() - getattr(self, "t0", time.monotonic()), msg),
+              flush=True)
+
+    def check(self, cond, what, detail=None):
+        self.checks += 1
+        if cond:
+            return True
+        self.failures += 1
+        print("FAIL: %s" % what, flush=True)
+        if detail:
+            print("  " + str(detail).replace("\n", "\n  "), flush=True)
+        return False
+
+    def check_rc(self, r, want, what):
+        return self.check(r.rc == want, "%s: exit status %s, want %s" % (what, r.rc, want),
+                          r.describe())
+
+    def check_error_line(self, r, what, contains=None):
+        """The command printed exactly one 'esession: error: ...' line; only hints besides."""
+        lines = [l for l in r.err_text.splitlines() if l.strip()]
+        errors = [l for l in lines if l.startswith("esession: error: ")]
+        others = [l for l in lines if not l.startswith("esession: error: ")
+                  and not l.startswith("esession: hint: ")]
+        ok = self.check(len(errors) == 1 and not others,
+                        "%s: want exactly one 'esession: error:' line (hints allowed)" % what,
+                        r.describe())
+        if ok and contains:
+            ok = self.check(contains in errors[0],
+                            "%s: error line should mention %r" % (what, contains), errors[0])
+        return ok
+
+    def skip(self, why):
+        print("SKIP: %s" % why, flush=True)
+        sys.exit(77)
+
+    def finish(self):
+        elapsed = time.monotonic() - self.t0
+        keep = bool(os.environ.get("ESESSION_TEST_KEEP"))
+        if not keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self.failures:
+            print("%s: %d of %d checks FAILED (%.1fs)%s" % (
+                self.name, self.failures, self.checks, elapsed,
+                "; kept " + self.dir if keep else "; set ESESSION_TEST_KEEP=1 to keep the files"),
+                flush=True)
+            sys.exit(1)
+        print("%s: all %d checks passed (%.1fs)" % (self.name, self.checks, elapsed), flush=True)
+        sys.exit(0)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    # --- running the binary ---
+    def cmd(self, home, *args):
+        a = []
+        if home is not None:
+            a += ["--home", home]
+        return a + list(args)
+
+    def run(self, home, *args, input=b"", status=False, timeout=60, env=None):
+        """Runs esession synchronously. input: bytes, or a path opened as stdin."""
+        argv = self.cmd(home, *args)
+        sfd = None
+        if status:
+            rfd, wfd = os.pipe()
+            argv = argv[:2] + ["--status-fd", str(wfd)] + argv[2:] if home else \
+                ["--status-fd", str(wfd)] + argv
+            sfd = (rfd, wfd)
+        stdin = subprocess.PIPE
+        fin = None
+        if isinstance(input, str):
+            fin = open(input, "rb")
+            stdin = fin
+        try:
+            p = subprocess.Popen([self.esession] + argv, stdin=stdin, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE,
+                                 pass_fds=(sfd[1],) if sfd else (), env=env)
+            if sfd:
+                os.close(sfd[1])
+            out, err = p.communicate(input if stdin == subprocess.PIPE else None,
+                                     timeout=timeout)
+        finally:
+            if fin:
+                fin.close()
+        st = b""
+        if sfd:
+            with os.fdopen(sfd[0], "rb") as f:
+                st = f.read()
+        return Result(argv, p.returncode, out, err, st)
+
+    def init_home(self, name, jid):
+        home = self.path(name)
+        r = self.run(home, "init", "--jid", jid)
+        if r.rc != 0:
+            self.check_rc(r, 0, "init %s" % jid)
+            self.finish()
+        return home
+
+    def negotiate(self, home_a, jid_a, home_b, jid_b, neg_args=(), resp_args=(), timeout=60):
+        """Runs `respond` (B) and `negotiate` (A) as two processes over two fifos.
+        Returns (result_a, result_b) with their status-fd output."""
+        d = tempfile.mkdtemp(dir=self.dir, prefix="fifo-")
+        a2b, b2a = os.path.join(d, "a2b"), os.path.join(d, "b2a")
+        os.mkfifo(a2b)
+        os.mkfifo(b2a)
+        # The shell opens the redirections in the order that cannot deadlock:
+        #   respond > b2a < a2b      and      negotiate < b2a > a2b
+        def spawn(home, args, redirs, tag):
+            errf = os.path.join(d, tag + ".err")
+            stf = os.path.join(d, tag + ".status")
+            argv = " ".join(shq(x) for x in [self.esession, "--home", home, "--status-fd", "3"]
+                            + list(args))
+            sh = "exec %s %s 2>%s 3>%s" % (argv, redirs, shq(errf), shq(stf))
+            return subprocess.Popen(["sh", "-c", sh]), errf, stf
+        pb, eb, sb = spawn(home_b, ["respond"] + list(resp_args),
+                           "> %s < %s" % (shq(b2a), shq(a2b)), "b")
+        pa, ea, sa = spawn(home_a, ["negotiate", "--to", jid_b] + list(neg_args),
+                           "< %s > %s" % (shq(b2a), shq(a2b)), "a")
+        out = []
+        for p, e, s, argv in ((pa, ea, sa, ["negotiate", "--to", jid_b] + list(neg_args)),
+                              (pb, eb, sb, ["respond"] + list(resp_args))):
+            try:
+                rc = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = p.wait()
+                self.check(False, "negotiation process timed out: %s" % argv)
+            out.append(Result(argv, rc, b"", read(e), read(s)))
+        shutil.rmtree(d, ignore_errors=True)
+        return out[0], out[1]
+
+    def status_lines(self, r, keyword):
+        pre = "[ESESSION:] %s" % keyword
+        return [l[len(pre):].strip() for l in r.status_text.splitlines()
+                if l == pre or l.startswith(pre + " ")]
+
+    # --- state inspection ---
+    def session_rows(self, home):
+        """Every session's (id, peer_jid, thread, status, state), read-only from the database."""
+        con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "esession.db"), uri=True,
+                              timeout=30)
+        try:
+            return con.execute(
+                "SELECT id, peer_jid, thread, status, state FROM sessions ORDER BY id").fetchall()
+        finally:
+            con.close()
+
+    def session_status(self, home, peer):
+        r = self.run(home, "--json", "session", "list")
+        import json
+        if r.rc != 0:
+            return None
+        for s in json.loads(r.out_text or "[]"):
+            if s["peer"] == peer:
+                return s["status"]
+        return None
+
+    def snapshot(self, home, name):
+        """A copy of a home (no process may be writing it)."""
+        dst = self.path(name)
+        shutil.copytree(home, dst, symlinks=True)
+        return dst
+
+    def run_counters(self, snapshot, account, peer, files, window=1 << 20):
+        p = subprocess.run([self.counters, "--home", snapshot, "--account", account, "--peer",
+                            peer, "--window", str(window)] + list(files),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def shq(s):
+    return "'" + str(s).replace("'", "'\\''") + "'"
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+# --- stanzas ---
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def make_stanzas(n, to, rng, tag="s"):
+    """n stanzas for |to|, mixing message, presence and iq, each with a distinct body."""
+    out = []
+    for i in range(n):
+        body = "%s-%d %s" % (tag, i, "".join(rng.choice("abcdefgh <>&\"'éü€𝄞 ")
+                                             for _ in range(rng.randrange(0, 120))))
+        kind = i % 3
+        if kind == 0:
+            out.append('<message to="%s" type="chat" id="%s%d"><body>%s</body>'
+                       '<active xmlns="http://jabber.org/protocol/chatstates"/></message>'
+                       % (to, tag, i, esc(body)))
+        elif kind == 1:
+            out.append('<presence to="%s" id="%s%d"><show>away</show><status>%s</status>'
+                       '<priority>%d</priority></presence>' % (to, tag, i, esc(body), i % 128))
+        else:
+            out.append('<iq to="%s" type="set" id="%s%d"><query xmlns="urn:example:test">'
+                       '<item n="%d">%s</item></query></iq>' % (to, tag, i, i, esc(body)))
+    return out
+
+
+def parse(line):
+    return ET.fromstring(line)
+
+
+def qname(local, ns=NS_CLIENT):
+    return "{%s}%s" % (ns, local)
+
+
+def norm(e):
+    """A comparable form of an element: tag, attributes, text, children (tails ignored)."""
+    return (e.tag, tuple(sorted(e.attrib.items())), e.text or "",
+            tuple(norm(c) for c in e))
+
+
+def expected_after_roundtrip(line, sender, peer, thread):
+    """What decrypt should print for an input stanza that encrypt got: 'from'/'to' added, and a
+    <thread/> for messages (first among the children on output: it travels in clear)."""
+    e = ET.fromstring(line)
+    # Unqualified stanzas are in jabber:client.
+    def qualify(x, ns):
+        if not x.tag.startswith("{"):
+            x.tag = "{%s}%s" % (ns, x.tag)
+        for c in x:
+            qualify(c, x.tag[1:].split("}")[0])
+    qualify(e, NS_CLIENT)
+    e.attrib.setdefault("to", peer)
+    e.attrib.setdefault("from", sender)
+    kids = [norm(c) for c in e]
+    if e.tag == qname("message"):
+        kids = [(qname("thread"), (), thread, ())] + kids
+    return (e.tag, tuple(sorted(e.attrib.items())), "", tuple(kids))
+
+
+def normalized(line):
+    e = ET.fromstring(line)
+    t = norm(e)
+    return (t[0], t[1], (e.text or "").strip(), t[3])
+
