@@ -162,7 +162,17 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
       fail_with(Errc::io, "--reply-fd " + std::to_string(o.reply_fd) + " is not open");
   }
   int worst = kExitOk;
+  // After a session ends, every further stanza of that peer fails the same way: say it once
+  // per peer, and count the rest.
+  std::map<std::string, size_t> ended_repeats;
   auto report = [&](const Failure& f, const std::string& peer) {
+    if (f.error.code == Errc::terminated) {
+      auto [it, first] = ended_repeats.emplace(peer, 0);
+      if (!first) {
+        ++it->second;
+        return;
+      }
+    }
     std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
     if (!f.hint.empty())
       std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
@@ -259,6 +269,10 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
     }
     flush();
   }
+  for (const auto& [peer, n] : ended_repeats)
+    if (n > 0)
+      std::fprintf(stderr, "esession: error: %zu more stanzas from %s refused (session ended)\n", n,
+                   peer.c_str());
   return worst;
 }
 

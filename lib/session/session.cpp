@@ -38,6 +38,27 @@ Result<uint32_t> parse_u32(std::string_view s) {
 
 }  // namespace
 
+CtrKey& KeyCache::cipher(size_t slot, ByteView key) {
+  CtrKey& k = m_ctr.at(slot);
+  if (!k.matches(key))
+    k.set(key);
+  return k;
+}
+
+HmacKey& KeyCache::mac(size_t slot, HashAlg h, ByteView key) {
+  HmacKey& k = m_mac.at(slot);
+  if (!k.matches(h, key))
+    k.set(h, key);
+  return k;
+}
+
+void KeyCache::clear() {
+  for (auto& k : m_ctr)
+    k.clear();
+  for (auto& k : m_mac)
+    k.clear();
+}
+
 bool is_stanza_kind(std::string_view name) {
   return name == "message" || name == "presence" || name == "iq";
 }
@@ -79,6 +100,8 @@ void Session::destroy() {
   m_p.my_private = BigNum();
   m_pending_private.reset();
   m_old_mac_keys.clear();
+  m_prev_send_mac = {};
+  m_cache.clear();
 }
 
 Bytes Session::pad(std::string content, RandomSource&) const {
@@ -110,7 +133,8 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
   Bytes m_final;
   if (has_content) {
     m_final.resize(plaintext.size());
-    after = ctr_encrypt(m_p.suite.conv, m_p.send.cipher, before, plaintext, m_final.data());
+    after = ctr_encrypt(m_p.suite.conv, m_cache.cipher(0, m_p.send.cipher), before, plaintext,
+                        m_final.data());
     c.add_text_child("data", base64(m_final));
   }
   if (key_b64)
@@ -121,7 +145,8 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
     c.add_text_child("old", base64(view(k)));
   std::string m_content = xml::serialize_children(c);
   Bytes ctr_mpi = before.mpi();
-  SecretBytes a_mac = hmac_parts(m_p.suite.hash, m_p.send.mac, {view(m_content), view(ctr_mpi)});
+  SecretBytes a_mac =
+      m_cache.mac(0, m_p.suite.hash, m_p.send.mac).mac({view(m_content), view(ctr_mpi)});
   c.add_text_child("mac", base64(view(a_mac)));
 
   // Commit.
@@ -340,11 +365,12 @@ Result<Received> Session::open(const xml::Element& stanza) {
   const DirectionKeys& keys = m_recv[set];
   const Counter128 before = m_p.recv_ctr;
   Bytes ctr_mpi = before.mpi();
-  SecretBytes b_mac = hmac_parts(m_p.suite.hash, keys.mac, {view(m_content), view(ctr_mpi)});
+  HmacKey& recv_mac = m_cache.mac(1 + set, m_p.suite.hash, keys.mac);
+  SecretBytes b_mac = recv_mac.mac({view(m_content), view(ctr_mpi)});
   bool ok = ct_equal(view(b_mac), view(a_mac));
   if (!ok && m_p.suite.compat == Compat::spec && ctr_mpi.size() != 16) {
     // A2: a peer may encode the counter as 16 fixed bytes.
-    b_mac = hmac_parts(m_p.suite.hash, keys.mac, {view(m_content), before.bytes()});
+    b_mac = recv_mac.mac({view(m_content), before.bytes()});
     ok = ct_equal(view(b_mac), view(a_mac));
   }
   if (!ok)
@@ -356,7 +382,8 @@ Result<Received> Session::open(const xml::Element& stanza) {
   if (data) {
     ES_ASSIGN(Bytes m_final, unbase64(data->text_content()));
     out.plaintext.resize(m_final.size());
-    after = ctr_encrypt(m_p.suite.conv, keys.cipher, before, m_final, out.plaintext.data());
+    after = ctr_encrypt(m_p.suite.conv, m_cache.cipher(1 + set, keys.cipher), before, m_final,
+                        out.plaintext.data());
     if (m_final.empty())
       after = before.add(1);
   }

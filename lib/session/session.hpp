@@ -7,6 +7,7 @@
 // fails with Errc::terminated.
 #pragma once
 
+#include <array>
 #include <optional>
 
 #include "crypto/random.hpp"
@@ -56,6 +57,28 @@ struct CounterTrace {
   Bytes m_final;
   std::string m_content;
   Bytes a_mac;
+};
+
+// KeyCache keeps the OpenSSL contexts of the keys a session uses (slot 0: sending, 1 and 2:
+// the receive sets). A copy starts empty: contexts are never shared.
+class KeyCache {
+ public:
+  KeyCache() = default;
+  KeyCache(const KeyCache&) {}
+  KeyCache& operator=(const KeyCache&) {
+    clear();
+    return *this;
+  }
+  KeyCache(KeyCache&&) noexcept = default;
+  KeyCache& operator=(KeyCache&&) noexcept = default;
+
+  CtrKey& cipher(size_t slot, ByteView key);
+  HmacKey& mac(size_t slot, HashAlg h, ByteView key);
+  void clear();
+
+ private:
+  std::array<CtrKey, 3> m_ctr;
+  std::array<HmacKey, 3> m_mac;
 };
 
 class Session {
@@ -115,6 +138,7 @@ class Session {
   std::vector<SecretBytes> m_old_mac_keys;  // to publish in <old/> with the next stanza
   SecretBytes m_prev_send_mac;              // our sending MAC key before our last re-key
   CounterTrace m_trace;
+  KeyCache m_cache;
 };
 
 // is_encryptable_kind returns true for message, presence and iq.

@@ -41,6 +41,12 @@ Counter128 ctr_encrypt(const CryptoConv& conv, ByteView key, const Counter128& c
   return c.add(ctr_blocks(in.size()));
 }
 
+Counter128 ctr_encrypt(const CryptoConv& conv, CtrKey& key, const Counter128& c, ByteView in,
+                       uint8_t* out) {
+  key.xcrypt(conv.g2 ? c.add(1) : c, in, out);
+  return c.add(ctr_blocks(in.size()));
+}
+
 KeySet derive_keys(HashAlg h, ByteView k) {
   KeySet s;
   s.ca = hmac(h, k, view(kLabelInitCipher));

@@ -7,6 +7,7 @@
 #include "crypto/ctr.hpp"
 #include "crypto/dh.hpp"
 #include "crypto/hash.hpp"
+#include "crypto/keyed.hpp"
 #include "xml/form.hpp"
 
 namespace esession {
@@ -67,6 +68,9 @@ SecretBytes cipher_key(const CryptoConv& c, CipherAlg alg, ByteView hmac_out);
 // ctr_encrypt encrypts |in| with the direction key starting at counter |c| and returns the
 // counter after it: c + ceil(len/16). The first block is c, or c+1 under G2.
 Counter128 ctr_encrypt(const CryptoConv& conv, ByteView key, const Counter128& c, ByteView in,
+                       uint8_t* out);
+// The same with a key whose context is kept between messages.
+Counter128 ctr_encrypt(const CryptoConv& conv, CtrKey& key, const Counter128& c, ByteView in,
                        uint8_t* out);
 
 // The six keys of XEP-0116 §4.5.3.

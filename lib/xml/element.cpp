@@ -3,6 +3,7 @@
 #include <pugixml.hpp>
 
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -199,7 +200,22 @@ std::string serialize_children(const Element& e, SerializeStyle style) {
 bool valid_xml_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
+    // Eight printable ASCII bytes at a time, the common case: no byte has its top bit set and
+    // none is below 0x20.
+    if (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      constexpr uint64_t kHigh = 0x8080808080808080ULL;
+      if ((w & kHigh) == 0 && ((w - 0x2020202020202020ULL) & ~w & kHigh) == 0) {
+        i += 8;
+        continue;
+      }
+    }
     auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x80) {
+      ++i;
+      continue;
+    }
     uint32_t cp;
     size_t len;
     if (c < 0x80) {
@@ -353,58 +369,82 @@ bool is_xml_char(uint32_t cp) {
 // check_references accepts only the references XML defines: the five predefined entities and
 // character references to XML characters. pugixml would keep an unknown entity or a bare '&'
 // as text, and turn "&#0;" or "&#xD800;" into text no XML parser reads back.
+// check_reference checks the reference starting at doc[i] == '&' and returns the index after
+// it.
+Result<size_t> check_reference(std::string_view doc, size_t i) {
+  size_t semi = doc.find(';', i);
+  if (semi == std::string_view::npos || semi - i > 12)
+    return fail(Errc::malformed, "'&' that does not start an XML reference");
+  std::string_view ref = doc.substr(i + 1, semi - i - 1);
+  if (ref == "amp" || ref == "lt" || ref == "gt" || ref == "quot" || ref == "apos")
+    return semi + 1;
+  if (ref.size() < 2 || ref[0] != '#')
+    return fail(Errc::malformed, "unknown entity '&" + std::string(ref) + ";'");
+  bool hexa = ref[1] == 'x';
+  std::string_view digits = ref.substr(hexa ? 2 : 1);
+  uint32_t cp = 0;
+  if (digits.empty())
+    return fail(Errc::malformed, "empty character reference");
+  for (char c : digits) {
+    int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+            : hexa && std::isxdigit(static_cast<unsigned char>(c))
+                ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
+                : -1;
+    if (v < 0)
+      return fail(Errc::malformed, "bad character reference '&" + std::string(ref) + ";'");
+    cp = cp * (hexa ? 16 : 10) + static_cast<uint32_t>(v);
+    if (cp > 0x10ffff)
+      break;
+  }
+  if (!is_xml_char(cp))
+    return fail(Errc::malformed,
+                "character reference '&" + std::string(ref) + ";' is not an XML character");
+  return semi + 1;
+}
+
+// check_references accepts only the references XML defines: the five predefined entities and
+// character references to XML characters. pugixml would keep an unknown entity or a bare '&'
+// as text, and turn "&#0;" or "&#xD800;" into text no XML parser reads back.
 Status check_references(std::string_view doc) {
+  if (doc.find("<!") == std::string_view::npos && doc.find("<?") == std::string_view::npos) {
+    // No CDATA section, comment or processing instruction: every '&' is a reference.
+    const char* base = doc.data();
+    size_t i = 0;
+    while (i < doc.size()) {
+      const void* hit = std::memchr(base + i, '&', doc.size() - i);
+      if (!hit)
+        return {};
+      ES_ASSIGN(i, check_reference(doc, static_cast<size_t>(static_cast<const char*>(hit) - base)));
+    }
+    return {};
+  }
   size_t i = 0;
-  while ((i = doc.find_first_of("&<", i)) != std::string_view::npos) {
-    if (doc[i] == '<') {
-      // Skip the sections where '&' is literal.
-      std::string_view close;
-      if (doc.substr(i, 9) == "<![CDATA[")
-        close = "]]>";
-      else if (doc.substr(i, 4) == "<!--")
-        close = "-->";
-      else if (doc.substr(i, 2) == "<?")
-        close = "?>";
-      if (close.empty()) {
-        ++i;
-        continue;
-      }
-      size_t end = doc.find(close, i);
-      if (end == std::string_view::npos)
-        return {};  // unterminated: the parser reports it
-      i = end + close.size();
+  while (i < doc.size()) {
+    char c = doc[i];
+    if (c == '&') {
+      ES_ASSIGN(i, check_reference(doc, i));
       continue;
     }
-    size_t semi = doc.find(';', i);
-    if (semi == std::string_view::npos || semi - i > 12)
-      return fail(Errc::malformed, "'&' that does not start an XML reference");
-    std::string_view ref = doc.substr(i + 1, semi - i - 1);
-    if (ref == "amp" || ref == "lt" || ref == "gt" || ref == "quot" || ref == "apos") {
-      i = semi + 1;
+    if (c != '<') {
+      ++i;
       continue;
     }
-    if (ref.size() < 2 || ref[0] != '#')
-      return fail(Errc::malformed, "unknown entity '&" + std::string(ref) + ";'");
-    bool hexa = ref[1] == 'x';
-    std::string_view digits = ref.substr(hexa ? 2 : 1);
-    uint32_t cp = 0;
-    if (digits.empty())
-      return fail(Errc::malformed, "empty character reference");
-    for (char c : digits) {
-      int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-              : hexa && std::isxdigit(static_cast<unsigned char>(c))
-                  ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
-                  : -1;
-      if (v < 0)
-        return fail(Errc::malformed, "bad character reference '&" + std::string(ref) + ";'");
-      cp = cp * (hexa ? 16 : 10) + static_cast<uint32_t>(v);
-      if (cp > 0x10ffff)
-        break;
+    // Skip the sections where '&' is literal.
+    std::string_view close;
+    if (doc.substr(i, 9) == "<![CDATA[")
+      close = "]]>";
+    else if (doc.substr(i, 4) == "<!--")
+      close = "-->";
+    else if (doc.substr(i, 2) == "<?")
+      close = "?>";
+    if (close.empty()) {
+      ++i;
+      continue;
     }
-    if (!is_xml_char(cp))
-      return fail(Errc::malformed,
-                  "character reference '&" + std::string(ref) + ";' is not an XML character");
-    i = semi + 1;
+    size_t end = doc.find(close, i);
+    if (end == std::string_view::npos)
+      return {};  // unterminated: the parser reports it
+    i = end + close.size();
   }
   return {};
 }
