@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "crypto/keyed.hpp"
 #include "crypto/ossl.hpp"
 
 namespace esession {
@@ -54,31 +55,9 @@ Bytes digest(HashAlg h, ByteView data) {
 }
 
 SecretBytes hmac_parts(HashAlg h, ByteView key, std::initializer_list<ByteView> parts) {
-  // The HMAC implementation is fetched once; a fetch per call would cost a provider lookup.
-  static EVP_MAC* const kMac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-  if (kMac == nullptr)
-    crypto_abort();
-  UniquePtr<EVP_MAC_CTX> ctx(EVP_MAC_CTX_new(kMac));
-  if (!ctx)
-    crypto_abort();
-  char digest_name[8];
-  std::string_view n = hash_name(h);
-  n.copy(digest_name, n.size());
-  digest_name[n.size()] = 0;
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest_name, 0),
-                         OSSL_PARAM_construct_end()};
-  static const uint8_t kEmpty = 0;
-  const uint8_t* k = key.empty() ? &kEmpty : key.data();
-  if (EVP_MAC_init(ctx.get(), k, key.size(), params) != 1)
-    crypto_abort();
-  for (auto p : parts)
-    if (EVP_MAC_update(ctx.get(), p.data(), p.size()) != 1)
-      crypto_abort();
-  SecretBytes out(hash_size(h));
-  size_t len = 0;
-  if (EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) != 1)
-    crypto_abort();
-  return out;
+  HmacKey k;
+  k.set(h, key);
+  return k.mac(parts);
 }
 
 SecretBytes hmac(HashAlg h, ByteView key, ByteView data) {

@@ -133,6 +133,20 @@ struct Negotiation::Impl {
   Result<IdentityProof> open_identity(ByteView k_c, ByteView k_m, const Counter128& c, ByteView id,
                                       ByteView m, PubkeyMode mode, const MacFn& mac_for,
                                       Counter128& after) const;
+  // alice_identity appends Alice's identity block (ID_A, M_A) to her completion form |xe|, whose
+  // other fields form_A2 are (field type |t|), with the keys derived from K.
+  Result<Identity> alice_identity(xml::Element& xe, std::string_view t) {
+    std::string form_a2 = xml::normalize_form_content(xe, norm());
+    record("form_A2", form_a2);
+    SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
+    ES_ASSIGN(Identity ida, make_identity(kca, prov.ma, c_a, suite.init_pubkey, mac_a_fn(form_a2)));
+    record_hex("mac_A", ida.mac);
+    record_hex("ID_A", ida.id);
+    record_hex("M_A", ida.m);
+    xml::add_field(xe, "identity", t).value(base64(ida.id));
+    xml::add_field(xe, "mac", t).value(base64(ida.m));
+    return ida;
+  }
   // finish builds the Session of an established negotiation.
   Established establish(const DirectionKeys& send, const DirectionKeys& recv,
                         const Counter128& send_ctr, const Counter128& recv_ctr);
@@ -900,16 +914,7 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   for (const auto& r : rshashes)
     rf.value(base64(r));
   add_field(xe, "dhkeys", t).value(base64(e.mpi()));
-  std::string form_a2 = xml::normalize_form_content(xe, norm());
-  record("form_A2", form_a2);
-
-  SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
-  ES_ASSIGN(Identity ida, make_identity(kca, prov.ma, c_a, suite.init_pubkey, mac_a_fn(form_a2)));
-  record_hex("mac_A", ida.mac);
-  record_hex("ID_A", ida.id);
-  record_hex("M_A", ida.m);
-  add_field(xe, "identity", t).value(base64(ida.id));
-  add_field(xe, "mac", t).value(base64(ida.m));
+  ES_ASSIGN(Identity ida, alice_identity(xe, t));
   add_thread(m);
   m_a = ida.m;
   c_a = ida.after;  // Alice's sending counter continues after ID_A (A5)
@@ -948,15 +953,8 @@ Result<Step> Negotiation::Impl::alice_three_message(const xml::Form& f, RandomSo
   add_field(xe, "nonce").value(base64(n_b));
   if (cfg.terminate_after_content)
     add_field(xe, "terminate").value("1");
-  std::string form_a2 = xml::normalize_form_content(xe, norm());
-  record("form_A2", form_a2);
+  ES_ASSIGN(Identity ida, alice_identity(xe, ""));
   SecretBytes kca = cipher_key(suite.conv, suite.cipher, prov.ca);
-  ES_ASSIGN(Identity ida, make_identity(kca, prov.ma, c_a, suite.init_pubkey, mac_a_fn(form_a2)));
-  record_hex("mac_A", ida.mac);
-  record_hex("ID_A", ida.id);
-  record_hex("M_A", ida.m);
-  add_field(xe, "identity").value(base64(ida.id));
-  add_field(xe, "mac").value(base64(ida.m));
   add_thread(m);
 
   Established est = establish({kca, prov.ma}, {kcb, prov.mb}, ida.after, recv_after);

@@ -266,6 +266,9 @@ class Store {
   Store(std::string home, sql::Db db, StoreOptions opts);
   int64_t now() const;
   Status migrate();
+  Result<std::vector<RetainedSecret>> retained_query(int64_t account_id,
+                                                     const std::string& bare_jid,
+                                                     int64_t not_before, bool others);
   Status update_session_impl(int64_t id,
                              const std::function<Status(SecretBytes&, SessionStatus&)>& fn);
 

@@ -211,30 +211,30 @@ Result<std::optional<TrustRecord>> Store::get_trust(int64_t peer_id,
 
 // --- retained secrets ---
 
-Result<std::vector<RetainedSecret>> Store::retained_for_peer(int64_t account_id,
-                                                             const std::string& bare_jid,
-                                                             int64_t not_before) {
+Result<std::vector<RetainedSecret>> Store::retained_query(int64_t account_id,
+                                                          const std::string& bare_jid,
+                                                          int64_t not_before, bool others) {
   ES_TRY(check_jid(bare_jid, "peer", true));
   ES_ASSIGN(sql::Stmt st, query(m_db,
                                 "SELECT " + std::string(kRetainedCols) +
                                     " FROM retained_secrets r JOIN peers p ON r.peer_id = p.id "
-                                    "WHERE p.account_id = ? AND p.jid = ? AND r.created >= ? "
-                                    "ORDER BY r.created DESC, r.id DESC",
+                                    "WHERE p.account_id = ? AND p.jid " +
+                                    std::string(others ? "<>" : "=") +
+                                    " ? AND r.created >= ? ORDER BY r.created DESC, r.id DESC",
                                 account_id, bare_jid, not_before));
   return retained_from(st);
+}
+
+Result<std::vector<RetainedSecret>> Store::retained_for_peer(int64_t account_id,
+                                                             const std::string& bare_jid,
+                                                             int64_t not_before) {
+  return retained_query(account_id, bare_jid, not_before, false);
 }
 
 Result<std::vector<RetainedSecret>> Store::retained_for_other_peers(int64_t account_id,
                                                                     const std::string& bare_jid,
                                                                     int64_t not_before) {
-  ES_TRY(check_jid(bare_jid, "peer", true));
-  ES_ASSIGN(sql::Stmt st, query(m_db,
-                                "SELECT " + std::string(kRetainedCols) +
-                                    " FROM retained_secrets r JOIN peers p ON r.peer_id = p.id "
-                                    "WHERE p.account_id = ? AND p.jid <> ? AND r.created >= ? "
-                                    "ORDER BY r.created DESC, r.id DESC",
-                                account_id, bare_jid, not_before));
-  return retained_from(st);
+  return retained_query(account_id, bare_jid, not_before, true);
 }
 
 Result<RetainedSecret> Store::replace_retained(int64_t account_id, const std::string& bare_jid,

@@ -1,0 +1,96 @@
+// esession encrypt: stanzas in, XEP-0200 stanzas out.
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "filter.hpp"
+
+namespace esession::cli {
+
+namespace {
+
+struct Encrypted {
+  std::vector<xml::Element> out;
+  std::optional<Error> error;  // the stanza after the last one in |out| failed
+};
+
+int run_encrypt(Context& ctx, const FilterOpts& o) {
+  StanzaInput in;
+  widen_pipe(1);
+  SystemRandom rng;
+  const Account& a = ctx.account();
+  SessionCache cache(ctx);
+  size_t n = 0;
+  for (;;) {
+    std::vector<xml::Element> batch = in.next_batch(kBatch);
+    if (batch.empty())
+      break;
+    cache.clear();
+    // Runs of consecutive stanzas for the same session are encrypted in one transaction.
+    int64_t group_id = -1;
+    std::string group_peer;
+    std::vector<xml::Element*> group;
+    auto flush = [&] {
+      if (group.empty())
+        return;
+      Encrypted e = with_session<Encrypted>(ctx, group_id, [&](Session& s) -> Result<Encrypted> {
+        Encrypted r;
+        for (xml::Element* st : group) {
+          auto enc = s.encrypt(*st, rng);
+          if (!enc) {
+            r.error = enc.error();
+            if (r.error->code == Errc::terminated)
+              r.error->detail =
+                  "the session with " + group_peer + " has ended; negotiate a new one";
+            break;
+          }
+          r.out.push_back(std::move(enc).value());
+        }
+        return r;
+      });
+      write_all(e.out, stdout);
+      n += e.out.size();
+      group.clear();
+      if (e.error)
+        throw Failure{*e.error, {}};
+    };
+    try {
+      for (auto& st : batch) {
+        if (!is_stanza_kind(st.name) || st.ns != xml::kNsClient)
+          fail_with(Errc::malformed, "<" + st.name + "/> is not a message, presence or iq stanza");
+        std::string peer = o.peer.empty() ? st.attr_or("to") : o.peer;
+        if (peer.empty())
+          fail_with(Errc::malformed, "stanza without a 'to' attribute", "give the peer with --to");
+        const SessionRecord& rec = cache.find(peer, st);
+        st.set_attr("to", peer);
+        if (!st.attr("from"))
+          st.set_attr("from", a.jid);
+        if (st.name == "message" && !st.child("thread", xml::kNsClient))
+          st.add_text_child("thread", rec.thread);
+        if (rec.id != group_id)
+          flush();
+        group_id = rec.id;
+        group_peer = peer;
+        group.push_back(&st);
+      }
+    } catch (const Failure&) {
+      flush();  // what came before the bad stanza is still encrypted and written
+      throw;
+    }
+    flush();
+  }
+  ctx.debug("encrypted " + std::to_string(n) + " stanzas");
+  return kExitOk;
+}
+
+}  // namespace
+
+void add_encrypt(CLI::App& app, Context& ctx, Action& action) {
+  auto o = std::make_shared<FilterOpts>();
+  auto* c = app.add_subcommand(
+      "encrypt", "encrypt stanzas from stdin for their peers' sessions, one per line on stdout");
+  c->add_option("--to", o->peer, "encrypt every stanza for this full JID's session");
+  c->callback([&ctx, &action, o] { action = [&ctx, o] { return run_encrypt(ctx, *o); }; });
+}
+
+}  // namespace esession::cli

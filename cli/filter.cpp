@@ -1,0 +1,33 @@
+#include "filter.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace esession::cli {
+
+void write_all(const std::vector<xml::Element>& out, FILE* f) {
+  std::string buf;
+  for (const auto& e : out) {
+    buf += xml::serialize(e);
+    buf += '\n';
+  }
+  if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size() || std::fflush(f) != 0)
+    fail_with(Errc::io, std::string("writing output: ") + std::strerror(errno));
+}
+
+int run_control(Context& ctx, const FilterOpts& o, bool terminate) {
+  check(validate_full_jid(o.peer));
+  xml::Element probe("message", std::string(xml::kNsClient));
+  SessionRecord rec = find_session_for(ctx, o.peer, probe);
+  SystemRandom rng;
+  xml::Element out =
+      with_session<xml::Element>(ctx, rec.id, [&](Session& s) -> Result<xml::Element> {
+        return terminate ? s.terminate(rng) : s.rekey(rng);
+      });
+  out.set_attr("from", ctx.account().jid);
+  write_stanza(out);
+  ctx.status(terminate ? "TERMINATING" : "REKEY_SENT", o.peer + " " + rec.thread);
+  return kExitOk;
+}
+
+}  // namespace esession::cli

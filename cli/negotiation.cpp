@@ -1,0 +1,189 @@
+#include "negotiation.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace esession::cli {
+
+namespace {
+
+std::vector<PubkeyMode> modes(const std::string& list, std::vector<PubkeyMode> dflt) {
+  if (list.empty())
+    return dflt;
+  std::vector<PubkeyMode> out;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(',', pos);
+    std::string item =
+        list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    out.push_back(check(pubkey_from_name(item), "identification is none, key or hash"));
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+SecretBytes read_oss(const NegOpts& o) {
+  SecretBytes out;
+  if (o.oss_fd >= 0) {
+    uint8_t buf[256];
+    for (;;) {
+      ssize_t n = ::read(o.oss_fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        fail_with(Errc::io, std::string("reading --oss-fd: ") + std::strerror(errno));
+      if (n == 0)
+        break;
+      out.insert(out.end(), buf, buf + n);
+      if (out.size() > 4096)
+        fail_with(Errc::malformed, "the other shared secret is longer than 4096 bytes");
+    }
+    cleanse(buf, sizeof buf);
+  } else {
+    // The terminal, with echo off (getpass is obsolete but does exactly this).
+    FILE* tty = std::fopen("/dev/tty", "r+");
+    if (!tty)
+      fail_with(Errc::io, "no terminal to read the shared secret from", "use --oss-fd N");
+    std::fclose(tty);
+    char* p = ::getpass("esession: other shared secret: ");
+    if (!p)
+      fail_with(Errc::io, "could not read the shared secret from the terminal");
+    out.assign(p, p + std::strlen(p));
+    cleanse(p, std::strlen(p));
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  if (out.empty())
+    fail_with(Errc::malformed, "the other shared secret is empty");
+  return out;
+}
+
+}  // namespace
+
+Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bool initiator) {
+  Prepared p;
+  const Account& a = ctx.account();
+  Store& s = ctx.store();
+  PartyConfig& c = p.cfg;
+  c.jid = a.jid;
+  Policy& pol = c.policy;
+  if (o.gajim) {
+    pol.compat = Compat::gajim;
+    pol.stanzas = {"message"};
+    pol.logging = {"may", "mustnot"};
+  }
+  if (o.flow != 3 && o.flow != 4)
+    fail_with(Errc::malformed, "--flow is 3 or 4");
+  pol.flow = o.flow == 3 ? Flow::three_message : Flow::four_message;
+  pol.accept_three_message = !o.only_four;
+  pol.xep0217 = o.xep0217;
+  pol.allow_weak_groups = o.allow_weak;
+  if (!o.groups.empty())
+    pol.groups = o.groups;
+  if (!o.ciphers.empty()) {
+    pol.ciphers.clear();
+    for (const auto& n : o.ciphers)
+      pol.ciphers.push_back(check(cipher_from_name(n), "ciphers: aes256-ctr, aes128-ctr"));
+  }
+  if (!o.hashes.empty()) {
+    pol.hashes.clear();
+    for (const auto& n : o.hashes)
+      pol.hashes.push_back(check(hash_from_name(n), "hashes: sha256, sha512"));
+  }
+  if (!o.stanzas.empty())
+    pol.stanzas = o.stanzas;
+  pol.rekey_freq = o.rekey_freq;
+  p.signer = default_signer(ctx);
+  p.verifier = std::make_unique<StoreVerifier>(ctx);
+  c.signer = p.signer.get();
+  c.verifier = p.verifier.get();
+  // Identification: by default, with a key if we have one, and SAS otherwise; the peer may
+  // identify any way (three-message: never none).
+  std::vector<PubkeyMode> ours = p.signer
+                                     ? std::vector<PubkeyMode>{PubkeyMode::key, PubkeyMode::none}
+                                     : std::vector<PubkeyMode>{PubkeyMode::none};
+  std::vector<PubkeyMode> theirs = {PubkeyMode::hash, PubkeyMode::key, PubkeyMode::none};
+  ours = modes(o.identify, ours);
+  theirs = modes(o.require, theirs);
+  if (std::find(ours.begin(), ours.end(), PubkeyMode::none) == ours.end() && !p.signer)
+    fail_with(Errc::unsupported, "identification by key needs a key",
+              "make one with: esession key generate");
+  pol.init_pubkey = initiator ? ours : theirs;
+  pol.resp_pubkey = initiator ? theirs : ours;
+  if (pol.flow == Flow::three_message && !p.signer)
+    fail_with(Errc::unsupported, "the three-message flow needs a signing key",
+              "make one with: esession key generate, or use --flow 4");
+  std::string peer_bare = bare_jid(peer_jid);
+  p.mine = check(s.retained_for_peer(a.id, peer_bare));
+  for (const auto& r : p.mine)
+    c.retained.push_back(r.secret);
+  if (!initiator) {
+    p.others = check(s.retained_for_other_peers(a.id, peer_bare));
+    for (const auto& r : p.others)
+      c.retained_other.push_back(r.secret);
+  }
+  if (o.oss_fd >= 0 || o.oss_prompt)
+    c.oss = read_oss(o);
+  return p;
+}
+
+// run_exchange sends |first| and answers the peer until the negotiation is established.
+int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, Step step,
+                 const std::string& peer_jid, StanzaInput& in) {
+  SystemRandom rng;
+  for (;;) {
+    for (const auto& m : step.send)
+      write_stanza(m);
+    if (step.established) {
+      persist_established(ctx, peer_jid, neg.thread(), neg.initiator(), *step.established, p.mine,
+                          p.others);
+      return kExitOk;
+    }
+    std::optional<xml::Element> st;
+    for (;;) {
+      st = in.next(o.timeout * 1000);
+      if (!st)
+        fail_with(Errc::io, "the peer's input ended before the session was established",
+                  "check that the peer's output reaches our input");
+      const xml::Element* th = st->child("thread", xml::kNsClient);
+      if (th && th->text_content() == neg.thread())
+        break;
+      ctx.debug("ignoring a stanza of another conversation");
+    }
+    auto r = neg.receive(*st, rng);
+    if (!r) {
+      if (neg.error_reply())
+        write_stanza(*neg.error_reply());
+      ctx.status("NEGOTIATION_FAILED", peer_jid + " " + errc_name(r.error().code));
+      throw Failure{r.error(), {}};
+    }
+    step = std::move(r).value();
+  }
+}
+
+void add_common(CLI::App* c, NegOpts& o) {
+  c->add_option("--groups", o.groups, "MODP groups in preference order (default 15,16,14)")
+      ->delimiter(',');
+  c->add_option("--ciphers", o.ciphers, "ciphers in preference order: aes256-ctr, aes128-ctr")
+      ->delimiter(',');
+  c->add_option("--hashes", o.hashes, "hashes in preference order: sha256, sha512")->delimiter(',');
+  c->add_option("--stanzas", o.stanzas, "stanza kinds to encrypt: message, presence, iq")
+      ->delimiter(',');
+  c->add_option("--identify", o.identify,
+                "how we identify, in preference order: key, hash, none (default: key if we "
+                "have one, else none)");
+  c->add_option("--require", o.require,
+                "what we accept from the peer, in preference order (default hash,key,none)");
+  c->add_flag("--gajim", o.gajim, "Gajim-compatible conventions (G1-G4, R1-R4, T1)");
+  c->add_flag("--allow-weak-groups", o.allow_weak, "accept MODP groups 1, 2 and 5");
+  c->add_option("--oss-fd", o.oss_fd, "read an other shared secret (a password) from this fd");
+  c->add_flag("--oss-prompt", o.oss_prompt, "ask for an other shared secret on the terminal");
+  c->add_option("--timeout", o.timeout, "seconds to wait for each answer (default 120)");
+  c->add_option("--rekey-freq", o.rekey_freq, "minimum stanzas between re-keys (default 1)");
+}
+
+}  // namespace esession::cli

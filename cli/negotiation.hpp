@@ -1,0 +1,43 @@
+// What negotiate and respond share: options, the party configuration built from the home,
+// and the exchange of negotiation stanzas over stdin/stdout.
+#pragma once
+
+#include "commands.hpp"
+
+namespace esession::cli {
+
+struct NegOpts {
+  std::string to;                    // negotiate: the peer's full JID
+  int flow = 4;                      // 3 or 4
+  std::vector<int> groups;           // MODP groups, preference order
+  std::vector<std::string> ciphers;  // aes256-ctr, aes128-ctr
+  std::vector<std::string> hashes;   // sha256, sha512
+  std::vector<std::string> stanzas;  // message, presence, iq
+  std::string identify;              // how we identify: none, key, hash
+  std::string require;               // what we accept from the peer: none, key, hash
+  bool gajim = false;
+  bool xep0217 = false;
+  bool allow_weak = false;
+  bool only_four = false;  // respond: refuse the three-message flow
+  int oss_fd = -1;
+  bool oss_prompt = false;
+  int timeout = 120;
+  uint32_t rekey_freq = 1;
+};
+
+struct Prepared {
+  PartyConfig cfg;
+  std::unique_ptr<Signer> signer;
+  std::unique_ptr<StoreVerifier> verifier;
+  std::vector<RetainedSecret> mine, others;
+};
+
+// prepare builds our side's configuration for a negotiation with |peer_jid|.
+Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bool initiator);
+// run_exchange writes |step| and answers the peer until the negotiation is established.
+int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, Step step,
+                 const std::string& peer_jid, StanzaInput& in);
+// add_common adds the options both commands take.
+void add_common(CLI::App* c, NegOpts& o);
+
+}  // namespace esession::cli
