@@ -43,13 +43,6 @@ Result<Db> Db::open(const std::string& path, int busy_timeout_ms) {
   sqlite3_extended_result_codes(raw, 1);
   if (sqlite3_busy_timeout(raw, busy_timeout_ms) != SQLITE_OK)
     return sqlite_error(raw, path);
-  // A CLI process opens the database for a few transactions: no checkpoint at close (SQLite
-  // checkpoints automatically as the WAL grows), and the WAL file is kept rather than deleted
-  // and recreated by every process. Durability is unchanged: each commit syncs the WAL.
-  int one = 1;
-  if (sqlite3_db_config(raw, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr) != SQLITE_OK ||
-      sqlite3_file_control(raw, "main", SQLITE_FCNTL_PERSIST_WAL, &one) != SQLITE_OK)
-    return sqlite_error(raw, path);
   return db;
 }
 
