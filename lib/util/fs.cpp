@@ -227,7 +227,8 @@ Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
   // Built step by step: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "." + s + "...".
   std::string leaf(1, '.');
   leaf.append(base_of(path));
-  leaf.append(".tmp.XXXXXX");
+  leaf.append(".tmp.");
+  leaf.append(6, 'X');  // the six characters mkostemp replaces
   std::string tmpl = join(dir, leaf);
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
