@@ -125,40 +125,49 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
   ss.sas = est.sas;
   ss.peer_mode = std::string(pubkey_name(est.peer_mode));
   bool verified_chain = false;
-  if (!est.new_retained_secret.empty()) {
-    std::optional<int64_t> matched;
-    if (est.srs_index) {
-      const auto& list = est.srs_from_other ? others : mine;
-      if (*est.srs_index < list.size())
-        matched = list[*est.srs_index].id;
+  bool key_verified = false;
+  SessionRecord rec;
+  // The new retained secret, the peer's key and the session are stored together or not at all.
+  check(s.atomically([&]() -> Status {
+    if (!est.new_retained_secret.empty()) {
+      std::optional<int64_t> matched;
+      if (est.srs_index) {
+        const auto& list = est.srs_from_other ? others : mine;
+        if (*est.srs_index < list.size())
+          matched = list[*est.srs_index].id;
+      }
+      ES_ASSIGN(RetainedSecret rs,
+                s.replace_retained(a.id, peer_bare, client, est.new_retained_secret, matched));
+      ss.retained_id = rs.id;
+      ss.continuity = matched.has_value();
+      verified_chain = rs.sas_verified;
     }
-    RetainedSecret rs =
-        check(s.replace_retained(a.id, peer_bare, client, est.new_retained_secret, matched));
-    ss.retained_id = rs.id;
-    ss.continuity = matched.has_value();
-    verified_chain = rs.sas_verified;
-  }
-  std::string trust = ss.continuity ? (verified_chain ? "sas-verified" : "continuity") : "new";
-  if (est.peer_key) {
-    std::string fpr = fingerprint_of(*est.peer_key);
-    TrustRecord t = check(
-        s.record_peer_key(a.id, peer_bare, fpr, TrustSource::tofu, false, est.peer_key->pem()));
-    ss.peer_fingerprint = fpr;
-    ctx.status("PEER_KEY", peer_bare + " " + fpr + " " + ss.peer_mode);
-    if (t.verified)
-      trust = "key-verified";
-  } else {
-    check(s.upsert_peer(a.id, peer_bare));
-  }
-  ss.session = est.session->serialize();
-  NewSession ns;
-  ns.account_id = a.id;
-  ns.peer_jid = peer_jid;
-  ns.thread = thread;
-  ns.role = initiator ? SessionRole::initiator : SessionRole::responder;
-  ns.flow =
-      est.flow == Flow::three_message ? SessionFlow::three_message : SessionFlow::four_message;
-  SessionRecord rec = check(s.create_session(ns, ss.encode()));
+    if (est.peer_key) {
+      ss.peer_fingerprint = fingerprint_of(*est.peer_key);
+      ES_ASSIGN(TrustRecord t, s.record_peer_key(a.id, peer_bare, ss.peer_fingerprint,
+                                                 TrustSource::tofu, false, est.peer_key->pem()));
+      key_verified = t.verified;
+    } else {
+      ES_TRY(s.upsert_peer(a.id, peer_bare));
+    }
+    ss.session = est.session->serialize();
+    NewSession ns;
+    ns.account_id = a.id;
+    ns.peer_jid = peer_jid;
+    ns.thread = thread;
+    ns.role = initiator ? SessionRole::initiator : SessionRole::responder;
+    ns.flow =
+        est.flow == Flow::three_message ? SessionFlow::three_message : SessionFlow::four_message;
+    ES_ASSIGN(rec, s.create_session(ns, ss.encode()));
+    if (est.terminated)
+      ES_TRY(s.set_session_status(rec.id, SessionStatus::ended));
+    return {};
+  }));
+  std::string trust = key_verified    ? "key-verified"
+                      : ss.continuity ? (verified_chain ? "sas-verified" : "continuity")
+                                      : "new";
+  if (est.peer_key)
+    ctx.status("PEER_KEY", peer_bare + " " + ss.peer_fingerprint + " " + ss.peer_mode);
   const Suite& su = est.session->suite();
   ctx.status("ESTABLISHED", peer_jid + " " + thread + " " +
                                 (est.flow == Flow::three_message ? "3" : "4") + " " +
@@ -179,8 +188,6 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
                ss.sas);
     }
   }
-  if (est.terminated)
-    check(s.set_session_status(rec.id, SessionStatus::ended));
 }
 
 }  // namespace esession::cli

@@ -188,25 +188,39 @@ bool Stmt::column_is_null(int i) const {
 }
 
 Result<Transaction> Transaction::begin(Db& db) {
-  if (db.in_transaction())
-    return fail(Errc::internal, "database: nested transaction");
+  if (db.in_transaction()) {
+    ES_TRY(db.exec("SAVEPOINT esession_nested"));
+    return Transaction(&db, true);
+  }
   if (sqlite3_exec(db.handle(), "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     if ((sqlite3_errcode(db.handle()) & 0xff) == SQLITE_BUSY)
       return fail(Errc::io,
                   "database is locked: another esession process kept it busy for too long");
     return db.error("database");
   }
-  return Transaction(&db);
+  return Transaction(&db, false);
 }
 
 Transaction::~Transaction() {
-  if (m_db && m_db->in_transaction())
+  if (!m_db || !m_db->in_transaction())
+    return;
+  if (m_nested)
+    sqlite3_exec(m_db->handle(), "ROLLBACK TO esession_nested; RELEASE esession_nested", nullptr,
+                 nullptr, nullptr);
+  else
     sqlite3_exec(m_db->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 Status Transaction::commit() {
   if (!m_db)
     return fail(Errc::internal, "database: transaction already finished");
+  if (m_nested) {
+    Status st = m_db->exec("RELEASE esession_nested");
+    if (!st)
+      return st;  // the destructor rolls the savepoint back
+    m_db = nullptr;
+    return {};
+  }
   Status st = m_db->exec("COMMIT");
   if (!st) {
     if (m_db->in_transaction())

@@ -103,8 +103,10 @@ class Stmt {
 // read-modify-write sequences. The destructor rolls back unless commit() succeeded.
 class Transaction {
  public:
+  // begin starts a write transaction (BEGIN IMMEDIATE), or, inside one, a savepoint: a nested
+  // transaction commits into the outer one and rolls back only its own changes.
   static Result<Transaction> begin(Db& db);
-  Transaction(Transaction&& o) noexcept : m_db(o.m_db) { o.m_db = nullptr; }
+  Transaction(Transaction&& o) noexcept : m_db(o.m_db), m_nested(o.m_nested) { o.m_db = nullptr; }
   Transaction& operator=(Transaction&&) = delete;
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
@@ -115,8 +117,9 @@ class Transaction {
   Status commit();
 
  private:
-  explicit Transaction(Db* db) : m_db(db) {}
+  Transaction(Db* db, bool nested) : m_db(db), m_nested(nested) {}
   Db* m_db;
+  bool m_nested;
 };
 
 }  // namespace esession::sql

@@ -369,4 +369,10 @@ Status Store::delete_key(int64_t id) {
   return {};
 }
 
+Status Store::atomically(const std::function<Status()>& fn) {
+  ES_ASSIGN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  ES_TRY(fn());
+  return tx.commit();
+}
+
 }  // namespace esession

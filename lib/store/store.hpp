@@ -159,6 +159,10 @@ class Store {
   // schema_version returns the version recorded in the database.
   Result<int> schema_version();
 
+  // atomically runs |fn| in one write transaction: every Store call inside it commits into it,
+  // and nothing is kept if fn fails or throws.
+  Status atomically(const std::function<Status()>& fn);
+
   // --- accounts ---
   // create_account adds a local account; Errc::wrong_state if |jid| already has one.
   Result<Account> create_account(const std::string& jid);

@@ -597,3 +597,37 @@ TEST_CASE("SIGKILL at random moments: the database opens and counters never go b
   REQUIRE(ic->step().value());
   CHECK(ic->column_text(0) == "ok");
 }
+
+TEST_CASE("atomically: several calls commit together, or none of them does") {
+  TempDir t;
+  auto store = Store::open(t.sub("home"));
+  REQUIRE(store);
+  auto acct = store->create_account("alice@example.org/pda");
+  REQUIRE(acct);
+  // A failure after two successful calls keeps neither.
+  Status st = store->atomically([&]() -> Status {
+    ES_TRY(store->upsert_peer(acct->id, "bob@example.com"));
+    ES_TRY(store->create_session(NewSession{acct->id, "bob@example.com/laptop", "t1"},
+                                 counter_blob(0)));
+    return fail(Errc::wrong_state, "changed my mind");
+  });
+  REQUIRE_FALSE(st);
+  CHECK(st.error().detail == "changed my mind");
+  CHECK_FALSE(store->get_peer(acct->id, "bob@example.com").value());
+  CHECK(store->list_sessions(acct->id).value().empty());
+  // An exception rolls back too.
+  CHECK_THROWS(store->atomically([&]() -> Status {
+    REQUIRE(store->upsert_peer(acct->id, "carol@example.net"));
+    throw std::runtime_error("boom");
+  }));
+  CHECK_FALSE(store->get_peer(acct->id, "carol@example.net").value());
+  // A failed inner call is rolled back alone; the others commit.
+  st = store->atomically([&]() -> Status {
+    ES_TRY(store->upsert_peer(acct->id, "bob@example.com"));
+    CHECK_FALSE(store->create_account("alice@example.org/pda"));  // exists: refused
+    return {};
+  });
+  REQUIRE(st);
+  CHECK(store->get_peer(acct->id, "bob@example.com").value());
+  CHECK(store->list_accounts().value().size() == 1);
+}
