@@ -7,6 +7,7 @@ namespace esession::cli {
 
 void write_all(const std::vector<xml::Element>& out, FILE* f) {
   std::string buf;
+  buf.reserve(out.size() * 512);
   for (const auto& e : out) {
     buf += xml::serialize(e);
     buf += '\n';

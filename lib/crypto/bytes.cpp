@@ -115,15 +115,27 @@ Result<Bytes> unbase64(std::string_view s, bool trim) {
   size_t pad = 0;
   if (!s.empty() && s.back() == '=')
     pad = (s.size() >= 2 && s[s.size() - 2] == '=') ? 2 : 1;
-  Bytes out;
-  out.reserve(s.size() / 4 * 3);
-  for (size_t i = 0; i < s.size(); i += 4) {
-    bool last = i + 4 == s.size();
+  Bytes out(s.size() / 4 * 3);
+  uint8_t* o = out.data();
+  // Full groups before the last one: no padding possible, so a plain table lookup; a negative
+  // entry (not in the alphabet, '=' included) anywhere makes the OR negative.
+  size_t full = s.empty() ? 0 : s.size() - 4;
+  for (size_t i = 0; i < full; i += 4) {
+    int a = kTable[static_cast<uint8_t>(s[i])], b = kTable[static_cast<uint8_t>(s[i + 1])],
+        c = kTable[static_cast<uint8_t>(s[i + 2])], d = kTable[static_cast<uint8_t>(s[i + 3])];
+    if ((a | b | c | d) < 0)
+      return fail(Errc::malformed, "invalid base64 character");
+    uint32_t v = static_cast<uint32_t>(a << 18 | b << 12 | c << 6 | d);
+    *o++ = static_cast<uint8_t>(v >> 16);
+    *o++ = static_cast<uint8_t>(v >> 8);
+    *o++ = static_cast<uint8_t>(v);
+  }
+  for (size_t i = full; i < s.size(); i += 4) {
     uint32_t v = 0;
     for (size_t j = 0; j < 4; ++j) {
       char c = s[i + j];
       int d;
-      if (c == '=' && last && j >= 4 - pad) {
+      if (c == '=' && j >= 4 - pad) {
         d = 0;
       } else {
         d = kTable[static_cast<uint8_t>(c)];
@@ -132,14 +144,15 @@ Result<Bytes> unbase64(std::string_view s, bool trim) {
       }
       v = v << 6 | static_cast<uint32_t>(d);
     }
-    out.push_back(static_cast<uint8_t>(v >> 16));
-    if (!last || pad < 2)
-      out.push_back(static_cast<uint8_t>(v >> 8));
-    if (!last || pad < 1)
-      out.push_back(static_cast<uint8_t>(v));
-    if (last && ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)))
+    *o++ = static_cast<uint8_t>(v >> 16);
+    if (pad < 2)
+      *o++ = static_cast<uint8_t>(v >> 8);
+    if (pad < 1)
+      *o++ = static_cast<uint8_t>(v);
+    if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0))
       return fail(Errc::malformed, "non-canonical base64 (non-zero padding bits)");
   }
+  out.resize(static_cast<size_t>(o - out.data()));
   return out;
 }
 

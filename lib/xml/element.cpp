@@ -330,6 +330,10 @@ struct Converter {
         return fail(Errc::malformed, "duplicate attribute '" + std::string(n) + "'");
       e.attrs.emplace_back(std::string(n), std::string(a.value()));
     }
+    size_t kids = 0;
+    for (auto c = node.first_child(); c; c = c.next_sibling())
+      ++kids;
+    e.children.reserve(kids);
     for (auto c : node.children()) {
       switch (c.type()) {
         case pugi::node_element: {
@@ -366,9 +370,6 @@ bool is_xml_char(uint32_t cp) {
          (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
 }
 
-// check_references accepts only the references XML defines: the five predefined entities and
-// character references to XML characters. pugixml would keep an unknown entity or a bare '&'
-// as text, and turn "&#0;" or "&#xD800;" into text no XML parser reads back.
 // check_reference checks the reference starting at doc[i] == '&' and returns the index after
 // it.
 Result<size_t> check_reference(std::string_view doc, size_t i) {

@@ -16,6 +16,9 @@ TEST_CASE("base64 is strict RFC 4648 §4") {
   CHECK_FALSE(unbase64("Zm-v"));              // URL alphabet refused
   CHECK_FALSE(unbase64("Zm 9v"));             // inner whitespace refused
   CHECK_FALSE(unbase64("Z==="));
+  CHECK_FALSE(unbase64("Zg==Zm9v"));  // padding before the last group
+  CHECK_FALSE(unbase64("Zm9vZ=9v"));
+  CHECK(string_of(unbase64("Zm9vYmFyYmF6").value()) == "foobarbaz");
 }
 
 TEST_CASE("MPI encoding of counters and integers") {
