@@ -19,11 +19,12 @@ PeerRecord need_peer(Context& ctx, const std::string& jid) {
   return *p;
 }
 
-// latest_session returns the most recently updated session with the peer (any resource).
+// latest_session returns the most recently negotiated session with the peer (any resource):
+// the one whose SAS the user has just seen. Ids grow with every new session.
 std::optional<SessionRecord> latest_session(Context& ctx, const std::string& bare) {
   std::optional<SessionRecord> best;
   for (auto& s : check(ctx.store().list_sessions(ctx.account().id)))
-    if (bare_jid(s.peer_jid) == bare && (!best || s.updated >= best->updated))
+    if (bare_jid(s.peer_jid) == bare && (!best || s.id > best->id))
       best = s;
   return best;
 }

@@ -77,10 +77,16 @@ Status StoreVerifier::accept(std::string_view bare, const PublicKey& key) const 
       other_verified = true;
   }
   if (!known && other_verified) {
-    m_ctx.status("KEY_CHANGED", std::string(bare) + " " + fpr);
+    m_ctx.status("KEY_CHANGED", std::string(bare) + " " + fpr + " refused");
     return fail(Errc::auth_failed, std::string(bare) +
                                        " presented a key other than the verified one (" +
                                        group_hex(fpr.substr(0, 16)) + "…)");
+  }
+  if (!known && !trust.empty()) {
+    // Only unverified keys were seen before: accept, but say so loudly.
+    m_ctx.status("KEY_CHANGED", std::string(bare) + " " + fpr + " accepted");
+    m_ctx.warn(std::string(bare) + " now identifies with another key (" +
+               group_hex(fpr.substr(0, 16)) + "…); compare the SAS or the fingerprint");
   }
   return {};
 }
@@ -163,6 +169,13 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
       ES_TRY(s.set_session_status(rec.id, SessionStatus::ended));
     return {};
   }));
+  if (!est.new_retained_secret.empty() && !mine.empty() && !ss.continuity) {
+    // We held a secret for this peer and it did not match: the peer lost its state, or someone
+    // is in the middle (XEP-0116 §7.3). Only the SAS can tell.
+    ctx.status("RETAINED_MISMATCH", peer_jid);
+    ctx.warn("the secret retained from the last session with " + peer_bare +
+             " did not match: compare the SAS before trusting this session");
+  }
   std::string trust = key_verified    ? "key-verified"
                       : ss.continuity ? (verified_chain ? "sas-verified" : "continuity")
                                       : "new";
