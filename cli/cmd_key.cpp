@@ -1,4 +1,7 @@
 // esession key: our native signing keys (PEM/PKCS#8 files in the home, 0600).
+#include <cerrno>
+#include <cstring>
+
 #include "commands.hpp"
 
 namespace esession::cli {
@@ -11,6 +14,7 @@ struct KeyOpts {
   bool make_default = false;
   std::string which;  // a fingerprint or a unique prefix of one (default: the default key)
   bool secret = false;
+  std::string file;  // import: a PEM file, or "-" for stdin
 };
 
 std::string normalize_fpr(std::string_view s) {
@@ -130,6 +134,51 @@ int run_export(Context& ctx, const KeyOpts& o) {
   return kExitOk;
 }
 
+// read_all reads a whole file ("-" for stdin) into memory that is wiped when freed.
+SecretBytes read_all(const std::string& path) {
+  FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (!f)
+    fail_with(Errc::io, "cannot open " + path + ": " + std::strerror(errno));
+  SecretBytes out;
+  uint8_t buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    out.insert(out.end(), buf, buf + n);
+    if (out.size() > (1 << 20))
+      fail_with(Errc::malformed, path + " is too large for a key file");
+  }
+  cleanse(buf, sizeof buf);
+  bool bad = std::ferror(f);
+  if (f != stdin)
+    std::fclose(f);
+  if (bad)
+    fail_with(Errc::io, "reading " + path + " failed");
+  return out;
+}
+
+int run_import(Context& ctx, const KeyOpts& o) {
+  const Account& a = ctx.account();
+  SecretBytes pem = read_all(o.file);
+  PrivateKey key =
+      check(PrivateKey::from_pem(string_of(view(pem))),
+            "give an unencrypted PKCS#8 or traditional PEM private key (RSA, DSA or Ed25519)");
+  KeyKind kind = key.type() == KeyType::rsa   ? KeyKind::rsa
+                 : key.type() == KeyType::dsa ? KeyKind::dsa
+                                              : KeyKind::ed25519;
+  std::string fpr = fingerprint_of(key.public_key());
+  if (check(ctx.store().get_key(a.id, fpr)))
+    fail_with(Errc::malformed, "the account already has key " + group_hex(fpr.substr(0, 16)));
+  // Stored as we write keys ourselves (PKCS#8), whatever PEM flavour it came in.
+  std::string rel = check(ctx.store().write_key_file(fpr.substr(0, 16) + ".pem", view(key.pem())));
+  KeyRecord rec = check(ctx.store().add_key(a.id, kind, fpr, rel));
+  if (o.make_default || !a.default_key)
+    check(ctx.store().set_default_key(a.id, rec.id));
+  ctx.status("KEY_CREATED", std::string(key_kind_name(kind)) + " " + fpr);
+  ctx.info("imported a " + std::string(key_kind_name(kind)) + " key for " + a.jid);
+  std::printf("%s\n", group_hex(fpr).c_str());
+  return kExitOk;
+}
+
 int run_delete(Context& ctx, const KeyOpts& o) {
   if (o.which.empty())
     fail_with(Errc::malformed, "name the key to delete by its fingerprint");
@@ -163,6 +212,10 @@ void add_key(CLI::App& app, Context& ctx, Action& action) {
   exp->add_option("key", o->which, "fingerprint or a unique prefix of it");
   exp->add_flag("--secret", o->secret, "export the private key (PKCS#8 PEM, unencrypted)");
   exp->callback([&ctx, &action, o] { action = [&ctx, o] { return run_export(ctx, *o); }; });
+  auto* imp = key->add_subcommand("import", "import a private key from a PEM file");
+  imp->add_option("file", o->file, "the PEM file, or - for stdin")->required();
+  imp->add_flag("--default", o->make_default, "make it the account's default key");
+  imp->callback([&ctx, &action, o] { action = [&ctx, o] { return run_import(ctx, *o); }; });
   auto* del = key->add_subcommand("delete", "delete a key and its file");
   del->add_option("key", o->which, "fingerprint or a unique prefix of it")->required();
   del->callback([&ctx, &action, o] { action = [&ctx, o] { return run_delete(ctx, *o); }; });

@@ -64,11 +64,24 @@ std::vector<PublicKey> StoreVerifier::known_keys(std::string_view bare) const {
 
 Status StoreVerifier::accept(std::string_view bare, const PublicKey& key) const {
   Store& s = m_ctx.store();
-  ES_ASSIGN(auto peer, s.get_peer(m_ctx.account().id, std::string(bare)));
-  if (!peer)
-    return {};
-  ES_ASSIGN(auto trust, s.list_trust(peer->id));
   std::string fpr = fingerprint_of(key);
+  // The same key under another JID of ours (XEP-0116 §7.4): one person with two JIDs, or one
+  // impersonating another.
+  ES_ASSIGN(auto peers, s.list_peers(m_ctx.account().id));
+  std::vector<TrustRecord> trust;
+  for (const auto& p : peers) {
+    ES_ASSIGN(auto records, s.list_trust(p.id));
+    if (p.jid == bare) {
+      trust = std::move(records);
+      continue;
+    }
+    for (const auto& t : records)
+      if (t.fingerprint == fpr) {
+        m_ctx.status("KEY_OTHER_JID", std::string(bare) + " " + fpr + " " + p.jid);
+        m_ctx.warn(std::string(bare) + " identifies with a key we know as " + p.jid + "'s (" +
+                   group_hex(fpr.substr(0, 16)) + "…)");
+      }
+  }
   bool known = false, other_verified = false;
   for (const auto& t : trust) {
     if (t.fingerprint == fpr)

@@ -5,7 +5,7 @@
 _esession_cmds() {
     case $1 in
         '') echo 'init key peer negotiate respond encrypt decrypt rekey terminate session demo' ;;
-        'key') echo 'generate list show fingerprint export delete' ;;
+        'key') echo 'generate list show fingerprint export import delete' ;;
         'peer') echo 'list show verify forget' ;;
         'session') echo 'list show' ;;
     esac
@@ -22,6 +22,7 @@ _esession_opts() {
         'key show') echo '-h --help' ;;
         'key fingerprint') echo '-h --help' ;;
         'key export') echo '-h --help --secret' ;;
+        'key import') echo '-h --help --default' ;;
         'key delete') echo '-h --help' ;;
         'peer') echo '-h --help' ;;
         'peer list') echo '-h --help' ;;

@@ -6,7 +6,7 @@ function __esession_cmds
         case ''
             printf '%s\n' init key peer negotiate respond encrypt decrypt rekey terminate session demo
         case 'key'
-            printf '%s\n' generate list show fingerprint export delete
+            printf '%s\n' generate list show fingerprint export import delete
         case 'peer'
             printf '%s\n' list show verify forget
         case 'session'
@@ -100,6 +100,7 @@ complete -c esession -n "__esession_at 'key'" -a list -d 'list the account\'s ke
 complete -c esession -n "__esession_at 'key'" -a show -d 'show a key (default: the default key)'
 complete -c esession -n "__esession_at 'key'" -a fingerprint -d 'print a key\'s SHA-256 fingerprint'
 complete -c esession -n "__esession_at 'key'" -a export -d 'write a key as PEM to stdout (public by default)'
+complete -c esession -n "__esession_at 'key'" -a import -d 'import a private key from a PEM file'
 complete -c esession -n "__esession_at 'key'" -a delete -d 'delete a key and its file'
 complete -c esession -n "__esession_at 'key'" -s h -l help -d 'Print this help message and exit'
 
@@ -121,6 +122,10 @@ complete -c esession -n "__esession_at 'key fingerprint'" -s h -l help -d 'Print
 # esession key export
 complete -c esession -n "__esession_at 'key export'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'key export'" -l secret -d 'export the private key (PKCS#8 PEM, unencrypted)'
+
+# esession key import
+complete -c esession -n "__esession_at 'key import'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'key import'" -l default -d 'make it the account\'s default key'
 
 # esession key delete
 complete -c esession -n "__esession_at 'key delete'" -s h -l help -d 'Print this help message and exit'

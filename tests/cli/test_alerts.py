@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """cli.alerts: key-change and retained-secret alerts. A peer that comes back with another key is
 reported (KEY_CHANGED ... accepted) while its earlier key was only seen, and refused (exit 1,
-KEY_CHANGED ... refused) once a key of it was verified; a peer that lost the retained secret is
-reported (RETAINED_MISMATCH), and a peer that kept it is not."""
+KEY_CHANGED ... refused) once a key of it was verified; a key known under another JID is reported
+(KEY_OTHER_JID); a peer that lost the retained secret is reported (RETAINED_MISMATCH), and a peer
+that kept it is not. Also key import."""
 
 import shutil
 
@@ -47,6 +48,9 @@ t.check(len(kc) == 1 and kc[0].endswith(" accepted") and kc[0].startswith("alice
 t.check("warning" in rb.err_text and "another key" in rb.err_text,
         "new key: a warning on stderr", rb.err_text)
 
+pk = t.status_lines(rb, "PEER_KEY")
+alice_key2 = pk[0].split()[1] if len(pk) == 1 else ""
+
 # Bob verifies the SAS of this session (which also marks Alice's current key verified).
 sas = t.status_lines(rb, "SAS")
 if t.check(len(sas) == 1, "new key: SAS line", rb.status_text):
@@ -62,6 +66,25 @@ t.check(len(kc) == 1 and kc[0].endswith(" refused"), "refused: KEY_CHANGED ... r
         rb.status_text)
 t.check_error_line(rb, "refused: one error line", contains="other than the verified one")
 t.check(ra.rc != 0, "refused: the initiator fails too", ra.describe())
+
+# Carol presents a key Bob knows as Alice's (a copy imported from Alice's home): Bob warns.
+CAROL = "carol@example.net/phone"
+c = t.init_home("C", CAROL)
+exp = t.run(a, "key", "export", "--secret", alice_key2[:16])
+t.check_rc(exp, 0, "key export --secret")
+imp = t.run(c, "key", "import", "-", input=exp.out)
+t.check_rc(imp, 0, "key import -")
+t.check(imp.out_text.replace(" ", "").strip().lower() == alice_key2,
+        "key import prints the fingerprint of the imported key", imp.out_text)
+t.check_rc(t.run(c, "key", "import", "-", input=exp.out), 2, "importing the same key twice")
+t.check_rc(t.run(c, "key", "import", "-", input=b"not a key"), 2, "importing garbage")
+rc_, rb = t.negotiate(c, CAROL, b, BOB)
+t.check_rc(rb, 0, "carol: respond")
+ko = t.status_lines(rb, "KEY_OTHER_JID")
+t.check(ko == ["carol@example.net %s alice@example.org" % alice_key2],
+        "carol: KEY_OTHER_JID names both JIDs", rb.status_text)
+t.check("we know as alice@example.org's" in rb.err_text, "carol: a warning on stderr",
+        rb.err_text)
 
 # Alice loses her home (and the retained secret) and starts over with no key: Bob holds a secret
 # that no longer matches.
