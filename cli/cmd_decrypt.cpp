@@ -137,8 +137,6 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
   return worst;
 }
 
-// run_control emits a control stanza (re-key or termination) for the session with a peer.
-
 }  // namespace
 
 void add_decrypt(CLI::App& app, Context& ctx, Action& action) {

@@ -201,6 +201,18 @@ class Test:
         shutil.rmtree(d, ignore_errors=True)
         return out[0], out[1]
 
+    def session_pair(self, label=""):
+        """Two homes, Alice's and Bob's (named after |label|), with a 4-message session between
+        them. Returns (home_a, home_b, result_a, result_b); ends the test if it fails."""
+        pre = label + "-" if label else ""
+        a = self.init_home(pre + "A", ALICE)
+        b = self.init_home(pre + "B", BOB)
+        ra, rb = self.negotiate(a, ALICE, b, BOB)
+        what = (label + ": ") if label else ""
+        if not (self.check_rc(ra, 0, what + "negotiate") and self.check_rc(rb, 0, what + "respond")):
+            self.finish()
+        return a, b, ra, rb
+
     def status_lines(self, r, keyword):
         pre = "[ESESSION:] %s" % keyword
         return [l[len(pre):].strip() for l in r.status_text.splitlines()

@@ -20,12 +20,7 @@ t = Test("cli.bad-input")
 
 
 def pair(label):
-    a = t.init_home(label + "-A", ALICE)
-    b = t.init_home(label + "-B", BOB)
-    ra, rb = t.negotiate(a, ALICE, b, BOB)
-    if not (t.check_rc(ra, 0, label + ": negotiate") and t.check_rc(rb, 0, label + ": respond")):
-        t.finish()
-    return a, b
+    return t.session_pair(label)[:2]
 
 
 def msg(to, body, frm=None):

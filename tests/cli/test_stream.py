@@ -11,11 +11,7 @@ from clitest import ALICE, BOB, Test, expected_after_roundtrip, make_stanzas, no
 
 N = 1000
 t = Test("cli.stream")
-a = t.init_home("A", ALICE)
-b = t.init_home("B", BOB)
-ra, rb = t.negotiate(a, ALICE, b, BOB)
-if not (t.check_rc(ra, 0, "negotiate") and t.check_rc(rb, 0, "respond")):
-    t.finish()
+a, b, ra, rb = t.session_pair()
 thread = t.status_lines(ra, "ESTABLISHED")[0].split()[1]
 
 directions = []
