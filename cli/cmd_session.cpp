@@ -37,6 +37,23 @@ int run_list(Context& ctx) {
   return kExitOk;
 }
 
+// trust_level says how far the session's peer is authenticated, strongest first: a pinned
+// key, a key or a retained-secret chain whose SAS a user verified, continuity with an earlier
+// session (a retained secret matched), or nothing yet.
+std::string trust_level(Context& ctx, const SessionRecord& rec, const StoredSession& ss) {
+  Store& st = ctx.store();
+  std::string bare = bare_jid(rec.peer_jid);
+  if (!ss.peer_fingerprint.empty())
+    if (auto peer = check(st.get_peer(ctx.account().id, bare)))
+      if (auto t = check(st.get_trust(peer->id, ss.peer_fingerprint)); t && t->verified)
+        return t->source == TrustSource::pinned ? "pinned" : "key-verified";
+  if (ss.retained_id)
+    for (const auto& r : check(st.retained_for_peer(ctx.account().id, bare)))
+      if (r.id == *ss.retained_id && r.sas_verified)
+        return "sas-verified";
+  return ss.continuity ? "continuity" : "new";
+}
+
 int run_show(Context& ctx, const SessionOpts& o) {
   Store& st = ctx.store();
   std::optional<SessionRecord> rec;
@@ -58,6 +75,7 @@ int run_show(Context& ctx, const SessionOpts& o) {
       st.update_session(rec->id, [](SecretBytes& blob) -> Result<SecretBytes> { return blob; })));
   Session s = check(Session::deserialize(view(ss.session)));
   const Suite& su = s.suite();
+  std::string trust = trust_level(ctx, *rec, ss);
   std::string kinds_json;
   for (const auto& k : su.stanzas)
     kinds_json += (kinds_json.empty() ? "" : ",") + json_escape(k);
@@ -65,13 +83,15 @@ int run_show(Context& ctx, const SessionOpts& o) {
     std::printf(
         "{\"id\":%lld,\"peer\":%s,\"thread\":%s,\"status\":%s,\"role\":%s,\"flow\":%d,"
         "\"cipher\":%s,\"hash\":%s,\"modp\":%d,\"stanzas\":[%s],\"sas\":%s,"
-        "\"peer_identification\":%s,\"peer_fingerprint\":%s,\"continuity\":%s}\n",
+        "\"peer_identification\":%s,\"peer_fingerprint\":%s,\"continuity\":%s,"
+        "\"trust\":%s}\n",
         static_cast<long long>(rec->id), json_escape(rec->peer_jid).c_str(),
         json_escape(rec->thread).c_str(), json_escape(session_status_name(rec->status)).c_str(),
         json_escape(role_name(rec->role)).c_str(), rec->flow == SessionFlow::three_message ? 3 : 4,
         json_escape(cipher_name(su.cipher)).c_str(), json_escape(hash_name(su.hash)).c_str(),
         su.modp, kinds_json.c_str(), json_escape(ss.sas).c_str(), json_escape(ss.peer_mode).c_str(),
-        json_escape(ss.peer_fingerprint).c_str(), ss.continuity ? "true" : "false");
+        json_escape(ss.peer_fingerprint).c_str(), ss.continuity ? "true" : "false",
+        json_escape(trust).c_str());
     return kExitOk;
   }
   std::string kinds;
@@ -91,6 +111,7 @@ int run_show(Context& ctx, const SessionOpts& o) {
               ss.peer_fingerprint.empty() ? "none (SAS and retained secrets only)"
                                           : group_hex(ss.peer_fingerprint).c_str(),
               ss.continuity ? "yes (a retained secret matched)" : "no (first session)");
+  std::printf("trust:     %s\n", trust.c_str());
   return kExitOk;
 }
 

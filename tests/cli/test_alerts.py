@@ -5,12 +5,20 @@ KEY_CHANGED ... refused) once a key of it was verified; a key known under anothe
 (KEY_OTHER_JID); a peer that lost the retained secret is reported (RETAINED_MISMATCH), and a peer
 that kept it is not. Also key import."""
 
+import json
 import shutil
 
 from clitest import ALICE, BOB, Test
 
 t = Test("cli.alerts")
 BOB_BARE = BOB.split("/")[0]
+
+
+def trust(home, peer):
+    r = t.run(home, "--json", "session", "show", peer)
+    if not t.check_rc(r, 0, "session show --json"):
+        return None
+    return json.loads(r.out_text)["trust"]
 
 
 def negotiate(a, b, label):
@@ -31,9 +39,12 @@ for r in (ra, rb):
     t.check(not t.status_lines(r, "KEY_CHANGED") and not t.status_lines(r, "RETAINED_MISMATCH"),
             "first: no alert on first contact", r.status_text)
 
+t.check(trust(b, ALICE) == "new", "first: trust level new", trust(b, ALICE))
+
 # Same keys, retained secret kept: still no alert.
 ra, rb = negotiate(a, b, "second")
 t.check_rc(rb, 0, "second: respond")
+t.check(trust(b, ALICE) == "continuity", "second: trust level continuity", trust(b, ALICE))
 t.check(not t.status_lines(rb, "KEY_CHANGED") and not t.status_lines(rb, "RETAINED_MISMATCH"),
         "second: continuity, same key: no alert", rb.status_text)
 
@@ -56,6 +67,8 @@ sas = t.status_lines(rb, "SAS")
 if t.check(len(sas) == 1, "new key: SAS line", rb.status_text):
     v = t.run(b, "peer", "verify", "alice@example.org", "--sas", sas[0].split()[-1])
     t.check_rc(v, 0, "peer verify --sas")
+    t.check(trust(b, ALICE) == "key-verified", "verified: trust level key-verified",
+            trust(b, ALICE))
 
 # Alice changes key again: now a verified key exists, so Bob refuses.
 t.check_rc(t.run(a, "key", "generate", "--default"), 0, "key generate --default (again)")
