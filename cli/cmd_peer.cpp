@@ -1,4 +1,6 @@
 // esession peer: the trust database (fingerprints, SAS verification, retained secrets).
+#include <ctime>
+
 #include "commands.hpp"
 
 namespace esession::cli {
@@ -29,16 +31,31 @@ std::optional<SessionRecord> latest_session(Context& ctx, const std::string& bar
   return best;
 }
 
+// pki_json is what a PKI last said of a key, or null.
+std::string pki_json(const TrustRecord& t) {
+  if (t.pki_kind.empty())
+    return "null";
+  return "{\"kind\":" + json_escape(t.pki_kind) + ",\"status\":" + json_escape(t.pki_status) +
+         ",\"detail\":" + json_escape(t.pki_detail) +
+         ",\"checked\":" + std::to_string(t.pki_checked) + "}";
+}
+
 std::string trust_summary(Context& ctx, const PeerRecord& p) {
   bool key_verified = false, sas_verified = false;
-  for (const auto& t : check(ctx.store().list_trust(p.id)))
+  std::string pki;
+  for (const auto& t : check(ctx.store().list_trust(p.id))) {
     key_verified |= t.verified;
+    if (t.pki_status == "valid")
+      pki = t.pki_kind + "-valid";
+  }
   for (const auto& r : check(ctx.store().retained_for_peer(ctx.account().id, p.jid)))
     sas_verified |= r.sas_verified;
   if (key_verified)
     return "key-verified";
   if (sas_verified)
     return "sas-verified";
+  if (!pki.empty())
+    return pki;
   return "unverified";
 }
 
@@ -69,11 +86,11 @@ int run_show(Context& ctx, const PeerOpts& o) {
     for (size_t i = 0; i < trust.size(); ++i)
       std::printf(
           "%s{\"fingerprint\":%s,\"source\":%s,\"verified\":%s,\"first_seen\":%lld,"
-          "\"last_seen\":%lld}",
+          "\"last_seen\":%lld,\"pki\":%s}",
           i ? "," : "", json_escape(trust[i].fingerprint).c_str(),
           json_escape(trust_source_name(trust[i].source)).c_str(),
           trust[i].verified ? "true" : "false", static_cast<long long>(trust[i].first_seen),
-          static_cast<long long>(trust[i].last_seen));
+          static_cast<long long>(trust[i].last_seen), pki_json(trust[i]).c_str());
     std::printf("],\"retained_secrets\":[");
     for (size_t i = 0; i < secrets.size(); ++i)
       std::printf("%s{\"client\":%s,\"created\":%lld,\"sas_verified\":%s}", i ? "," : "",
@@ -84,9 +101,13 @@ int run_show(Context& ctx, const PeerOpts& o) {
     return kExitOk;
   }
   std::printf("peer:  %s\ntrust: %s\n", p.jid.c_str(), trust_summary(ctx, p).c_str());
-  for (const auto& t : trust)
+  for (const auto& t : trust) {
     std::printf("key:   %s  (%s%s)\n", group_hex(t.fingerprint).c_str(),
                 std::string(trust_source_name(t.source)).c_str(), t.verified ? ", verified" : "");
+    if (!t.pki_kind.empty())
+      std::printf("       %s %s: %s (checked %s)\n", t.pki_kind == "x509" ? "X.509" : "OpenPGP",
+                  t.pki_status.c_str(), t.pki_detail.c_str(), utc_time(t.pki_checked).c_str());
+  }
   for (const auto& r : secrets)
     std::printf("retained secret with /%s%s\n", r.client.c_str(),
                 r.sas_verified ? " (SAS verified)" : "");

@@ -37,21 +37,23 @@ int run_list(Context& ctx) {
   return kExitOk;
 }
 
-// trust_level says how far the session's peer is authenticated, strongest first: a pinned
-// key, a key or a retained-secret chain whose SAS a user verified, continuity with an earlier
-// session (a retained secret matched), or nothing yet.
+// trust_level rates the session's peer (session_trust) with what the store knows now: a key
+// verified or pinned since, a SAS confirmed since.
 std::string trust_level(Context& ctx, const SessionRecord& rec, const StoredSession& ss) {
   Store& st = ctx.store();
   std::string bare = bare_jid(rec.peer_jid);
+  bool key_verified = false, key_pinned = false, sas_verified = false;
   if (!ss.peer_fingerprint.empty())
     if (auto peer = check(st.get_peer(ctx.account().id, bare)))
-      if (auto t = check(st.get_trust(peer->id, ss.peer_fingerprint)); t && t->verified)
-        return t->source == TrustSource::pinned ? "pinned" : "key-verified";
+      if (auto t = check(st.get_trust(peer->id, ss.peer_fingerprint)); t && t->verified) {
+        key_verified = true;
+        key_pinned = t->source == TrustSource::pinned;
+      }
   if (ss.retained_id)
     for (const auto& r : check(st.retained_for_peer(ctx.account().id, bare)))
       if (r.id == *ss.retained_id && r.sas_verified)
-        return "sas-verified";
-  return ss.continuity ? "continuity" : "new";
+        sas_verified = true;
+  return session_trust(key_verified, key_pinned, sas_verified, ss);
 }
 
 int run_show(Context& ctx, const SessionOpts& o) {

@@ -7,7 +7,8 @@ const std::vector<Command>& command_table() {
       {"init", add_init},           {"key", add_key},         {"peer", add_peer},
       {"negotiate", add_negotiate}, {"respond", add_respond}, {"encrypt", add_encrypt},
       {"decrypt", add_decrypt},     {"rekey", add_rekey},     {"terminate", add_terminate},
-      {"session", add_session},     {"demo", add_demo},
+      {"session", add_session},     {"demo", add_demo},       {"seal", add_seal},
+      {"open", add_open},
   };
   return table;
 }
@@ -28,24 +29,6 @@ Status validate_full_jid(std::string_view jid) {
   return {};
 }
 
-PrivateKey load_private_key(Context& ctx, const KeyRecord& k) {
-  if (!k.path)
-    fail_with(Errc::unsupported,
-              "key " + group_hex(k.fingerprint.substr(0, 16)) + " is not a native key file");
-  SecretBytes pem = check(ctx.store().read_key_file(*k.path));
-  return check(PrivateKey::from_pem(string_of(view(pem))));
-}
-
-std::unique_ptr<Signer> default_signer(Context& ctx) {
-  const Account& a = ctx.account();
-  if (!a.default_key)
-    return nullptr;
-  auto k = check(ctx.store().get_key_by_id(*a.default_key));
-  if (!k)
-    return nullptr;
-  return std::make_unique<KeySigner>(load_private_key(ctx, *k));
-}
-
 std::vector<PublicKey> StoreVerifier::known_keys(std::string_view bare) const {
   std::vector<PublicKey> out;
   Store& s = m_ctx.store();
@@ -62,9 +45,24 @@ std::vector<PublicKey> StoreVerifier::known_keys(std::string_view bare) const {
   return out;
 }
 
-Status StoreVerifier::accept(std::string_view bare, const PublicKey& key) const {
+const PkiVerdict* StoreVerifier::verdict(const std::string& fingerprint) const {
+  auto it = m_verdicts.find(fingerprint);
+  return it == m_verdicts.end() ? nullptr : &it->second;
+}
+
+Status StoreVerifier::accept(std::string_view bare, const PublicKey& key,
+                             const Credential* cred) const {
   Store& s = m_ctx.store();
   std::string fpr = fingerprint_of(key);
+  if (cred) {
+    PkiVerdict v = evaluate_pki(m_ctx, bare, *cred);
+    m_ctx.status("PKI", std::string(bare) + " " + fpr + " " + v.kind + " " + v.status);
+    if (v.refuse)
+      return fail(Errc::auth_failed, std::string(bare) + ": " + v.reason);
+    if (!v.valid)
+      m_ctx.warn(std::string(bare) + ": " + v.reason);
+    m_verdicts[fpr] = std::move(v);
+  }
   // The same key under another JID of ours (XEP-0116 §7.4): one person with two JIDs, or one
   // impersonating another.
   ES_ASSIGN(auto peers, s.list_peers(m_ctx.account().id));
@@ -135,7 +133,7 @@ namespace esession::cli {
 
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
-                         const std::vector<RetainedSecret>& others) {
+                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier) {
   Store& s = ctx.store();
   const Account& a = ctx.account();
   std::string peer_bare = bare_jid(peer_jid);
@@ -144,7 +142,7 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
   ss.sas = est.sas;
   ss.peer_mode = std::string(pubkey_name(est.peer_mode));
   bool verified_chain = false;
-  bool key_verified = false;
+  bool key_verified = false, key_pinned = false;
   SessionRecord rec;
   // The new retained secret, the peer's key and the session are stored together or not at all.
   check(s.atomically([&]() -> Status {
@@ -166,6 +164,12 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
       ES_ASSIGN(TrustRecord t, s.record_peer_key(a.id, peer_bare, ss.peer_fingerprint,
                                                  TrustSource::tofu, false, est.peer_key->pem()));
       key_verified = t.verified;
+      key_pinned = t.source == TrustSource::pinned;
+      if (const PkiVerdict* v = verifier ? verifier->verdict(ss.peer_fingerprint) : nullptr) {
+        ES_TRY(s.set_key_pki(t.id, v->kind, v->status, v->detail));
+        if (v->valid)
+          ss.pki = v->kind + "-valid";
+      }
     } else {
       ES_TRY(s.upsert_peer(a.id, peer_bare));
     }
@@ -189,9 +193,7 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
     ctx.warn("the secret retained from the last session with " + peer_bare +
              " did not match: compare the SAS before trusting this session");
   }
-  std::string trust = key_verified    ? "key-verified"
-                      : ss.continuity ? (verified_chain ? "sas-verified" : "continuity")
-                                      : "new";
+  std::string trust = session_trust(key_verified, key_pinned, verified_chain && ss.continuity, ss);
   if (est.peer_key)
     ctx.status("PEER_KEY", peer_bare + " " + ss.peer_fingerprint + " " + ss.peer_mode);
   const Suite& su = est.session->suite();

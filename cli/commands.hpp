@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "context.hpp"
+#include "identity.hpp"
 #include "io.hpp"
 #include "session/negotiation.hpp"
 #include "state.hpp"
@@ -21,33 +22,37 @@ void add_rekey(CLI::App& app, Context& ctx, Action& action);
 void add_terminate(CLI::App& app, Context& ctx, Action& action);
 void add_session(CLI::App& app, Context& ctx, Action& action);
 void add_demo(CLI::App& app, Context& ctx, Action& action);
+void add_seal(CLI::App& app, Context& ctx, Action& action);
+void add_open(CLI::App& app, Context& ctx, Action& action);
 
 // validate_full_jid accepts local@domain/resource (or domain/resource): no spaces or controls.
 Status validate_full_jid(std::string_view jid);
 
-// load_private_key reads a key file of the home (refusing one others can read).
-PrivateKey load_private_key(Context& ctx, const KeyRecord& k);
-// default_signer returns the account's default key as a Signer, or nullptr without one.
-std::unique_ptr<Signer> default_signer(Context& ctx);
-
 // StoreVerifier answers the negotiation's questions from the trust database: the keys we hold
 // for a JID, and whether a key may identify it (a different key than a verified or pinned one
-// is refused; an unknown JID is accepted on first use and reported).
+// is refused; an unknown JID is accepted on first use and reported). A credential that came
+// with the key is evaluated (evaluate_pki): a revoked OpenPGP key is refused; the verdict is
+// kept for persist_established.
 class StoreVerifier : public Verifier {
  public:
   explicit StoreVerifier(Context& ctx) : m_ctx(ctx) {}
   std::vector<PublicKey> known_keys(std::string_view bare_jid) const override;
-  Status accept(std::string_view bare_jid, const PublicKey& key) const override;
+  Status accept(std::string_view bare_jid, const PublicKey& key,
+                const Credential* cred) const override;
+  // verdict returns what the PKI said about the credential of the key with |fingerprint|.
+  const PkiVerdict* verdict(const std::string& fingerprint) const;
 
  private:
   Context& m_ctx;
+  mutable std::map<std::string, PkiVerdict> m_verdicts;
 };
 
 // persist_established stores a new session and everything the negotiation produced: the
-// rotated retained secret, the peer's key. Reports ESTABLISHED, SAS and trust events.
+// rotated retained secret, the peer's key and what a PKI said of it. Reports ESTABLISHED,
+// PKI, SAS and TRUST events.
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
-                         const std::vector<RetainedSecret>& others);
+                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier);
 
 // open_session loads a stored session for an update; save_session writes it back.
 StoredSession open_stored(ByteView blob);

@@ -1,5 +1,7 @@
 #include "context.hpp"
 
+#include <ctime>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,6 +158,15 @@ std::string json_escape(std::string_view s) {
 
 std::string fingerprint_of(const PublicKey& k) {
   return hex(digest(HashAlg::sha256, k.der()));
+}
+
+std::string utc_time(int64_t t) {
+  char buf[32];
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  return buf;
 }
 
 }  // namespace esession::cli

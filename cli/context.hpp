@@ -40,6 +40,9 @@ struct Globals {
   bool json = false;
   bool quiet = false;
   int verbose = 0;
+  int passphrase_fd = -1;  // where passphrases come from instead of the terminal
+  std::string ca_file;     // CA certificates that make a peer's X.509 chain valid
+  std::string gnupg_home;  // the GnuPG home for OpenPGP keys (empty: $GNUPGHOME or gpg's)
 };
 
 class Context {
@@ -98,6 +101,7 @@ const std::vector<Command>& command_table();
 // Helpers shared by commands.
 std::string group_hex(std::string_view hex);  // "ab12cd34…" as "AB12 CD34 …"
 std::string json_escape(std::string_view s);
+std::string utc_time(int64_t t);                 // "2026-11-26 15:04 UTC"
 std::string fingerprint_of(const PublicKey& k);  // SHA-256 of the DER SubjectPublicKeyInfo, hex
 
 }  // namespace esession::cli

@@ -27,39 +27,8 @@ std::vector<PubkeyMode> modes(const std::string& list, std::vector<PubkeyMode> d
 }
 
 SecretBytes read_oss(const NegOpts& o) {
-  SecretBytes out;
-  if (o.oss_fd >= 0) {
-    uint8_t buf[256];
-    for (;;) {
-      ssize_t n = ::read(o.oss_fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        fail_with(Errc::io, std::string("reading --oss-fd: ") + std::strerror(errno));
-      if (n == 0)
-        break;
-      out.insert(out.end(), buf, buf + n);
-      if (out.size() > 4096)
-        fail_with(Errc::malformed, "the other shared secret is longer than 4096 bytes");
-    }
-    cleanse(buf, sizeof buf);
-  } else {
-    // The terminal, with echo off (getpass is obsolete but does exactly this).
-    FILE* tty = std::fopen("/dev/tty", "r+");
-    if (!tty)
-      fail_with(Errc::io, "no terminal to read the shared secret from", "use --oss-fd N");
-    std::fclose(tty);
-    char* p = ::getpass("esession: other shared secret: ");
-    if (!p)
-      fail_with(Errc::io, "could not read the shared secret from the terminal");
-    out.assign(p, p + std::strlen(p));
-    cleanse(p, std::strlen(p));
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
-    out.pop_back();
-  if (out.empty())
-    fail_with(Errc::malformed, "the other shared secret is empty");
-  return out;
+  return read_secret(o.oss_fd, "esession: other shared secret: ", "other shared secret",
+                     "use --oss-fd N");
 }
 
 }  // namespace
@@ -140,7 +109,7 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
       write_stanza(m);
     if (step.established) {
       persist_established(ctx, peer_jid, neg.thread(), neg.initiator(), *step.established, p.mine,
-                          p.others);
+                          p.others, p.verifier.get());
       return kExitOk;
     }
     std::optional<xml::Element> st;

@@ -42,6 +42,7 @@ SecretBytes StoredSession::encode() const {
   put(out, view(rid));
   put(out, view(std::string_view(continuity ? "1" : "0")));
   put(out, view(session));
+  put(out, view(pki));
   return out;
 }
 
@@ -56,6 +57,10 @@ Result<StoredSession> StoredSession::decode(ByteView b) {
   ES_ASSIGN(ByteView rid, c.take());
   ES_ASSIGN(ByteView cont, c.take());
   ES_ASSIGN(ByteView st, c.take());
+  if (c.pos != b.size()) {  // sessions stored before the PKI field have none
+    ES_ASSIGN(ByteView pki, c.take());
+    s.pki = string_of(pki);
+  }
   if (c.pos != b.size())
     return fail(Errc::malformed, "trailing bytes after the stored session");
   s.sas = string_of(sas);
@@ -71,6 +76,17 @@ Result<StoredSession> StoredSession::decode(ByteView b) {
   s.continuity = string_of(cont) == "1";
   s.session = secret(st);
   return s;
+}
+
+std::string session_trust(bool key_verified, bool key_pinned, bool sas_verified,
+                          const StoredSession& ss) {
+  if (key_verified)
+    return key_pinned ? "pinned" : "key-verified";
+  if (sas_verified)
+    return "sas-verified";
+  if (!ss.pki.empty())
+    return ss.pki;
+  return ss.continuity ? "continuity" : "new";
 }
 
 }  // namespace esession::cli

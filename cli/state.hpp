@@ -15,10 +15,18 @@ struct StoredSession {
   std::string peer_fingerprint;        // of the key the peer identified with, if any
   std::optional<int64_t> retained_id;  // the retained secret this session made
   bool continuity = false;             // a retained secret from an earlier session matched
+  std::string pki;                     // "x509-valid", "openpgp-valid" or "" (at establishment)
   SecretBytes session;                 // Session::serialize()
 
   SecretBytes encode() const;
   static Result<StoredSession> decode(ByteView b);
 };
+
+// session_trust names how far a session's peer is authenticated, strongest first: a pinned
+// key, a key a user verified, a retained-secret chain whose SAS a user verified, a credential
+// a PKI vouches for (x509-valid, openpgp-valid), continuity with an earlier session, or
+// nothing yet ("new").
+std::string session_trust(bool key_verified, bool key_pinned, bool sas_verified,
+                          const StoredSession& ss);
 
 }  // namespace esession::cli

@@ -4,7 +4,7 @@
 # _esession_cmds PATH: the subcommands of the command PATH ("" for esession itself).
 _esession_cmds() {
     case $1 in
-        '') echo 'init key peer negotiate respond encrypt decrypt rekey terminate session demo' ;;
+        '') echo 'init key peer negotiate respond encrypt decrypt rekey terminate session demo seal open' ;;
         'key') echo 'generate list show fingerprint export import delete' ;;
         'peer') echo 'list show verify forget' ;;
         'session') echo 'list show' ;;
@@ -14,15 +14,15 @@ _esession_cmds() {
 # _esession_opts PATH: the options of the command PATH ("" for esession itself).
 _esession_opts() {
     case $1 in
-        '') echo '-h --help --version --home --account --status-fd --json -q --quiet -v --verbose' ;;
+        '') echo '-h --help --version --home --account --status-fd --json -q --quiet -v --verbose --passphrase-fd --ca-file --gnupg-home' ;;
         'init') echo '-h --help --jid' ;;
         'key') echo '-h --help' ;;
-        'key generate') echo '-h --help --type --bits --default' ;;
+        'key generate') echo '-h --help --type --bits --default --protect' ;;
         'key list') echo '-h --help' ;;
         'key show') echo '-h --help' ;;
         'key fingerprint') echo '-h --help' ;;
         'key export') echo '-h --help --secret' ;;
-        'key import') echo '-h --help --default' ;;
+        'key import') echo '-h --help --openpgp --default --protect' ;;
         'key delete') echo '-h --help' ;;
         'peer') echo '-h --help' ;;
         'peer list') echo '-h --help' ;;
@@ -39,15 +39,18 @@ _esession_opts() {
         'session list') echo '-h --help' ;;
         'session show') echo '-h --help' ;;
         'demo') echo '-h --help --gajim' ;;
+        'seal') echo '-h --help --file --format -o --output --key-out --key-fd' ;;
+        'open') echo '-h --help --file --format -o --output --key-file --key-fd' ;;
     esac
 }
 
 # _esession_valued PATH: the options that take a value of the command PATH ("" for esession itself).
 _esession_valued() {
     case $1 in
-        '') echo '--home --account --status-fd' ;;
+        '') echo '--home --account --status-fd --passphrase-fd --ca-file --gnupg-home' ;;
         'init') echo '--jid' ;;
         'key generate') echo '--type --bits' ;;
+        'key import') echo '--openpgp' ;;
         'peer verify') echo '--sas --key' ;;
         'negotiate') echo '--to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq' ;;
         'respond') echo '--from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq' ;;
@@ -55,6 +58,8 @@ _esession_valued() {
         'decrypt') echo '--from --reply-fd' ;;
         'rekey') echo '--to' ;;
         'terminate') echo '--to' ;;
+        'seal') echo '--format -o --output --key-out --key-fd' ;;
+        'open') echo '--format -o --output --key-file --key-fd' ;;
     esac
 }
 

@@ -4,7 +4,7 @@
 function __esession_cmds
     switch "$argv"
         case ''
-            printf '%s\n' init key peer negotiate respond encrypt decrypt rekey terminate session demo
+            printf '%s\n' init key peer negotiate respond encrypt decrypt rekey terminate session demo seal open
         case 'key'
             printf '%s\n' generate list show fingerprint export import delete
         case 'peer'
@@ -18,11 +18,13 @@ end
 function __esession_valued
     switch "$argv"
         case ''
-            printf '%s\n' --home --account --status-fd
+            printf '%s\n' --home --account --status-fd --passphrase-fd --ca-file --gnupg-home
         case 'init'
             printf '%s\n' --jid
         case 'key generate'
             printf '%s\n' --type --bits
+        case 'key import'
+            printf '%s\n' --openpgp
         case 'peer verify'
             printf '%s\n' --sas --key
         case 'negotiate'
@@ -37,6 +39,10 @@ function __esession_valued
             printf '%s\n' --to
         case 'terminate'
             printf '%s\n' --to
+        case 'seal'
+            printf '%s\n' --format -o --output --key-out --key-fd
+        case 'open'
+            printf '%s\n' --format -o --output --key-file --key-fd
     end
 end
 
@@ -71,7 +77,7 @@ complete -c esession -f
 
 # esession
 complete -c esession -n "__esession_at ''" -a init -d 'create the home directory and an account'
-complete -c esession -n "__esession_at ''" -a key -d 'manage our signing keys'
+complete -c esession -n "__esession_at ''" -a key -d 'manage the keys we identify with'
 complete -c esession -n "__esession_at ''" -a peer -d 'the trust database: peers, keys, SAS verification'
 complete -c esession -n "__esession_at ''" -a negotiate -d 'start an encrypted session: write the offer, read the answers on stdin'
 complete -c esession -n "__esession_at ''" -a respond -d 'answer an encrypted-session request read on stdin, until established'
@@ -81,6 +87,8 @@ complete -c esession -n "__esession_at ''" -a rekey -d 'write a stanza that re-k
 complete -c esession -n "__esession_at ''" -a terminate -d 'write the stanza that ends the session with a peer'
 complete -c esession -n "__esession_at ''" -a session -d 'the stored sessions'
 complete -c esession -n "__esession_at ''" -a demo -d 'negotiate between two in-process parties and print every stanza (no home used)'
+complete -c esession -n "__esession_at ''" -a seal -d 'encrypt a file, for an aesgcm:// URL (XEP-0454)'
+complete -c esession -n "__esession_at ''" -a open -d 'verify and decrypt a file sealed for an aesgcm:// URL'
 complete -c esession -n "__esession_at ''" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at ''" -l version -d 'Display program version information and exit'
 complete -c esession -n "__esession_at ''" -l home -x -a '(__fish_complete_directories (commandline -ct))' -d 'the home directory (default $ESESSION_HOME, else $XDG_DATA_HOME/esession)'
@@ -89,6 +97,9 @@ complete -c esession -n "__esession_at ''" -l status-fd -x -d 'write machine-rea
 complete -c esession -n "__esession_at ''" -l json -d 'machine-readable output for listing commands'
 complete -c esession -n "__esession_at ''" -s q -l quiet -d 'only errors on stderr'
 complete -c esession -n "__esession_at ''" -s v -l verbose -d 'more detail on stderr'
+complete -c esession -n "__esession_at ''" -l passphrase-fd -x -d 'read key passphrases from this fd (one line each) instead of the terminal'
+complete -c esession -n "__esession_at ''" -l ca-file -x -d 'PEM file of CA certificates for peers\' X.509 identities (default: HOME/ca.pem)'
+complete -c esession -n "__esession_at ''" -l gnupg-home -x -d 'GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)'
 
 # esession init
 complete -c esession -n "__esession_at 'init'" -s h -l help -d 'Print this help message and exit'
@@ -99,8 +110,8 @@ complete -c esession -n "__esession_at 'key'" -a generate -d 'create a signing k
 complete -c esession -n "__esession_at 'key'" -a list -d 'list the account\'s keys'
 complete -c esession -n "__esession_at 'key'" -a show -d 'show a key (default: the default key)'
 complete -c esession -n "__esession_at 'key'" -a fingerprint -d 'print a key\'s SHA-256 fingerprint'
-complete -c esession -n "__esession_at 'key'" -a export -d 'write a key as PEM to stdout (public by default)'
-complete -c esession -n "__esession_at 'key'" -a import -d 'import a private key from a PEM file'
+complete -c esession -n "__esession_at 'key'" -a export -d 'write a key to stdout: the public key, certificate chain or OpenPGP key'
+complete -c esession -n "__esession_at 'key'" -a import -d 'import a private key or X.509 identity (PEM, PKCS#12), or bind an OpenPGP key'
 complete -c esession -n "__esession_at 'key'" -a delete -d 'delete a key and its file'
 complete -c esession -n "__esession_at 'key'" -s h -l help -d 'Print this help message and exit'
 
@@ -109,6 +120,7 @@ complete -c esession -n "__esession_at 'key generate'" -s h -l help -d 'Print th
 complete -c esession -n "__esession_at 'key generate'" -l type -x -d 'ed25519 (default) or rsa'
 complete -c esession -n "__esession_at 'key generate'" -l bits -x -d 'RSA modulus size (default 3072)'
 complete -c esession -n "__esession_at 'key generate'" -l default -d 'make it the account\'s default key'
+complete -c esession -n "__esession_at 'key generate'" -l protect -d 'encrypt the key file under a passphrase (scrypt)'
 
 # esession key list
 complete -c esession -n "__esession_at 'key list'" -s h -l help -d 'Print this help message and exit'
@@ -121,11 +133,13 @@ complete -c esession -n "__esession_at 'key fingerprint'" -s h -l help -d 'Print
 
 # esession key export
 complete -c esession -n "__esession_at 'key export'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'key export'" -l secret -d 'export the private key (PKCS#8 PEM, unencrypted)'
+complete -c esession -n "__esession_at 'key export'" -l secret -d 'also the private key file, as stored (native, X.509)'
 
 # esession key import
 complete -c esession -n "__esession_at 'key import'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'key import'" -l openpgp -x -d 'bind a GnuPG secret key: its fingerprint, or a JID for User ID xmpp:JID (default: the account\'s)'
 complete -c esession -n "__esession_at 'key import'" -l default -d 'make it the account\'s default key'
+complete -c esession -n "__esession_at 'key import'" -l protect -d 'encrypt the stored key under a passphrase (scrypt)'
 
 # esession key delete
 complete -c esession -n "__esession_at 'key delete'" -s h -l help -d 'Print this help message and exit'
@@ -217,3 +231,19 @@ complete -c esession -n "__esession_at 'session show'" -s h -l help -d 'Print th
 # esession demo
 complete -c esession -n "__esession_at 'demo'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'demo'" -l gajim -d 'use the Gajim-compatible conventions'
+
+# esession seal
+complete -c esession -n "__esession_at 'seal'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (required: only files can be sealed so far)'
+complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the file format: aesgcm (XEP-0454)'
+complete -c esession -n "__esession_at 'seal'" -s o -l output -x -d 'write to this file (default or -: standard output)'
+complete -c esession -n "__esession_at 'seal'" -l key-out -x -d 'create this file (exclusively, mode 0600) holding the key'
+complete -c esession -n "__esession_at 'seal'" -l key-fd -x -d 'write the key to this file descriptor'
+
+# esession open
+complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (required: only files can be opened so far)'
+complete -c esession -n "__esession_at 'open'" -l format -x -d 'the file format: aesgcm (XEP-0454)'
+complete -c esession -n "__esession_at 'open'" -s o -l output -x -d 'write to this file (default or -: standard output)'
+complete -c esession -n "__esession_at 'open'" -l key-file -x -d 'read the key (the URL, or its #fragment) from this file'
+complete -c esession -n "__esession_at 'open'" -l key-fd -x -d 'read the key from this file descriptor'

@@ -221,7 +221,8 @@ def check_completions(root, src):
                 for n in o["names"]:
                     if not has_word(body, n):
                         problem(f"completions/_esession: '{where}' lacks option {n}")
-                    elif o["takes_value"] and n.startswith("--") and n + "=[" not in body:
+                    elif o["takes_value"] and n.startswith("--") and \
+                            not re.search(re.escape(n) + r"=[\[,}]", body):  # also {-o,--output=}
                         problem(f"completions/_esession: '{where}' {n} takes a value")
 
     if "esession.fish" in files:

@@ -2,8 +2,14 @@
 
 #include <openssl/core_names.h>
 #include <openssl/dsa.h>
+#include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs12.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+
+#include <cstring>
 
 namespace esession {
 
@@ -180,12 +186,30 @@ Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
   EVP_PKEY* k = bio.b ? PEM_read_bio_PUBKEY(bio.b, nullptr, nullptr, nullptr) : nullptr;
   if (!k)
     return fail(Errc::malformed, "not a PEM public key");
+  std::shared_ptr<EVP_PKEY> owner(k, EVP_PKEY_free);
+  return from_evp(k);
+}
+
+Result<PublicKey> PublicKey::from_der(ByteView der) {
+  const unsigned char* p = der.data();
+  EVP_PKEY* k = d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size()));
+  if (!k || p != der.data() + der.size()) {
+    EVP_PKEY_free(k);
+    return fail(Errc::malformed, "not a DER public key");
+  }
+  std::shared_ptr<EVP_PKEY> owner(k, EVP_PKEY_free);
+  return from_evp(k);
+}
+
+Result<PublicKey> PublicKey::from_evp(EVP_PKEY* k) {
+  if (!k || EVP_PKEY_up_ref(k) != 1)
+    return fail(Errc::internal, "no key");
   ES_ASSIGN(PublicKey pk, adopt(k));
   // Re-validate through the component constructors: a file is no more trusted than the wire.
   if (pk.type() == KeyType::rsa)
     return rsa(pk.component(OSSL_PKEY_PARAM_RSA_N), pk.component(OSSL_PKEY_PARAM_RSA_E));
   if (pk.type() == KeyType::ed25519)
-    return pk;
+    return ed25519(pk.raw());
   return dsa(pk.component(OSSL_PKEY_PARAM_FFC_P), pk.component(OSSL_PKEY_PARAM_FFC_Q),
              pk.component(OSSL_PKEY_PARAM_FFC_G), pk.component(OSSL_PKEY_PARAM_PUB_KEY));
 }
@@ -322,14 +346,73 @@ Result<PrivateKey> PrivateKey::generate_ed25519() {
   return adopt(k);
 }
 
-Result<PrivateKey> PrivateKey::from_pem(std::string_view pem) {
+namespace {
+
+// PassCb hands OpenSSL the passphrase, or refuses (and notes it was asked) when there is none.
+struct PassCb {
+  std::optional<ByteView> pass;
+  bool asked = false;
+  static int cb(char* buf, int size, int, void* u) {
+    auto* self = static_cast<PassCb*>(u);
+    self->asked = true;
+    if (!self->pass || self->pass->size() > static_cast<size_t>(size))
+      return -1;
+    std::memcpy(buf, self->pass->data(), self->pass->size());
+    return static_cast<int>(self->pass->size());
+  }
+};
+
+}  // namespace
+
+bool PrivateKey::is_encrypted_pem(std::string_view pem) {
+  return pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string_view::npos ||
+         pem.find("Proc-Type: 4,ENCRYPTED") != std::string_view::npos;
+}
+
+Result<PrivateKey> PrivateKey::from_pem(std::string_view pem, std::optional<ByteView> passphrase) {
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  // An empty passphrase callback: encrypted keys fail here instead of prompting.
-  auto no_pass = [](char*, int, int, void*) { return 0; };
-  EVP_PKEY* k = bio.b ? PEM_read_bio_PrivateKey(bio.b, nullptr, no_pass, nullptr) : nullptr;
-  if (!k)
-    return fail(Errc::malformed, "not an unencrypted PEM private key");
+  PassCb pc{passphrase};
+  EVP_PKEY* k = bio.b ? PEM_read_bio_PrivateKey(bio.b, nullptr, PassCb::cb, &pc) : nullptr;
+  ERR_clear_error();
+  if (!k) {
+    if (is_encrypted_pem(pem) && !passphrase)
+      return fail(Errc::not_acceptable, "the private key needs a passphrase");
+    if (is_encrypted_pem(pem))
+      return fail(Errc::auth_failed, "wrong passphrase for the private key");
+    return fail(Errc::malformed, "not a PEM private key");
+  }
   return adopt(k);
+}
+
+Result<PrivateKey> PrivateKey::from_evp(EVP_PKEY* k) {
+  if (!k || EVP_PKEY_up_ref(k) != 1)
+    return fail(Errc::internal, "no key");
+  return adopt(k);
+}
+
+Result<SecretBytes> PrivateKey::pem_encrypted(ByteView passphrase) const {
+  uint8_t salt[16];
+  if (RAND_bytes(salt, sizeof salt) != 1)
+    return fail(Errc::internal, "no randomness for the salt");
+  X509_ALGOR* pbe =
+      PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), salt, sizeof salt, nullptr, uint64_t{1} << 14, 8, 1);
+  PKCS8_PRIV_KEY_INFO* p8 = pbe ? EVP_PKEY2PKCS8(m_key.get()) : nullptr;
+  X509_SIG* enc = p8 ? PKCS8_set0_pbe(reinterpret_cast<const char*>(passphrase.data()),
+                                      static_cast<int>(passphrase.size()), p8, pbe)
+                     : nullptr;
+  PKCS8_PRIV_KEY_INFO_free(p8);
+  if (!enc) {
+    X509_ALGOR_free(pbe);
+    return fail(Errc::internal, "encrypting the private key failed");
+  }
+  Bio bio(BIO_new(BIO_s_secmem()));
+  bool ok = bio.b && PEM_write_bio_PKCS8(bio.b, enc);
+  X509_SIG_free(enc);
+  if (!ok)
+    return fail(Errc::internal, "encrypting the private key failed");
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.b, &data);
+  return secret(ByteView(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)));
 }
 
 SecretBytes PrivateKey::pem() const {

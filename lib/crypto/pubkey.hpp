@@ -50,6 +50,11 @@ class PublicKey {
   static Result<PublicKey> ed25519(ByteView raw);
   // from_pem reads a SubjectPublicKeyInfo PEM ("-----BEGIN PUBLIC KEY-----").
   static Result<PublicKey> from_pem(std::string_view pem);
+  // from_der reads a DER SubjectPublicKeyInfo.
+  static Result<PublicKey> from_der(ByteView der);
+  // from_evp takes a reference to an OpenSSL key (a certificate's, say) and validates it like a
+  // key from the wire. Unsupported types (EC, X448…) give Errc::unsupported.
+  static Result<PublicKey> from_evp(EVP_PKEY* k);
 
   KeyType type() const { return m_type; }
   int bits() const;
@@ -81,10 +86,21 @@ class PrivateKey {
   // generate_dsa makes fresh domain parameters: slow (seconds) at 2048 bits.
   static Result<PrivateKey> generate_dsa(int pbits, int qbits);
   static Result<PrivateKey> generate_ed25519();
-  // from_pem reads an unencrypted PKCS#8 PEM private key.
-  static Result<PrivateKey> from_pem(std::string_view pem);
+  // from_pem reads a PKCS#8 or traditional PEM private key. An encrypted one needs
+  // |passphrase|; without it, Errc::not_acceptable ("needs a passphrase") tells the caller to
+  // ask for one. A wrong passphrase gives Errc::auth_failed.
+  static Result<PrivateKey> from_pem(std::string_view pem,
+                                     std::optional<ByteView> passphrase = std::nullopt);
+  // from_evp takes a reference to an OpenSSL private key (from a PKCS#12 file, say).
+  static Result<PrivateKey> from_evp(EVP_PKEY* k);
+  // is_encrypted_pem tells whether |pem| is an encrypted private key (PKCS#8 or traditional).
+  static bool is_encrypted_pem(std::string_view pem);
   // pem returns the unencrypted PKCS#8 PEM encoding, in memory that is wiped when freed.
   SecretBytes pem() const;
+  // pem_encrypted returns PKCS#8 PEM encrypted under |passphrase| with PBES2: scrypt
+  // (N = 2^14, r = 8, p = 1: 16 MiB, within the 32 MiB OpenSSL allows scrypt by default; 16-byte
+  // salt) and AES-256-CBC, which `openssl pkey` reads.
+  Result<SecretBytes> pem_encrypted(ByteView passphrase) const;
 
   KeyType type() const { return m_type; }
   const PublicKey& public_key() const { return m_public; }

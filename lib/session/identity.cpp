@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "crypto/x509.hpp"
+#include "openpgp/openpgp.hpp"
 #include "xml/form.hpp"
 
 namespace esession {
@@ -90,6 +92,65 @@ Result<PublicKey> parse_key_value(const Element& kv) {
   return fail(Errc::unsupported, "unsupported key type <" + k.name + "/>");
 }
 
+std::string_view credential_kind_name(CredentialKind k) {
+  return k == CredentialKind::x509 ? "x509" : "openpgp";
+}
+
+std::optional<CredentialKind> credential_kind_from_name(std::string_view s) {
+  if (s == "x509")
+    return CredentialKind::x509;
+  if (s == "openpgp")
+    return CredentialKind::openpgp;
+  return std::nullopt;
+}
+
+Element credential_element(const Credential& c) {
+  bool x509 = c.kind == CredentialKind::x509;
+  Element e(x509 ? "X509Data" : "PGPData", std::string(xml::kNsDsig));
+  for (const auto& item : c.items)
+    e.add(text_el(x509 ? "X509Certificate" : "PGPKeyPacket", base64(item)));
+  return e;
+}
+
+Result<Credential> parse_credential(const Element& e) {
+  Credential c;
+  std::string_view item_name;
+  if (e.name == "X509Data" && dsig_or_none(e)) {
+    c.kind = CredentialKind::x509;
+    item_name = "X509Certificate";
+  } else if (e.name == "PGPData" && dsig_or_none(e)) {
+    c.kind = CredentialKind::openpgp;
+    item_name = "PGPKeyPacket";
+  } else {
+    return fail(Errc::malformed, "unexpected <" + e.name + "/> after the signature");
+  }
+  auto kids = e.element_children();
+  size_t max = c.kind == CredentialKind::x509 ? kMaxCredentialItems : 1;
+  if (kids.empty() || kids.size() > max)
+    return fail(Errc::malformed, "<" + e.name + "/> holds " + std::to_string(kids.size()) +
+                                     " items (1 to " + std::to_string(max) + " allowed)");
+  for (const Element* k : kids) {
+    if (k->name != item_name || !k->element_children().empty())
+      return fail(Errc::malformed, "<" + e.name + "/> expects <" + std::string(item_name) + "/>");
+    ES_ASSIGN(Bytes b, unbase64(k->text_content(), false));
+    if (b.empty() || b.size() > kMaxCredentialItemBytes)
+      return fail(Errc::malformed, "a credential item of a bad size");
+    c.items.push_back(std::move(b));
+  }
+  return c;
+}
+
+Result<PublicKey> credential_key(const Credential& c) {
+  if (c.items.empty())
+    return fail(Errc::malformed, "an empty credential");
+  if (c.kind == CredentialKind::x509) {
+    ES_ASSIGN(Certificate cert, Certificate::from_der(view(c.items[0])));
+    return cert.public_key();
+  }
+  ES_ASSIGN(openpgp::KeyPacket p, openpgp::parse_key_packet(view(c.items[0])));
+  return p.key;
+}
+
 std::string normalized_key_value(const PublicKey& k) {
   return xml::normalize(key_value(k), xml::kNsDsig, xml::NormStyle::spec);
 }
@@ -103,7 +164,7 @@ std::vector<PublicKey> KnownKeys::known_keys(std::string_view bare) const {
   return it == m_keys.end() ? std::vector<PublicKey>{} : it->second;
 }
 
-Status KnownKeys::accept(std::string_view bare, const PublicKey& key) const {
+Status KnownKeys::accept(std::string_view bare, const PublicKey& key, const Credential*) const {
   auto it = m_keys.find(bare);
   if (!m_pin || it == m_keys.end() || it->second.empty())
     return {};
@@ -114,7 +175,7 @@ Status KnownKeys::accept(std::string_view bare, const PublicKey& key) const {
 }
 
 Result<std::string> identity_plaintext(PubkeyMode mode, HashAlg h, SignAlg alg,
-                                       const Signer& signer, ByteView mac) {
+                                       const Signer& signer, ByteView mac, bool with_credential) {
   if (mode == PubkeyMode::none)
     return fail(Errc::internal, "identity_plaintext is for key and hash identification");
   if (!signer.can_sign(alg))
@@ -126,6 +187,9 @@ Result<std::string> identity_plaintext(PubkeyMode mode, HashAlg h, SignAlg alg,
   else
     out = "<fingerprint>" + base64(key_fingerprint(h, signer.public_key())) + "</fingerprint>";
   out += "<SignatureValue>" + base64(sig) + "</SignatureValue>";
+  if (with_credential && signer.credential())
+    out += xml::normalize(credential_element(*signer.credential()), xml::kNsDsig,
+                          xml::NormStyle::spec);
   return out;
 }
 
@@ -146,17 +210,26 @@ Result<IdentityProof> check_identity(PubkeyMode mode, HashAlg h, std::optional<S
   if (!xml::valid_xml_utf8(text))
     return fail(Errc::malformed, "the identity block is not UTF-8 XML");
   ES_ASSIGN(auto parts, xml::parse_fragment(text, xml::kNsDsig));
-  if (parts.size() != 2 || parts[0].is_text() || parts[1].is_text())
-    return fail(Errc::malformed, "the identity block must be a key or fingerprint and a signature");
+  if (parts.size() < 2 || parts.size() > 3 ||
+      std::any_of(parts.begin(), parts.end(), [](const Element& e) { return e.is_text(); }))
+    return fail(Errc::malformed,
+                "the identity block must be a key or fingerprint, a signature and at most one "
+                "credential");
   const Element& id = parts[0];
   const Element& sv = parts[1];
   if (sv.name != "SignatureValue" || !sv.element_children().empty())
     return fail(Errc::malformed, "the identity block has no <SignatureValue/>");
   // One key, one encoding: the block must be exactly its own normalization (formats §7).
-  if (xml::normalize(id, xml::kNsDsig, xml::NormStyle::spec) +
-          xml::normalize(sv, xml::kNsDsig, xml::NormStyle::spec) !=
-      text)
+  std::string norm;
+  for (const Element& e : parts)
+    norm += xml::normalize(e, xml::kNsDsig, xml::NormStyle::spec);
+  if (norm != text)
     return fail(Errc::malformed, "the identity block is not in normalized form");
+  std::optional<Credential> cred;
+  if (parts.size() == 3) {
+    ES_ASSIGN(Credential c, parse_credential(parts[2]));
+    cred = std::move(c);
+  }
   ES_ASSIGN(Bytes sig, unbase64(sv.text_content(), false));
 
   std::optional<PublicKey> key;
@@ -187,9 +260,20 @@ Result<IdentityProof> check_identity(PubkeyMode mode, HashAlg h, std::optional<S
                 "the peer's key cannot make " + std::string(sign_alg_uri(*alg)) + " signatures");
   SecretBytes mac = mac_for(normalized_key_value(*key));
   ES_TRY(key->verify(*alg, view(mac), view(sig)));
+  if (cred) {
+    // A credential about another key would lend that key's name to this one.
+    auto ck = credential_key(*cred);
+    if (!ck || !(*ck == *key))
+      return fail(Errc::auth_failed,
+                  std::string("the peer's ") +
+                      (cred->kind == CredentialKind::x509 ? "certificate" : "OpenPGP key") +
+                      " is not about the key it signed with" +
+                      (ck ? std::string() : " (" + ck.error().detail + ")"));
+  }
   if (verifier)
-    ES_TRY(verifier->accept(bare, *key));
+    ES_TRY(verifier->accept(bare, *key, cred ? &*cred : nullptr));
   proof.key = std::move(key);
+  proof.credential = std::move(cred);
   return proof;
 }
 

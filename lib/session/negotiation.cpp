@@ -56,6 +56,7 @@ struct Negotiation::Impl {
   // Alice: what she offered, to check Bob's choices against.
   std::vector<PubkeyMode> offered_init, offered_resp;
   std::vector<std::string> offered_sign;
+  std::vector<std::string> peer_reads;      // the credential kinds the peer said it reads (§7.1)
   std::optional<IdentityProof> peer_proof;  // three-message Alice: Bob's verified identity
   bool terminate_requested = false;         // three-message: terminate=1 in message 3
 
@@ -147,6 +148,15 @@ struct Negotiation::Impl {
     xml::add_field(xe, "mac", t).value(base64(ida.m));
     return ida;
   }
+  // add_credentials_field appends the extension field listing the credential kinds we read
+  // (formats §7.1), unless we read none or speak Gajim's protocol.
+  void add_credentials_field(xml::Element& fx, std::string_view type) const {
+    if (gajim() || cfg.reads_credentials.empty())
+      return;
+    auto cf = xml::add_field(fx, "credentials", type);
+    for (auto kind : cfg.reads_credentials)
+      cf.value(credential_kind_name(kind));
+  }
   // finish builds the Session of an established negotiation.
   Established establish(const DirectionKeys& send, const DirectionKeys& recv,
                         const Counter128& send_ctr, const Counter128& recv_ctr);
@@ -235,7 +245,11 @@ Result<Negotiation::Impl::Identity> Negotiation::Impl::make_identity(ByteView k_
     auto alg = sign_alg();
     if (!alg)
       return fail(Errc::internal, "no signature algorithm was negotiated");
-    ES_ASSIGN(std::string p, identity_plaintext(mode, hash(), *alg, *cfg.signer, view(out.mac)));
+    const Credential* cred = cfg.signer->credential();
+    bool with_cred = cred && std::find(peer_reads.begin(), peer_reads.end(),
+                                       credential_kind_name(cred->kind)) != peer_reads.end();
+    ES_ASSIGN(std::string p,
+              identity_plaintext(mode, hash(), *alg, *cfg.signer, view(out.mac), with_cred));
     plain = secret(view(p));
   }
   out.id.resize(plain.size());
@@ -476,6 +490,7 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
       for (const auto& he : hes)
         hf.value(base64(he));
     }
+    add_credentials_field(fx, "hidden");
   }
   add_thread(m);
   if (!gajim()) {
@@ -620,6 +635,21 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   } else {
     bad.push_back("rekey_freq");
   }
+  // One sign_algs value serves both parties (formats §6). When our key cannot make any algorithm
+  // Alice offered (her key is of another type), we identify by the SAS alone if she accepts
+  // that (four-message flow), rather than fail the negotiation.
+  if (!three && cfg.signer && (resp_pk == "key" || resp_pk == "hash")) {
+    auto algs = f.choices("sign_algs");
+    bool can = std::any_of(algs.begin(), algs.end(), [&](const std::string& v) {
+      auto a = sign_alg_from_uri(v);
+      return a && cfg.signer->can_sign(*a);
+    });
+    auto offered = f.choices("resp_pubkey");
+    if (!can && std::find(offered.begin(), offered.end(), "none") != offered.end() &&
+        std::find(pol.resp_pubkey.begin(), pol.resp_pubkey.end(), PubkeyMode::none) !=
+            pol.resp_pubkey.end())
+      resp_pk = "none";
+  }
   std::string sign_alg;
   if (init_pk == "none" && resp_pk == "none") {
     // Nothing is signed; Gajim's response echoes its offer anyway (R-conventions).
@@ -718,6 +748,10 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   add_field(fx, "dhkeys", t).value(base64(d.mpi()));
   add_field(fx, "counter", t).value(base64(c_a.mpi()));
   add_field(fx, "nonce", t).value(base64(n_a));
+  // The extension field is answered only to an initiator that sent it (formats §7.1).
+  peer_reads = f.choices("credentials");
+  if (f.field("credentials"))
+    add_credentials_field(fx, t);
   form_b = xml::normalize_form_content(fx, norm());
   record("form_B", form_b);
   if (three) {
@@ -810,6 +844,7 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
       return fail(Errc::not_acceptable, "the peer chose a signature algorithm we did not offer");
     }
   }
+  peer_reads = f.choices("credentials");
   // Message 2 carries Bob's identity in the three-message flow, and only there.
   bool has_id = f.field("identity") || f.field("mac");
   if (has_id != three)
@@ -960,6 +995,7 @@ Result<Step> Negotiation::Impl::alice_three_message(const xml::Form& f, RandomSo
   Established est = establish({kca, prov.ma}, {kcb, prov.mb}, ida.after, recv_after);
   est.peer_mode = proof.mode;
   est.peer_key = std::move(proof.key);
+  est.peer_credential = std::move(proof.credential);
   ES_TRY(attach_content(m, *est.session, rng));
   if (cfg.terminate_after_content) {
     est.session->destroy();
@@ -1001,6 +1037,7 @@ Result<Step> Negotiation::Impl::bob_on_accept3(const xml::Element& msg, const In
   Established est = establish({kcb, prov.mb}, {kca, prov.ma}, c_b, recv_after);
   est.peer_mode = proof.mode;
   est.peer_key = std::move(proof.key);
+  est.peer_credential = std::move(proof.credential);
   Step step;
   if (msg.child("c", xml::kNsC)) {
     ES_ASSIGN(Received r, est.session->decrypt(msg));
@@ -1131,6 +1168,7 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   est.oss_used = cfg.oss.has_value();
   est.peer_mode = proof.mode;
   est.peer_key = std::move(proof.key);
+  est.peer_credential = std::move(proof.credential);
   ES_TRY(attach_content(m, *est.session, rng));
   Step step;
   step.send.push_back(std::move(m));
@@ -1199,6 +1237,7 @@ Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection
   fin_est.oss_used = est.oss_used;
   fin_est.peer_mode = opened->mode;
   fin_est.peer_key = std::move(opened->key);
+  fin_est.peer_credential = std::move(opened->credential);
   Step step;
   // Bob MAY append encrypted content to message 4.
   if (msg.child("c", xml::kNsC)) {

@@ -48,6 +48,9 @@ struct PartyConfig {
   std::string thread;                       // initiator: the <thread/> (random if empty)
   const Signer* signer = nullptr;           // our signing key, for key/hash identification
   const Verifier* verifier = nullptr;       // the peer keys we know and accept
+  // reads_credentials: the credential kinds we evaluate and so ask the peer to attach to its
+  // identity block (formats §7.1); empty leaves the extension out.
+  std::vector<CredentialKind> reads_credentials = {CredentialKind::x509, CredentialKind::openpgp};
   // content: a stanza to encrypt and send with our last negotiation message (the initiator's
   // message 3 of the three-message flow; the responder's message 4 of the four-message flow).
   std::optional<xml::Element> content;
@@ -69,9 +72,10 @@ struct Established {
   bool srs_from_other = false;      // the match came from retained_other
   bool oss_used = false;
   Flow flow = Flow::four_message;
-  PubkeyMode peer_mode = PubkeyMode::none;  // how the peer identified itself
-  std::optional<PublicKey> peer_key;        // its key, whose signature verified (key or hash)
-  bool terminated = false;                  // three-message with terminate=1: already over
+  PubkeyMode peer_mode = PubkeyMode::none;    // how the peer identified itself
+  std::optional<PublicKey> peer_key;          // its key, whose signature verified (key or hash)
+  std::optional<Credential> peer_credential;  // the certificate or OpenPGP key it came with
+  bool terminated = false;                    // three-message with terminate=1: already over
 };
 
 // Step is the outcome of one negotiation step.

@@ -100,8 +100,20 @@ CREATE INDEX negotiations_by_peer_id ON negotiations (peer_id);
 CREATE INDEX accounts_by_default_key ON accounts (default_key_id);
 )sql";
 
+// v2: what a PKI said about a peer's key when it last came with a credential (issue 4): the
+// kind ('x509', 'openpgp' or ''), the verdict ('valid', 'expired', 'revoked', …), a line of
+// detail (subject and issuer, or the OpenPGP fingerprint) and when it was checked.
+constexpr std::string_view kSchemaV2 = R"sql(
+ALTER TABLE peer_keys ADD COLUMN pki_kind TEXT NOT NULL DEFAULT ''
+  CHECK (pki_kind IN ('', 'x509', 'openpgp'));
+ALTER TABLE peer_keys ADD COLUMN pki_status TEXT NOT NULL DEFAULT '';
+ALTER TABLE peer_keys ADD COLUMN pki_detail TEXT NOT NULL DEFAULT '';
+ALTER TABLE peer_keys ADD COLUMN pki_checked INTEGER NOT NULL DEFAULT 0;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
+    {2, kSchemaV2},
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion,
               "every schema version needs exactly one migration");

@@ -87,6 +87,11 @@ struct TrustRecord {
   int64_t first_seen = 0;
   int64_t last_seen = 0;
   std::string key_pem;  // the public key (PEM), when it is known, for 'hash' identification
+  // What a PKI said when the key last came with a certificate or OpenPGP key (set_key_pki).
+  std::string pki_kind;    // "x509", "openpgp" or ""
+  std::string pki_status;  // "valid", "expired", "revoked", … (esession-peer(1))
+  std::string pki_detail;  // subject and issuer, or the OpenPGP fingerprint
+  int64_t pki_checked = 0;
 };
 
 // RetainedSecret is the most recent retained secret of one peer client (XEP-0116 §7.3,
@@ -142,7 +147,7 @@ struct NegotiationRecord {
 class Store {
  public:
   // kSchemaVersion is the schema version this code creates and understands.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // open uses the home directory |home|: creates it (0700) or checks it is private, creates
   // esession.db (0600, exclusively) the first time or checks that the existing one (and its WAL
@@ -203,6 +208,9 @@ class Store {
   // set_trust overwrites the source and verified flag of a record (e.g. `peer pin`, or
   // withdrawing a verification). Errc::wrong_state if there is no such record.
   Status set_trust(int64_t trust_id, TrustSource source, bool verified);
+  // set_key_pki records what a PKI said about a trust record's key, now.
+  Status set_key_pki(int64_t trust_id, const std::string& kind, const std::string& status,
+                     const std::string& detail);
   Result<std::vector<TrustRecord>> list_trust(int64_t peer_id);
   Result<std::optional<TrustRecord>> get_trust(int64_t peer_id, const std::string& fingerprint);
   // forget_peer deletes the peer with its trust records, retained secrets, sessions and

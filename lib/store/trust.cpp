@@ -11,7 +11,8 @@ namespace {
 
 constexpr std::string_view kPeerCols = "id, account_id, jid, first_seen, notes";
 constexpr std::string_view kTrustCols =
-    "id, peer_id, fingerprint, source, verified, first_seen, last_seen, key_pem";
+    "id, peer_id, fingerprint, source, verified, first_seen, last_seen, key_pem, pki_kind, "
+    "pki_status, pki_detail, pki_checked";
 constexpr std::string_view kRetainedCols =
     "r.id, r.peer_id, p.jid, r.client, r.secret, r.created, r.sas_verified";
 
@@ -35,6 +36,10 @@ Result<std::vector<TrustRecord>> trust_from(sql::Stmt& st) {
     t.first_seen = st.column_int64(5);
     t.last_seen = st.column_int64(6);
     t.key_pem = st.column_text(7);
+    t.pki_kind = st.column_text(8);
+    t.pki_status = st.column_text(9);
+    t.pki_detail = st.column_text(10);
+    t.pki_checked = st.column_int64(11);
     out.push_back(std::move(t));
   }
 }
@@ -187,6 +192,20 @@ Status Store::set_trust(int64_t trust_id, TrustSource source, bool verified) {
   ES_ASSIGN(sql::Transaction tx, sql::Transaction::begin(m_db));
   ES_TRY(exec_bound(m_db, "UPDATE peer_keys SET source = ?, verified = ? WHERE id = ?",
                     trust_source_name(source), verified, trust_id));
+  if (m_db.changes() != 1)
+    return fail(Errc::wrong_state, "no trust record with id " + std::to_string(trust_id));
+  return tx.commit();
+}
+
+Status Store::set_key_pki(int64_t trust_id, const std::string& kind, const std::string& status,
+                          const std::string& detail) {
+  if (kind != "" && kind != "x509" && kind != "openpgp")
+    return fail(Errc::malformed, "unknown PKI kind '" + kind + "'");
+  ES_ASSIGN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  ES_TRY(exec_bound(m_db,
+                    "UPDATE peer_keys SET pki_kind = ?, pki_status = ?, pki_detail = ?, "
+                    "pki_checked = ? WHERE id = ?",
+                    kind, status, detail, now(), trust_id));
   if (m_db.changes() != 1)
     return fail(Errc::wrong_state, "no trust record with id " + std::to_string(trust_id));
   return tx.commit();

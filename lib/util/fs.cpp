@@ -13,43 +13,33 @@
 
 namespace esession::fs {
 
-namespace {
-
-std::string errno_text(int e) {
-  return std::generic_category().message(e);
-}
-
 Error io_error(const std::string& path, std::string_view what, int e) {
-  return fail(Errc::io, path + ": " + std::string(what) + ": " + errno_text(e));
+  return fail(Errc::io,
+              path + ": " + std::string(what) + ": " + std::generic_category().message(e));
 }
 
-std::string octal_mode(mode_t m) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
-  return buf;
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o)
+    reset(o.release());
+  return *this;
 }
 
-// FileDescriptor closes its descriptor when it goes out of scope.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (m_fd >= 0)
-      ::close(m_fd);
-  }
-  int get() const { return m_fd; }
-  // close reports the error of close(2), which can be the first sign of a failed write.
-  int close() {
-    int fd = m_fd;
-    m_fd = -1;
-    return ::close(fd);
-  }
+int UniqueFd::release() {
+  int fd = m_fd;
+  m_fd = -1;
+  return fd;
+}
 
- private:
-  int m_fd;
-};
+void UniqueFd::reset(int fd) {
+  if (m_fd >= 0)
+    ::close(m_fd);
+  m_fd = fd;
+}
+
+int UniqueFd::close() {
+  int fd = release();
+  return fd < 0 ? 0 : ::close(fd);
+}
 
 std::string parent_of(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -66,12 +56,20 @@ std::string base_of(const std::string& path) {
 }
 
 Status fsync_dir(const std::string& dir) {
-  FileDescriptor fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0)
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd)
     return io_error(dir, "cannot open directory", errno);
   if (::fsync(fd.get()) != 0)
     return io_error(dir, "cannot sync directory", errno);
   return {};
+}
+
+namespace {
+
+std::string octal_mode(mode_t m) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(m & 07777));
+  return buf;
 }
 
 Status write_all(int fd, const std::string& path, ByteView data) {
@@ -90,7 +88,7 @@ Status write_all(int fd, const std::string& path, ByteView data) {
 
 // finish_file sets the exact mode (the umask may have removed bits we want), writes, syncs and
 // closes.
-Status finish_file(FileDescriptor& fd, const std::string& path, ByteView data, mode_t mode) {
+Status finish_file(UniqueFd& fd, const std::string& path, ByteView data, mode_t mode) {
   if (::fchmod(fd.get(), mode) != 0)
     return io_error(path, "cannot set permissions", errno);
   ES_TRY(write_all(fd.get(), path, data));
@@ -207,9 +205,9 @@ Status check_private_file(const std::string& path) {
 }
 
 Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode) {
-  FileDescriptor fd(
+  UniqueFd fd(
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600));
-  if (fd.get() < 0) {
+  if (!fd) {
     if (errno == EEXIST)
       return fail(Errc::io, path + ": already exists; refusing to overwrite it");
     return io_error(path, "cannot create", errno);
@@ -232,8 +230,8 @@ Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
   std::string tmpl = join(dir, leaf);
   std::vector<char> name(tmpl.begin(), tmpl.end());
   name.push_back('\0');
-  FileDescriptor fd(::mkostemp(name.data(), O_CLOEXEC));  // mode 0600, O_EXCL
-  if (fd.get() < 0)
+  UniqueFd fd(::mkostemp(name.data(), O_CLOEXEC));  // mode 0600, O_EXCL
+  if (!fd)
     return io_error(tmpl, "cannot create temporary file", errno);
   std::string tmp(name.data());
   Status st = finish_file(fd, tmp, data, mode);
@@ -247,8 +245,8 @@ Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
 }
 
 Result<SecretBytes> read_private_file(const std::string& path, size_t max_size) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
-  if (fd.get() < 0) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
+  if (!fd) {
     if (errno == ELOOP)
       return fail(Errc::io, path + ": is a symbolic link; refusing to use it");
     return io_error(path, "cannot open", errno);

@@ -17,6 +17,40 @@
 
 namespace esession::fs {
 
+// UniqueFd owns a file descriptor and closes it when it goes out of scope.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : m_fd(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : m_fd(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return m_fd; }
+  explicit operator bool() const { return m_fd >= 0; }
+  // release gives up ownership and returns the descriptor.
+  int release();
+  // reset closes the descriptor (ignoring errors) and takes |fd| instead.
+  void reset(int fd = -1);
+  // close closes the descriptor and reports the error of close(2), which can be the first
+  // sign of a failed write on some file systems. Returns 0 or -1 with errno set.
+  int close();
+
+ private:
+  int m_fd = -1;
+};
+
+// parent_of returns the directory part of |path| ("." for a bare name, "/" for a file in
+// the root); base_of its last component.
+std::string parent_of(const std::string& path);
+std::string base_of(const std::string& path);
+// fsync_dir flushes directory |dir|, so that a file created or renamed in it stays.
+Status fsync_dir(const std::string& dir);
+// io_error is Errc::io "|what|: |doing|: <strerror(e)>".
+Error io_error(const std::string& what, std::string_view doing, int e);
+
 // HomeEnv is the part of the process environment that locates the home directory. Empty values
 // count as unset.
 struct HomeEnv {

@@ -2,6 +2,8 @@
 // flows, RSA and DSA, key pinning, identity protection, and the XEP-0217 renegotiation that
 // stands in for re-keying there.
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "helpers.hpp"
 
@@ -38,6 +40,21 @@ const PrivateKey& dsa_key() {
 constexpr const char* kAlice = "alice@example.org/pda";
 constexpr const char* kBob = "bob@example.com/laptop";
 
+// keyed_parties returns Alice's and Bob's configurations for |flow|, each identifying by key
+// only, with the given signers and verifiers.
+std::pair<PartyConfig, PartyConfig> keyed_parties(Flow flow, const Signer& alice, const Signer& bob,
+                                                  const Verifier& av, const Verifier& bv) {
+  PartyConfig a = party(kAlice), b = party(kBob);
+  a.policy.flow = flow;
+  a.signer = &alice;
+  b.signer = &bob;
+  a.verifier = &av;
+  b.verifier = &bv;
+  a.policy.init_pubkey = b.policy.init_pubkey = {PubkeyMode::key};
+  a.policy.resp_pubkey = b.policy.resp_pubkey = {PubkeyMode::key};
+  return {std::move(a), std::move(b)};
+}
+
 struct Identities {
   KeySigner alice_signer{rsa_key(0)};
   KeySigner bob_signer{rsa_key(1)};
@@ -47,12 +64,8 @@ struct Identities {
 // keyed returns configurations for Alice and Bob with signing keys and verifiers.
 std::pair<PartyConfig, PartyConfig> keyed(Identities& ids, Flow flow, PubkeyMode init,
                                           PubkeyMode resp) {
-  PartyConfig a = party(kAlice), b = party(kBob);
-  a.policy.flow = flow;
-  a.signer = &ids.alice_signer;
-  b.signer = &ids.bob_signer;
-  a.verifier = &ids.alice_knows;
-  b.verifier = &ids.bob_knows;
+  auto [a, b] =
+      keyed_parties(flow, ids.alice_signer, ids.bob_signer, ids.alice_knows, ids.bob_knows);
   a.policy.init_pubkey = b.policy.init_pubkey = {init};
   a.policy.resp_pubkey = b.policy.resp_pubkey = {resp};
   return {a, b};
@@ -457,15 +470,8 @@ TEST_CASE("Ed25519 identification (our extension) in both flows", "[wire]") {
   SystemRandom rng;
   KeySigner alice(ed_key(0)), bob(ed_key(1));
   for (Flow flow : {Flow::three_message, Flow::four_message}) {
-    PartyConfig a = party(kAlice), b = party(kBob);
     KnownKeys ak, bk;
-    a.policy.flow = flow;
-    a.signer = &alice;
-    b.signer = &bob;
-    a.verifier = &ak;
-    b.verifier = &bk;
-    a.policy.init_pubkey = b.policy.init_pubkey = {PubkeyMode::key};
-    a.policy.resp_pubkey = b.policy.resp_pubkey = {PubkeyMode::key};
+    auto [a, b] = keyed_parties(flow, alice, bob, ak, bk);
     std::vector<std::string> wire;
     auto p = negotiate(a, b, rng, nullptr, &wire);
     REQUIRE(p);
@@ -485,4 +491,142 @@ TEST_CASE("Ed25519 identification (our extension) in both flows", "[wire]") {
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == Errc::not_acceptable);
   }
+}
+
+namespace {
+
+// self_signed returns the DER of a minimal self-signed certificate for |key|.
+Bytes self_signed(const PrivateKey& key) {
+  X509* x = X509_new();
+  REQUIRE(x);
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_NAME* n = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("t"), -1,
+                             -1, 0);
+  X509_set_issuer_name(x, n);
+  // The public half goes in through its DER: PrivateKey does not expose its EVP_PKEY.
+  Bytes spki = key.public_key().der();
+  const unsigned char* p = spki.data();
+  EVP_PKEY* pub = d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size()));
+  REQUIRE(pub);
+  X509_set_pubkey(x, pub);
+  EVP_PKEY_free(pub);
+  // A signature is not needed here (the negotiation only matches keys); sign with a throwaway
+  // Ed25519 key so that the DER is complete.
+  EVP_PKEY* signer = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  REQUIRE(X509_sign(x, signer, nullptr) > 0);
+  EVP_PKEY_free(signer);
+  int len = i2d_X509(x, nullptr);
+  Bytes der(static_cast<size_t>(len));
+  unsigned char* q = der.data();
+  i2d_X509(x, &q);
+  X509_free(x);
+  return der;
+}
+
+// CredSigner is a KeySigner that presents a credential.
+class CredSigner : public KeySigner {
+ public:
+  CredSigner(PrivateKey k, Credential c) : KeySigner(std::move(k)), m_cred(std::move(c)) {}
+  const Credential* credential() const override { return &m_cred; }
+
+ private:
+  Credential m_cred;
+};
+
+// CountingVerifier accepts every key and counts the credentials it was shown.
+class CountingVerifier : public KnownKeys {
+ public:
+  Status accept(std::string_view bare, const PublicKey& key,
+                const Credential* cred) const override {
+    if (cred)
+      ++creds;
+    return KnownKeys::accept(bare, key, cred);
+  }
+  mutable int creds = 0;
+};
+
+Credential x509_cred(const Bytes& der) {
+  Credential c;
+  c.kind = CredentialKind::x509;
+  c.items = {der};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("credentials (formats §7.1): sent encrypted to a peer that reads them, bound to the key",
+          "[wire]") {
+  SystemRandom rng;
+  Bytes cert_a = self_signed(ed_key(0)), cert_b = self_signed(ed_key(1));
+  CredSigner alice(ed_key(0), x509_cred(cert_a)), bob(ed_key(1), x509_cred(cert_b));
+  for (Flow flow : {Flow::three_message, Flow::four_message}) {
+    CountingVerifier av, bv;
+    auto [a, b] = keyed_parties(flow, alice, bob, av, bv);
+    std::vector<std::string> wire;
+    auto p = negotiate(a, b, rng, nullptr, &wire);
+    REQUIRE(p);
+    REQUIRE(p->bob.peer_credential);
+    REQUIRE(p->alice.peer_credential);
+    CHECK(p->bob.peer_credential->items == std::vector<Bytes>{cert_a});
+    CHECK(p->alice.peer_credential->items == std::vector<Bytes>{cert_b});
+    CHECK(av.creds == 1);
+    CHECK(bv.creds == 1);
+    // Offered in the forms, never in clear.
+    CHECK(wire.at(0).find("credentials") != std::string::npos);
+    for (const auto& w : wire)
+      for (const Bytes* c : {&cert_a, &cert_b})
+        CHECK(w.find(base64(ByteView(*c).subspan(0, 48))) == std::string::npos);
+    exchange(*p, 5, rng);
+
+    // Bob reads none: Alice sends hers to nobody; Bob still sends his (she asked).
+    b.reads_credentials.clear();
+    p = negotiate(a, b, rng);
+    REQUIRE(p);
+    CHECK_FALSE(p->bob.peer_credential);
+    CHECK(p->alice.peer_credential);
+    // Alice reads none: no field in the offer, so Bob neither answers it nor sends his.
+    a.reads_credentials.clear();
+    b.reads_credentials = {CredentialKind::x509};
+    wire.clear();
+    p = negotiate(a, b, rng, nullptr, &wire);
+    REQUIRE(p);
+    CHECK_FALSE(p->alice.peer_credential);
+    CHECK_FALSE(p->bob.peer_credential);
+    for (const auto& w : wire)
+      CHECK(w.find("credentials") == std::string::npos);
+
+    // A certificate of another key would lend its name to this one: refused.
+    CredSigner liar(ed_key(0), x509_cred(cert_b));
+    a = keyed_parties(flow, liar, bob, av, bv).first;
+    b.reads_credentials = {CredentialKind::x509};
+    auto refused = negotiate(a, b, rng);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == Errc::auth_failed);
+    CHECK(refused.error().detail.find("certificate") != std::string::npos);
+  }
+}
+
+TEST_CASE("keys of different types: the four-message responder falls back to SAS only") {
+  SystemRandom rng;
+  KeySigner alice(ed_key(0)), bob(rsa_key(1));
+  PartyConfig a = party(kAlice), b = party(kBob);
+  KnownKeys ak, bk;
+  a.signer = &alice;
+  b.signer = &bob;
+  a.verifier = &ak;
+  b.verifier = &bk;
+  a.policy.init_pubkey = {PubkeyMode::key};
+  a.policy.resp_pubkey = {PubkeyMode::key, PubkeyMode::none};
+  b.policy.init_pubkey = {PubkeyMode::key};
+  b.policy.resp_pubkey = {PubkeyMode::key, PubkeyMode::none};
+  auto p = negotiate(a, b, rng);
+  REQUIRE(p);
+  CHECK(p->bob.peer_key);
+  CHECK_FALSE(p->alice.peer_key);
+  CHECK(p->alice.peer_mode == PubkeyMode::none);
+  CHECK_FALSE(p->alice.sas.empty());
 }

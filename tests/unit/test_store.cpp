@@ -184,7 +184,7 @@ TEST_CASE("migrations run from an empty database; foreign or newer databases are
     REQUIRE(fs::write_file_exclusive(db_path, {}));
     auto store = Store::open(home);
     REQUIRE(store);
-    CHECK(store->schema_version().value() == 1);
+    CHECK(store->schema_version().value() == Store::kSchemaVersion);
   }
   SECTION("a database of something else is left alone") {
     REQUIRE(fs::write_file_exclusive(db_path, {}));
@@ -229,6 +229,34 @@ TEST_CASE("migrations run from an empty database; foreign or newer databases are
     REQUIRE(v);
     REQUIRE(v->step().value());
     CHECK(v->column_int64(0) == 99);
+  }
+  SECTION("a version 1 database is brought to version 2, keeping its data") {
+    {
+      auto store = Store::open(home);
+      REQUIRE(store);
+      int64_t acct = store->create_account("alice@example.org/pda")->id;
+      REQUIRE(store->record_peer_key(acct, "bob@example.com", "fp1", TrustSource::sas, true));
+    }
+    {
+      // Undo migration 2 by hand: what a database of esession 0.1 (schema v1) looks like.
+      auto db = sql::Db::open(db_path, 1000);
+      REQUIRE(db);
+      for (const char* c : {"pki_kind", "pki_status", "pki_detail", "pki_checked"})
+        REQUIRE(db->exec(std::string("ALTER TABLE peer_keys DROP COLUMN ") + c));
+      REQUIRE(db->exec("DELETE FROM schema_version WHERE version = 2"));
+    }
+    auto store = Store::open(home);
+    REQUIRE(store);
+    CHECK(store->schema_version().value() == 2);
+    auto acct = store->get_account("alice@example.org/pda").value();
+    REQUIRE(acct);
+    auto peer = store->get_peer(acct->id, "bob@example.com").value();
+    REQUIRE(peer);
+    auto t1 = store->get_trust(peer->id, "fp1").value();
+    REQUIRE(t1);
+    CHECK(t1->verified);
+    CHECK(t1->pki_kind.empty());
+    CHECK(store->set_key_pki(t1->id, "openpgp", "valid", "ABCD"));
   }
 }
 
@@ -369,6 +397,16 @@ TEST_CASE("peers, trust records, retained secrets; forget removes everything of 
   REQUIRE(store->set_trust(tr->id, TrustSource::pinned, false));
   CHECK_FALSE(store->get_trust(bob->id, "fp1").value()->verified);
   CHECK(store->list_trust(bob->id).value().size() == 1);
+  // What a PKI said of the key, recorded with the time; an unknown kind is refused.
+  CHECK(store->get_trust(bob->id, "fp1").value()->pki_kind.empty());
+  REQUIRE(store->set_key_pki(tr->id, "x509", "valid", "CN=bob; issued by CN=CA"));
+  auto pk = store->get_trust(bob->id, "fp1").value();
+  CHECK(pk->pki_kind == "x509");
+  CHECK(pk->pki_status == "valid");
+  CHECK(pk->pki_detail == "CN=bob; issued by CN=CA");
+  CHECK(pk->pki_checked == 3000);
+  CHECK(store->set_key_pki(tr->id, "pgp", "valid", "").error().code == Errc::malformed);
+  CHECK(store->set_key_pki(tr->id + 100, "x509", "valid", "").error().code == Errc::wrong_state);
 
   // Retained secrets: one per peer client, replaced atomically, verification inherited.
   auto rs =

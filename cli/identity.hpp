@@ -1,0 +1,49 @@
+// Our identities (native keys, X.509 certificates, OpenPGP keys in GnuPG) as Signers, the
+// passphrases that unlock them, and what a PKI says about a peer's credential.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "context.hpp"
+#include "session/identity.hpp"
+
+namespace esession::cli {
+
+// read_secret reads one secret: from |fd| when it is >= 0 (up to a newline or the end), else
+// from the terminal with echo off, prompting with |prompt|. |what| names it in errors; |hint|
+// says how to give it without a terminal. Trailing CR/LF is dropped; empty is an error.
+SecretBytes read_secret(int fd, const std::string& prompt, const std::string& what,
+                        const std::string& hint);
+// read_passphrase reads a passphrase from --passphrase-fd or the terminal. With |confirm| and
+// a terminal it asks twice.
+SecretBytes read_passphrase(Context& ctx, const std::string& prompt, bool confirm = false);
+
+// load_private_key reads the private key of a native or X.509 key record, asking for its
+// passphrase if the file is encrypted. OpenPGP keys stay in GnuPG: Errc::unsupported.
+PrivateKey load_private_key(Context& ctx, const KeyRecord& k);
+// signer_for makes a Signer of any key record: native, X.509 (with its certificate chain as
+// the credential) or OpenPGP (signing through gpg-agent, with its key packet).
+std::unique_ptr<Signer> signer_for(Context& ctx, const KeyRecord& k);
+// default_signer returns the account's default key as a Signer, or nullptr without one.
+std::unique_ptr<Signer> default_signer(Context& ctx);
+
+// PkiVerdict is what a PKI says about a peer's credential.
+struct PkiVerdict {
+  std::string kind;     // "x509" or "openpgp"
+  std::string status;   // x509: valid, untrusted, expired, not-yet-valid, wrong-name, invalid;
+                        // openpgp: valid, marginal, unknown, never, not-in-keyring, no-xmpp-uid,
+                        // expired, disabled, revoked
+  std::string detail;   // x509: subject and issuer; openpgp: the OpenPGP fingerprint
+  std::string reason;   // one line for the user when it is not valid
+  bool valid = false;   // raises the session's trust (x509-valid, openpgp-valid)
+  bool refuse = false;  // the key's owner revoked it: the negotiation is refused
+};
+
+// evaluate_pki checks |cred| for |bare_jid|: an X.509 chain against the CA bundle (--ca-file,
+// else <home>/ca.pem), an OpenPGP key against the validity GnuPG gives its User ID
+// xmpp:<bare_jid> (--gnupg-home, else $GNUPGHOME or gpg's default).
+PkiVerdict evaluate_pki(Context& ctx, std::string_view bare_jid, const Credential& cred);
+
+}  // namespace esession::cli

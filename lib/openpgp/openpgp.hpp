@@ -1,0 +1,197 @@
+// OpenPGP identities for XEP-0116: keys kept in GnuPG, signatures made by gpg-agent.
+//
+// On the wire nothing changes: a party that identifies with an OpenPGP key still sends a plain
+// XML-DSig <KeyValue/> and a raw signature of a MAC value (SignAlg). OpenPGP adds two things
+// around it. The signer finds its key in a GnuPG home and has gpg-agent sign, so the private
+// key never enters this process. The receiver reads the peer's v4 Public-Key packet (RFC 4880
+// §5.5.2) to get the same PublicKey plus a fingerprint it can look up in its own keyring, where
+// GnuPG's web of trust says how valid the key's `xmpp:` User ID is.
+//
+// The packet parser is pure (bytes in, values out) and strict; everything that talks to GnuPG
+// goes through the GnuPG class, which wraps GPGME so that no GPGME type leaks out of this file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "crypto/bytes.hpp"
+#include "crypto/pubkey.hpp"
+#include "session/identity.hpp"
+
+struct gpgme_context;  // GPGME's context, opaque here (gpgme.h: typedef ... *gpgme_ctx_t)
+
+namespace esession::openpgp {
+
+// kFingerprintBytes is the length of a v4 fingerprint (SHA-1).
+inline constexpr size_t kFingerprintBytes = 20;
+
+// KeyPacket is a parsed v4 Public-Key packet.
+struct KeyPacket {
+  Bytes fingerprint;  // SHA-1(0x99 | 2-byte body length | body), RFC 4880 §12.2; 20 bytes
+  int64_t created;    // the packet's creation time, seconds since the epoch
+  PublicKey key;      // validated like a key from the wire (PublicKey::rsa/dsa/ed25519)
+  Bytes packet;       // the packet exactly as read, header included
+};
+
+// parse_key_packet reads the first packet of |data|, which may be a whole binary transferable
+// public key (the bytes after the first packet are ignored) or that one packet. It must be a
+// Public-Key packet (tag 6; a subkey or secret-key packet is refused) of version 4 with an RSA
+// (algorithms 1, 2, 3), DSA (17) or Ed25519 (22, EdDSA on OID 1.3.6.1.4.1.11591.15.1) key.
+//
+// Parsing is strict: old and new packet headers are read (RFC 4880 §4.2) but partial and
+// indeterminate lengths are refused, every MPI must have its exact bit count (no leading zero
+// bits) and the body must end exactly after the key material. Failures: Errc::malformed for
+// broken encodings; Errc::unsupported for another version or algorithm (a v3 or v5 key, ECDSA,
+// Ed448...); the PublicKey constructors' errors for keys they refuse (a small RSA modulus gives
+// Errc::not_acceptable). The header's length encoding is not part of the fingerprint, so the
+// same key in an old- or new-format header has the same fingerprint.
+Result<KeyPacket> parse_key_packet(ByteView data);
+
+// fingerprint_hex returns |fpr| as upper-case hex without spaces (40 digits for v4), the form
+// gpg prints with --with-colons and accepts everywhere.
+std::string fingerprint_hex(ByteView fpr);
+
+// fingerprint_from_text returns the upper-case form of a v4 fingerprint written as 40 hex
+// digits, in either case, with any spaces ("DF13 4115 ... C173"); nullopt for anything else.
+std::optional<std::string> fingerprint_from_text(std::string_view s);
+
+// uid_names_jid returns true iff the OpenPGP User ID |uid| binds the bare JID |bare_jid|: it is
+// exactly "xmpp:" + bare_jid (the XEP-0373 form), or its address part is, as in
+// "Alice <xmpp:alice@example.org>" (the form gpg makes for a name plus an address). Both
+// compare byte for byte: JIDs are opaque strings in this library, so keys must carry the JID in
+// the same (canonical) form as the stream does.
+bool uid_names_jid(std::string_view uid, std::string_view bare_jid);
+
+// Validity is GnuPG's validity of a User ID (gpgme_validity_t): how sure the web of trust (or
+// the trust model in force) is that the User ID belongs to the key's owner.
+enum class Validity { unknown, undefined, never, marginal, full, ultimate };
+
+// KeyStatus is what the local keyring says about a key, for the receiver's trust decision.
+struct KeyStatus {
+  bool found = false;     // the keyring holds a key with this primary fingerprint
+  bool revoked = false;   // the primary key is revoked
+  bool expired = false;   // the primary key has expired
+  bool disabled = false;  // the owner disabled it in GnuPG
+  bool invalid = false;   // GnuPG considers it invalid (no valid self-signature, for example)
+  bool has_uid = false;   // it has a User ID naming the JID (uid_names_jid) that is not revoked
+  Validity uid_validity = Validity::unknown;  // the best validity among those User IDs
+  std::string fingerprint;                    // the primary fingerprint, upper-case hex
+};
+
+// GnuPG is a GPGME context on one GnuPG home directory, plus (once needed) a connection to the
+// home's gpg-agent. Movable, not copyable; not for concurrent use from several threads.
+//
+// Every operation runs gpg or talks to gpg-agent, as the user's gpg does, so it writes nothing
+// but what gpg itself writes (the trust database, the agent's socket).
+class GnuPG {
+ public:
+  // open makes a context on |home|; an empty |home| means $GNUPGHOME or gpg's default
+  // (~/.gnupg). It checks that GPGME can run the gpg engine and fails with Errc::unsupported
+  // and an install hint if it cannot.
+  static Result<GnuPG> open(const std::string& home);
+
+  GnuPG(GnuPG&&) noexcept;
+  GnuPG& operator=(GnuPG&&) noexcept;
+  ~GnuPG();
+
+  const std::string& home() const { return m_home; }
+
+  // find_secret_key returns the primary fingerprint of the secret key named by |which_or_jid|:
+  // when it reads as a fingerprint (fingerprint_from_text), that key; otherwise it is a JID
+  // (its resource is dropped) and the key is the one usable secret key with a User ID naming
+  // it. Usable means not revoked, expired, disabled or invalid, with a primary key that can
+  // sign and whose secret part is available to the agent (not a stub). No such key gives
+  // Errc::not_acceptable; several give Errc::malformed naming their fingerprints, so that the
+  // user can pick one.
+  Result<std::string> find_secret_key(std::string_view which_or_jid);
+
+  // primary_key exports the key whose primary fingerprint is |fpr| (minimal export) and parses
+  // its first packet. The parsed fingerprint must equal |fpr| (a subkey's fingerprint does not
+  // name its primary key here). A key not in the keyring gives Errc::not_acceptable.
+  Result<KeyPacket> primary_key(std::string_view fpr);
+
+  // export_public_armored returns the ASCII-armored public key |fpr|, as `gpg --armor --export`
+  // writes it (certifications included), for the user to publish or give to a peer.
+  Result<std::string> export_public_armored(std::string_view fpr);
+
+  // status reports what the keyring says about the key |fpr| and its User IDs naming
+  // |bare_jid|. A key absent from the keyring is not an error: found is false.
+  Result<KeyStatus> status(std::string_view fpr, std::string_view bare_jid);
+
+  // agent_sign has gpg-agent sign |message| with the primary secret key |fpr| and returns the
+  // signature in the encoding of |a| (SignAlg): PKCS#1 v1.5 over SHA-256 left-padded to the
+  // modulus length; DSA over SHA-256 as r | s, each as long as q; pure Ed25519 of |message|
+  // itself, which the agent can do for messages of 32 or 64 bytes only (the MAC sizes of
+  // XEP-0116; other lengths give Errc::unsupported).
+  //
+  // The agent is started if it is not running. If the key is passphrase-protected and not
+  // cached, the agent's own pinentry asks the user (on $DISPLAY, or on the terminal GPG_TTY
+  // names, or on standard output if that is a terminal: as for gpg, set GPG_TTY=$(tty) when
+  // standard output is a pipe), unless |passphrase| is given: then the agent is put in
+  // loopback mode (it must allow it, as it does by default) and is given the passphrase; a
+  // wrong one gives Errc::auth_failed. A key without the secret part, no way to ask for the
+  // passphrase, or a refusal by the user gives Errc::not_acceptable.
+  Result<Bytes> agent_sign(std::string_view fpr, SignAlg a, ByteView message,
+                           std::optional<ByteView> passphrase = std::nullopt);
+
+ private:
+  struct CtxFree {
+    void operator()(gpgme_context* c) const noexcept;
+  };
+  using Ctx = std::unique_ptr<gpgme_context, CtxFree>;
+
+  GnuPG(std::string home, Ctx ctx) : m_home(std::move(home)), m_ctx(std::move(ctx)) {}
+  Status agent_command(const std::string& command, Bytes* out, std::optional<ByteView> pass);
+  Status agent_connect();
+
+  std::string m_home;  // empty: gpg's default
+  Ctx m_ctx;           // the OpenPGP engine (gpg)
+  Ctx m_agent;         // the Assuan connection to gpg-agent, made on first use
+};
+
+// OpenPgpSigner is a Signer whose key is an OpenPGP primary key in GnuPG: public_key() is the
+// key of its Public-Key packet, credential() presents that packet, and sign() goes to
+// gpg-agent. It owns its GnuPG context.
+class OpenPgpSigner : public Signer {
+ public:
+  // open finds the secret key |which| in |gpg| (a fingerprint or a JID, as find_secret_key
+  // takes them, so a missing or unusable key fails here and not in a negotiation) and reads
+  // its public key (primary_key). |passphrase|, if given, is handed to the agent in loopback
+  // mode whenever it asks (see GnuPG::agent_sign).
+  static Result<OpenPgpSigner> open(GnuPG gpg, std::string_view which,
+                                    std::optional<SecretBytes> passphrase = std::nullopt);
+
+  const PublicKey& public_key() const override { return m_packet.key; }
+  bool can_sign(SignAlg a) const override { return m_packet.key.can_verify(a); }
+  // sign has the agent sign and checks the signature against public_key() before returning
+  // it, so that a signature the peer would reject never leaves (a key changed in GnuPG behind
+  // our back, an agent that signs differently); such a mismatch gives Errc::internal.
+  Result<Bytes> sign(SignAlg a, ByteView message) const override;
+
+  const Credential* credential() const override { return &m_cred; }
+
+  const KeyPacket& packet() const { return m_packet; }
+  const std::string& fingerprint() const { return m_fpr; }
+
+ private:
+  OpenPgpSigner(GnuPG gpg, std::string fpr, KeyPacket packet, std::optional<SecretBytes> pass)
+      : m_gpg(std::move(gpg)),
+        m_fpr(std::move(fpr)),
+        m_packet(std::move(packet)),
+        m_passphrase(std::move(pass)) {
+    m_cred.kind = CredentialKind::openpgp;
+    m_cred.items.push_back(m_packet.packet);
+  }
+
+  // Signing changes the context's state (its agent connection), not the signer's.
+  mutable GnuPG m_gpg;
+  std::string m_fpr;
+  KeyPacket m_packet;
+  std::optional<SecretBytes> m_passphrase;
+  Credential m_cred;
+};
+
+}  // namespace esession::openpgp
