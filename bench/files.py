@@ -20,6 +20,11 @@ Rows:
   open > /dev/null      esession open ... SEALED > /dev/null      (regular file: two passes)
   cat | open > null     cat SEALED | esession open ... > /dev/null (pipe: spooled to $TMPDIR)
   age -e / age -d       age -e -r RECIPIENT -o OUT IN, age -d -i IDENTITY -o OUT IN.age
+  gpg / openpgp         gpg -z 0 -r FPR -e, esession seal --format openpgp -r FPR (no
+                        compression either), gpg -d -o OUT, esession open --format openpgp -o OUT
+  openssl cms / cms     openssl cms -encrypt -aes256 -binary -outform DER, esession seal
+                        --format cms -r CERT [-i SIGNER], openssl cms -decrypt -inform DER,
+                        esession open --format cms [--allow-unsigned] -o OUT
   openssl speed         openssl speed -evp aes-256-gcm -bytes 65536 (the cipher alone, one core)
 """
 import argparse
@@ -79,6 +84,64 @@ def openssl_speed():
     return float(m.group(1)) * 1000 / 2**20 if m else None
 
 
+def gpg_cases(es, d, env):
+    """seal/open --format openpgp against gpg -e/-d, same key (Ed25519 + Curve25519, no
+    passphrase) in a GnuPG home under |d|, no compression on either side."""
+    home = os.path.join(d, "g")
+    os.mkdir(home, 0o700)
+    g = ["gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback",
+         "--passphrase", ""]
+    subprocess.run(g + ["--quick-gen-key", "Bench <xmpp:bench@example.org>", "ed25519", "sign",
+                        "never"], check=True, capture_output=True)
+    out = subprocess.run(g + ["--with-colons", "--list-keys", "xmpp:bench@example.org"],
+                         check=True, capture_output=True, text=True).stdout
+    fpr = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
+    subprocess.run(g + ["--quick-add-key", fpr, "cv25519", "encr", "never"], check=True,
+                   capture_output=True)
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    es_g = [es, "-q", "--gnupg-home", home]
+    return [
+        ("gpg -e -z 0", g + ["-z", "0", "-r", fpr, "-o", p("in.gpg"), "-e", p("in")],
+         lambda: rm(p("in.gpg"))),
+        ("esession seal openpgp", es_g + ["seal", "--file", "--format", "openpgp", "-r", fpr,
+                                          "-o", p("in.pgp"), p("in")], lambda: rm(p("in.pgp"))),
+        ("gpg -d -o file", g + ["-o", p("out"), "-d", p("in.gpg")], lambda: rm(p("out"))),
+        ("esession open openpgp -o file", es_g + ["open", "--file", "--format", "openpgp", "-o",
+                                                  p("out"), p("in.pgp")], lambda: rm(p("out"))),
+    ]
+
+
+def cms_cases(es, d):
+    """seal/open --format cms against openssl cms -encrypt/-decrypt (AES-256-CBC, RSA-2048
+    key transport), certificates made here; openssl cms holds the whole file in memory."""
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    for n in ("r", "s"):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        p(n + ".key"), "-out", p(n + ".crt"), "-subj", "/CN=" + n, "-days", "2"],
+                       check=True, capture_output=True)
+        with open(p(n + ".pem"), "wb") as f:
+            for part in (".crt", ".key"):
+                with open(p(n + part), "rb") as g:
+                    f.write(g.read())
+    ossl = ["openssl", "cms", "-binary"]
+    seal = [es, "-q", "seal", "--file", "--format", "cms", "-r", p("r.crt")]
+    opn = [es, "-q", "--ca-file", p("s.crt"), "open", "--file", "--format", "cms", "--identity",
+           p("r.pem"), "-o", p("out")]
+    return [
+        ("openssl cms -encrypt", ossl + ["-encrypt", "-aes256", "-outform", "DER", "-in", p("in"),
+                                         "-out", p("in.ossl"), p("r.crt")],
+         lambda: rm(p("in.ossl"))),
+        ("esession seal cms", seal + ["-o", p("in.cms"), p("in")], lambda: rm(p("in.cms"))),
+        ("esession seal cms -i", seal + ["-i", p("s.pem"), "-o", p("in.scms"), p("in")],
+         lambda: rm(p("in.scms"))),
+        ("openssl cms -decrypt", ossl + ["-decrypt", "-inform", "DER", "-in", p("in.ossl"),
+                                         "-recip", p("r.crt"), "-inkey", p("r.key"), "-out",
+                                         p("out")], lambda: rm(p("out"))),
+        ("esession open cms unsigned", opn + ["--allow-unsigned", p("in.cms")],
+         lambda: rm(p("out"))),
+        ("esession open cms signed", opn + [p("in.scms")], lambda: rm(p("out"))),
+    ]
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -123,6 +186,10 @@ def main():
                        lambda: rm(p("in.age"))),
                       ("age -d", ["age", "-d", "-i", p("id"), "-o", p("out"), p("in.age")],
                        lambda: rm(p("out")))]
+        if shutil.which("gpg"):
+            cases += gpg_cases(es, d, env)
+        if shutil.which("openssl"):
+            cases += cms_cases(es, d)
         best = {}
         for _ in range(a.runs):
             for name, cmd, before in cases:

@@ -234,8 +234,21 @@ PkiVerdict evaluate_openpgp(Context& ctx, std::string_view bare, const Credentia
 }  // namespace
 
 PkiVerdict evaluate_pki(Context& ctx, std::string_view bare, const Credential& cred) {
-  return cred.kind == CredentialKind::x509 ? evaluate_x509(ctx, bare, cred)
-                                           : evaluate_openpgp(ctx, bare, cred);
+  // A PKI raises trust and is never needed: whatever goes wrong here (no gpg, an unreadable CA
+  // bundle, an intermediate certificate that does not parse) leaves the credential unchecked,
+  // with a reason, and the negotiation goes on.
+  try {
+    return cred.kind == CredentialKind::x509 ? evaluate_x509(ctx, bare, cred)
+                                             : evaluate_openpgp(ctx, bare, cred);
+  } catch (const Failure& f) {
+    PkiVerdict v;
+    v.kind = std::string(credential_kind_name(cred.kind));
+    v.status = "unchecked";
+    v.reason = "its " +
+               std::string(cred.kind == CredentialKind::x509 ? "certificate" : "OpenPGP key") +
+               " could not be checked: " + f.error.detail;
+    return v;
+  }
 }
 
 }  // namespace esession::cli

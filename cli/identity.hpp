@@ -34,7 +34,8 @@ struct PkiVerdict {
   std::string kind;     // "x509" or "openpgp"
   std::string status;   // x509: valid, untrusted, expired, not-yet-valid, wrong-name, invalid;
                         // openpgp: valid, marginal, unknown, never, not-in-keyring, no-xmpp-uid,
-                        // expired, disabled, revoked
+                        // expired, disabled, revoked; either: unchecked (the check itself
+                        // failed: no gpg, an unreadable CA bundle...)
   std::string detail;   // x509: subject and issuer; openpgp: the OpenPGP fingerprint
   std::string reason;   // one line for the user when it is not valid
   bool valid = false;   // raises the session's trust (x509-valid, openpgp-valid)

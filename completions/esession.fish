@@ -40,9 +40,9 @@ function __esession_valued
         case 'terminate'
             printf '%s\n' --to
         case 'seal'
-            printf '%s\n' --format -o --output --key-out --key-fd
+            printf '%s\n' --format -o --output -r --recipient -i --sign-as --key-out --key-fd
         case 'open'
-            printf '%s\n' --format -o --output --key-file --key-fd
+            printf '%s\n' --format -o --output -i --sign-as --key-file --key-fd --identity
     end
 end
 
@@ -235,15 +235,20 @@ complete -c esession -n "__esession_at 'demo'" -l gajim -d 'use the Gajim-compat
 # esession seal
 complete -c esession -n "__esession_at 'seal'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (required: only files can be sealed so far)'
-complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the file format: aesgcm (XEP-0454)'
+complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the file format: aesgcm (XEP-0454), openpgp, cms'
 complete -c esession -n "__esession_at 'seal'" -s o -l output -x -d 'write to this file (default or -: standard output)'
+complete -c esession -n "__esession_at 'seal'" -s r -l recipient -x -d 'who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)'
+complete -c esession -n "__esession_at 'seal'" -s i -l sign-as -x -d 'sign as this JID, fingerprint or identity file (not for aesgcm)'
 complete -c esession -n "__esession_at 'seal'" -l key-out -x -d 'create this file (exclusively, mode 0600) holding the key'
 complete -c esession -n "__esession_at 'seal'" -l key-fd -x -d 'write the key to this file descriptor'
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (required: only files can be opened so far)'
-complete -c esession -n "__esession_at 'open'" -l format -x -d 'the file format: aesgcm (XEP-0454)'
+complete -c esession -n "__esession_at 'open'" -l format -x -d 'the file format: aesgcm (XEP-0454), openpgp, cms'
 complete -c esession -n "__esession_at 'open'" -s o -l output -x -d 'write to this file (default or -: standard output)'
+complete -c esession -n "__esession_at 'open'" -s i -l sign-as -x -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'
 complete -c esession -n "__esession_at 'open'" -l key-file -x -d 'read the key (the URL, or its #fragment) from this file'
 complete -c esession -n "__esession_at 'open'" -l key-fd -x -d 'read the key from this file descriptor'
+complete -c esession -n "__esession_at 'open'" -l identity -x -d 'cms: decrypt with this PEM or PKCS#12 identity (default: the account\'s X.509 key)'
+complete -c esession -n "__esession_at 'open'" -l allow-unsigned -d 'cms: open a file without a signature (nothing authenticates it)'

@@ -12,6 +12,8 @@
 #include <gpgme.h>
 #include <openssl/core_names.h>
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -414,6 +416,10 @@ Result<GnuPG> GnuPG::open(const std::string& home) {
                                        "; install it (Debian: apt install gnupg)");
   ES_ASSIGN(Context ctx, new_context(GPGME_PROTOCOL_OpenPGP));
   if (!home.empty()) {
+    // gpg lists nothing from a home it cannot use, which would read as "no such key".
+    struct stat st;
+    if (::stat(home.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+      return fail(Errc::io, home + ": not a directory (a GnuPG home)");
     if (gpgme_error_t err =
             gpgme_ctx_set_engine_info(ctx.get(), GPGME_PROTOCOL_OpenPGP, nullptr, home.c_str()))
       return gpg_fail(Errc::internal, "GPGME engine setup for " + home, err);

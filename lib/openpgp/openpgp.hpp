@@ -12,10 +12,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "crypto/bytes.hpp"
 #include "crypto/pubkey.hpp"
@@ -81,6 +83,37 @@ struct KeyStatus {
   std::string fingerprint;                    // the primary fingerprint, upper-case hex
 };
 
+// SignatureVerdict is what a decryption found about the message's signature.
+enum class SignatureVerdict {
+  none,     // the message is not signed
+  good,     // a valid signature by a key in the keyring (not revoked, signature not expired)
+  bad,      // a signature that does not verify, or by a revoked key, or expired
+  unknown,  // signed by a key that is not in the keyring: it cannot be checked
+};
+// signature_verdict_name returns "none", "good", "bad" or "unknown".
+const char* signature_verdict_name(SignatureVerdict v);
+
+// CryptOptions are the details of a streaming encryption or decryption.
+struct CryptOptions {
+  // The passphrase of the secret key involved, handed to the agent in loopback mode; without
+  // it the agent asks with its own pinentry (see GnuPG::agent_sign).
+  std::optional<ByteView> passphrase;
+  // progress is told how many input bytes have been read so far.
+  std::function<void(uint64_t done)> progress;
+  std::string in_name = "input";  // for messages
+  std::string out_name = "output";
+};
+
+// Decrypted is the outcome of a decryption that succeeded (the message was decrypted and its
+// integrity protection checked).
+struct Decrypted {
+  uint64_t bytes = 0;  // plaintext bytes written
+  SignatureVerdict signature = SignatureVerdict::none;
+  // The signer: the primary fingerprint of its key when it is in the keyring, else what gpg
+  // reported (a fingerprint or key ID of the signing key); empty when unsigned.
+  std::string signer;
+};
+
 // GnuPG is a GPGME context on one GnuPG home directory, plus (once needed) a connection to the
 // home's gpg-agent. Movable, not copyable; not for concurrent use from several threads.
 //
@@ -107,6 +140,44 @@ class GnuPG {
   // Errc::not_acceptable; several give Errc::malformed naming their fingerprints, so that the
   // user can pick one.
   Result<std::string> find_secret_key(std::string_view which_or_jid);
+
+  // find_recipient returns the primary fingerprint of the public key named by |which_or_jid|,
+  // to encrypt to: when it reads as a fingerprint, that key; otherwise a JID (its resource is
+  // dropped) and the one key with a User ID naming it (uid_names_jid). The key must be usable
+  // for encryption (not revoked, expired, disabled or invalid, with a subkey that can
+  // encrypt), and, as gpg insists in batch mode, valid: the User ID naming the JID, or for a
+  // fingerprint any User ID, must have full or ultimate validity in GnuPG's trust model.
+  // Errc::not_acceptable otherwise, saying why; Errc::malformed for several keys naming the JID.
+  Result<std::string> find_recipient(std::string_view which_or_jid);
+
+  // encrypt reads |in_fd| to its end and writes to |out_fd| a binary OpenPGP message (as
+  // `gpg --encrypt` makes it, integrity-protected) encrypted to the keys |recipients|
+  // (primary fingerprints, checked with find_recipient), and signed by the secret key
+  // |signer| if it is not empty. Memory use is constant whatever the length of the input.
+  // Returns the number of plaintext bytes read. Errc::io for read and write errors,
+  // Errc::not_acceptable when gpg refuses a key or the passphrase is not given,
+  // Errc::auth_failed for a wrong passphrase.
+  Result<uint64_t> encrypt(const std::vector<std::string>& recipients, const std::string& signer,
+                           int in_fd, int out_fd, const CryptOptions& opts);
+
+  // decrypt reads an OpenPGP message from |in_fd|, decrypts it with a secret key of this home
+  // and writes the plaintext to |out_fd| as it goes, so the caller must keep what was written
+  // from the world until decrypt succeeds (an OutputFile, a spool file). It fails with
+  // Errc::auth_failed when the message is not for any secret key here, is damaged, truncated
+  // or modified, or has no integrity protection (no MDC: refused, unlike old gpg); a bad
+  // signature is not an error here but a verdict for the caller to judge.
+  Result<Decrypted> decrypt(int in_fd, int out_fd, const CryptOptions& opts);
+
+  // In-memory variants for small messages (XEP-0373 stanzas). encrypt and decrypt behave as
+  // the descriptor versions above (same checks, same errors); sign makes a binary signed
+  // message (`gpg --sign`, not encrypted) with the secret key |signer|; verify reads such a
+  // message and returns its signed data in |plain| and the verdict: a message that is not a
+  // signed OpenPGP message gives Errc::auth_failed. Only what succeeds reaches |plain|.
+  Result<Bytes> encrypt(const std::vector<std::string>& recipients, const std::string& signer,
+                        ByteView plain, const CryptOptions& opts);
+  Result<Decrypted> decrypt(ByteView message, Bytes& plain, const CryptOptions& opts);
+  Result<Bytes> sign(const std::string& signer, ByteView plain, const CryptOptions& opts);
+  Result<Decrypted> verify(ByteView message, Bytes& plain);
 
   // primary_key exports the key whose primary fingerprint is |fpr| (minimal export) and parses
   // its first packet. The parsed fingerprint must equal |fpr| (a subkey's fingerprint does not

@@ -361,6 +361,18 @@ try:
     ra, rb, tr = negotiate(a, b, resp=["--ca-file", ca_file])
     t.check(trust_line(rb, ALICE) == "x509-valid", "--ca-file names the CA bundle",
             rb.status_text)
+    # A check that cannot be made (no CA bundle file, no usable GnuPG home) leaves the credential
+    # unchecked; the negotiation goes on.
+    ra, rb, tr = negotiate(a, b, resp=["--ca-file", t.path("missing-ca.pem")])
+    t.check(rb.rc == 0 and pki_line(rb) and pki_line(rb)[3] == "unchecked"
+            and "could not be checked" in rb.err_text,
+            "an unreadable --ca-file: unchecked, with a warning", rb.describe())
+    a2, b2 = fresh_pair("pgp-nohome", openpgp(ENV_A), native)
+    not_a_dir = t.path("not-a-gnupg-home")
+    open(not_a_dir, "w").close()
+    ra, rb, tr = negotiate(a2, b2, a_env=ENV_A, resp=["--gnupg-home", not_a_dir])
+    t.check(rb.rc == 0 and pki_line(rb) and pki_line(rb)[3] == "unchecked",
+            "an unusable GnuPG home: unchecked, the session is made", rb.describe())
     # OpenPGP: a key Bob never certified is unknown; a revoked one is refused.
     gc = gnupg_home("c")
     gpg(gc, "--quick-gen-key", "xmpp:" + ALICE_BARE, "ed25519", "sign", "never")

@@ -1,0 +1,87 @@
+// What `seal` and `open` share: the options, the input and output plumbing and the progress
+// bar. Each format is a pair of functions in a file of its own (seal_aesgcm.cpp, ...), and
+// cmd_seal.cpp dispatches on --file and --format.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "commands.hpp"
+#include "util/fs.hpp"
+#include "util/output_file.hpp"
+
+namespace esession::cli {
+
+struct ObjectOpts {
+  bool file = false;
+  std::string format;
+  std::string output;    // -o: a path, "-" or empty for standard output
+  std::string input;     // a path, "-" or empty for standard input
+  std::string key_out;   // seal: a file to create with the key (aesgcm)
+  std::string key_file;  // open: a file holding the key (aesgcm)
+  int key_fd = -1;       // seal: write the key there; open: read it from there (aesgcm)
+  // -r: who can open it: a JID, a fingerprint or a key/certificate file (formats with
+  // recipients; aesgcm has none: its key is the URL).
+  std::vector<std::string> recipients;
+  // -i/--sign-as: who signs: a JID, a fingerprint or a key file (seal); open: the signer that
+  // must have signed.
+  std::vector<std::string> signers;
+  std::string identity;         // open: our identity file (cms: PEM or PKCS#12)
+  bool allow_unsigned = false;  // open: accept a file without a signature (cms)
+};
+
+// Bigger inputs get a progress bar (on a terminal, without -q).
+inline constexpr uint64_t kProgressThreshold = 64ull << 20;
+
+std::string errno_text();
+bool is_stdio(const std::string& path);
+std::string human_size(uint64_t n);
+
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+// ProgressBar draws one line on stderr, redrawn at most ten times a second, for inputs larger
+// than 64 MiB when stderr is a terminal and -q is not given. |input_size| is the size of the
+// input file, or -1 for a pipe (the bar then appears once 64 MiB have gone through).
+class ProgressBar {
+ public:
+  ProgressBar(const Context& ctx, const char* verb, int64_t input_size);
+  ~ProgressBar() { clear(); }
+  ProgressFn callback();
+  void clear();
+
+ private:
+  void update(uint64_t done, uint64_t total);
+
+  const char* m_verb;
+  bool m_pipe;
+  bool m_enabled;
+  bool m_drawn = false;
+  std::chrono::steady_clock::time_point m_last;
+};
+
+// check_fd fails unless |fd| (given as |option|) is open.
+void check_fd(int fd, const char* option);
+// open_input opens the input file, or returns standard input. |own| keeps a file open.
+int open_input(const ObjectOpts& o, fs::UniqueFd& own);
+
+// Output is where the result goes: a file that appears when complete, or a stream (standard
+// output, or a named device or fifo, which cannot be replaced by renaming).
+struct Output {
+  std::string name;  // for messages
+  std::string path;  // a file to create through an OutputFile, or empty for a stream
+  int fd = 1;        // the stream
+  fs::UniqueFd own;  // an opened device or fifo
+};
+Output plan_output(const ObjectOpts& o);
+
+// The formats. Each checks the options that concern it and refuses the others.
+int seal_aesgcm(Context& ctx, const ObjectOpts& o);  // XEP-0454 files (seal_aesgcm.cpp)
+int open_aesgcm(Context& ctx, const ObjectOpts& o);
+int seal_openpgp(Context& ctx, const ObjectOpts& o);  // OpenPGP messages (seal_openpgp.cpp)
+int open_openpgp(Context& ctx, const ObjectOpts& o);
+int seal_cms(Context& ctx, const ObjectOpts& o);  // CMS files (seal_cms.cpp)
+int open_cms(Context& ctx, const ObjectOpts& o);
+
+}  // namespace esession::cli
