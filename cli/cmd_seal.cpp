@@ -136,7 +136,10 @@ constexpr Format kFileFormats[] = {
 
 // One stanza (read from standard input) is the object without --file.
 const std::vector<Format>& stanza_formats() {
-  static const std::vector<Format> formats = {};
+  static const std::vector<Format> formats = {
+      {"ox", seal_ox, open_ox},
+      {"smime", seal_smime, open_smime},
+  };
   return formats;
 }
 
@@ -166,16 +169,20 @@ const Format& find_format(const ObjectOpts& o, const char* verb) {
     for (const auto& f : stanzas)
       if (o.format == f.name)
         return f;
+    for (const auto& f : kFileFormats)
+      if (o.format == f.name)
+        fail_with(
+            Errc::unsupported, "'" + o.format + "' is a file format: give --file",
+            "esession " + v + " --file --format " + o.format + " ...; stanza formats: " + names);
   }
   fail_with(Errc::unsupported, "unknown " + kind + " format '" + o.format + "'",
             "the " + kind + " formats: " + names);
 }
 
 void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
-  c->add_flag(
-      "--file", o.file,
-      std::string("the object is a file (required: only files can be ") + verb + "ed so far)");
-  c->add_option("--format", o.format, "the file format: aesgcm (XEP-0454), openpgp, cms");
+  c->add_flag("--file", o.file, "the object is a file (without it: one stanza on standard input)");
+  c->add_option("--format", o.format,
+                "the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime");
   c->add_option("-o,--output", o.output, "write to this file (default or -: standard output)");
   if (std::string(verb) == "seal") {
     c->add_option(
@@ -197,12 +204,13 @@ void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
 
 void add_seal(CLI::App& app, Context& ctx, Action& action) {
   auto o = std::make_shared<ObjectOpts>();
-  auto* c = app.add_subcommand("seal", "encrypt a file, for an aesgcm:// URL (XEP-0454)");
+  auto* c = app.add_subcommand("seal", "encrypt (and sign) one file or stanza without a session");
   add_common(c, *o, "seal");
   auto* out = c->add_option("--key-out", o->key_out,
                             "create this file (exclusively, mode 0600) holding the key");
   auto* fd = c->add_option("--key-fd", o->key_fd, "write the key to this file descriptor");
   out->excludes(fd);
+  c->add_option("--mode", o->mode, "ox: signcrypt (default), sign or crypt");
   c->add_option("input", o->input, "the file to encrypt (default or -: standard input)");
   c->callback(
       [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "seal").seal(ctx, *o); }; });
@@ -210,7 +218,7 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
 
 void add_open(CLI::App& app, Context& ctx, Action& action) {
   auto o = std::make_shared<ObjectOpts>();
-  auto* c = app.add_subcommand("open", "verify and decrypt a file sealed for an aesgcm:// URL");
+  auto* c = app.add_subcommand("open", "decrypt and verify one sealed file or stanza");
   add_common(c, *o, "open");
   auto* file = c->add_option("--key-file", o->key_file,
                              "read the key (the URL, or its #fragment) from this file");
@@ -218,9 +226,11 @@ void add_open(CLI::App& app, Context& ctx, Action& action) {
   file->excludes(fd);
   c->add_option(
       "--identity", o->identity,
-      "cms: decrypt with this PEM or PKCS#12 identity (default: the account's X.509 key)");
+      "cms, smime: decrypt with this PEM or PKCS#12 identity (default: the account's X.509 key)");
   c->add_flag("--allow-unsigned", o->allow_unsigned,
-              "cms: open a file without a signature (nothing authenticates it)");
+              "cms, ox: open an object without a signature (nothing authenticates it)");
+  c->add_option("--max-age", o->max_age,
+                "ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)");
   c->add_option("input", o->input, "the file to decrypt (default or -: standard input)");
   c->callback(
       [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "open").open(ctx, *o); }; });

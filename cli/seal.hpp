@@ -12,6 +12,10 @@
 #include "util/fs.hpp"
 #include "util/output_file.hpp"
 
+namespace esession::openpgp {
+class GnuPG;
+}
+
 namespace esession::cli {
 
 struct ObjectOpts {
@@ -29,7 +33,9 @@ struct ObjectOpts {
   // must have signed.
   std::vector<std::string> signers;
   std::string identity;         // open: our identity file (cms: PEM or PKCS#12)
-  bool allow_unsigned = false;  // open: accept a file without a signature (cms)
+  bool allow_unsigned = false;  // open: accept a file without a signature (cms, ox)
+  std::string mode;             // seal: ox --mode (signcrypt, sign, crypt)
+  int64_t max_age = 7 * 86400;  // open: ox, the oldest <time/> accepted, in seconds
 };
 
 // Bigger inputs get a progress bar (on a terminal, without -q).
@@ -76,6 +82,11 @@ struct Output {
 };
 Output plan_output(const ObjectOpts& o);
 
+// signer_matches tells whether |fpr|, the primary fingerprint of a key that made a good
+// OpenPGP signature, is the key |which| names: that fingerprint, or a key whose User ID
+// xmpp:JID GnuPG holds fully valid (seal_openpgp.cpp; the ox format uses it too).
+bool signer_matches(openpgp::GnuPG& gpg, const std::string& which, const std::string& fpr);
+
 // The formats. Each checks the options that concern it and refuses the others.
 int seal_aesgcm(Context& ctx, const ObjectOpts& o);  // XEP-0454 files (seal_aesgcm.cpp)
 int open_aesgcm(Context& ctx, const ObjectOpts& o);
@@ -83,5 +94,9 @@ int seal_openpgp(Context& ctx, const ObjectOpts& o);  // OpenPGP messages (seal_
 int open_openpgp(Context& ctx, const ObjectOpts& o);
 int seal_cms(Context& ctx, const ObjectOpts& o);  // CMS files (seal_cms.cpp)
 int open_cms(Context& ctx, const ObjectOpts& o);
+int seal_ox(Context& ctx, const ObjectOpts& o);  // XEP-0373 stanzas (seal_ox.cpp)
+int open_ox(Context& ctx, const ObjectOpts& o);
+int seal_smime(Context& ctx, const ObjectOpts& o);  // RFC 3923 stanzas (seal_smime.cpp)
+int open_smime(Context& ctx, const ObjectOpts& o);
 
 }  // namespace esession::cli

@@ -60,19 +60,6 @@ openpgp::CryptOptions crypt_options(const std::optional<SecretBytes>& pass,
   return co;
 }
 
-// signer_matches: is |fpr| (the primary fingerprint of a key that made a good signature) the
-// key |which| names: that fingerprint, or a key with a valid User ID naming the JID?
-bool signer_matches(openpgp::GnuPG& gpg, const std::string& which, const std::string& fpr) {
-  if (auto want = openpgp::fingerprint_from_text(which))
-    return *want == fpr;
-  if (!openpgp::fingerprint_from_text(fpr))
-    return false;
-  openpgp::KeyStatus st = check(gpg.status(fpr, bare_jid(which)));
-  return st.found && !st.revoked && !st.expired && !st.disabled && !st.invalid && st.has_uid &&
-         (st.uid_validity == openpgp::Validity::full ||
-          st.uid_validity == openpgp::Validity::ultimate);
-}
-
 // copy_out copies |from| (a spool file, from its start) to |to|.
 void copy_out(int from, int to, const std::string& to_name) {
   if (::lseek(from, 0, SEEK_SET) != 0)
@@ -87,6 +74,19 @@ void copy_out(int from, int to, const std::string& to_name) {
 }
 
 }  // namespace
+
+// signer_matches (seal.hpp): is |fpr| (the primary fingerprint of a key that made a good signature)
+// the key |which| names: that fingerprint, or a key with a valid User ID naming the JID?
+bool signer_matches(openpgp::GnuPG& gpg, const std::string& which, const std::string& fpr) {
+  if (auto want = openpgp::fingerprint_from_text(which))
+    return *want == fpr;
+  if (!openpgp::fingerprint_from_text(fpr))
+    return false;
+  openpgp::KeyStatus st = check(gpg.status(fpr, bare_jid(which)));
+  return st.found && !st.revoked && !st.expired && !st.disabled && !st.invalid && st.has_uid &&
+         (st.uid_validity == openpgp::Validity::full ||
+          st.uid_validity == openpgp::Validity::ultimate);
+}
 
 int seal_openpgp(Context& ctx, const ObjectOpts& o) {
   refuse_key_options(o);

@@ -39,8 +39,8 @@ _esession_opts() {
         'session list') echo '-h --help' ;;
         'session show') echo '-h --help' ;;
         'demo') echo '-h --help --gajim' ;;
-        'seal') echo '-h --help --file --format -o --output -r --recipient -i --sign-as --key-out --key-fd' ;;
-        'open') echo '-h --help --file --format -o --output -i --sign-as --key-file --key-fd --identity --allow-unsigned' ;;
+        'seal') echo '-h --help --file --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
+        'open') echo '-h --help --file --format -o --output -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age' ;;
     esac
 }
 
@@ -58,8 +58,8 @@ _esession_valued() {
         'decrypt') echo '--from --reply-fd' ;;
         'rekey') echo '--to' ;;
         'terminate') echo '--to' ;;
-        'seal') echo '--format -o --output -r --recipient -i --sign-as --key-out --key-fd' ;;
-        'open') echo '--format -o --output -i --sign-as --key-file --key-fd --identity' ;;
+        'seal') echo '--format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
+        'open') echo '--format -o --output -i --sign-as --key-file --key-fd --identity --max-age' ;;
     esac
 }
 

@@ -40,9 +40,9 @@ function __esession_valued
         case 'terminate'
             printf '%s\n' --to
         case 'seal'
-            printf '%s\n' --format -o --output -r --recipient -i --sign-as --key-out --key-fd
+            printf '%s\n' --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode
         case 'open'
-            printf '%s\n' --format -o --output -i --sign-as --key-file --key-fd --identity
+            printf '%s\n' --format -o --output -i --sign-as --key-file --key-fd --identity --max-age
     end
 end
 
@@ -87,8 +87,8 @@ complete -c esession -n "__esession_at ''" -a rekey -d 'write a stanza that re-k
 complete -c esession -n "__esession_at ''" -a terminate -d 'write the stanza that ends the session with a peer'
 complete -c esession -n "__esession_at ''" -a session -d 'the stored sessions'
 complete -c esession -n "__esession_at ''" -a demo -d 'negotiate between two in-process parties and print every stanza (no home used)'
-complete -c esession -n "__esession_at ''" -a seal -d 'encrypt a file, for an aesgcm:// URL (XEP-0454)'
-complete -c esession -n "__esession_at ''" -a open -d 'verify and decrypt a file sealed for an aesgcm:// URL'
+complete -c esession -n "__esession_at ''" -a seal -d 'encrypt (and sign) one file or stanza without a session'
+complete -c esession -n "__esession_at ''" -a open -d 'decrypt and verify one sealed file or stanza'
 complete -c esession -n "__esession_at ''" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at ''" -l version -d 'Display program version information and exit'
 complete -c esession -n "__esession_at ''" -l home -x -a '(__fish_complete_directories (commandline -ct))' -d 'the home directory (default $ESESSION_HOME, else $XDG_DATA_HOME/esession)'
@@ -234,21 +234,23 @@ complete -c esession -n "__esession_at 'demo'" -l gajim -d 'use the Gajim-compat
 
 # esession seal
 complete -c esession -n "__esession_at 'seal'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (required: only files can be sealed so far)'
-complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the file format: aesgcm (XEP-0454), openpgp, cms'
+complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (without it: one stanza on standard input)'
+complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
 complete -c esession -n "__esession_at 'seal'" -s o -l output -x -d 'write to this file (default or -: standard output)'
 complete -c esession -n "__esession_at 'seal'" -s r -l recipient -x -d 'who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)'
 complete -c esession -n "__esession_at 'seal'" -s i -l sign-as -x -d 'sign as this JID, fingerprint or identity file (not for aesgcm)'
 complete -c esession -n "__esession_at 'seal'" -l key-out -x -d 'create this file (exclusively, mode 0600) holding the key'
 complete -c esession -n "__esession_at 'seal'" -l key-fd -x -d 'write the key to this file descriptor'
+complete -c esession -n "__esession_at 'seal'" -l mode -x -d 'ox: signcrypt (default), sign or crypt'
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (required: only files can be opened so far)'
-complete -c esession -n "__esession_at 'open'" -l format -x -d 'the file format: aesgcm (XEP-0454), openpgp, cms'
+complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it: one stanza on standard input)'
+complete -c esession -n "__esession_at 'open'" -l format -x -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
 complete -c esession -n "__esession_at 'open'" -s o -l output -x -d 'write to this file (default or -: standard output)'
 complete -c esession -n "__esession_at 'open'" -s i -l sign-as -x -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'
 complete -c esession -n "__esession_at 'open'" -l key-file -x -d 'read the key (the URL, or its #fragment) from this file'
 complete -c esession -n "__esession_at 'open'" -l key-fd -x -d 'read the key from this file descriptor'
-complete -c esession -n "__esession_at 'open'" -l identity -x -d 'cms: decrypt with this PEM or PKCS#12 identity (default: the account\'s X.509 key)'
-complete -c esession -n "__esession_at 'open'" -l allow-unsigned -d 'cms: open a file without a signature (nothing authenticates it)'
+complete -c esession -n "__esession_at 'open'" -l identity -x -d 'cms, smime: decrypt with this PEM or PKCS#12 identity (default: the account\'s X.509 key)'
+complete -c esession -n "__esession_at 'open'" -l allow-unsigned -d 'cms, ox: open an object without a signature (nothing authenticates it)'
+complete -c esession -n "__esession_at 'open'" -l max-age -x -d 'ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)'

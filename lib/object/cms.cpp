@@ -605,8 +605,10 @@ void verify(const Bytes& detached, int content_fd, const Trust& trust, Verdict& 
   auto name_signer = [&](STACK_OF(X509) * from) {
     for (int i = 0; from && i < sk_X509_num(from); ++i)
       if (CMS_SignerInfo_cert_cmp(si, sk_X509_value(from, i)) == 0) {
-        if (auto c = Certificate::from_x509(sk_X509_value(from, i)))
+        if (auto c = Certificate::from_x509(sk_X509_value(from, i))) {
           v.signer = c->subject();
+          v.signer_cert = *c;
+        }
         return;
       }
   };

@@ -104,6 +104,8 @@ struct Trust {
 struct Verdict {
   enum class State { unknown, none, good, bad } state = State::unknown;
   std::string signer;  // the signer's subject (RFC 2253), when known
+  // signer_cert: the signer's certificate, when known.
+  std::optional<Certificate> signer_cert;
   std::string reason;  // why it is bad
 };
 

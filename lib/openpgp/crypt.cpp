@@ -418,7 +418,6 @@ Result<Decrypted> GnuPG::decrypt(int in_fd, int out_fd, const CryptOptions& opts
   return d;
 }
 
-
 // The in-memory variants run the descriptor versions over anonymous memory files (the same
 // checks and errors, one code path), or GPGME memory buffers for signing and verifying.
 namespace {

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Per-invocation cost of sealing and opening one ~300-byte stanza (issue 5), against the peer
+tools doing the same work in the same run:
+
+  ox seal     esession seal --format ox -i ALICE -r BOB          gpg -z 0 --sign --encrypt -u A -r B
+  ox open     esession open --format ox                          gpg --decrypt
+  smime seal  esession seal --format smime -r bob.crt -i alice   openssl cms -sign | openssl cms -encrypt
+  smime open  esession open --format smime                       openssl cms -decrypt | openssl cms -verify
+
+Every command runs under `sh -c` (the openssl rows are pipelines), timed by `perf stat -r N`
+(mean wall time, no Python in the loop). GnuPG homes, keys and certificates are made fresh in a
+temporary directory; the agents are warm before timing and killed at the end.
+
+Usage: bench/stanzas.py [--esession PATH] [--runs N]
+Rows whose format the binary does not have (an older build) are skipped, saying so.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ALICE = "alice@example.org"
+BOB = "bob@example.com"
+STANZA = ('<message xmlns="jabber:client" from="%s/pda" to="%s/laptop" type="chat" id="m1">'
+          "<thread>th1</thread><body>%s</body></message>\n" % (ALICE, BOB, "x" * 230))
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=True, check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, **kw)
+
+
+def perf_ms(cmd, runs):
+    r = subprocess.run(["perf", "stat", "-r", str(runs), "--", "sh", "-c", cmd],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        return None
+    m = re.search(r"([0-9.]+) \+- ([0-9.]+) seconds time elapsed", r.stderr.decode())
+    return (float(m.group(1)) * 1000, float(m.group(2)) * 1000) if m else None
+
+
+def gpg_home(d, name, uid):
+    h = tempfile.mkdtemp(prefix="esb-%s-" % name, dir="/tmp")
+    os.chmod(h, 0o700)
+    sh(f"gpg --homedir {h} --batch --pinentry-mode loopback --passphrase '' "
+       f"--quick-gen-key 'xmpp:{uid}' future-default default never")
+    out = sh(f"gpg --homedir {h} --with-colons --list-keys 'xmpp:{uid}'").stdout.decode()
+    fpr = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
+    return h, fpr
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--esession", default=os.path.join(os.path.dirname(__file__), "..",
+                                                       "build-rel", "cli", "esession"))
+    ap.add_argument("--runs", type=int, default=50)
+    args = ap.parse_args()
+    es = os.path.abspath(args.esession)
+    for tool in ("perf", "gpg", "openssl"):
+        if not shutil.which(tool):
+            sys.exit("bench/stanzas.py needs %s" % tool)
+    d = tempfile.mkdtemp(prefix="esession-bench-stanzas-")
+    homes = []
+    try:
+        st = os.path.join(d, "stanza.xml")
+        with open(st, "w") as f:
+            f.write(STANZA)
+        # OpenPGP: Alice and Bob, each certifying the other (ed25519 + cv25519 subkey).
+        ga, fa = gpg_home(d, "a", ALICE)
+        gb, fb = gpg_home(d, "b", BOB)
+        homes += [ga, gb]
+        sh(f"gpg --homedir {ga} --export {fa} | gpg --homedir {gb} --batch --import")
+        sh(f"gpg --homedir {gb} --export {fb} | gpg --homedir {ga} --batch --import")
+        sh(f"gpg --homedir {gb} --batch --yes --quick-sign-key {fa}")
+        sh(f"gpg --homedir {ga} --batch --yes --quick-sign-key {fb}")
+        rows = []
+        sealed = os.path.join(d, "ox.xml")
+        ok = subprocess.run(f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} "
+                            f"< {st} > {sealed}", shell=True, stderr=subprocess.PIPE)
+        if ok.returncode == 0:
+            payload = os.path.join(d, "payload.xml")
+            with open(payload, "w") as f:
+                f.write(STANZA)  # the same size of plaintext for gpg
+            gpgmsg = os.path.join(d, "msg.gpg")
+            sh(f"gpg --homedir {ga} --batch -z 0 --sign --encrypt -u {fa} -r {fb} -r {fa} "
+               f"< {payload} > {gpgmsg}")
+            rows.append(("ox seal",
+                         perf_ms(f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} "
+                                 f"< {st} > /dev/null", args.runs),
+                         perf_ms(f"gpg --homedir {ga} --batch -z 0 --sign --encrypt -u {fa} "
+                                 f"-r {fb} -r {fa} < {payload} > /dev/null", args.runs)))
+            rows.append(("ox open",
+                         perf_ms(f"'{es}' --gnupg-home {gb} open --format ox < {sealed} "
+                                 f"> /dev/null", args.runs),
+                         perf_ms(f"gpg --homedir {gb} --batch --decrypt < {gpgmsg} > /dev/null",
+                                 args.runs)))
+        else:
+            print("ox rows skipped: %s" % ok.stderr.decode().strip().splitlines()[-1])
+        print("stanza: %d bytes, %d runs each (perf stat, mean wall time)\n" %
+              (len(STANZA), args.runs))
+        print("%-12s %16s %16s %8s" % ("", "esession ms", "peer ms", "ratio"))
+        for name, ours, peer in rows:
+            if not ours or not peer:
+                print("%-12s (failed)" % name)
+                continue
+            print("%-12s %9.2f ± %4.2f %9.2f ± %4.2f %7.2fx" %
+                  (name, ours[0], ours[1], peer[0], peer[1], peer[0] / ours[0]))
+    finally:
+        for h in homes:
+            subprocess.run(["gpgconf", "--homedir", h, "--kill", "gpg-agent"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            shutil.rmtree(h, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+// XEP-0373 (OpenPGP for XMPP, "OX") stanza objects for `seal --format ox` / `open --format ox`:
+// one <message/> in, the same <message/> out with its payload sealed in (or opened from) an
+// <openpgp xmlns='urn:xmpp:openpgp:0'/> element. The keys are in GnuPG (--gnupg-home), as for
+// the openpgp files (seal_openpgp.cpp); lib/openpgp does the OpenPGP work.
+//
+// Decisions, documented in esession-seal(1) and esession-open(1):
+//  - In clear stay what the servers on the way need or what only describes the transport:
+//    <thread/>, the XEP-0334 hints (urn:xmpp:hints), XEP-0380 <encryption/> (urn:xmpp:eme:0),
+//    XEP-0359 <origin-id/>/<stanza-id/> (urn:xmpp:sid:0) and XEP-0079 <amp/>. Everything else
+//    (body, subject, receipts, markers, any extension) goes into <payload/>. Whitespace text
+//    between the children is dropped.
+//  - seal adds <store xmlns='urn:xmpp:hints'/> and <encryption xmlns='urn:xmpp:eme:0'
+//    namespace='urn:xmpp:openpgp:0'/> (XEP-0374 §2.3), unless present; no plaintext <body/>
+//    hint is added. open removes that <encryption/> element and keeps the rest.
+//  - signcrypt (the default, and the only mode XEP-0374 allows) and crypt are encrypted to
+//    the recipients (default: the key of the stanza's `to`) and, for signcrypt, to our own key
+//    too (XEP-0373 §3.1 SHOULD); crypt is not signed, so it has no key of ours to add.
+//  - open checks all of XEP-0373 §3.2 and refuses (exit 1) a crypt element, which nothing
+//    authenticates, unless --allow-unsigned.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "crypto/random.hpp"
+#include "identity.hpp"
+#include "io.hpp"
+#include "openpgp/openpgp.hpp"
+#include "seal.hpp"
+#include "util/jid.hpp"
+
+namespace esession::cli {
+
+namespace {
+
+constexpr std::string_view kNsOx = "urn:xmpp:openpgp:0";
+constexpr std::string_view kNsHints = "urn:xmpp:hints";
+constexpr std::string_view kNsEme = "urn:xmpp:eme:0";
+constexpr std::string_view kNsSid = "urn:xmpp:sid:0";
+constexpr int64_t kMaxFuture = 300;  // seconds a <time/> may be ahead of our clock
+constexpr size_t kMaxRpad = 200;
+
+void refuse_other_options(const ObjectOpts& o) {
+  if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
+    fail_with(Errc::malformed, "ox has no --key-out, --key-file or --key-fd: its keys are in GnuPG",
+              "name recipients with -r and the signer with -i (JIDs or fingerprints)");
+  if (!is_stdio(o.output))
+    fail_with(Errc::malformed, "ox writes the stanza to standard output: -o is not supported",
+              "redirect standard output instead");
+  if (!o.identity.empty())
+    fail_with(Errc::malformed, "ox has no --identity: the secret keys are in GnuPG");
+}
+
+void refuse_key_file(const std::string& which) {
+  if (openpgp::fingerprint_from_text(which))
+    return;
+  if (which.find('/') != std::string::npos || ::access(which.c_str(), F_OK) == 0)
+    fail_with(Errc::unsupported, "'" + which + "': OpenPGP keys are read from GnuPG, not files",
+              "import it with gpg --import " + which + " and name it by JID or fingerprint");
+}
+
+std::optional<SecretBytes> passphrase(Context& ctx, const std::string& what) {
+  if (ctx.globals().passphrase_fd < 0)
+    return std::nullopt;
+  return read_passphrase(ctx, "passphrase for " + what);
+}
+
+// read_message reads the one <message/> of the input.
+xml::Element read_message(const ObjectOpts& o) {
+  fs::UniqueFd own;
+  int fd = open_input(o, own);
+  StanzaInput in(fd);
+  std::optional<xml::Element> st = in.next();
+  if (!st)
+    fail_with(Errc::malformed, "no stanza on the input", "give one <message/> on standard input");
+  if (in.next())
+    fail_with(Errc::malformed, "more than one stanza on the input: ox takes one at a time");
+  if (!st->is("message", xml::kNsClient))
+    fail_with(Errc::malformed, "ox objects are <message/> stanzas in jabber:client, not <" +
+                                   st->name + "/> in " +
+                                   (st->ns.empty() ? "no namespace" : st->ns));
+  return std::move(*st);
+}
+
+// stays_in_clear: a child of the <message/> that is not sealed.
+bool stays_in_clear(const xml::Element& e) {
+  return e.is("thread", xml::kNsClient) || e.ns == kNsHints || e.ns == kNsEme || e.ns == kNsSid ||
+         e.ns == xml::kNsAmp;
+}
+
+// utc_stamp writes |t| as an XEP-0082 DateTime in UTC: 2026-11-26T16:04:05Z.
+std::string utc_stamp(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// parse_stamp reads an XEP-0082 DateTime (CCYY-MM-DDThh:mm:ss[.sss](Z|+hh:mm|-hh:mm)) as
+// seconds since the epoch.
+std::optional<int64_t> parse_stamp(std::string_view s) {
+  auto digits = [&](size_t pos, size_t n) -> std::optional<int> {
+    if (pos + n > s.size())
+      return std::nullopt;
+    int v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(s[i])))
+        return std::nullopt;
+      v = v * 10 + (s[i] - '0');
+    }
+    return v;
+  };
+  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+    return std::nullopt;
+  auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2), mi = digits(14, 2),
+       se = digits(17, 2);
+  if (!y || !mo || !d || !h || !mi || !se || *mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 ||
+      *mi > 59 || *se > 60)
+    return std::nullopt;
+  size_t pos = 19;
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    size_t start = pos;
+    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos])))
+      ++pos;
+    if (pos == start)
+      return std::nullopt;
+  }
+  int64_t offset = 0;
+  if (pos < s.size() && s[pos] == 'Z' && pos + 1 == s.size()) {
+    offset = 0;
+  } else if (pos + 6 == s.size() && (s[pos] == '+' || s[pos] == '-') && s[pos + 3] == ':') {
+    auto oh = digits(pos + 1, 2), om = digits(pos + 4, 2);
+    if (!oh || !om || *oh > 23 || *om > 59)
+      return std::nullopt;
+    offset = (*oh * 3600 + *om * 60) * (s[pos] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  std::tm tm{};
+  tm.tm_year = *y - 1900;
+  tm.tm_mon = *mo - 1;
+  tm.tm_mday = *d;
+  tm.tm_hour = *h;
+  tm.tm_min = *mi;
+  tm.tm_sec = *se;
+  return static_cast<int64_t>(::timegm(&tm)) - offset;
+}
+
+std::string random_rpad() {
+  SystemRandom rng;
+  size_t n = rng.uniform(kMaxRpad + 1);
+  std::string pad;
+  for (size_t i = 0; i < n; ++i)
+    pad += static_cast<char>('!' + rng.uniform('~' - '!' + 1));  // printable ASCII, no space
+  return pad;
+}
+
+// is_encrypted: does the binary OpenPGP message start with a session key packet (tag 1 or 3,
+// RFC 4880 §4.2-4.3)?
+bool is_encrypted(const Bytes& msg) {
+  if (msg.empty() || !(msg[0] & 0x80))
+    fail_with(Errc::malformed, "<openpgp/> does not hold a binary OpenPGP message");
+  int tag = (msg[0] & 0x40) ? (msg[0] & 0x3f) : ((msg[0] >> 2) & 0x0f);
+  return tag == 1 || tag == 3;
+}
+
+bool blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+}
+
+}  // namespace
+
+int seal_ox(Context& ctx, const ObjectOpts& o) {
+  refuse_other_options(o);
+  if (o.allow_unsigned)
+    fail_with(Errc::malformed, "--allow-unsigned is for open");
+  std::string mode = o.mode.empty() ? "signcrypt" : o.mode;
+  if (mode != "signcrypt" && mode != "sign" && mode != "crypt")
+    fail_with(Errc::malformed, "unknown --mode '" + mode + "'",
+              "the modes: signcrypt, sign, crypt");
+  bool signs = mode != "crypt", encrypts = mode != "sign";
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "an ox object is signed by one key: give -i once");
+  if (!signs && !o.signers.empty())
+    fail_with(Errc::malformed, "--mode crypt is not signed: -i does not apply",
+              "use --mode signcrypt to sign and encrypt");
+  if (!encrypts && !o.recipients.empty())
+    fail_with(Errc::malformed, "--mode sign is not encrypted: -r does not apply",
+              "use --mode signcrypt to sign and encrypt");
+  for (const auto& r : o.recipients)
+    refuse_key_file(r);
+  for (const auto& s : o.signers)
+    refuse_key_file(s);
+
+  xml::Element msg = read_message(o);
+  std::string to = bare_jid(msg.attr_or("to"));
+  std::string from = bare_jid(msg.attr_or("from"));
+  if (signs && to.empty())
+    fail_with(Errc::malformed, "the message has no 'to': --mode " + mode + " needs one for <to/>",
+              "XEP-0373 §3.1: a signed content element names its recipient");
+
+  // Split the children: what stays in clear, and the payload.
+  xml::Element out(msg.name, msg.ns);
+  out.attrs = msg.attrs;
+  xml::Element payload("payload", std::string(kNsOx));
+  for (auto& c : msg.children) {
+    if (c.is_text()) {
+      if (!blank(c.text))
+        fail_with(Errc::malformed, "the message has text outside its child elements");
+      continue;
+    }
+    if (c.is("openpgp", kNsOx))
+      fail_with(Errc::malformed, "the message is already sealed (it has an <openpgp/>)");
+    if (stays_in_clear(c))
+      out.add(std::move(c));
+    else
+      payload.add(std::move(c));
+  }
+  if (payload.children.empty())
+    fail_with(Errc::malformed, "the message has nothing to seal",
+              "only <thread/> and processing hints: these stay in clear");
+
+  auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
+  std::string signer;
+  if (signs) {
+    std::string which = o.signers.empty() ? from : o.signers.front();
+    if (which.empty())
+      fail_with(Errc::malformed, "--mode " + mode + " needs the signer: -i JID or fingerprint",
+                "or a 'from' on the message: the key with the User ID xmpp:FROM signs");
+    signer = check(gpg.find_secret_key(which), "list secret keys with: gpg --list-secret-keys");
+  }
+  std::vector<std::string> fprs;
+  auto add = [&](const std::string& f) {
+    if (std::find(fprs.begin(), fprs.end(), f) == fprs.end())
+      fprs.push_back(f);
+  };
+  if (encrypts) {
+    std::vector<std::string> recipients = o.recipients;
+    if (recipients.empty()) {
+      if (to.empty())
+        fail_with(Errc::malformed, "no recipient: give -r JID, or a 'to' on the message");
+      recipients.push_back(to);
+    }
+    for (const auto& r : recipients)
+      add(check(gpg.find_recipient(r), "list keys with: gpg --list-keys"));
+    if (!signer.empty()) {
+      Result<std::string> self = gpg.find_recipient(signer);
+      if (self)
+        add(*self);
+      else
+        ctx.warn("not encrypting to your own key: " + self.error().detail);
+    }
+  }
+
+  xml::Element content(mode, std::string(kNsOx));
+  if (!to.empty())
+    content.add(xml::Element("to", std::string(kNsOx))).set_attr("jid", to);
+  content.add(xml::Element("time", std::string(kNsOx)))
+      .set_attr("stamp", utc_stamp(static_cast<int64_t>(std::time(nullptr))));
+  if (encrypts)
+    content.add_text_child("rpad", random_rpad());
+  content.add(std::move(payload));
+  std::string plain = xml::serialize(content);
+
+  std::optional<SecretBytes> pass;
+  if (!signer.empty())
+    pass = passphrase(ctx, "OpenPGP key " + signer);
+  openpgp::CryptOptions co;
+  if (pass)
+    co.passphrase = view(*pass);
+  co.in_name = "the content element";
+  co.out_name = "the OpenPGP message";
+  Bytes sealed = encrypts ? check(gpg.encrypt(fprs, signer, view(plain), co))
+                          : check(gpg.sign(signer, view(plain), co));
+
+  out.add(xml::Element("openpgp", std::string(kNsOx))).add(xml::Element::text_node(base64(sealed)));
+  if (!out.child("store", kNsHints))
+    out.add(xml::Element("store", std::string(kNsHints)));
+  if (!out.child("encryption", kNsEme))
+    out.add(xml::Element("encryption", std::string(kNsEme))).set_attr("namespace", kNsOx);
+  write_stanza(out);
+  ctx.status("SEALED", "ox " + std::to_string(plain.size()));
+  ctx.info("sealed a message (ox " + mode + ")" +
+           (encrypts ? " for " + std::to_string(fprs.size()) + (fprs.size() == 1 ? " key" : " keys")
+                     : std::string()) +
+           (signer.empty() ? "" : ", signed by " + signer));
+  return kExitOk;
+}
+
+int open_ox(Context& ctx, const ObjectOpts& o) {
+  refuse_other_options(o);
+  if (!o.recipients.empty())
+    fail_with(Errc::malformed, "open takes no recipients (-r): the secret keys are in GnuPG");
+  if (!o.mode.empty())
+    fail_with(Errc::malformed, "--mode is for seal: open reads the mode from the object");
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "give -i once: the signer the object must be signed by");
+  for (const auto& s : o.signers)
+    refuse_key_file(s);
+  if (o.max_age <= 0)
+    fail_with(Errc::malformed, "--max-age must be a positive number of seconds");
+
+  xml::Element msg = read_message(o);
+  std::string to = bare_jid(msg.attr_or("to"));
+  std::string from = bare_jid(msg.attr_or("from"));
+  if (msg.count_children("openpgp", kNsOx) != 1)
+    fail_with(Errc::malformed,
+              "the message must have exactly one <openpgp xmlns='" + std::string(kNsOx) + "'/>");
+  const xml::Element* wrapped = msg.child("openpgp", kNsOx);
+  Result<Bytes> raw = unbase64(wrapped->text_content());
+  if (!raw)
+    fail_with(Errc::malformed, "<openpgp/> is not base64: " + raw.error().detail);
+  bool encrypted = is_encrypted(*raw);
+
+  auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
+  Bytes plain;
+  openpgp::Decrypted d;
+  if (encrypted) {
+    std::optional<SecretBytes> pass = passphrase(ctx, "the OpenPGP secret key");
+    openpgp::CryptOptions co;
+    if (pass)
+      co.passphrase = view(*pass);
+    co.in_name = "<openpgp/>";
+    co.out_name = "the content element";
+    d = check(gpg.decrypt(*raw, plain, co));
+  } else {
+    d = check(gpg.verify(*raw, plain));
+  }
+  ctx.status("SIGNATURE", std::string(openpgp::signature_verdict_name(d.signature)) +
+                              (d.signer.empty() ? "" : " " + d.signer));
+
+  // The content element, authenticated or decrypted: now its form and meaning.
+  Result<xml::Element> parsed =
+      xml::parse(std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()));
+  if (!parsed)
+    fail_with(Errc::malformed, "the content element is not XML: " + parsed.error().detail);
+  const xml::Element& content = *parsed;
+  std::string mode = content.name;
+  if (content.ns != kNsOx || (mode != "signcrypt" && mode != "sign" && mode != "crypt"))
+    fail_with(Errc::malformed, "the content element is <" + content.name + "/> in " +
+                                   (content.ns.empty() ? "no namespace" : content.ns) +
+                                   ", not <signcrypt/>, <sign/> or <crypt/> in " +
+                                   std::string(kNsOx));
+  if ((mode == "sign") == encrypted)
+    fail_with(Errc::auth_failed, "<" + mode + "/> in an OpenPGP message that is " +
+                                     (encrypted ? "" : "not ") + "encrypted");
+
+  // The signature and the signer (§3.2).
+  using V = openpgp::SignatureVerdict;
+  if (d.signature == V::bad)
+    fail_with(Errc::auth_failed, "bad OpenPGP signature by " + d.signer);
+  if (d.signature == V::unknown)
+    fail_with(Errc::auth_failed, "signed by " + d.signer + ", a key not in GnuPG",
+              "import and certify the sender's key (gpg --import, gpg --quick-lsign-key)");
+  if (d.signature == V::none) {
+    if (mode != "crypt")
+      fail_with(Errc::auth_failed, "<" + mode + "/> without a signature");
+    if (!o.allow_unsigned)
+      fail_with(Errc::auth_failed, "<crypt/> is not signed: anyone could have made it",
+                "--allow-unsigned opens it anyway");
+    if (!o.signers.empty())
+      fail_with(Errc::auth_failed,
+                "not signed, and -i requires a signature by " + o.signers.front());
+    ctx.warn("the object is not signed: anyone could have made it");
+  } else {
+    if (from.empty() && o.signers.empty())
+      fail_with(Errc::malformed, "the message has no 'from': say who must have signed with -i");
+    if (!from.empty() && !signer_matches(gpg, from, d.signer))
+      fail_with(Errc::auth_failed,
+                "signed by " + d.signer + ", a key without a valid User ID xmpp:" + from,
+                "XEP-0373 §3.2: the signer's key must name the sender (gpg --list-keys)");
+    if (!o.signers.empty() && !signer_matches(gpg, o.signers.front(), d.signer))
+      fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + o.signers.front());
+  }
+
+  // The children: <to/>s, one <time/>, at most one <rpad/>, one <payload/>.
+  std::vector<std::string> tos;
+  const xml::Element* time = nullptr;
+  const xml::Element* payload = nullptr;
+  size_t rpads = 0;
+  for (const auto& c : content.children) {
+    if (c.is_text()) {
+      if (!blank(c.text))
+        fail_with(Errc::malformed, "text in the content element outside its children");
+    } else if (c.is("to", kNsOx)) {
+      const std::string* jid = c.attr("jid");
+      if (!jid || jid->empty())
+        fail_with(Errc::malformed, "<to/> without a jid");
+      tos.push_back(*jid);
+    } else if (c.is("time", kNsOx)) {
+      if (time)
+        fail_with(Errc::malformed, "more than one <time/>");
+      time = &c;
+    } else if (c.is("rpad", kNsOx)) {
+      if (++rpads > 1 || !c.element_children().empty())
+        fail_with(Errc::malformed, "<rpad/> must appear at most once and hold text only");
+    } else if (c.is("payload", kNsOx)) {
+      if (payload)
+        fail_with(Errc::malformed, "more than one <payload/>");
+      payload = &c;
+    } else {
+      fail_with(Errc::malformed,
+                "unknown element <" + c.name + "/> (" + c.ns + ") in the content element");
+    }
+  }
+  if (!payload)
+    fail_with(Errc::malformed, "the content element has no <payload/>");
+  if (!time || !time->attr("stamp"))
+    fail_with(Errc::malformed, "the content element has no <time stamp='...'/>");
+  if (mode != "crypt" && tos.empty())
+    fail_with(Errc::auth_failed, "<" + mode + "/> without <to/>: it could be forwarded to anyone");
+  if (!tos.empty()) {
+    if (to.empty())
+      fail_with(Errc::malformed, "the message has no 'to' to compare with <to/>");
+    if (std::find(tos.begin(), tos.end(), to) == tos.end())
+      fail_with(Errc::auth_failed, "<to/> names " + tos.front() + ", not " + to,
+                "the object was made for someone else and forwarded");
+  }
+  std::optional<int64_t> stamp = parse_stamp(*time->attr("stamp"));
+  if (!stamp)
+    fail_with(Errc::malformed,
+              "<time/> stamp '" + *time->attr("stamp") + "' is not an XEP-0082 DateTime");
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (*stamp > now + kMaxFuture)
+    fail_with(Errc::auth_failed, "<time/> " + *time->attr("stamp") + " is in the future");
+  if (now - *stamp > o.max_age)
+    fail_with(Errc::auth_failed,
+              "<time/> " + *time->attr("stamp") + " is older than --max-age " +
+                  std::to_string(o.max_age) + " seconds",
+              "a replayed or long-delayed object; raise --max-age to open it anyway");
+
+  // The stanza with the payload in place of <openpgp/>.
+  xml::Element out(msg.name, msg.ns);
+  out.attrs = msg.attrs;
+  for (const auto& c : msg.children) {
+    if (c.is("openpgp", kNsOx)) {
+      for (const auto& p : payload->children)
+        if (!p.is_text() || !blank(p.text))
+          out.add(p);
+    } else if (c.is("encryption", kNsEme) && c.attr_or("namespace") == kNsOx) {
+      continue;
+    } else if (!c.is_text() || !blank(c.text)) {
+      out.add(c);
+    }
+  }
+  write_stanza(out);
+  ctx.status("OPENED", "ox " + std::to_string(plain.size()));
+  if (d.signature == V::good)
+    ctx.info("opened <" + mode + "/> signed by " + d.signer +
+             (from.empty() ? "" : " (" + from + ")"));
+  return kExitOk;
+}
+
+}  // namespace esession::cli

@@ -1,0 +1,508 @@
+// RFC 3923 stanza objects (S/MIME for XMPP) for `seal --format smime` / `open --format smime`.
+//
+// seal reads one stanza (message, presence or iq in jabber:client) and builds the protected
+// object of RFC 3923 §5: a Message/CPIM entity (RFC 3862) whose headers From, To (im: URIs of
+// the bare JIDs) and DateTime (UTC) are covered by the signature, and whose body is
+// application/xmpp+xml: <xmpp xmlns='jabber:client'> holding the whole stanza. Messages take the
+// same form rather than §3's text/plain body, so every payload element (not just <body/>) is
+// protected. The entity is signed, then encrypted (lib/object/cms.hpp: SignedData inside
+// EnvelopedData, to the recipients and to the signer), and the DER goes base64 into
+// <e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; the outer stanza keeps to, from, type, id
+// and <thread/>.
+//
+// open decrypts, requires a good signature (chain to --ca-file/<home>/ca.pem, or exactly the -i
+// certificate), checks that the protected From/To are the stanza's from/to (bare JIDs), that the
+// signer's certificate names the sender (XmppAddr or im:/pres:/xmpp: URI; required unless -i
+// names the certificate), and that DateTime is plausible (at most 5 minutes ahead, at most
+// --max-age old), then writes the stanza with the protected payload in place of <e2e/>. It also
+// reads §3's text/plain body (made into a <body/>) and an <e2e/> holding a MIME entity
+// (application/pkcs7-mime headers, base64 body) instead of bare base64.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "identity.hpp"
+#include "io.hpp"
+#include "object/cms.hpp"
+#include "seal.hpp"
+#include "seal_x509.hpp"
+#include "util/output_file.hpp"
+
+namespace esession::cli {
+
+namespace {
+
+constexpr std::string_view kNsE2e = "urn:ietf:params:xml:ns:xmpp-e2e";
+constexpr size_t kMaxObject = 1 << 20;      // one stanza
+constexpr int64_t kMaxFutureSeconds = 300;  // RFC 3923 §6: within five minutes
+
+void refuse_file_options(const ObjectOpts& o) {
+  if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
+    fail_with(Errc::malformed, "smime takes no --key-out, --key-file or --key-fd",
+              "recipients are certificates (-r), the signer an identity (-i)");
+  if (!is_stdio(o.output))
+    fail_with(Errc::malformed, "smime writes the stanza to standard output: -o is not supported",
+              "redirect standard output instead");
+}
+
+std::string bare(const std::string& jid) {
+  return jid.substr(0, jid.find('/'));
+}
+
+// A memory file: cms.hpp streams between descriptors.
+fs::UniqueFd memory_file() {
+  fs::UniqueFd fd(::memfd_create("esession-smime", MFD_CLOEXEC));
+  if (!fd)
+    fail_with(Errc::io, "memfd_create: " + errno_text());
+  return fd;
+}
+
+std::string read_back(int fd) {
+  if (::lseek(fd, 0, SEEK_SET) != 0)
+    fail_with(Errc::io, "a memory file: cannot seek: " + errno_text());
+  std::string out;
+  Bytes buf(64 << 10);
+  for (;;) {
+    size_t k = check(fs::read_some(fd, buf, "a memory file"));
+    if (k == 0)
+      return out;
+    out.append(reinterpret_cast<const char*>(buf.data()), k);
+  }
+}
+
+std::string iso_utc(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// parse_datetime reads an RFC 3339 date-time (fractions ignored, Z or an offset).
+std::optional<int64_t> parse_datetime(const std::string& s) {
+  int Y, M, D, h, m, sec;
+  int n = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
+      n != 19)
+    return std::nullopt;
+  size_t i = 19;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    size_t digits = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
+      ++i, ++digits;
+    if (!digits)
+      return std::nullopt;
+  }
+  int64_t offset = 0;
+  std::string rest = s.substr(i);
+  if (rest == "Z" || rest == "z") {
+  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+             std::isdigit(static_cast<unsigned char>(rest[1])) &&
+             std::isdigit(static_cast<unsigned char>(rest[2])) &&
+             std::isdigit(static_cast<unsigned char>(rest[4])) &&
+             std::isdigit(static_cast<unsigned char>(rest[5]))) {
+    offset = (std::stoi(rest.substr(1, 2)) * 60 + std::stoi(rest.substr(4, 2))) * 60;
+    if (rest[0] == '-')
+      offset = -offset;
+  } else {
+    return std::nullopt;
+  }
+  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+    return std::nullopt;
+  std::tm tm{};
+  tm.tm_year = Y - 1900;
+  tm.tm_mon = M - 1;
+  tm.tm_mday = D;
+  tm.tm_hour = h;
+  tm.tm_min = m;
+  tm.tm_sec = sec;
+  return static_cast<int64_t>(::timegm(&tm)) - offset;
+}
+
+// A MIME header block: lines up to an empty line, CRLF or LF, with folded continuations.
+struct Headers {
+  std::vector<std::pair<std::string, std::string>> fields;  // names in lower case
+  const std::string* get(const std::string& lower) const {
+    for (const auto& [k, v] : fields)
+      if (k == lower)
+        return &v;
+    return nullptr;
+  }
+  size_t count(const std::string& lower) const {
+    size_t n = 0;
+    for (const auto& f : fields)
+      n += f.first == lower;
+    return n;
+  }
+};
+
+std::string trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos)
+    return {};
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// read_headers parses the header block at |pos| of |s| and moves |pos| past its empty line.
+Headers read_headers(const std::string& s, size_t& pos, const char* what) {
+  Headers h;
+  for (;;) {
+    size_t eol = s.find('\n', pos);
+    if (eol == std::string::npos)
+      fail_with(Errc::malformed, std::string("the ") + what + " headers do not end");
+    std::string line = s.substr(pos, eol - pos);
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    pos = eol + 1;
+    if (line.empty())
+      return h;
+    if ((line[0] == ' ' || line[0] == '\t') && !h.fields.empty()) {
+      h.fields.back().second += " " + trim(line);
+      continue;
+    }
+    size_t colon = line.find(':');
+    if (colon == std::string::npos || colon == 0)
+      fail_with(Errc::malformed, std::string("a ") + what + " header without a name: " + line);
+    h.fields.emplace_back(lower(trim(line.substr(0, colon))), trim(line.substr(colon + 1)));
+  }
+}
+
+// media_type returns the type/subtype of a Content-Type value, in lower case.
+std::string media_type(const std::string* v) {
+  if (!v)
+    return {};
+  return lower(trim(v->substr(0, v->find(';'))));
+}
+
+// address_jid takes the bare JID out of a CPIM address: [Formal-name] <im:jid>, with the im:,
+// pres: or xmpp: scheme.
+std::string address_jid(const std::string& v, const char* header) {
+  size_t lt = v.rfind('<');
+  size_t gt = v.rfind('>');
+  if (lt == std::string::npos || gt == std::string::npos || gt < lt)
+    fail_with(Errc::malformed, std::string("the CPIM ") + header + " header has no <URI>: " + v);
+  std::string uri = v.substr(lt + 1, gt - lt - 1);
+  for (const char* scheme : {"im:", "pres:", "xmpp:"}) {
+    if (lower(uri).starts_with(scheme)) {
+      std::string jid = uri.substr(std::strlen(scheme));
+      if (jid.starts_with("//"))
+        fail_with(Errc::malformed, std::string("the CPIM ") + header + " URI has an authority");
+      return bare(jid.substr(0, jid.find('?')));
+    }
+  }
+  fail_with(Errc::malformed,
+            std::string("the CPIM ") + header + " URI is not an im:, pres: or xmpp: URI: " + uri);
+}
+
+bool is_stanza(const xml::Element& e) {
+  return e.ns == xml::kNsClient && (e.name == "message" || e.name == "presence" || e.name == "iq");
+}
+
+xml::Element read_one_stanza(const ObjectOpts& o) {
+  fs::UniqueFd own;
+  StanzaInput in(open_input(o, own), kMaxObject);
+  std::optional<xml::Element> s = in.next();
+  if (!s)
+    fail_with(Errc::malformed, "no stanza on the input");
+  if (!is_stanza(*s))
+    fail_with(Errc::malformed,
+              "<" + s->name + "/> in '" + s->ns + "' is not a message, presence or iq stanza");
+  if (in.next())
+    fail_with(Errc::malformed, "more than one stanza on the input",
+              "smime seals and opens one stanza at a time");
+  return *s;
+}
+
+// The CPIM entity (RFC 3862 §2) made by seal.
+std::string make_cpim(const std::string& from, const std::string& to, int64_t now,
+                      const xml::Element& stanza) {
+  xml::Element wrap("xmpp", std::string(xml::kNsClient));
+  wrap.add(stanza);
+  std::string body = xml::serialize(wrap);
+  return "Content-Type: Message/CPIM\r\n\r\nFrom: <im:" + from + ">\r\nTo: <im:" + to +
+         ">\r\nDateTime: " + iso_utc(now) + "\r\n\r\nContent-Type: application/xmpp+xml\r\n\r\n" +
+         body;
+}
+
+// Protected is what open found in the CPIM entity.
+struct Protected {
+  std::string from, to;
+  int64_t time;
+  std::vector<xml::Element> payload;
+};
+
+Protected parse_cpim(const std::string& s) {
+  size_t pos = 0;
+  Headers mime = read_headers(s, pos, "MIME");
+  if (media_type(mime.get("content-type")) != "message/cpim")
+    fail_with(Errc::malformed, "the protected object is not Message/CPIM");
+  Headers msg = read_headers(s, pos, "CPIM");
+  for (const char* h : {"from", "to", "datetime"})
+    if (msg.count(h) != 1)
+      fail_with(Errc::malformed, std::string("the CPIM object needs exactly one ") + h + " header");
+  Protected p;
+  p.from = address_jid(*msg.get("from"), "From");
+  p.to = address_jid(*msg.get("to"), "To");
+  auto t = parse_datetime(*msg.get("datetime"));
+  if (!t)
+    fail_with(Errc::malformed,
+              "the CPIM DateTime is not an RFC 3339 date-time: " + *msg.get("datetime"));
+  p.time = *t;
+  Headers content = read_headers(s, pos, "content");
+  std::string type = media_type(content.get("content-type"));
+  std::string body = s.substr(pos);
+  if (type == "text/plain") {  // RFC 3923 §3
+    while (!body.empty() && (body.back() == '\n' || body.back() == '\r'))
+      body.pop_back();
+    if (!xml::valid_xml_utf8(body))
+      fail_with(Errc::malformed, "the text/plain body is not UTF-8 text");
+    xml::Element b("body", std::string(xml::kNsClient));
+    b.add(xml::Element::text_node(body));
+    p.payload.push_back(std::move(b));
+    return p;
+  }
+  if (type != "application/xmpp+xml")
+    fail_with(Errc::malformed,
+              "the CPIM body is '" + type + "', not application/xmpp+xml or text/plain");
+  xml::Element wrap = check(xml::parse(body, xml::kNsClient));
+  if (!wrap.is("xmpp", xml::kNsClient))
+    fail_with(Errc::malformed, "the application/xmpp+xml body is not <xmpp xmlns='jabber:client'>");
+  auto kids = wrap.element_children();
+  // The whole stanza (what seal writes), or its payload elements directly.
+  if (kids.size() == 1 && is_stanza(*kids.front())) {
+    for (const auto& c : kids.front()->children)
+      if (!c.is_text())
+        p.payload.push_back(c);
+  } else {
+    for (const auto* c : kids)
+      p.payload.push_back(*c);
+  }
+  return p;
+}
+
+// e2e_der returns the CMS object an <e2e/> carries: base64 DER, or a MIME entity
+// (application/pkcs7-mime, base64 body) as in the RFC's examples.
+Bytes e2e_der(const xml::Element& e2e) {
+  std::string text = trim(e2e.text_content());
+  if (lower(text.substr(0, 8)) == "content-") {
+    text += "\n";
+    size_t pos = 0;
+    Headers h = read_headers(text, pos, "S/MIME");
+    if (media_type(h.get("content-type")) != "application/pkcs7-mime")
+      fail_with(Errc::malformed, "the <e2e/> entity is not application/pkcs7-mime");
+    const std::string* cte = h.get("content-transfer-encoding");
+    if (cte && lower(*cte) != "base64")
+      fail_with(Errc::unsupported, "the <e2e/> entity's transfer encoding is " + *cte,
+                "only base64 fits in XML character data");
+    text = text.substr(pos);
+  }
+  std::string compact;
+  for (char c : text)
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      compact += c;
+  auto der = unbase64(compact);
+  if (!der || der->empty())
+    fail_with(Errc::malformed, "the <e2e/> content is not base64");
+  return std::move(der).value();
+}
+
+}  // namespace
+
+int seal_smime(Context& ctx, const ObjectOpts& o) {
+  refuse_file_options(o);
+  if (o.allow_unsigned || !o.identity.empty())
+    fail_with(Errc::malformed, "--allow-unsigned and --identity are options of open");
+  if (o.recipients.empty())
+    fail_with(Errc::malformed, "smime needs at least one recipient: -r CERTFILE",
+              "give the recipient's certificate (PEM or DER); repeat -r for more");
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "smime takes one signer (-i)");
+  std::vector<Certificate> recipients;
+  for (const auto& r : o.recipients)
+    recipients.push_back(load_certificate(r, "recipient certificate"));
+  X509Identity signer =
+      o.signers.empty()
+          ? account_identity(ctx, {},
+                             "name the signer's identity file with -i FILE (PEM or PKCS#12)")
+          : load_identity_file(ctx, o.signers.front());
+  recipients.push_back(signer.chain.front());  // to ourselves too
+
+  xml::Element stanza = read_one_stanza(o);
+  if (stanza.child("e2e", kNsE2e))
+    fail_with(Errc::malformed, "the stanza already carries an <e2e/>");
+  std::string from = bare(stanza.attr_or("from"));
+  std::string to = bare(stanza.attr_or("to"));
+  if (from.empty() || to.empty())
+    fail_with(Errc::malformed, "the stanza needs from and to attributes",
+              "RFC 3923 binds the object to both JIDs: give from='...' and to='...'");
+
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  std::string cpim = make_cpim(from, to, now, stanza);
+  fs::UniqueFd in = memory_file();
+  fs::UniqueFd out = memory_file();
+  check(fs::write_all(in.get(), {reinterpret_cast<const uint8_t*>(cpim.data()), cpim.size()},
+                      "a memory file"));
+  if (::lseek(in.get(), 0, SEEK_SET) != 0)
+    fail_with(Errc::io, "a memory file: cannot seek: " + errno_text());
+  uint64_t n = check(cms::seal(recipients, &signer, in.get(), out.get(), {}, "the CPIM object"));
+  std::string der = read_back(out.get());
+
+  xml::Element sealed(stanza.name, stanza.ns);
+  sealed.attrs = stanza.attrs;
+  if (const auto* thread = stanza.child("thread", xml::kNsClient))
+    sealed.add(*thread);
+  xml::Element e2e("e2e", std::string(kNsE2e));
+  e2e.add(
+      xml::Element::text_node(base64({reinterpret_cast<const uint8_t*>(der.data()), der.size()})));
+  sealed.add(std::move(e2e));
+  write_stanza(sealed);
+  ctx.status("SEALED", "smime " + std::to_string(n));
+  ctx.info("sealed " + stanza.name + " stanza (smime, signed by " + signer.chain.front().subject() +
+           ")");
+  return kExitOk;
+}
+
+int open_smime(Context& ctx, const ObjectOpts& o) {
+  refuse_file_options(o);
+  if (!o.recipients.empty())
+    fail_with(Errc::malformed, "open takes no recipients (-r)");
+  if (o.allow_unsigned)
+    fail_with(Errc::malformed, "smime stanzas are always signed: --allow-unsigned is for files");
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "smime takes one expected signer (-i)");
+  if (o.max_age < 0)
+    fail_with(Errc::malformed, "--max-age must not be negative");
+  X509Identity me =
+      o.identity.empty()
+          ? account_identity(ctx, {}, "name an identity file with --identity FILE (PEM or PKCS#12)")
+          : load_identity_file(ctx, o.identity);
+  cms::Trust trust;
+  if (!o.signers.empty())
+    trust.expected = load_certificate(o.signers.front(), "signer certificate");
+  else
+    trust.anchors = ca_anchors(ctx);
+
+  xml::Element stanza = read_one_stanza(o);
+  if (stanza.count_children("e2e", kNsE2e) != 1)
+    fail_with(Errc::malformed,
+              "the stanza needs exactly one <e2e xmlns='" + std::string(kNsE2e) + "'/>");
+  std::string from = bare(stanza.attr_or("from"));
+  std::string to = bare(stanza.attr_or("to"));
+  if (from.empty() || to.empty())
+    fail_with(Errc::malformed, "the stanza needs from and to attributes to check the object by");
+  Bytes der = e2e_der(*stanza.child("e2e", kNsE2e));
+
+  fs::UniqueFd in = memory_file();
+  fs::UniqueFd out = memory_file();
+  check(fs::write_all(in.get(), der, "a memory file"));
+  if (::lseek(in.get(), 0, SEEK_SET) != 0)
+    fail_with(Errc::io, "a memory file: cannot seek: " + errno_text());
+  auto reread = [&]() -> Result<int> {
+    std::string p = "/proc/self/fd/" + std::to_string(out.get());
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return fail(Errc::io, "cannot read back the decrypted content: " + errno_text());
+    return fd;
+  };
+  cms::Verdict verdict;
+  cms::StreamOptions so;
+  so.buffer_bytes = 16 << 10;
+  Result<uint64_t> r = cms::open(me, trust, in.get(), out.get(), reread, verdict, so, "the <e2e/>");
+  switch (verdict.state) {
+    case cms::Verdict::State::good:
+      ctx.status("SIGNATURE", "good " + verdict.signer);
+      break;
+    case cms::Verdict::State::bad:
+      ctx.status("SIGNATURE", "bad " + verdict.signer);
+      break;
+    case cms::Verdict::State::none:
+      ctx.status("SIGNATURE", "none");
+      break;
+    case cms::Verdict::State::unknown:
+      break;
+  }
+  if (!r && verdict.state == cms::Verdict::State::bad && trust.anchors.empty() && !trust.expected)
+    check(std::move(r), "configure the signer's CA with --ca-file, or name the signer with -i");
+  uint64_t n = check(std::move(r));
+  if (n > kMaxObject)
+    fail_with(Errc::malformed, "the protected object is larger than a stanza may be");
+
+  Protected p = parse_cpim(read_back(out.get()));
+  if (lower(p.from) != lower(from))
+    fail_with(Errc::auth_failed,
+              "the protected From (" + p.from + ") is not the stanza's from (" + from + ")",
+              "the object was made for another conversation, or forwarded");
+  // The signer's certificate must name the sender: an XmppAddr (RFC 6120 §13.7.1.4) or an
+  // im:, pres: or xmpp: URI (RFC 3923 §6.3). Without one, only -i binds it to the sender.
+  std::optional<Certificate> cert = verdict.signer_cert ? verdict.signer_cert : trust.expected;
+  std::vector<std::string> names;
+  if (cert) {
+    for (const auto& a : cert->xmpp_addrs())
+      names.push_back(lower(bare(a)));
+    for (const auto& u : cert->uris())
+      for (const char* scheme : {"im:", "pres:", "xmpp:"})
+        if (lower(u).starts_with(scheme))
+          names.push_back(lower(bare(u.substr(std::strlen(scheme)))));
+  }
+  if (names.empty() && !trust.expected)
+    fail_with(Errc::auth_failed,
+              "the signer's certificate (" + verdict.signer +
+                  ") names no XMPP address: nothing "
+                  "binds it to " +
+                  from,
+              "if it is " + from + "'s, name it with -i CERTFILE");
+  if (!names.empty() && std::find(names.begin(), names.end(), lower(from)) == names.end())
+    fail_with(Errc::auth_failed,
+              "the signer's certificate names " + names.front() + ", not the sender " + from,
+              "someone else signed it");
+  if (lower(p.to) != lower(to))
+    fail_with(Errc::auth_failed,
+              "the protected To (" + p.to + ") is not the stanza's to (" + to + ")",
+              "the object was made for someone else, or forwarded");
+  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  if (p.time > now + kMaxFutureSeconds)
+    fail_with(Errc::replay, "the protected DateTime " + iso_utc(p.time) + " is in the future",
+              "check the clocks");
+  if (now - p.time > o.max_age)
+    fail_with(Errc::replay,
+              "the protected DateTime " + iso_utc(p.time) + " is older than --max-age (" +
+                  std::to_string(o.max_age) + " s)",
+              "a replay, or a late delivery: raise --max-age to accept it");
+
+  xml::Element opened(stanza.name, stanza.ns);
+  opened.attrs = stanza.attrs;
+  for (auto& c : p.payload)
+    opened.add(std::move(c));
+  for (const auto& c : stanza.children)
+    if (!c.is_text() && !c.is("e2e", kNsE2e) && !c.is("thread", xml::kNsClient))
+      ctx.warn("dropped the unprotected <" + c.name + "/> outside the <e2e/>");
+  write_stanza(opened);
+  ctx.status("OPENED", "smime " + std::to_string(n));
+  ctx.info("good signature by " + verdict.signer);
+  return kExitOk;
+}
+
+}  // namespace esession::cli

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""cli.seal-smime: `esession seal --format smime` / `esession open --format smime` (RFC 3923).
+
+    test_seal_smime.py ESESSION [ESESSION_COUNTERS]
+
+Certificates (a CA, then alice, bob and eve with XmppAddr names) are made with the openssl CLI.
+Checks: message, presence and iq stanzas round-trip; `openssl cms -decrypt | openssl cms -verify`
+on the <e2e/> content gives the Message/CPIM object with From/To/DateTime and the stanza; we
+open an <e2e/> that `openssl cms -sign | openssl cms -encrypt` made from a CPIM text (also the
+text/plain form of RFC 3923 §3, and an <e2e/> holding a MIME entity); `gpgsm --decrypt` reads
+ours (skipped, saying why, when gpgsm cannot be driven); tampered, wrong-recipient, From and To
+mismatch, stale and future DateTime, unsigned, wrong-signer and untrusted objects are refused
+with exit 1, malformed ones with exit 2, each with one error line and nothing on stdout.
+"""
+
+import base64
+import datetime
+import os
+import re
+import shutil
+import subprocess
+
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test
+
+t = Test("cli.seal-smime")
+env = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),
+           TMPDIR=t.dir)
+env.pop("XDG_DATA_HOME", None)
+
+if not shutil.which("openssl"):
+    t.skip("the openssl command is not installed")
+
+
+def sh(*args, input=None, check=True):
+    p = subprocess.run(list(args), input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env, timeout=120)
+    if check and p.returncode != 0:
+        t.check(False, "%s failed" % " ".join(args), p.stderr.decode(errors="replace"))
+        t.finish()
+    return p
+
+
+def run(*args, input=b""):
+    """Runs esession with --status-fd 3 (a pipe)."""
+    sr, sw = os.pipe()
+    argv = ["--status-fd", str(sw)] + list(args)
+    p = subprocess.Popen([t.esession] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, pass_fds=[sw], env=env)
+    os.close(sw)
+    out, err = p.communicate(input, timeout=120)
+    with os.fdopen(sr, "rb") as f:
+        st = f.read()
+    return Result(argv, p.returncode, out, err, st)
+
+
+def status(r, keyword):
+    return [l.split(" ", 2)[2] if l.count(" ") >= 2 else ""
+            for l in r.status_text.splitlines() if l.split(" ")[1:2] == [keyword]]
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+# --- certificates ---
+sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", t.path("ca.key"),
+   "-out", t.path("ca.crt"), "-subj", "/CN=Test-CA", "-days", "2")
+for n in ("alice", "bob", "eve"):
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", t.path(n + ".key"),
+       "-out", t.path(n + ".crt"), "-subj", "/CN=" + n, "-days", "2", "-CA", t.path("ca.crt"),
+       "-CAkey", t.path("ca.key"), "-addext",
+       "subjectAltName=otherName:1.3.6.1.5.5.7.8.5;UTF8:%s@example.com" % n,
+       "-addext", "basicConstraints=CA:FALSE",
+       "-addext", "keyUsage=digitalSignature,keyEncipherment")
+    write(t.path(n + ".pem"), read(t.path(n + ".crt")) + read(t.path(n + ".key")))
+# eve's self-signed twin: right name, no path to the CA.
+sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", t.path("self.key"),
+   "-out", t.path("self.crt"), "-subj", "/CN=alice", "-days", "2")
+write(t.path("self.pem"), read(t.path("self.crt")) + read(t.path("self.key")))
+
+SM = ["--format", "smime"]
+CA = ["--ca-file", t.path("ca.crt")]
+BOB = ["--identity", t.path("bob.pem")]
+
+
+def seal(stanza, *extra, signer="alice.pem", to=("bob.crt",)):
+    args = ["seal", *SM, "-i", t.path(signer)]
+    for r in to:
+        args += ["-r", t.path(r)]
+    return run(*args, *extra, input=stanza.encode())
+
+
+def e2e_of(xml):
+    m = re.search(rb"<e2e xmlns=\"urn:ietf:params:xml:ns:xmpp-e2e\">([^<]*)</e2e>", xml)
+    return base64.b64decode(m.group(1)) if m else b""
+
+
+def with_e2e(outer, der):
+    return outer.replace(b"<e2e/>", b"<e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'>" +
+                         base64.b64encode(der) + b"</e2e>")
+
+
+def refused(r, rc, what):
+    t.check_rc(r, rc, what)
+    t.check(r.out == b"", what + ": nothing on stdout", r.describe())
+    errs = [l for l in r.err_text.splitlines() if l.startswith("esession: error")]
+    t.check(len(errs) == 1, what + ": one error line", r.describe())
+
+
+# --- round trips ---
+MSG = ("<message from='alice@example.com/home' to='bob@example.com/phone' type='chat' id='m1'>"
+       "<thread>t-1</thread><body>Wherefore art thou, Romeo?</body>"
+       "<active xmlns='http://jabber.org/protocol/chatstates'/></message>")
+PRES = ("<presence from='alice@example.com/home' to='bob@example.com' id='p1'>"
+        "<show>away</show><status>on the balcony</status></presence>")
+IQ = ("<iq from='alice@example.com/home' to='bob@example.com/phone' type='get' id='q1'>"
+      "<query xmlns='jabber:iq:version'/></iq>")
+sealed_msg = None
+for name, stanza, payload in (("message", MSG, b"<body>Wherefore art thou, Romeo?</body>"),
+                              ("presence", PRES, b"<status>on the balcony</status>"),
+                              ("iq", IQ, b"<query xmlns=\"jabber:iq:version\"/>")):
+    r = seal(stanza)
+    t.check_rc(r, EXIT_OK, "seal a %s" % name)
+    t.check(len(status(r, "SEALED")) == 1 and status(r, "SEALED")[0].startswith("smime "),
+            "SEALED smime <bytes> (%s)" % name, r.status_text)
+    t.check(payload not in r.out and b"<e2e xmlns=\"urn:ietf:params:xml:ns:xmpp-e2e\">" in r.out,
+            "the %s payload is inside <e2e/> only" % name, r.out_text)
+    t.check(r.out.count(b"\n") == 1 and r.out.startswith(b"<" + name.encode()),
+            "one %s stanza on stdout" % name, r.out_text)
+    o = run(*CA, "open", *SM, *BOB, input=r.out)
+    t.check_rc(o, EXIT_OK, "open the %s" % name)
+    t.check(payload in o.out and b"<e2e" not in o.out, "the %s payload is back" % name,
+            o.out_text)
+    t.check(status(o, "SIGNATURE") == ["good CN=alice"], "SIGNATURE good CN=alice (%s)" % name,
+            o.status_text)
+    t.check(status(o, "OPENED") == status(r, "SEALED"), "OPENED smime <bytes> (%s)" % name,
+            o.status_text)
+    if name == "message":
+        sealed_msg = r.out
+        t.check(b"<thread>t-1</thread><e2e" in r.out and b"id=\"m1\"" in r.out and
+                b"type=\"chat\"" in r.out, "the outer message keeps id, type and <thread/>",
+                r.out_text)
+        t.check(o.out.count(b"<thread>") == 1 and b"chatstates" in o.out and
+                b"to=\"bob@example.com/phone\"" in o.out, "the opened message is whole",
+                o.out_text)
+        # The signer is also a recipient, and -i names the signer exactly.
+        o2 = run("open", *SM, "--identity", t.path("alice.pem"), "-i", t.path("alice.crt"),
+                 input=r.out)
+        t.check(o2.rc == EXIT_OK and payload in o2.out, "the sender opens her own", o2.describe())
+
+# --- openssl reads ours ---
+write(t.path("ours.der"), e2e_of(sealed_msg))
+inner = sh("openssl", "cms", "-decrypt", "-inform", "DER", "-in", t.path("ours.der"), "-recip",
+           t.path("bob.crt"), "-inkey", t.path("bob.key")).stdout
+write(t.path("inner.der"), inner)
+v = sh("openssl", "cms", "-verify", "-inform", "DER", "-in", t.path("inner.der"), "-CAfile",
+       t.path("ca.crt"), check=False)
+cpim = v.stdout.decode(errors="replace")
+t.check(v.returncode == 0, "openssl cms -decrypt | -verify reads ours",
+        v.stderr.decode(errors="replace"))
+t.check(cpim.startswith("Content-Type: Message/CPIM\r\n\r\n"), "a Message/CPIM entity", cpim)
+t.check("\r\nFrom: <im:alice@example.com>\r\n" in cpim and
+        "\r\nTo: <im:bob@example.com>\r\n" in cpim, "CPIM From/To are im: bare JIDs", cpim)
+m = re.search(r"\r\nDateTime: (\S+)\r\n", cpim)
+when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ") if m else None
+now = datetime.datetime.utcnow()
+t.check(when is not None and abs((now - when).total_seconds()) < 120, "CPIM DateTime is now (UTC)",
+        cpim)
+t.check("\r\n\r\nContent-Type: application/xmpp+xml\r\n\r\n<xmpp xmlns=\"jabber:client\"><message"
+        in cpim and "Wherefore art thou, Romeo?" in cpim, "the body is application/xmpp+xml",
+        cpim)
+
+# --- gpgsm reads ours ---
+gpgsm = shutil.which("gpgsm")
+if not gpgsm:
+    t.log("SKIP gpgsm part: gpgsm is not installed")
+else:
+    sh("openssl", "pkcs12", "-export", "-in", t.path("bob.crt"), "-inkey", t.path("bob.key"),
+       "-certfile", t.path("ca.crt"), "-out", t.path("bob.p12"), "-passout", "pass:p12 secret", "-keypbe", "PBE-SHA1-3DES",
+       "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1")
+    gh = t.path("gnupg")
+    os.mkdir(gh, 0o700)
+    genv = dict(env, GNUPGHOME=gh)
+    gargs = [gpgsm, "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0"]
+    imp = subprocess.run(gargs + ["--import", t.path("bob.p12")], input=b"p12 secret\n",
+                         env=genv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if imp.returncode != 0:
+        t.log("SKIP gpgsm part: gpgsm --import of a PKCS#12 failed: %s" % imp.stderr[-300:])
+    else:
+        # The signer is a recipient too. When DER's SET OF order puts her recipient info first,
+        # gpgsm 2.2 reports that it has no secret key for it, decrypts with bob's all the same,
+        # and exits 2: the plaintext is what counts.
+        subprocess.run(gargs + ["--import", t.path("alice.crt")], env=genv,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        g = subprocess.run(gargs + ["--decrypt", t.path("ours.der")], input=b"p12 secret\n",
+                           env=genv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        t.check(g.stdout == inner, "gpgsm --decrypt reads ours (exit %d)" % g.returncode,
+                g.stderr.decode(errors="replace")[-500:])
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=genv, timeout=30)
+
+
+# --- we read openssl's ---
+def cpim_text(frm="alice@example.com", to="bob@example.com", when=None, body=None,
+              name="Juliet Capulet "):
+    when = when or datetime.datetime.utcnow()
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + "%02dZ" % (when.microsecond // 10000)
+    if body is None:
+        body = ("Content-Type: application/xmpp+xml\r\n\r\n<xmpp xmlns='jabber:client'>"
+                "<message><body>from openssl</body></message></xmpp>")
+    return ("Content-type: Message/CPIM\r\n\r\nFrom: %s<im:%s>\r\nTo: <im:%s>\r\n"
+            "DateTime: %s\r\nSubject: Imploring\r\n\r\n%s" % (name, frm, to, stamp, body)).encode()
+
+
+def openssl_object(text, signer="alice", to="bob", sign=True):
+    write(t.path("cpim.txt"), text)
+    data = text
+    if sign:
+        data = sh("openssl", "cms", "-sign", "-binary", "-nodetach", "-in", t.path("cpim.txt"),
+                  "-signer", t.path(signer + ".crt"), "-inkey", t.path(signer + ".key"),
+                  "-outform", "DER").stdout
+    return sh("openssl", "cms", "-encrypt", "-binary", "-aes256", "-outform", "DER",
+              t.path(to + ".crt"), input=data).stdout
+
+
+OUTER = b"<message from='alice@example.com/x' to='bob@example.com/y' id='o1'><e2e/></message>"
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text())))
+t.check(r.rc == EXIT_OK and b"<body>from openssl</body>" in r.out and b"id=\"o1\"" in r.out,
+        "open openssl's (xmpp+xml body)", r.describe())
+plain_body = "Content-type: text/plain; charset=utf-8\r\nContent-ID: <1@example.com>\r\n\r\nHi"
+r = run(*CA, "open", *SM, *BOB,
+        input=with_e2e(OUTER, openssl_object(cpim_text(body=plain_body))))
+t.check(r.rc == EXIT_OK and b"<body>Hi</body>" in r.out, "open openssl's (text/plain body, §3)",
+        r.describe())
+der = openssl_object(cpim_text())
+mime = (b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\n"
+        b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(der))
+r = run(*CA, "open", *SM, *BOB, input=OUTER.replace(
+    b"<e2e/>", b"<e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'><![CDATA[" + mime + b"]]></e2e>"))
+t.check(r.rc == EXIT_OK and b"<body>from openssl</body>" in r.out,
+        "open an <e2e/> holding an application/pkcs7-mime entity", r.describe())
+
+# --- refusals ---
+bad = bytearray(e2e_of(sealed_msg))
+bad[len(bad) // 2] ^= 0x01
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(
+    b"<message from='alice@example.com/home' to='bob@example.com/phone'><e2e/></message>",
+    bytes(bad)))
+refused(r, EXIT_CRYPTO, "tampered")
+r = run(*CA, "open", *SM, "--identity", t.path("eve.pem"), input=sealed_msg)
+refused(r, EXIT_CRYPTO, "not for us (wrong recipient)")
+r = run(*CA, "open", *SM, *BOB,
+        input=sealed_msg.replace(b"from=\"alice@example.com/home\"", b"from=\"eve@example.com/x\""))
+refused(r, EXIT_CRYPTO, "From mismatch (re-addressed sender)")
+r = run(*CA, "open", *SM, *BOB,
+        input=sealed_msg.replace(b"to=\"bob@example.com/phone\"", b"to=\"carol@example.com\""))
+refused(r, EXIT_CRYPTO, "To mismatch (forwarded)")
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(to="carol@example.com"))))
+refused(r, EXIT_CRYPTO, "To mismatch (protected To)")
+old = datetime.datetime.utcnow() - datetime.timedelta(days=8)
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(when=old))))
+refused(r, EXIT_CRYPTO, "stale DateTime (8 days, default --max-age)")
+r = run(*CA, "open", *SM, *BOB, "--max-age", "864000",
+        input=with_e2e(OUTER, openssl_object(cpim_text(when=old))))
+t.check(r.rc == EXIT_OK, "--max-age 864000 accepts 8 days", r.describe())
+hour_ago = datetime.datetime.utcnow() - datetime.timedelta(hours=1)
+r = run(*CA, "open", *SM, *BOB, "--max-age", "300",
+        input=with_e2e(OUTER, openssl_object(cpim_text(when=hour_ago))))
+refused(r, EXIT_CRYPTO, "stale DateTime (--max-age 300, RFC 3923's five minutes)")
+ahead = datetime.datetime.utcnow() + datetime.timedelta(hours=1)
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(when=ahead))))
+refused(r, EXIT_CRYPTO, "DateTime in the future")
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(), sign=False)))
+refused(r, EXIT_CRYPTO, "unsigned")
+t.check(status(r, "SIGNATURE") == ["none"], "unsigned: SIGNATURE none", r.status_text)
+r = run("open", *SM, *BOB, "-i", t.path("eve.crt"), input=sealed_msg)
+refused(r, EXIT_CRYPTO, "wrong signer (-i eve)")
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(), signer="self")))
+refused(r, EXIT_CRYPTO, "signer without a path to the CA")
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(), signer="eve")))
+refused(r, EXIT_CRYPTO, "signer's certificate names someone else (eve signs From alice)")
+r = run("--ca-file", t.path("self.crt"), "open", *SM, *BOB,
+        input=with_e2e(OUTER, openssl_object(cpim_text(), signer="self")))
+refused(r, EXIT_CRYPTO, "signer's certificate names no XMPP address (CA trust)")
+r = run("open", *SM, *BOB, "-i", t.path("self.crt"),
+        input=with_e2e(OUTER, openssl_object(cpim_text(), signer="self")))
+t.check(r.rc == EXIT_OK and b"from openssl" in r.out,
+        "-i accepts a certificate without an XMPP address", r.describe())
+r = run(*CA, "open", *SM, *BOB, input=sealed_msg.replace(b"from=\"alice@example.com/home\"",
+                                                        b"from=\"Alice@Example.com/home\""))
+t.check(r.rc == EXIT_OK, "JIDs compare without case", r.describe())
+r = run(*CA, "open", *SM, *BOB, "--allow-unsigned", input=sealed_msg)
+refused(r, EXIT_INPUT, "--allow-unsigned is refused for stanzas")
+
+# --- malformed ---
+r = run(*CA, "open", *SM, *BOB, input=OUTER.replace(
+    b"<e2e/>", b"<e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'>not base64!</e2e>"))
+refused(r, EXIT_INPUT, "<e2e/> that is not base64")
+r = run(*CA, "open", *SM, *BOB, input=b"<message to='bob@example.com'><body>x</body></message>")
+refused(r, EXIT_INPUT, "no <e2e/>")
+r = run(*CA, "open", *SM, *BOB,
+        input=with_e2e(OUTER, openssl_object(b"Content-Type: text/plain\r\n\r\nhello")))
+refused(r, EXIT_INPUT, "not a Message/CPIM object")
+r = seal("<message to='bob@example.com'><body>x</body></message>")
+refused(r, EXIT_INPUT, "seal without from")
+r = seal("<foo xmlns='urn:example'/>")
+refused(r, EXIT_INPUT, "seal something that is not a stanza")
+r = seal(MSG + MSG)
+refused(r, EXIT_INPUT, "seal two stanzas")
+
+t.finish()
