@@ -4,7 +4,7 @@ tools doing the same work in the same run:
 
   ox seal     esession seal --format ox -i ALICE -r BOB          gpg -z 0 --sign --encrypt -u A -r B
   ox open     esession open --format ox                          gpg --decrypt
-  smime seal  esession seal --format smime -r bob.crt -i alice   openssl cms -sign | openssl cms -encrypt
+  smime seal  esession seal --format smime -r bob.crt -i alice   openssl cms -sign -nodetach | openssl cms -encrypt
   smime open  esession open --format smime                       openssl cms -decrypt | openssl cms -verify
 
 Every command runs under `sh -c` (the openssl rows are pipelines), timed by `perf stat -r N`
@@ -99,6 +99,42 @@ def main():
                                  args.runs)))
         else:
             print("ox rows skipped: %s" % ok.stderr.decode().strip().splitlines()[-1])
+        # S/MIME: a CA, Alice and Bob with XmppAddr names (openssl), and the same work by openssl.
+        def cert(name, jid):
+            sh(f"openssl req -new -newkey rsa:2048 -nodes -keyout {d}/{name}.key -subj /CN={name} "
+               f"-out {d}/{name}.csr")
+            with open(f"{d}/{name}.ext", "w") as f:
+                f.write("subjectAltName=otherName:1.3.6.1.5.5.7.8.5;UTF8:%s\n" % jid)
+            sh(f"openssl x509 -req -in {d}/{name}.csr -CA {d}/ca.pem -CAkey {d}/ca.key "
+               f"-CAcreateserial -days 2 -extfile {d}/{name}.ext -out {d}/{name}.crt")
+            sh(f"cat {d}/{name}.crt {d}/{name}.key > {d}/{name}.pem")
+        sh(f"openssl req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem "
+           f"-subj /CN=CA -days 2 -addext basicConstraints=critical,CA:TRUE")
+        cert("alice", ALICE)
+        cert("bob", BOB)
+        sealed_s = os.path.join(d, "smime.xml")
+        ok = subprocess.run(f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
+                            f"< {st} > {sealed_s}", shell=True, stderr=subprocess.PIPE)
+        if ok.returncode == 0:
+            cms = os.path.join(d, "msg.cms")
+            sh(f"openssl cms -sign -nodetach -binary -signer {d}/alice.crt -inkey {d}/alice.key -in {st} "
+               f"-outform DER | openssl cms -encrypt -aes256 -binary -inform DER -outform DER "
+               f"{d}/bob.crt {d}/alice.crt > {cms}")
+            rows.append(("smime seal",
+                         perf_ms(f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
+                                 f"< {st} > /dev/null", args.runs),
+                         perf_ms(f"openssl cms -sign -nodetach -binary -signer {d}/alice.crt -inkey {d}/alice.key "
+                                 f"-in {st} -outform DER | openssl cms -encrypt -aes256 -binary "
+                                 f"-inform DER -outform DER {d}/bob.crt {d}/alice.crt "
+                                 f"> /dev/null", args.runs)))
+            rows.append(("smime open",
+                         perf_ms(f"'{es}' --ca-file {d}/ca.pem open --format smime --identity "
+                                 f"{d}/bob.pem < {sealed_s} > /dev/null", args.runs),
+                         perf_ms(f"openssl cms -decrypt -inform DER -recip {d}/bob.crt -inkey "
+                                 f"{d}/bob.key -in {cms} -outform DER | openssl cms -verify "
+                                 f"-inform DER -CAfile {d}/ca.pem > /dev/null", args.runs)))
+        else:
+            print("smime rows skipped: %s" % ok.stderr.decode().strip())
         print("stanza: %d bytes, %d runs each (perf stat, mean wall time)\n" %
               (len(STANZA), args.runs))
         print("%-12s %16s %16s %8s" % ("", "esession ms", "peer ms", "ratio"))
