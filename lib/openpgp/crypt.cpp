@@ -14,26 +14,16 @@
 #include <cerrno>
 #include <cstring>
 
+#include "openpgp/gpgme_util.hpp"
 #include "openpgp/openpgp.hpp"
 #include "util/fs.hpp"
 #include "util/jid.hpp"
 
 namespace esession::openpgp {
 
+using namespace detail;
+
 namespace {
-
-struct KeyUnref {
-  void operator()(_gpgme_key* k) const noexcept { gpgme_key_unref(k); }
-};
-using Key = std::unique_ptr<_gpgme_key, KeyUnref>;
-struct DataFree {
-  void operator()(gpgme_data* d) const noexcept { gpgme_data_release(d); }
-};
-using Data = std::unique_ptr<gpgme_data, DataFree>;
-
-Error gpg_fail(Errc c, const std::string& what, gpgme_error_t err) {
-  return fail(c, what + ": " + gpgme_strerror(err));
-}
 
 std::string where(const std::string& home) {
   return home.empty() ? "the default GnuPG home" : "the GnuPG home " + home;
@@ -259,24 +249,7 @@ Result<std::string> GnuPG::find_recipient(std::string_view which) {
       return fail(Errc::malformed, "no JID or fingerprint to find an OpenPGP key by");
     pattern = "xmpp:" + jid;
   }
-  gpgme_ctx_t ctx = m_ctx.get();
-  if (gpgme_error_t err = gpgme_set_keylist_mode(ctx, GPGME_KEYLIST_MODE_LOCAL))
-    return gpg_fail(Errc::internal, "GPGME keylist mode", err);
-  if (gpgme_error_t err = gpgme_op_keylist_start(ctx, pattern.c_str(), 0))
-    return gpg_fail(Errc::io, "gpg could not list keys", err);
-  std::vector<Key> keys;
-  for (;;) {
-    gpgme_key_t k = nullptr;
-    gpgme_error_t err = gpgme_op_keylist_next(ctx, &k);
-    if (gpgme_err_code(err) == GPG_ERR_EOF)
-      break;
-    if (err) {
-      gpgme_op_keylist_end(ctx);
-      return gpg_fail(Errc::io, "gpg could not list keys", err);
-    }
-    keys.emplace_back(k);
-  }
-  gpgme_op_keylist_end(ctx);
+  ES_ASSIGN(std::vector<Key> keys, list_keys(m_ctx.get(), pattern, false));
 
   std::vector<std::string> found;
   std::string refused;  // why the last candidate was refused

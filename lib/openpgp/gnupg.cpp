@@ -20,10 +20,45 @@
 #include <vector>
 
 #include "crypto/hash.hpp"
+#include "openpgp/gpgme_util.hpp"
 #include "openpgp/openpgp.hpp"
 #include "util/jid.hpp"
 
 namespace esession::openpgp {
+
+namespace detail {
+
+Error gpg_fail(Errc c, const std::string& what, gpgme_error_t err) {
+  return fail(c, what + ": " + gpgme_strerror(err));
+}
+
+// list_keys lists the keys matching |pattern| (gpg's user-ID syntax: a fingerprint, or a
+// substring of a User ID), with their keygrips; |secret| lists only keys with a secret part.
+Result<std::vector<Key>> list_keys(gpgme_ctx_t ctx, const std::string& pattern, bool secret) {
+  if (gpgme_error_t err =
+          gpgme_set_keylist_mode(ctx, GPGME_KEYLIST_MODE_LOCAL | GPGME_KEYLIST_MODE_WITH_KEYGRIP))
+    return gpg_fail(Errc::internal, "GPGME keylist mode", err);
+  if (gpgme_error_t err = gpgme_op_keylist_start(ctx, pattern.c_str(), secret ? 1 : 0))
+    return gpg_fail(Errc::io, "gpg could not list keys", err);
+  std::vector<Key> keys;
+  for (;;) {
+    gpgme_key_t k = nullptr;
+    gpgme_error_t err = gpgme_op_keylist_next(ctx, &k);
+    if (gpgme_err_code(err) == GPG_ERR_EOF)
+      break;
+    if (err) {
+      gpgme_op_keylist_end(ctx);
+      return gpg_fail(Errc::io, "gpg could not list keys", err);
+    }
+    keys.emplace_back(k);
+  }
+  gpgme_op_keylist_end(ctx);
+  return keys;
+}
+
+}  // namespace detail
+
+using namespace detail;
 
 namespace {
 
@@ -31,30 +66,6 @@ namespace {
 constexpr const char* kMinGpgme = "1.14.0";
 // An agent reply we read is one signature S-expression: a few hundred bytes to a few KiB.
 constexpr size_t kMaxAgentReply = 64 * 1024;
-
-template <class T>
-struct GpgmeFree;
-template <>
-struct GpgmeFree<gpgme_context> {
-  void operator()(gpgme_context* c) const noexcept { gpgme_release(c); }
-};
-template <>
-struct GpgmeFree<gpgme_data> {
-  void operator()(gpgme_data* d) const noexcept { gpgme_data_release(d); }
-};
-template <>
-struct GpgmeFree<_gpgme_key> {
-  void operator()(_gpgme_key* k) const noexcept { gpgme_key_unref(k); }
-};
-template <class T>
-using GpgmePtr = std::unique_ptr<T, GpgmeFree<T>>;
-using Context = GpgmePtr<gpgme_context>;
-using Data = GpgmePtr<gpgme_data>;
-using Key = GpgmePtr<_gpgme_key>;
-
-Error gpg_fail(Errc c, const std::string& what, gpgme_error_t err) {
-  return fail(c, what + ": " + gpgme_strerror(err));
-}
 
 // errc_of classifies an error gpg or the agent reported; |otherwise| for the rest.
 Errc errc_of(gpgme_error_t err, Errc otherwise) {
@@ -113,30 +124,6 @@ Result<Bytes> read_all(gpgme_data_t d) {
       return out;
     out.insert(out.end(), buf, buf + n);
   }
-}
-
-// list_keys lists the keys matching |pattern| (gpg's user-ID syntax: a fingerprint, or a
-// substring of a User ID), with their keygrips; |secret| lists only keys with a secret part.
-Result<std::vector<Key>> list_keys(gpgme_ctx_t ctx, const std::string& pattern, bool secret) {
-  if (gpgme_error_t err =
-          gpgme_set_keylist_mode(ctx, GPGME_KEYLIST_MODE_LOCAL | GPGME_KEYLIST_MODE_WITH_KEYGRIP))
-    return gpg_fail(Errc::internal, "GPGME keylist mode", err);
-  if (gpgme_error_t err = gpgme_op_keylist_start(ctx, pattern.c_str(), secret ? 1 : 0))
-    return gpg_fail(Errc::io, "gpg could not list keys", err);
-  std::vector<Key> keys;
-  for (;;) {
-    gpgme_key_t k = nullptr;
-    gpgme_error_t err = gpgme_op_keylist_next(ctx, &k);
-    if (gpgme_err_code(err) == GPG_ERR_EOF)
-      break;
-    if (err) {
-      gpgme_op_keylist_end(ctx);
-      return gpg_fail(Errc::io, "gpg could not list keys", err);
-    }
-    keys.emplace_back(k);
-  }
-  gpgme_op_keylist_end(ctx);
-  return keys;
 }
 
 // is_primary returns true iff |fpr| is the primary fingerprint of |k|.
