@@ -120,6 +120,29 @@ Output plan_output(const ObjectOpts& o) {
   return out;
 }
 
+HeldOutput::HeldOutput(const Output& out) {
+  if (!out.path.empty())
+    m_file.emplace(check(fs::OutputFile::create(out.path, 0600)));
+  else
+    m_spool = check(fs::open_spool(fs::spool_dir()), "set TMPDIR to a directory with room");
+}
+
+void HeldOutput::release(const Output& out) {
+  if (m_file) {
+    check(m_file->commit());
+    return;
+  }
+  if (::lseek(m_spool.get(), 0, SEEK_SET) != 0)
+    fail_with(Errc::io, "the spool file: cannot seek: " + errno_text());
+  std::vector<uint8_t> buf(1 << 20);
+  for (;;) {
+    size_t n = check(fs::read_some(m_spool.get(), buf, "the spool file"));
+    if (n == 0)
+      return;
+    check(fs::write_all(out.fd, {buf.data(), n}, out.name));
+  }
+}
+
 namespace {
 
 // The formats, by object kind and --format.

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,23 @@ struct Output {
   fs::UniqueFd own;  // an opened device or fifo
 };
 Output plan_output(const ObjectOpts& o);
+
+// HeldOutput holds plaintext back until the object is authenticated: in the destination's
+// OutputFile, renamed into place by release(), or, for a stream, in an unlinked spool file that
+// release() copies out. Without release() nothing appears.
+class HeldOutput {
+ public:
+  explicit HeldOutput(const Output& out);
+  int fd() const { return m_file ? m_file->fd() : m_spool.get(); }
+  // temp_path is the OutputFile's temporary name ("" for a spool file).
+  std::string temp_path() const { return m_file ? m_file->temp_path() : std::string(); }
+  bool to_file() const { return m_file.has_value(); }
+  void release(const Output& out);
+
+ private:
+  std::optional<fs::OutputFile> m_file;
+  fs::UniqueFd m_spool;
+};
 
 // signer_matches tells whether |fpr|, the primary fingerprint of a key that made a good
 // OpenPGP signature, is the key |which| names: that fingerprint, or a key whose User ID

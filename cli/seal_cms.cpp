@@ -115,23 +115,15 @@ int open_cms(Context& ctx, const ObjectOpts& o) {
   Output out = plan_output(o);
   // The plaintext goes somewhere private first: the OutputFile that appears only once the
   // signature checked, or a spool file copied to the stream afterwards.
-  std::optional<fs::OutputFile> file;
-  fs::UniqueFd spool;
-  int sink;
-  if (!out.path.empty()) {
-    file.emplace(check(fs::OutputFile::create(out.path, 0600)));
-    sink = file->fd();
-  } else {
-    spool = check(fs::open_spool(fs::spool_dir()));
-    sink = spool.get();
-  }
+  HeldOutput held(out);
+  int sink = held.fd();
   auto reread = [&]() -> Result<int> {
     // A new open file description of the same file: the OutputFile is write-only, and the
     // spool's offset must stay where it is.
     std::string p = "/proc/self/fd/" + std::to_string(sink);
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && file)
-      fd = ::open(file->temp_path().c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && held.to_file())
+      fd = ::open(held.temp_path().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       return fail(Errc::io, "cannot read back the decrypted content: " + errno_text());
     return fd;
@@ -164,19 +156,7 @@ int open_cms(Context& ctx, const ObjectOpts& o) {
   uint64_t n = check(std::move(r));
   if (verdict.state == cms::Verdict::State::none)
     ctx.warn("the file is not signed: nothing shows who made it or that it is unchanged");
-  if (file) {
-    check(file->commit());
-  } else {
-    if (::lseek(spool.get(), 0, SEEK_SET) != 0)
-      fail_with(Errc::io, "the spool file: cannot seek: " + errno_text());
-    Bytes buf(256 << 10);
-    for (;;) {
-      size_t k = check(fs::read_some(spool.get(), buf, "the spool file"));
-      if (k == 0)
-        break;
-      check(fs::write_all(out.fd, {buf.data(), k}, out.name));
-    }
-  }
+  held.release(out);
   ctx.status("OPENED", "cms " + std::to_string(n));
   ctx.debug("opened " + human_size(n) + " (cms)");
   return kExitOk;

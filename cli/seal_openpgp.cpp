@@ -60,19 +60,6 @@ openpgp::CryptOptions crypt_options(const std::optional<SecretBytes>& pass,
   return co;
 }
 
-// copy_out copies |from| (a spool file, from its start) to |to|.
-void copy_out(int from, int to, const std::string& to_name) {
-  if (::lseek(from, 0, SEEK_SET) != 0)
-    fail_with(Errc::io, "spool file rewind failed: " + errno_text());
-  std::vector<uint8_t> buf(1 << 20);
-  for (;;) {
-    size_t n = check(fs::read_some(from, buf, "the spool file"));
-    if (n == 0)
-      return;
-    check(fs::write_all(to, {buf.data(), n}, to_name));
-  }
-}
-
 }  // namespace
 
 // signer_matches (seal.hpp): is |fpr| (the primary fingerprint of a key that made a good signature)
@@ -170,21 +157,12 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
   int in_fd = open_input(o, in_own);
   std::string in_name = is_stdio(o.input) ? "standard input" : o.input;
   Output out = plan_output(o);
-  // Plaintext is held back until the message is authenticated: in the destination's
-  // temporary file, or for a stream in an unlinked spool file.
-  std::optional<fs::OutputFile> file;
-  fs::UniqueFd spool;
-  int write_fd;
-  if (!out.path.empty()) {
-    file.emplace(check(fs::OutputFile::create(out.path, 0600)));
-    write_fd = file->fd();
-  } else {
-    spool = check(fs::open_spool(fs::spool_dir()), "set TMPDIR to a directory with room");
-    write_fd = spool.get();
-  }
+  // Plaintext is held back until the message is authenticated.
+  HeldOutput held(out);
+  int write_fd = held.fd();
   ProgressBar bar(ctx, "opening", fs::regular_size(in_fd));
   openpgp::CryptOptions co =
-      crypt_options(pass, in_name, file ? out.name : std::string("the spool file"));
+      crypt_options(pass, in_name, held.to_file() ? out.name : std::string("the spool file"));
   ProgressFn progress = bar.callback();
   int64_t total = fs::regular_size(in_fd);
   if (progress)
@@ -216,10 +194,7 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
   } else if (d.signature == V::unknown) {
     ctx.warn("signed by " + d.signer + ", a key not in GnuPG: the signature is not checked");
   }
-  if (file)
-    check(file->commit());
-  else
-    copy_out(write_fd, out.fd, out.name);
+  held.release(out);
   ctx.status("OPENED", "openpgp " + std::to_string(d.bytes));
   ctx.debug("opened " + human_size(d.bytes) + " (openpgp)");
   return kExitOk;

@@ -176,14 +176,8 @@ bool names_valid_uid(const _gpgme_key* k, std::string_view jid, bool& named) {
 
 // why_unusable_recipient says why |k| cannot be encrypted to, or returns nullptr.
 const char* why_unusable_recipient(const _gpgme_key* k) {
-  if (k->revoked)
-    return "revoked";
-  if (k->expired)
-    return "expired";
-  if (k->disabled)
-    return "disabled";
-  if (k->invalid)
-    return "invalid";
+  if (const char* why = key_state_problem(k))
+    return why;
   if (!k->can_encrypt)
     return "without a usable encryption subkey";
   return nullptr;

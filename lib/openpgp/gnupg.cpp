@@ -133,14 +133,8 @@ bool is_primary(const _gpgme_key* k, std::string_view fpr) {
 
 // why_unusable says why the secret key |k| cannot identify us, or returns nullptr if it can.
 const char* why_unusable(const _gpgme_key* k) {
-  if (k->revoked)
-    return "revoked";
-  if (k->expired)
-    return "expired";
-  if (k->disabled)
-    return "disabled";
-  if (k->invalid)
-    return "invalid";
+  if (const char* why = key_state_problem(k))
+    return why;
   if (!k->subkeys->can_sign)
     return "a primary key that cannot sign";
   if (!k->subkeys->secret)

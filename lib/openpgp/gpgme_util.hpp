@@ -39,4 +39,18 @@ Error gpg_fail(Errc c, const std::string& what, gpgme_error_t err);
 // substring of a User ID), with their keygrips; |secret| lists only keys with a secret part.
 Result<std::vector<Key>> list_keys(gpgme_ctx_t ctx, const std::string& pattern, bool secret);
 
+// key_state_problem names what makes |k| unusable as a whole (revoked, expired, disabled,
+// invalid), or returns nullptr.
+inline const char* key_state_problem(const _gpgme_key* k) {
+  if (k->revoked)
+    return "revoked";
+  if (k->expired)
+    return "expired";
+  if (k->disabled)
+    return "disabled";
+  if (k->invalid)
+    return "invalid";
+  return nullptr;
+}
+
 }  // namespace esession::openpgp::detail
