@@ -14,7 +14,7 @@
 #include "util/output_file.hpp"
 
 namespace esession::openpgp {
-class GnuPG;
+struct KeyStatus;
 }
 
 namespace esession::cli {
@@ -100,10 +100,22 @@ class HeldOutput {
   fs::UniqueFd m_spool;
 };
 
-// signer_matches tells whether |fpr|, the primary fingerprint of a key that made a good
-// OpenPGP signature, is the key |which| names: that fingerprint, or a key whose User ID
-// xmpp:JID GnuPG holds fully valid (seal_openpgp.cpp; the ox format uses it too).
-bool signer_matches(openpgp::GnuPG& gpg, const std::string& which, const std::string& fpr);
+// signer_named tells whether |fpr|, the primary fingerprint of a key that made a good OpenPGP
+// signature, is among |keys| (openpgp::keys_naming of a JID), usable, with its User ID
+// xmpp:JID fully valid in GnuPG. signer_matches asks the same of |which|, a fingerprint (then
+// it must be |fpr|) or a JID whose keys are listed in |gnupg_home| (seal_openpgp.cpp; the ox
+// format uses them too).
+bool signer_named(const std::vector<openpgp::KeyStatus>& keys, const std::string& fpr);
+
+// is_key_file tells whether an OpenPGP -r names a key file: not a fingerprint, and a path with
+// a '/' or an existing file (a JID has neither). refuse_signer_file fails for a -i that does:
+// secret keys stay in GnuPG (seal_openpgp.cpp; ox too).
+bool is_key_file(const std::string& which);
+// key_file returns |which| after checking that the file can be read (Errc::io otherwise).
+const std::string& key_file(const std::string& which);
+void refuse_signer_file(const std::string& which);
+bool signer_matches(const std::string& gnupg_home, const std::string& which,
+                    const std::string& fpr);
 
 // The formats. Each checks the options that concern it and refuses the others.
 int seal_aesgcm(Context& ctx, const ObjectOpts& o);  // XEP-0454 files (seal_aesgcm.cpp)

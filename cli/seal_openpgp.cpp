@@ -33,17 +33,6 @@ void refuse_key_options(const ObjectOpts& o) {
               "name recipients with -r and the signer with -i (JIDs or fingerprints)");
 }
 
-// refuse_key_file: a recipient or signer given as a file is not supported; say how instead.
-void refuse_key_file(const std::string& which) {
-  if (openpgp::fingerprint_from_text(which))
-    return;
-  if (which.find('/') != std::string::npos || ::access(which.c_str(), F_OK) == 0)
-    fail_with(Errc::unsupported, "'" + which + "': OpenPGP keys are read from GnuPG, not files",
-              "import it with gpg --import " + which +
-                  ", check its fingerprint and certify it (gpg --quick-lsign-key FPR), then "
-                  "name it by JID or fingerprint");
-}
-
 std::optional<SecretBytes> passphrase(Context& ctx, const std::string& what) {
   if (ctx.globals().passphrase_fd < 0)
     return std::nullopt;  // the agent's pinentry asks, if it must
@@ -62,17 +51,42 @@ openpgp::CryptOptions crypt_options(const std::optional<SecretBytes>& pass,
 
 }  // namespace
 
-// signer_matches (seal.hpp): is |fpr| (the primary fingerprint of a key that made a good signature)
-// the key |which| names: that fingerprint, or a key with a valid User ID naming the JID?
-bool signer_matches(openpgp::GnuPG& gpg, const std::string& which, const std::string& fpr) {
+bool is_key_file(const std::string& which) {
+  if (openpgp::fingerprint_from_text(which))
+    return false;
+  return which.find('/') != std::string::npos || ::access(which.c_str(), F_OK) == 0;
+}
+
+const std::string& key_file(const std::string& which) {
+  if (::access(which.c_str(), R_OK) != 0)
+    fail_with(Errc::io, which + ": " + errno_text());
+  return which;
+}
+
+void refuse_signer_file(const std::string& which) {
+  if (is_key_file(which))
+    fail_with(Errc::unsupported,
+              "'" + which + "': an OpenPGP signer is a secret key in GnuPG, not a file",
+              "import it with gpg --import " + which + ", then name it by JID or fingerprint");
+}
+
+bool signer_named(const std::vector<openpgp::KeyStatus>& keys, const std::string& fpr) {
+  for (const auto& st : keys)
+    if (st.fingerprint == fpr && st.found && !st.revoked && !st.expired && !st.disabled &&
+        !st.invalid && st.has_uid &&
+        (st.uid_validity == openpgp::Validity::full ||
+         st.uid_validity == openpgp::Validity::ultimate))
+      return true;
+  return false;
+}
+
+bool signer_matches(const std::string& gnupg_home, const std::string& which,
+                    const std::string& fpr) {
   if (auto want = openpgp::fingerprint_from_text(which))
     return *want == fpr;
   if (!openpgp::fingerprint_from_text(fpr))
     return false;
-  openpgp::KeyStatus st = check(gpg.status(fpr, bare_jid(which)));
-  return st.found && !st.revoked && !st.expired && !st.disabled && !st.invalid && st.has_uid &&
-         (st.uid_validity == openpgp::Validity::full ||
-          st.uid_validity == openpgp::Validity::ultimate);
+  return signer_named(check(openpgp::keys_naming(gnupg_home, bare_jid(which))), fpr);
 }
 
 int seal_openpgp(Context& ctx, const ObjectOpts& o) {
@@ -82,10 +96,8 @@ int seal_openpgp(Context& ctx, const ObjectOpts& o) {
   if (o.recipients.empty() && o.signers.empty())
     fail_with(Errc::malformed, "openpgp needs at least one recipient (-r JID or fingerprint)",
               "esession seal --file --format openpgp -r bob@example.org -o OUT IN");
-  for (const auto& r : o.recipients)
-    refuse_key_file(r);
   for (const auto& s : o.signers)
-    refuse_key_file(s);
+    refuse_signer_file(s);
   Output out = plan_output(o);
   if (out.path.empty() && ::isatty(out.fd))
     fail_with(Errc::malformed, "refusing to write binary output to a terminal, use -o",
@@ -100,8 +112,13 @@ int seal_openpgp(Context& ctx, const ObjectOpts& o) {
     if (std::find(fprs.begin(), fprs.end(), f) == fprs.end())
       fprs.push_back(f);
   };
-  for (const auto& r : o.recipients)
-    add(check(gpg.find_recipient(r), "list keys with: gpg --list-keys"));
+  std::vector<std::string> files;
+  for (const auto& r : o.recipients) {
+    if (is_key_file(r))
+      files.push_back(key_file(r));  // gpg --recipient-file: the user named the key
+    else
+      add(check(gpg.find_recipient(r), "list keys with: gpg --list-keys"));
+  }
   if (!signer.empty()) {
     Result<std::string> self = gpg.find_recipient(signer);
     if (self)
@@ -131,14 +148,16 @@ int seal_openpgp(Context& ctx, const ObjectOpts& o) {
   int64_t total = fs::regular_size(in_fd);
   if (progress)
     co.progress = [&](uint64_t done) { progress(done, total < 0 ? 0 : uint64_t(total)); };
+  co.recipient_files = files;
   Result<uint64_t> r = gpg.encrypt(fprs, signer, in_fd, out.fd, co);
   bar.clear();
   uint64_t n = check(std::move(r));
   if (file)
     check(file->commit());
   ctx.status("SEALED", "openpgp " + std::to_string(n));
-  ctx.info("sealed " + human_size(n) + " (openpgp) for " + std::to_string(fprs.size()) +
-           (fprs.size() == 1 ? " key" : " keys") + (signer.empty() ? "" : ", signed"));
+  size_t keys = fprs.size() + files.size();
+  ctx.info("sealed " + human_size(n) + " (openpgp) for " + std::to_string(keys) +
+           (keys == 1 ? " key" : " keys") + (signer.empty() ? "" : ", signed"));
   return kExitOk;
 }
 
@@ -149,7 +168,7 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
   if (o.signers.size() > 1)
     fail_with(Errc::malformed, "give -i once: the signer the file must be signed by");
   for (const auto& s : o.signers)
-    refuse_key_file(s);
+    refuse_signer_file(s);
   auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
   std::optional<SecretBytes> pass = passphrase(ctx, "the OpenPGP secret key");
 
@@ -184,7 +203,7 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
     if (d.signature == V::unknown)
       fail_with(Errc::auth_failed,
                 in_name + ": signed by " + d.signer + ", a key not in GnuPG; -i requires " + want);
-    if (!signer_matches(gpg, want, d.signer))
+    if (!signer_matches(ctx.globals().gnupg_home, want, d.signer))
       fail_with(Errc::auth_failed, in_name + ": signed by " + d.signer + ", not by " + want,
                 "a JID matches a key with a valid User ID xmpp:JID (gpg --list-keys)");
   } else if (d.signature == V::good) {

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <future>
 
 #include "crypto/random.hpp"
 #include "identity.hpp"
@@ -50,14 +51,6 @@ void refuse_other_options(const ObjectOpts& o) {
               "redirect standard output instead");
   if (!o.identity.empty())
     fail_with(Errc::malformed, "ox has no --identity: the secret keys are in GnuPG");
-}
-
-void refuse_key_file(const std::string& which) {
-  if (openpgp::fingerprint_from_text(which))
-    return;
-  if (which.find('/') != std::string::npos || ::access(which.c_str(), F_OK) == 0)
-    fail_with(Errc::unsupported, "'" + which + "': OpenPGP keys are read from GnuPG, not files",
-              "import it with gpg --import " + which + " and name it by JID or fingerprint");
 }
 
 std::optional<SecretBytes> passphrase(Context& ctx, const std::string& what) {
@@ -151,7 +144,7 @@ std::optional<int64_t> parse_stamp(std::string_view s) {
 }
 
 std::string random_rpad() {
-  SystemRandom rng;
+  OsRandom rng;  // padding, not a key: no DRBG set-up for it
   size_t n = rng.uniform(kMaxRpad + 1);
   std::string pad;
   for (size_t i = 0; i < n; ++i)
@@ -192,10 +185,8 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
   if (!encrypts && !o.recipients.empty())
     fail_with(Errc::malformed, "--mode sign is not encrypted: -r does not apply",
               "use --mode signcrypt to sign and encrypt");
-  for (const auto& r : o.recipients)
-    refuse_key_file(r);
   for (const auto& s : o.signers)
-    refuse_key_file(s);
+    refuse_signer_file(s);
 
   xml::Element msg = read_message(o);
   std::string to = bare_jid(msg.attr_or("to"));
@@ -226,34 +217,26 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
               "only <thread/> and processing hints: these stay in clear");
 
   auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
+  // Keys are named by JID or fingerprint and found by gpg itself, in the one gpg run that
+  // seals (GnuPG::seal).
   std::string signer;
   if (signs) {
-    std::string which = o.signers.empty() ? from : o.signers.front();
-    if (which.empty())
+    signer = o.signers.empty() ? from : o.signers.front();
+    if (signer.empty())
       fail_with(Errc::malformed, "--mode " + mode + " needs the signer: -i JID or fingerprint",
                 "or a 'from' on the message: the key with the User ID xmpp:FROM signs");
-    signer = check(gpg.find_secret_key(which), "list secret keys with: gpg --list-secret-keys");
   }
-  std::vector<std::string> fprs;
-  auto add = [&](const std::string& f) {
-    if (std::find(fprs.begin(), fprs.end(), f) == fprs.end())
-      fprs.push_back(f);
-  };
+  std::vector<std::string> recipients, files;
   if (encrypts) {
-    std::vector<std::string> recipients = o.recipients;
-    if (recipients.empty()) {
+    for (const auto& r : o.recipients)
+      if (is_key_file(r))
+        files.push_back(key_file(r));
+      else
+        recipients.push_back(r);
+    if (recipients.empty() && files.empty()) {
       if (to.empty())
         fail_with(Errc::malformed, "no recipient: give -r JID, or a 'to' on the message");
       recipients.push_back(to);
-    }
-    for (const auto& r : recipients)
-      add(check(gpg.find_recipient(r), "list keys with: gpg --list-keys"));
-    if (!signer.empty()) {
-      Result<std::string> self = gpg.find_recipient(signer);
-      if (self)
-        add(*self);
-      else
-        ctx.warn("not encrypting to your own key: " + self.error().detail);
     }
   }
 
@@ -275,8 +258,10 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
     co.passphrase = view(*pass);
   co.in_name = "the content element";
   co.out_name = "the OpenPGP message";
-  Bytes sealed = encrypts ? check(gpg.encrypt(fprs, signer, view(plain), co))
-                          : check(gpg.sign(signer, view(plain), co));
+  co.to_self = true;
+  co.recipient_files = files;
+  co.warn = [&](const std::string& w) { ctx.warn(w); };
+  Bytes sealed = check(gpg.seal(recipients, signer, view(plain), co));
 
   out.add(xml::Element("openpgp", std::string(kNsOx))).add(xml::Element::text_node(base64(sealed)));
   if (!out.child("store", kNsHints))
@@ -286,7 +271,8 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
   write_stanza(out);
   ctx.status("SEALED", "ox " + std::to_string(plain.size()));
   ctx.info("sealed a message (ox " + mode + ")" +
-           (encrypts ? " for " + std::to_string(fprs.size()) + (fprs.size() == 1 ? " key" : " keys")
+           (encrypts ? " for " + std::to_string(recipients.size() + files.size()) +
+                           (recipients.size() + files.size() == 1 ? " recipient" : " recipients")
                      : std::string()) +
            (signer.empty() ? "" : ", signed by " + signer));
   return kExitOk;
@@ -301,7 +287,7 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   if (o.signers.size() > 1)
     fail_with(Errc::malformed, "give -i once: the signer the object must be signed by");
   for (const auto& s : o.signers)
-    refuse_key_file(s);
+    refuse_signer_file(s);
   if (o.max_age <= 0)
     fail_with(Errc::malformed, "--max-age must be a positive number of seconds");
 
@@ -318,6 +304,17 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   bool encrypted = is_encrypted(*raw);
 
   auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
+  // XEP-0373 §3.2 wants the signer's key to carry the User ID xmpp:FROM. The keys naming the
+  // sender (and the JID of -i) are listed by a gpg run of their own, on a thread beside the
+  // one that decrypts: the same answer as listing afterwards, in the time of one run.
+  std::string want = o.signers.empty() ? std::string() : o.signers.front();
+  std::string want_jid =
+      want.empty() || openpgp::fingerprint_from_text(want) ? std::string() : bare_jid(want);
+  auto lookup = std::async(std::launch::async, [home = ctx.globals().gnupg_home, from, want_jid] {
+    std::pair<Result<std::vector<openpgp::KeyStatus>>, Result<std::vector<openpgp::KeyStatus>>> r{
+        openpgp::keys_naming(home, from), openpgp::keys_naming(home, want_jid)};
+    return r;
+  });
   Bytes plain;
   openpgp::Decrypted d;
   if (encrypted) {
@@ -370,12 +367,14 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   } else {
     if (from.empty() && o.signers.empty())
       fail_with(Errc::malformed, "the message has no 'from': say who must have signed with -i");
-    if (!from.empty() && !signer_matches(gpg, from, d.signer))
+    auto [from_keys, want_keys] = lookup.get();
+    if (!from.empty() && !signer_named(check(std::move(from_keys)), d.signer))
       fail_with(Errc::auth_failed,
                 "signed by " + d.signer + ", a key without a valid User ID xmpp:" + from,
                 "XEP-0373 §3.2: the signer's key must name the sender (gpg --list-keys)");
-    if (!o.signers.empty() && !signer_matches(gpg, o.signers.front(), d.signer))
-      fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + o.signers.front());
+    if (!want.empty() && !(want_jid.empty() ? openpgp::fingerprint_from_text(want) == d.signer
+                                            : signer_named(check(std::move(want_keys)), d.signer)))
+      fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + want);
   }
 
   // The children: <to/>s, one <time/>, at most one <rpad/>, one <payload/>.

@@ -1,6 +1,9 @@
 #include "crypto/random.hpp"
 
 #include <openssl/rand.h>
+#include <sys/random.h>
+
+#include <cerrno>
 
 #include <cstdlib>
 #include <limits>
@@ -75,6 +78,18 @@ void SystemRandom::fill(std::span<uint8_t> out) {
     return;
   if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1)
     std::abort();
+}
+
+void OsRandom::fill(std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::getrandom(out.data() + done, out.size() - done, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      std::abort();
+    done += static_cast<size_t>(n);
+  }
 }
 
 }  // namespace esession

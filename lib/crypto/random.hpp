@@ -44,4 +44,12 @@ class SystemRandom final : public RandomSource {
   void fill(std::span<uint8_t> out) override;
 };
 
+// OsRandom is RandomSource over the kernel's CSPRNG (getrandom(2)), for a process that draws a
+// few bytes once: it skips setting up OpenSSL's DRBGs, which costs more than half a
+// millisecond, and each draw is a system call. It aborts if the kernel fails.
+class OsRandom final : public RandomSource {
+ public:
+  void fill(std::span<uint8_t> out) override;
+};
+
 }  // namespace esession

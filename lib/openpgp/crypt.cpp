@@ -1,22 +1,13 @@
-// OpenPGP messages through GPGME: encryption (optionally signed) and decryption with
-// verification, streaming from one descriptor to another.
-//
-// gpg does the cryptography in its own process; GPGME moves the bytes through pipes. Both ends
-// here are GPGME callback buffers over our descriptors, so that nothing is held in memory (a
-// multi-GiB file streams in constant space), read and write errors keep their errno and the
-// caller can count bytes and draw progress. Decryption writes plaintext as gpg releases it,
-// before the integrity check at the end of the message: the caller must hold it back (an
-// OutputFile or a spool file) until decrypt() succeeds.
-#include <gpgme.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#include <cerrno>
+// OpenPGP messages through gpg itself: encryption (optionally signed), signing, decryption with
+// verification. One gpg process per operation reads and writes our descriptors directly (or
+// pipes from and to memory), and its status lines (--status-fd, GnuPG's doc/DETAILS) say what
+// happened. Decryption writes plaintext as gpg releases it, before the integrity check at the
+// end of the message: the caller must hold it back (an OutputFile or a spool file) until
+// decrypt() succeeds.
 #include <cstring>
 
-#include "openpgp/gpgme_util.hpp"
+#include "openpgp/gpg_run.hpp"
 #include "openpgp/openpgp.hpp"
-#include "util/fs.hpp"
 #include "util/jid.hpp"
 
 namespace esession::openpgp {
@@ -29,191 +20,229 @@ std::string where(const std::string& home) {
   return home.empty() ? "the default GnuPG home" : "the GnuPG home " + home;
 }
 
-// The size of GPGME's buffers between our descriptors and gpg's pipes (GPGME 1.16 or later).
-constexpr const char* kIoBuffer = "65536";
+// spec_of is how gpg is told about a key named by a fingerprint or a JID: the fingerprint, or
+// the exact XEP-0373 User ID "xmpp:JID" ("=" asks gpg for an exact match).
+std::string spec_of(std::string_view which) {
+  if (auto fpr = fingerprint_from_text(which))
+    return *fpr;
+  return "=xmpp:" + bare_jid(which);
+}
 
-// FdStream is one end of an operation: a descriptor GPGME reads from or writes to through
-// callbacks, with a byte count and the first system error.
-struct FdStream {
-  int fd = -1;
-  uint64_t done = 0;
-  int err = 0;  // errno of the first failed read or write
-  const std::function<void(uint64_t)>* progress = nullptr;
-};
+bool is_jid_spec(std::string_view spec) {
+  return spec.substr(0, 6) == "=xmpp:";
+}
 
-ssize_t fd_read(void* handle, void* buf, size_t size) {
-  auto* s = static_cast<FdStream*>(handle);
-  for (;;) {
-    ssize_t n = ::read(s->fd, buf, size);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      s->err = errno;
-      return -1;
+// Reasons of INV_RECP and INV_SGNR (doc/DETAILS).
+std::string invalid_key_reason(const std::string& code) {
+  static const char* const kReasons[] = {
+      "is unusable (no usable subkey for this)",
+      "was not found",
+      "is ambiguous: several keys match",
+      "has the wrong key usage",
+      "is revoked",
+      "has expired",
+      "has no CRL",
+      "has an outdated CRL",
+      "violates the policy",
+      "has no secret part here",
+      "is not valid: certify it (gpg --quick-lsign-key FPR) after checking its fingerprint; gpg "
+      "does not encrypt to it in batch mode either",
+      "has a missing certificate",
+      "has a missing issuer certificate",
+      "is disabled",
+      "is not a valid key specification",
+  };
+  int c = std::atoi(code.c_str());
+  if (c >= 0 && c < static_cast<int>(std::size(kReasons)))
+    return kReasons[c];
+  return "was refused (reason " + code + ")";
+}
+
+std::string key_label(const std::string& spec) {
+  if (is_jid_spec(spec))
+    return "the OpenPGP key with the User ID " + spec.substr(1);
+  if (fingerprint_from_text(spec))
+    return "the OpenPGP key " + spec;
+  return "the OpenPGP key in " + spec;
+}
+
+// error_code returns the libgpg-error code (the low 16 bits) of an ERROR or FAILURE argument.
+unsigned error_code(const std::string& v) {
+  return static_cast<unsigned>(std::strtoul(v.c_str(), nullptr, 10) & 0xffff);
+}
+
+// passphrase_problem classifies a run that failed on the secret key's passphrase.
+std::optional<Error> passphrase_problem(const Outcome& o) {
+  constexpr unsigned kBadPassphrase = 11, kNoPinentry = 85, kBadPin = 87, kCanceled = 99,
+                     kNotConfirmed = 114, kNoPassphrase = 177, kFullyCanceled = 198;
+  bool bad = o.has("BAD_PASSPHRASE"), missing = o.has("MISSING_PASSPHRASE");
+  for (const char* kw : {"ERROR", "FAILURE"})
+    for (const auto& a : o.args(kw)) {
+      if (a.size() < 2)
+        continue;
+      unsigned c = error_code(a[1]);
+      bad = bad || c == kBadPassphrase || c == kBadPin;
+      missing = missing || c == kNoPinentry || c == kCanceled || c == kNotConfirmed ||
+                c == kNoPassphrase || c == kFullyCanceled;
     }
-    s->done += static_cast<uint64_t>(n);
-    if (s->progress && *s->progress)
-      (*s->progress)(s->done);
-    return n;
-  }
-}
-
-ssize_t fd_write(void* handle, const void* buf, size_t size) {
-  auto* s = static_cast<FdStream*>(handle);
-  const auto* p = static_cast<const char*>(buf);
-  size_t left = size;
-  while (left) {
-    ssize_t n = ::write(s->fd, p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      s->err = n < 0 ? errno : EIO;
-      return -1;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  s->done += size;
-  return static_cast<ssize_t>(size);
-}
-
-Result<Data> stream_data(FdStream& s) {
-  // GPGME keeps the pointer to the callback table, so it must outlive the buffer.
-  static gpgme_data_cbs cbs = {fd_read, fd_write, nullptr, nullptr};
-  gpgme_data_t raw = nullptr;
-  if (gpgme_error_t err = gpgme_data_new_from_cbs(&raw, &cbs, &s))
-    return gpg_fail(Errc::internal, "GPGME buffer creation failed", err);
-  Data d(raw);
-  // GPGME moves 4 KiB at a time by default: a read, a poll and a write per 4 KiB make sealing
-  // a big file three times slower than gpg alone. Bigger than a pipe (64 KiB) is slower again:
-  // measured with 1 GiB, 4 KiB took 2.5x the time of 64 KiB, 256 KiB 2.2x.
-  if (gpgme_error_t err = gpgme_data_set_flag(d.get(), "io-buffer-size", kIoBuffer))
-    return gpg_fail(Errc::internal, "GPGME buffer size", err);
-  return d;
-}
-
-// Passphrase answers gpg's loopback passphrase request once from memory the caller owns.
-struct Passphrase {
-  std::optional<ByteView> value;
-  bool wrong = false;
-};
-
-gpgme_error_t on_passphrase(void* hook, const char*, const char*, int prev_was_bad, int fd) {
-  auto* p = static_cast<Passphrase*>(hook);
-  if (prev_was_bad) {
-    p->wrong = true;
-    return gpg_error(GPG_ERR_BAD_PASSPHRASE);
-  }
-  if (!p->value)
-    return gpg_error(GPG_ERR_NO_PASSPHRASE);
-  if (gpgme_io_writen(fd, p->value->data(), p->value->size()) != 0 ||
-      gpgme_io_writen(fd, "\n", 1) != 0)
-    return gpg_error_from_syserror();
-  return 0;
-}
-
-// PassphraseScope puts |ctx| in loopback mode with |p| for one operation, when a passphrase is
-// given, and back to the agent's own pinentry afterwards.
-class PassphraseScope {
- public:
-  PassphraseScope(gpgme_ctx_t ctx, Passphrase& p) : m_ctx(ctx) {
-    if (p.value) {
-      gpgme_set_pinentry_mode(ctx, GPGME_PINENTRY_MODE_LOOPBACK);
-      gpgme_set_passphrase_cb(ctx, on_passphrase, &p);
-    }
-  }
-  ~PassphraseScope() {
-    gpgme_set_passphrase_cb(m_ctx, nullptr, nullptr);
-    gpgme_set_pinentry_mode(m_ctx, GPGME_PINENTRY_MODE_DEFAULT);
-  }
-  PassphraseScope(const PassphraseScope&) = delete;
-  PassphraseScope& operator=(const PassphraseScope&) = delete;
-
- private:
-  gpgme_ctx_t m_ctx;
-};
-
-// io_error returns the error of a failed read or write, if there was one.
-std::optional<Error> io_error(const FdStream& in, const FdStream& out, const CryptOptions& o) {
-  if (in.err)
-    return fail(Errc::io, o.in_name + ": read failed: " + std::strerror(in.err));
-  if (out.err)
-    return fail(Errc::io, o.out_name + ": write failed: " + std::strerror(out.err));
+  if (bad)
+    return fail(Errc::auth_failed, "wrong passphrase for the OpenPGP secret key");
+  if (missing)
+    return fail(Errc::not_acceptable,
+                "no passphrase for the OpenPGP secret key: give it with --passphrase-fd, or let "
+                "gpg-agent ask (set GPG_TTY=$(tty))");
   return std::nullopt;
 }
 
-// passphrase_error classifies an error about the secret key's passphrase, if it is one.
-std::optional<Error> passphrase_error(gpgme_error_t err, const Passphrase& p) {
-  switch (gpgme_err_code(err)) {
-    case GPG_ERR_BAD_PASSPHRASE:
-      return fail(Errc::auth_failed, "wrong passphrase for the OpenPGP secret key");
-    case GPG_ERR_CANCELED:
-    case GPG_ERR_FULLY_CANCELED:
-    case GPG_ERR_NO_PIN_ENTRY:
-    case GPG_ERR_NO_PASSPHRASE:
-      if (p.wrong)
-        return fail(Errc::auth_failed, "wrong passphrase for the OpenPGP secret key");
-      return gpg_fail(Errc::not_acceptable, "no passphrase for the OpenPGP secret key", err);
-    default:
-      return std::nullopt;
+// Failure of an encryption or signing run, classified. |self| is the spec added only to
+// encrypt to our own key (empty if none).
+struct KeyRefusal {
+  std::string spec;
+  std::string reason;
+  bool signer = false;
+};
+
+std::vector<KeyRefusal> refusals(const Outcome& o) {
+  std::vector<KeyRefusal> out;
+  for (const auto& a : o.args("INV_RECP"))
+    if (a.size() >= 2)
+      out.push_back({a[1], a[0], false});
+  for (const auto& a : o.args("INV_SGNR"))
+    if (a.size() >= 2)
+      out.push_back({a[1], a[0], true});
+  return out;
+}
+
+// One encryption or signing run.
+struct SealJob {
+  std::vector<std::string> recipients;  // specs
+  std::vector<std::string> files;       // key files
+  std::string self;                     // spec of our own key to encrypt to, or empty
+  std::string signer;                   // spec, or empty
+  bool encrypt = true;
+};
+
+Result<Outcome> run_seal(const std::string& home, const SealJob& s, Job& job,
+                         const CryptOptions& opts) {
+  job.argv = gpg_argv(home, opts.passphrase.has_value() && !s.signer.empty());
+  // Binary, uncompressed (gpg -z 0, as age does: files sent over XMPP are mostly compressed
+  // already, zlib would make sealing several times slower, and compressing before encrypting
+  // lets the length say something about the content).
+  job.argv.insert(job.argv.end(), {"--no-armor", "--compress-algo", "none"});
+  if (!s.signer.empty())
+    job.argv.insert(job.argv.end(), {"--local-user", s.signer});
+  for (const auto& r : s.recipients)
+    job.argv.insert(job.argv.end(), {"--recipient", r});
+  for (const auto& f : s.files)
+    job.argv.insert(job.argv.end(), {"--recipient-file", f});
+  if (!s.self.empty())
+    job.argv.insert(job.argv.end(), {"--recipient", s.self});
+  if (s.encrypt)
+    job.argv.push_back("--encrypt");
+  if (!s.signer.empty())
+    job.argv.push_back("--sign");
+  job.status_fd = true;
+  if (opts.passphrase && !s.signer.empty())
+    job.fd4 = opts.passphrase;
+  job.progress = opts.progress;
+  return run(job);
+}
+
+// seal_error says why a run that did not succeed failed.
+Error seal_error(const Outcome& o, const std::string& home, const CryptOptions& opts,
+                 bool encrypt) {
+  if (o.in_errno)
+    return fail(Errc::io, opts.in_name + ": read failed: " + std::strerror(o.in_errno));
+  if (auto e = passphrase_problem(o))
+    return *e;
+  for (const auto& r : refusals(o))
+    return fail(Errc::not_acceptable, (r.signer ? "cannot sign with " : "cannot encrypt to ") +
+                                          key_label(r.spec) + ": it " +
+                                          invalid_key_reason(r.reason) + " (" + where(home) + ")");
+  return fail(Errc::io, std::string("gpg could not ") + (encrypt ? "encrypt" : "sign") +
+                            (o.diagnostic.empty() ? "" : ": " + o.diagnostic));
+}
+
+bool sealed_ok(const Outcome& o, const SealJob& s) {
+  return o.exit_code == 0 && (!s.encrypt || o.has("END_ENCRYPTION")) &&
+         (s.signer.empty() || o.has("SIG_CREATED"));
+}
+
+// ---- verification ----------------------------------------------------------------------------
+
+int rank(SignatureVerdict v) {
+  switch (v) {
+    case SignatureVerdict::none:
+      return 0;
+    case SignatureVerdict::good:
+      return 1;
+    case SignatureVerdict::unknown:
+      return 2;
+    case SignatureVerdict::bad:
+      return 3;
   }
+  return 3;
 }
 
-// names_valid_uid: does |k| have a User ID that is not revoked or invalid, names |jid| (any
-// User ID if |jid| is empty) and has full or ultimate validity? |named| tells whether one
-// names the JID at all.
-bool names_valid_uid(const _gpgme_key* k, std::string_view jid, bool& named) {
-  named = false;
-  for (gpgme_user_id_t u = k->uids; u; u = u->next) {
-    if (u->revoked || u->invalid || !u->uid || (!jid.empty() && !uid_names_jid(u->uid, jid)))
-      continue;
-    named = true;
-    if (u->validity == GPGME_VALIDITY_FULL || u->validity == GPGME_VALIDITY_ULTIMATE)
-      return true;
-  }
-  return false;
-}
-
-// why_unusable_recipient says why |k| cannot be encrypted to, or returns nullptr.
-const char* why_unusable_recipient(const _gpgme_key* k) {
-  if (const char* why = key_state_problem(k))
-    return why;
-  if (!k->can_encrypt)
-    return "without a usable encryption subkey";
-  return nullptr;
-}
-
-// read_signatures sets the verdict and signer of |d| from the last verification in |ctx|.
-void read_signatures(gpgme_ctx_t ctx, Decrypted& d) {
+// read_signatures sets the verdict and signer of |d| from the status lines: each signature
+// begins with NEWSIG; the worst verdict wins (one bad signature makes the message bad).
+void read_signatures(const Outcome& o, Decrypted& d) {
+  SignatureVerdict current = SignatureVerdict::none;
   std::string signer;
-  gpgme_verify_result_t vr = gpgme_op_verify_result(ctx);
-  for (gpgme_signature_t s = vr ? vr->signatures : nullptr; s; s = s->next) {
-    SignatureVerdict v = SignatureVerdict::bad;
-    constexpr unsigned kBad =
-        GPGME_SIGSUM_RED | GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_SIG_EXPIRED;
-    if (gpgme_err_code(s->status) == GPG_ERR_NO_ERROR && !(s->summary & kBad))
-      v = SignatureVerdict::good;
-    else if (gpgme_err_code(s->status) == GPG_ERR_NO_PUBKEY)
-      v = SignatureVerdict::unknown;
-    // The worst verdict wins: one bad signature makes the message bad.
-    auto rank = [](SignatureVerdict x) {
-      return x == SignatureVerdict::bad ? 3 : x == SignatureVerdict::unknown ? 2 : 1;
-    };
-    if (d.signature == SignatureVerdict::none || rank(v) > rank(d.signature)) {
-      d.signature = v;
-      signer = s->fpr ? s->fpr : "";
+  bool open = false;
+  auto close = [&]() {
+    if (!open)
+      return;
+    if (current == SignatureVerdict::none)
+      current = SignatureVerdict::bad;  // a signature gpg said nothing conclusive about
+    if (d.signature == SignatureVerdict::none || rank(current) > rank(d.signature)) {
+      d.signature = current;
+      d.signer = signer;
+    }
+    open = false;
+  };
+  for (const auto& line : o.status) {
+    size_t sp = line.find(' ');
+    std::string_view kw = std::string_view(line).substr(0, sp);
+    std::vector<std::string> a;
+    if (sp != std::string::npos) {
+      std::string_view rest = std::string_view(line).substr(sp + 1);
+      size_t pos = 0;
+      while (pos <= rest.size()) {
+        size_t e = rest.find(' ', pos);
+        a.emplace_back(rest.substr(pos, e == std::string_view::npos ? e : e - pos));
+        if (e == std::string_view::npos)
+          break;
+        pos = e + 1;
+      }
+    }
+    if (kw == "NEWSIG") {
+      close();
+      open = true;
+      current = SignatureVerdict::none;
+      signer.clear();
+    } else if (!open) {
+      continue;
+    } else if (kw == "GOODSIG") {
+      if (current == SignatureVerdict::none)
+        current = SignatureVerdict::good;
+      if (signer.empty() && !a.empty())
+        signer = a[0];
+    } else if (kw == "VALIDSIG") {
+      // The last field is the primary key's fingerprint (GnuPG 2.x).
+      if (!a.empty() && fingerprint_from_text(a.back()))
+        signer = a.back();
+    } else if (kw == "BADSIG" || kw == "EXPSIG" || kw == "EXPKEYSIG" || kw == "REVKEYSIG") {
+      current = SignatureVerdict::bad;
+      if (!a.empty())
+        signer = a[0];
+    } else if (kw == "ERRSIG") {
+      // ERRSIG <keyid> <pkalgo> <hashalgo> <class> <time> <rc> [<fpr>]: rc 9 is a missing key.
+      current = a.size() >= 6 && a[5] == "9" ? SignatureVerdict::unknown : SignatureVerdict::bad;
+      signer = a.size() >= 7 && a[6] != "-" ? a[6] : (a.empty() ? "" : a[0]);
     }
   }
-  d.signer = signer;
-  if (!signer.empty() && d.signature != SignatureVerdict::unknown) {
-    // gpg names the signing (sub)key; the caller compares primary fingerprints.
-    gpgme_key_t k = nullptr;
-    if (gpgme_get_key(ctx, signer.c_str(), &k, 0) == 0) {
-      Key key(k);
-      if (key->fpr)
-        d.signer = key->fpr;
-    }
-  }
+  close();
 }
 
 }  // namespace
@@ -232,285 +261,191 @@ const char* signature_verdict_name(SignatureVerdict v) {
   return "bad";
 }
 
-Result<std::string> GnuPG::find_recipient(std::string_view which) {
-  std::string pattern, jid;
-  auto fpr = fingerprint_from_text(which);
-  if (fpr) {
-    pattern = *fpr;
-  } else {
-    jid = bare_jid(which);
-    if (jid.empty())
-      return fail(Errc::malformed, "no JID or fingerprint to find an OpenPGP key by");
-    pattern = "xmpp:" + jid;
-  }
-  ES_ASSIGN(std::vector<Key> keys, list_keys(m_ctx.get(), pattern, false));
-
-  std::vector<std::string> found;
-  std::string refused;  // why the last candidate was refused
-  for (const Key& k : keys) {
-    if (!k->fpr || !k->subkeys)
-      continue;
-    if (fpr && *fpr != k->fpr)
-      continue;  // a subkey's fingerprint, or a substring match
-    bool named = false;
-    bool valid = names_valid_uid(k.get(), jid, named);
-    if (!fpr && !named)
-      continue;  // "xmpp:alice@example.org" is a substring of "xmpp:malice@example.org"
-    std::string name = std::string("the OpenPGP key ") + k->fpr;
-    if (const char* why = why_unusable_recipient(k.get()))
-      refused = name + " is " + why;
-    else if (!valid)
-      refused = name + (jid.empty() ? " has no User ID" : " has no User ID xmpp:" + jid) +
-                " with full validity (gpg does not encrypt to it in batch mode either); "
-                "certify it (gpg --quick-lsign-key FPR) after checking its fingerprint";
-    else
-      found.push_back(k->fpr);
-  }
-  if (found.size() > 1) {
-    std::string list;
-    for (const auto& f : found)
-      list += (list.empty() ? "" : ", ") + f;
-    return fail(Errc::malformed, "several OpenPGP keys have the User ID xmpp:" + jid + ": " + list +
-                                     "; choose one by its fingerprint");
-  }
-  if (!found.empty())
-    return found.front();
-  if (!refused.empty())
-    return fail(Errc::not_acceptable, refused);
-  return fail(Errc::not_acceptable, (fpr ? "no OpenPGP key with primary fingerprint " + *fpr
-                                         : "no OpenPGP key with the User ID xmpp:" + jid) +
-                                        " in " + where(m_home));
-}
-
 Result<uint64_t> GnuPG::encrypt(const std::vector<std::string>& recipients,
                                 const std::string& signer, int in_fd, int out_fd,
                                 const CryptOptions& opts) {
-  if (recipients.empty())
+  if (recipients.empty() && opts.recipient_files.empty())
     return fail(Errc::malformed, "no recipients to encrypt to");
-  gpgme_ctx_t ctx = m_ctx.get();
-  std::vector<Key> keys;
-  for (const auto& r : recipients) {
-    gpgme_key_t k = nullptr;
-    if (gpgme_error_t err = gpgme_get_key(ctx, r.c_str(), &k, 0))
-      return gpg_fail(Errc::not_acceptable, "no OpenPGP key " + r + " in " + where(m_home), err);
-    keys.emplace_back(k);
-  }
-  std::vector<gpgme_key_t> list;
-  for (const Key& k : keys)
-    list.push_back(k.get());
-  list.push_back(nullptr);
+  SealJob s;
+  for (const auto& r : recipients)
+    s.recipients.push_back(spec_of(r));
+  s.files = opts.recipient_files;
+  if (!signer.empty())
+    s.signer = spec_of(signer);
+  Job job;
+  job.in_fd = in_fd;
+  job.out_fd = out_fd;
+  ES_ASSIGN(Outcome o, run_seal(m_home, s, job, opts));
+  if (o.in_errno)
+    return fail(Errc::io, opts.in_name + ": read failed: " + std::strerror(o.in_errno));
+  if (!sealed_ok(o, s))
+    return seal_error(o, m_home, opts, true);
+  return o.in_bytes;
+}
 
-  gpgme_signers_clear(ctx);
+Result<Bytes> GnuPG::seal(const std::vector<std::string>& recipients, const std::string& signer,
+                          ByteView plain, const CryptOptions& opts) {
+  bool encrypt = !recipients.empty() || !opts.recipient_files.empty();
+  if (!encrypt && signer.empty())
+    return fail(Errc::malformed, "nothing to do: no recipient and no signer");
+  SealJob s;
+  s.encrypt = encrypt;
+  s.files = opts.recipient_files;
+  for (const auto& r : recipients)
+    s.recipients.push_back(spec_of(r));
   if (!signer.empty()) {
-    gpgme_key_t k = nullptr;
-    if (gpgme_error_t err = gpgme_get_key(ctx, signer.c_str(), &k, 1))
-      return gpg_fail(Errc::not_acceptable,
-                      "no OpenPGP secret key " + signer + " in " + where(m_home), err);
-    Key sk(k);
-    if (gpgme_error_t err = gpgme_signers_add(ctx, sk.get()))
-      return gpg_fail(Errc::internal, "GPGME signer", err);
+    s.signer = spec_of(signer);
+    if (encrypt && opts.to_self)
+      s.self = s.signer;
   }
-
-  FdStream in{in_fd, 0, 0, &opts.progress};
-  FdStream out{out_fd, 0, 0, nullptr};
-  ES_ASSIGN(Data plain, stream_data(in));
-  ES_ASSIGN(Data cipher, stream_data(out));
-  Passphrase pass{opts.passphrase};
-  gpgme_set_armor(ctx, 0);
-  // No compression (gpg -z 0), as age does: files sent over XMPP are mostly compressed
-  // already (media, archives), zlib would make sealing many times slower, and compressing
-  // before encrypting lets the length say something about the content.
-  auto flags = GPGME_ENCRYPT_NO_COMPRESS;
-  gpgme_error_t err;
-  {
-    PassphraseScope scope(ctx, pass);
-    err = signer.empty()
-              ? gpgme_op_encrypt(ctx, list.data(), flags, plain.get(), cipher.get())
-              : gpgme_op_encrypt_sign(ctx, list.data(), flags, plain.get(), cipher.get());
+  // gpg resolves the keys itself, in the same run: a JID names the key with the User ID
+  // "xmpp:JID" exactly (XEP-0373 §8.5). When gpg finds no usable key for a JID that way, the
+  // keyring is searched as find_recipient and find_secret_key do (they also accept "Name
+  // <xmpp:JID>" and say precisely what is wrong with a key) and the run repeats with
+  // fingerprints. At most one repetition per kind of problem.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    Bytes out;
+    Job job;
+    job.in_mem = plain;
+    job.out_mem = &out;
+    ES_ASSIGN(Outcome o, run_seal(m_home, s, job, opts));
+    if (sealed_ok(o, s))
+      return out;
+    bool retry = false;
+    for (const auto& r : refusals(o)) {
+      if (!r.signer && !s.self.empty() && r.spec == s.self) {
+        if (opts.warn)
+          opts.warn("not encrypting to your own key: " + key_label(r.spec) + " " +
+                    invalid_key_reason(r.reason));
+        s.self.clear();
+        retry = true;
+      } else if (r.signer && is_jid_spec(r.spec) && r.spec == s.signer) {
+        ES_ASSIGN(std::string fpr, find_secret_key(r.spec.substr(6)));
+        if (s.self == s.signer)
+          s.self = fpr;
+        s.signer = fpr;
+        retry = true;
+      } else if (!r.signer && is_jid_spec(r.spec)) {
+        ES_ASSIGN(std::string fpr, find_recipient(r.spec.substr(6)));
+        for (auto& spec : s.recipients)
+          if (spec == r.spec)
+            spec = fpr;
+        retry = true;
+      }
+    }
+    if (!retry)
+      return seal_error(o, m_home, opts, encrypt);
   }
-  gpgme_signers_clear(ctx);
-  if (auto e = io_error(in, out, opts))
-    return *e;
-  if (err) {
-    if (auto e = passphrase_error(err, pass))
-      return *e;
-    if (gpgme_encrypt_result_t r = gpgme_op_encrypt_result(ctx); r && r->invalid_recipients)
-      return gpg_fail(Errc::not_acceptable,
-                      std::string("gpg refused the recipient ") +
-                          (r->invalid_recipients->fpr ? r->invalid_recipients->fpr : "?"),
-                      r->invalid_recipients->reason);
-    if (!signer.empty())
-      if (gpgme_sign_result_t r = gpgme_op_sign_result(ctx); r && r->invalid_signers)
-        return gpg_fail(Errc::not_acceptable, "gpg cannot sign with " + signer,
-                        r->invalid_signers->reason);
-    return gpg_fail(Errc::io, "gpg could not encrypt", err);
-  }
-  return in.done;
+  return fail(Errc::internal, "gpg refused the keys it was given repeatedly");
 }
 
-Result<Decrypted> GnuPG::decrypt(int in_fd, int out_fd, const CryptOptions& opts) {
-  gpgme_ctx_t ctx = m_ctx.get();
-  FdStream in{in_fd, 0, 0, &opts.progress};
-  FdStream out{out_fd, 0, 0, nullptr};
-  ES_ASSIGN(Data cipher, stream_data(in));
-  ES_ASSIGN(Data plain, stream_data(out));
-  Passphrase pass{opts.passphrase};
-  gpgme_error_t err;
-  {
-    PassphraseScope scope(ctx, pass);
-    err = gpgme_op_decrypt_verify(ctx, cipher.get(), plain.get());
-  }
-  if (auto e = io_error(in, out, opts))
-    return *e;
-  if (auto e = passphrase_error(err, pass))
-    return *e;
-  gpgme_decrypt_result_t dr = gpgme_op_decrypt_result(ctx);
-  if (gpgme_err_code(err) == GPG_ERR_NO_SECKEY)
-    return fail(Errc::auth_failed,
-                opts.in_name + ": not encrypted to any OpenPGP secret key in " + where(m_home));
-  // gpg refuses these itself (unless --ignore-mdc-error), with a vaguer error.
-  if (dr && dr->legacy_cipher_nomdc)
-    return fail(Errc::auth_failed,
-                opts.in_name + ": the message has no integrity protection (no MDC); refused");
-  if (err)
-    return gpg_fail(Errc::auth_failed,
-                    opts.in_name + ": decryption failed (modified, truncated or not OpenPGP)", err);
-  if (!dr || !dr->recipients)
-    return fail(Errc::auth_failed,
-                opts.in_name + ": not an OpenPGP message encrypted to a public key");
-
-  Decrypted d;
-  d.bytes = out.done;
-  read_signatures(ctx, d);
-  return d;
-}
-
-// The in-memory variants run the descriptor versions over anonymous memory files (the same
-// checks and errors, one code path), or GPGME memory buffers for signing and verifying.
 namespace {
 
-Result<fs::UniqueFd> memory_file(ByteView content) {
-  fs::UniqueFd fd(::memfd_create("esession-openpgp", MFD_CLOEXEC));
-  if (!fd)
-    return fail(Errc::io, std::string("memfd_create failed: ") + std::strerror(errno));
-  const uint8_t* p = content.data();
-  size_t left = content.size();
-  while (left) {
-    ssize_t n = ::write(fd.get(), p, left);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return fail(Errc::io, std::string("memory file write failed: ") + std::strerror(errno));
-    p += n;
-    left -= static_cast<size_t>(n);
+// decrypt_error says why a decryption run failed, or returns nullopt if it succeeded.
+std::optional<Error> decrypt_error(const Outcome& o, const std::string& home,
+                                   const CryptOptions& opts) {
+  const std::string& name = opts.in_name;
+  if (o.in_errno)
+    return fail(Errc::io, name + ": read failed: " + std::strerror(o.in_errno));
+  if (auto e = passphrase_problem(o))
+    return e;
+  if (!o.has("BEGIN_DECRYPTION") && !o.has("DECRYPTION_FAILED")) {
+    if (!o.has("ENC_TO") && !o.has("NO_SECKEY"))
+      return fail(Errc::auth_failed,
+                  name + ": not an OpenPGP message encrypted to a public key" +
+                      (o.diagnostic.empty() ? "" : " (gpg: " + o.diagnostic + ")"));
   }
-  if (::lseek(fd.get(), 0, SEEK_SET) != 0)
-    return fail(Errc::io, std::string("memory file rewind failed: ") + std::strerror(errno));
-  return fd;
-}
-
-Result<Bytes> memory_contents(int fd) {
-  Bytes out;
-  if (::lseek(fd, 0, SEEK_SET) != 0)
-    return fail(Errc::io, std::string("memory file rewind failed: ") + std::strerror(errno));
-  uint8_t buf[1 << 14];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return fail(Errc::io, std::string("memory file read failed: ") + std::strerror(errno));
-    if (n == 0)
-      return out;
-    out.insert(out.end(), buf, buf + n);
-  }
-}
-
-Result<Data> memory_data(ByteView content) {
-  gpgme_data_t raw = nullptr;
-  if (gpgme_error_t err = gpgme_data_new_from_mem(
-          &raw, reinterpret_cast<const char*>(content.data()), content.size(), 1))
-    return gpg_fail(Errc::internal, "GPGME buffer creation failed", err);
-  return Data(raw);
-}
-
-Result<Data> empty_data() {
-  gpgme_data_t raw = nullptr;
-  if (gpgme_error_t err = gpgme_data_new(&raw))
-    return gpg_fail(Errc::internal, "GPGME buffer creation failed", err);
-  return Data(raw);
-}
-
-Bytes take_data(Data d) {
-  size_t n = 0;
-  char* p = gpgme_data_release_and_get_mem(d.release(), &n);
-  Bytes out(reinterpret_cast<uint8_t*>(p), reinterpret_cast<uint8_t*>(p) + (p ? n : 0));
-  gpgme_free(p);
-  return out;
+  size_t enc_to = o.args("ENC_TO").size(), no_seckey = o.args("NO_SECKEY").size();
+  if (enc_to > 0 && no_seckey >= enc_to)
+    return fail(Errc::auth_failed,
+                name + ": not encrypted to any OpenPGP secret key in " + where(home));
+  // A message without integrity protection: no MDC, no AEAD (DECRYPTION_INFO <mdc> <algo>
+  // [<aead>]). gpg 2.2 refuses most of these itself, with a vaguer error.
+  for (const auto& a : o.args("DECRYPTION_INFO"))
+    if (!a.empty() && a[0] == "0" && (a.size() < 3 || a[2] == "0"))
+      return fail(Errc::auth_failed,
+                  name + ": the message has no integrity protection (no MDC); refused");
+  bool integrity = o.has("GOODMDC");
+  for (const auto& a : o.args("DECRYPTION_INFO"))
+    if (a.size() >= 3 && a[2] != "0")
+      integrity = true;  // AEAD
+  bool ok = o.has("DECRYPTION_OKAY") && o.has("END_DECRYPTION") && integrity &&
+            o.has("DECRYPTION_KEY") && !o.has("DECRYPTION_FAILED") && !o.has("BADMDC") &&
+            !o.has("NODATA") && !o.has("UNEXPECTED") && !o.has("FAILURE");
+  // gpg exits 2 when a signature cannot be checked; anything else not 0 is a failure.
+  bool sig_trouble = o.has("ERRSIG") || o.has("BADSIG") || o.has("EXPKEYSIG") ||
+                     o.has("REVKEYSIG") || o.has("EXPSIG");
+  if (ok && (o.exit_code == 0 || ((o.exit_code == 1 || o.exit_code == 2) && sig_trouble)))
+    return std::nullopt;
+  return fail(Errc::auth_failed, name + ": decryption failed (modified, truncated or not OpenPGP)" +
+                                     (o.diagnostic.empty() ? "" : ": " + o.diagnostic));
 }
 
 }  // namespace
 
-Result<Bytes> GnuPG::encrypt(const std::vector<std::string>& recipients, const std::string& signer,
-                             ByteView plain, const CryptOptions& opts) {
-  ES_ASSIGN(fs::UniqueFd in, memory_file(plain));
-  ES_ASSIGN(fs::UniqueFd out, memory_file({}));
-  ES_TRY(encrypt(recipients, signer, in.get(), out.get(), opts));
-  return memory_contents(out.get());
-}
-
-Result<Decrypted> GnuPG::decrypt(ByteView message, Bytes& plain, const CryptOptions& opts) {
-  ES_ASSIGN(fs::UniqueFd in, memory_file(message));
-  ES_ASSIGN(fs::UniqueFd out, memory_file({}));
-  ES_ASSIGN(Decrypted d, decrypt(in.get(), out.get(), opts));
-  ES_ASSIGN(plain, memory_contents(out.get()));
+Result<Decrypted> GnuPG::decrypt(int in_fd, int out_fd, const CryptOptions& opts) {
+  Job job;
+  job.argv = gpg_argv(m_home, opts.passphrase.has_value());
+  job.argv.push_back("--decrypt");
+  job.status_fd = true;
+  job.in_fd = in_fd;
+  job.out_fd = out_fd;
+  job.fd4 = opts.passphrase;
+  job.progress = opts.progress;
+  off_t start = ::lseek(out_fd, 0, SEEK_CUR);
+  ES_ASSIGN(Outcome o, run(job));
+  if (auto e = decrypt_error(o, m_home, opts))
+    return *e;
+  Decrypted d;
+  off_t end = ::lseek(out_fd, 0, SEEK_CUR);
+  if (start >= 0 && end >= start)
+    d.bytes = static_cast<uint64_t>(end - start);
+  read_signatures(o, d);
   return d;
 }
 
-Result<Bytes> GnuPG::sign(const std::string& signer, ByteView plain, const CryptOptions& opts) {
-  gpgme_ctx_t ctx = m_ctx.get();
-  gpgme_key_t k = nullptr;
-  if (gpgme_error_t err = gpgme_get_key(ctx, signer.c_str(), &k, 1))
-    return gpg_fail(Errc::not_acceptable,
-                    "no OpenPGP secret key " + signer + " in " + where(m_home), err);
-  Key sk(k);
-  gpgme_signers_clear(ctx);
-  if (gpgme_error_t err = gpgme_signers_add(ctx, sk.get()))
-    return gpg_fail(Errc::internal, "GPGME signer", err);
-  ES_ASSIGN(Data in, memory_data(plain));
-  ES_ASSIGN(Data out, empty_data());
-  Passphrase pass{opts.passphrase};
-  gpgme_set_armor(ctx, 0);
-  gpgme_error_t err;
-  {
-    PassphraseScope scope(ctx, pass);
-    err = gpgme_op_sign(ctx, in.get(), out.get(), GPGME_SIG_MODE_NORMAL);
-  }
-  gpgme_signers_clear(ctx);
-  if (err) {
-    if (auto e = passphrase_error(err, pass))
-      return *e;
-    if (gpgme_sign_result_t r = gpgme_op_sign_result(ctx); r && r->invalid_signers)
-      return gpg_fail(Errc::not_acceptable, "gpg cannot sign with " + signer,
-                      r->invalid_signers->reason);
-    return gpg_fail(Errc::io, "gpg could not sign", err);
-  }
-  return take_data(std::move(out));
+Result<Decrypted> GnuPG::decrypt(ByteView message, Bytes& plain, const CryptOptions& opts) {
+  Job job;
+  job.argv = gpg_argv(m_home, opts.passphrase.has_value());
+  job.argv.push_back("--decrypt");
+  job.status_fd = true;
+  job.in_mem = message;
+  Bytes out;
+  job.out_mem = &out;
+  job.fd4 = opts.passphrase;
+  ES_ASSIGN(Outcome o, run(job));
+  if (auto e = decrypt_error(o, m_home, opts))
+    return *e;
+  Decrypted d;
+  d.bytes = out.size();
+  read_signatures(o, d);
+  plain = std::move(out);
+  return d;
 }
 
 Result<Decrypted> GnuPG::verify(ByteView message, Bytes& plain) {
-  gpgme_ctx_t ctx = m_ctx.get();
-  ES_ASSIGN(Data in, memory_data(message));
-  ES_ASSIGN(Data out, empty_data());
-  gpgme_error_t err = gpgme_op_verify(ctx, in.get(), nullptr, out.get());
-  if (err)
-    return gpg_fail(Errc::auth_failed, "not a signed OpenPGP message", err);
+  Job job;
+  job.argv = gpg_argv(m_home, false);
+  job.argv.push_back("--decrypt");  // a signed message: its data out, its signature checked
+  job.status_fd = true;
+  job.in_mem = message;
+  Bytes out;
+  job.out_mem = &out;
+  ES_ASSIGN(Outcome o, run(job));
+  if (o.has("BEGIN_DECRYPTION") || o.has("ENC_TO"))
+    return fail(Errc::auth_failed, "an encrypted OpenPGP message, not a signed one");
   Decrypted d;
-  read_signatures(ctx, d);
-  if (d.signature == SignatureVerdict::none)
-    return fail(Errc::auth_failed, "not a signed OpenPGP message (no signature)");
-  plain = take_data(std::move(out));
-  d.bytes = plain.size();
+  read_signatures(o, d);
+  if (d.signature == SignatureVerdict::none || o.has("NODATA") || o.has("UNEXPECTED") ||
+      o.has("FAILURE") || !o.has("PLAINTEXT"))
+    return fail(Errc::auth_failed,
+                "not a signed OpenPGP message" +
+                    (o.diagnostic.empty() ? "" : " (gpg: " + o.diagnostic + ")"));
+  if (o.exit_code != 0 && d.signature == SignatureVerdict::good)
+    return fail(Errc::auth_failed, "gpg could not verify the message" +
+                                       (o.diagnostic.empty() ? "" : ": " + o.diagnostic));
+  d.bytes = out.size();
+  plain = std::move(out);
   return d;
 }
 

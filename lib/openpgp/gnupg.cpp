@@ -1,4 +1,5 @@
-// GnuPG through GPGME: key lookup and export with the gpg engine, signatures from gpg-agent.
+// GnuPG: key lookup and export by running gpg (gpg_run.hpp), signatures from gpg-agent through
+// GPGME's Assuan client.
 //
 // Why the agent and not gpg --sign: gpg only makes OpenPGP signatures (a hash over the message
 // plus a trailer of signature subpackets), and XEP-0116 needs a raw signature of a MAC value
@@ -8,7 +9,8 @@
 // private key never enters this process and the passphrase prompt is the agent's own.
 //
 // GPGME is a C API: its handles live in unique_ptrs with one deleter each, its callbacks are
-// static functions over typed state, and no GPGME type appears in openpgp.hpp.
+// static functions over typed state, and no GPGME type appears in openpgp.hpp. Everything else
+// runs gpg directly: GPGME's engine set-up alone starts gpgconf and gpg --version several times.
 #include <gpgme.h>
 #include <openssl/core_names.h>
 
@@ -20,49 +22,36 @@
 #include <vector>
 
 #include "crypto/hash.hpp"
-#include "openpgp/gpgme_util.hpp"
+#include "openpgp/gpg_run.hpp"
 #include "openpgp/openpgp.hpp"
 #include "util/jid.hpp"
 
 namespace esession::openpgp {
 
-namespace detail {
-
-Error gpg_fail(Errc c, const std::string& what, gpgme_error_t err) {
-  return fail(c, what + ": " + gpgme_strerror(err));
-}
-
-// list_keys lists the keys matching |pattern| (gpg's user-ID syntax: a fingerprint, or a
-// substring of a User ID), with their keygrips; |secret| lists only keys with a secret part.
-Result<std::vector<Key>> list_keys(gpgme_ctx_t ctx, const std::string& pattern, bool secret) {
-  if (gpgme_error_t err =
-          gpgme_set_keylist_mode(ctx, GPGME_KEYLIST_MODE_LOCAL | GPGME_KEYLIST_MODE_WITH_KEYGRIP))
-    return gpg_fail(Errc::internal, "GPGME keylist mode", err);
-  if (gpgme_error_t err = gpgme_op_keylist_start(ctx, pattern.c_str(), secret ? 1 : 0))
-    return gpg_fail(Errc::io, "gpg could not list keys", err);
-  std::vector<Key> keys;
-  for (;;) {
-    gpgme_key_t k = nullptr;
-    gpgme_error_t err = gpgme_op_keylist_next(ctx, &k);
-    if (gpgme_err_code(err) == GPG_ERR_EOF)
-      break;
-    if (err) {
-      gpgme_op_keylist_end(ctx);
-      return gpg_fail(Errc::io, "gpg could not list keys", err);
-    }
-    keys.emplace_back(k);
-  }
-  gpgme_op_keylist_end(ctx);
-  return keys;
-}
-
-}  // namespace detail
-
 using namespace detail;
 
 namespace {
 
-// GPGME 1.14 added GPGME_KEYLIST_MODE_WITH_KEYGRIP; Debian 12 has 1.18.
+template <class T>
+struct GpgmeFree;
+template <>
+struct GpgmeFree<gpgme_context> {
+  void operator()(gpgme_context* c) const noexcept { gpgme_release(c); }
+};
+template <>
+struct GpgmeFree<gpgme_data> {
+  void operator()(gpgme_data* d) const noexcept { gpgme_data_release(d); }
+};
+template <class T>
+using GpgmePtr = std::unique_ptr<T, GpgmeFree<T>>;
+using Context = GpgmePtr<gpgme_context>;
+using Data = GpgmePtr<gpgme_data>;
+
+// gpg_fail wraps a GPGME error: "|what|: <gpgme_strerror>".
+Error gpg_fail(Errc c, const std::string& what, gpgme_error_t err) {
+  return fail(c, what + ": " + gpgme_strerror(err));
+}
+
 constexpr const char* kMinGpgme = "1.14.0";
 // An agent reply we read is one signature S-expression: a few hundred bytes to a few KiB.
 constexpr size_t kMaxAgentReply = 64 * 1024;
@@ -103,69 +92,59 @@ Result<Context> new_context(gpgme_protocol_t proto) {
   return ctx;
 }
 
-Result<Data> new_data() {
-  gpgme_data_t raw = nullptr;
-  if (gpgme_error_t err = gpgme_data_new(&raw))
-    return gpg_fail(Errc::internal, "GPGME buffer creation failed", err);
-  return Data(raw);
+std::string where(const std::string& home) {
+  return home.empty() ? "the default GnuPG home" : "the GnuPG home " + home;
 }
 
-// read_all returns everything written to |d|.
-Result<Bytes> read_all(gpgme_data_t d) {
-  if (gpgme_data_seek(d, 0, SEEK_SET) != 0)
-    return fail(Errc::internal, "GPGME buffer rewind failed");
-  Bytes out;
-  uint8_t buf[4096];
-  for (;;) {
-    ssize_t n = gpgme_data_read(d, buf, sizeof buf);
-    if (n < 0)
-      return fail(Errc::internal, "GPGME buffer read failed");
-    if (n == 0)
-      return out;
-    out.insert(out.end(), buf, buf + n);
-  }
-}
-
-// is_primary returns true iff |fpr| is the primary fingerprint of |k|.
-bool is_primary(const _gpgme_key* k, std::string_view fpr) {
-  return k->subkeys && k->fpr && fpr == k->fpr;
+const ListedKey* primary_named(const std::vector<ListedKey>& keys, std::string_view fpr) {
+  for (const auto& k : keys)
+    if (k.fpr == fpr)
+      return &k;
+  return nullptr;
 }
 
 // why_unusable says why the secret key |k| cannot identify us, or returns nullptr if it can.
-const char* why_unusable(const _gpgme_key* k) {
-  if (const char* why = key_state_problem(k))
+const char* why_unusable(const ListedKey& k) {
+  if (const char* why = k.state_problem())
     return why;
-  if (!k->subkeys->can_sign)
+  if (!k.primary_can_sign())
     return "a primary key that cannot sign";
-  if (!k->subkeys->secret)
+  if (!k.secret)
     return "a primary key whose secret part is not available (a stub or offline key)";
   return nullptr;
 }
 
+bool usable_uid(const ListedUid& u) {
+  return u.validity != 'r' && u.validity != 'i';
+}
+
 // names_jid returns true iff |k| has a User ID naming |bare_jid| that is not revoked.
-bool names_jid(const _gpgme_key* k, std::string_view bare_jid) {
-  for (gpgme_user_id_t u = k->uids; u; u = u->next)
-    if (!u->revoked && !u->invalid && u->uid && uid_names_jid(u->uid, bare_jid))
+bool names_jid(const ListedKey& k, std::string_view bare_jid) {
+  for (const auto& u : k.uids)
+    if (usable_uid(u) && uid_names_jid(u.uid, bare_jid))
       return true;
   return false;
 }
 
-Validity validity_of(gpgme_validity_t v) {
+Validity validity_of(char v) {
   switch (v) {
-    case GPGME_VALIDITY_UNDEFINED:
+    case 'q':
       return Validity::undefined;
-    case GPGME_VALIDITY_NEVER:
+    case 'n':
       return Validity::never;
-    case GPGME_VALIDITY_MARGINAL:
+    case 'm':
       return Validity::marginal;
-    case GPGME_VALIDITY_FULL:
+    case 'f':
       return Validity::full;
-    case GPGME_VALIDITY_ULTIMATE:
+    case 'u':
       return Validity::ultimate;
-    case GPGME_VALIDITY_UNKNOWN:
-      break;
+    default:
+      return Validity::unknown;
   }
-  return Validity::unknown;
+}
+
+bool fully_valid(char v) {
+  return v == 'f' || v == 'u';
 }
 
 // rank orders validities from worst to best: a User ID GnuPG says is never valid is worse
@@ -174,49 +153,43 @@ int rank(Validity v) {
   return v == Validity::never ? -1 : static_cast<int>(v);
 }
 
-// key_type_of returns the type of the primary key |s| as PublicKey knows it.
-Result<KeyType> key_type_of(const _gpgme_subkey* s) {
-  switch (s->pubkey_algo) {
-    case GPGME_PK_RSA:
-    case GPGME_PK_RSA_E:
-    case GPGME_PK_RSA_S:
+// key_type_of returns the type of the primary key |k| as PublicKey knows it.
+Result<KeyType> key_type_of(const ListedKey& k) {
+  switch (k.algo) {
+    case 1:  // RSA, RSA encrypt-only, RSA sign-only (RFC 4880 §9.1)
+    case 2:
+    case 3:
       return KeyType::rsa;
-    case GPGME_PK_DSA:
+    case 17:
       return KeyType::dsa;
-    case GPGME_PK_EDDSA:
-      if (s->curve &&
-          (std::strcmp(s->curve, "ed25519") == 0 || std::strcmp(s->curve, "Ed25519") == 0))
+    case 22:  // EdDSA
+      if (k.curve == "ed25519" || k.curve == "Ed25519")
         return KeyType::ed25519;
       break;
     default:
       break;
   }
-  return fail(Errc::unsupported, std::string("an OpenPGP ") +
-                                     gpgme_pubkey_algo_name(s->pubkey_algo) +
-                                     " key cannot sign for XEP-0116 (RSA, DSA or Ed25519 can)");
+  return fail(Errc::unsupported, "an OpenPGP key of algorithm " + std::to_string(k.algo) +
+                                     (k.curve.empty() ? "" : " (" + k.curve + ")") +
+                                     " cannot sign for XEP-0116 (RSA, DSA or Ed25519 can)");
 }
 
 // ---- gpgconf ---------------------------------------------------------------------------------
 
-// gpgconf runs `gpgconf [--homedir home] args...` through GPGME and returns its output.
+// gpgconf runs `gpgconf [--homedir home] args...` and returns its output.
 Result<std::string> gpgconf(const std::string& home, std::initializer_list<const char*> args) {
-  const char* path = gpgme_get_dirinfo("gpgconf-name");
-  if (!path)
-    return fail(Errc::unsupported, "gpgconf not found (Debian: apt install gnupg)");
-  ES_ASSIGN(Context ctx, new_context(GPGME_PROTOCOL_SPAWN));
-  ES_ASSIGN(Data out, new_data());
-  std::vector<const char*> argv = {"gpgconf"};
-  if (!home.empty()) {
-    argv.push_back("--homedir");
-    argv.push_back(home.c_str());
-  }
-  argv.insert(argv.end(), args);
-  argv.push_back(nullptr);
-  if (gpgme_error_t err =
-          gpgme_op_spawn(ctx.get(), path, argv.data(), nullptr, out.get(), nullptr, 0))
-    return gpg_fail(Errc::io, "running gpgconf failed", err);
-  ES_ASSIGN(Bytes b, read_all(out.get()));
-  return string_of(b);
+  Job job;
+  job.argv = {"gpgconf"};
+  if (!home.empty())
+    job.argv.insert(job.argv.end(), {"--homedir", home});
+  job.argv.insert(job.argv.end(), args.begin(), args.end());
+  Bytes out;
+  job.out_mem = &out;
+  job.max_out = 1 << 16;
+  ES_ASSIGN(Outcome o, run(job));
+  if (o.exit_code != 0)
+    return fail(Errc::io, "gpgconf failed" + (o.diagnostic.empty() ? "" : ": " + o.diagnostic));
+  return string_of(out);
 }
 
 // gpgconf_unescape undoes gpgconf's percent-escaping of a --list-dirs value (RFC 3986 style,
@@ -390,31 +363,16 @@ GnuPG& GnuPG::operator=(GnuPG&&) noexcept = default;
 GnuPG::~GnuPG() = default;
 
 Result<GnuPG> GnuPG::open(const std::string& home) {
-  ES_TRY(init_gpgme());
-  if (gpgme_error_t err = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP))
-    return fail(Errc::unsupported, std::string("GnuPG (gpg 2.1 or later) cannot be run: ") +
-                                       gpgme_strerror(err) +
-                                       "; install it (Debian: apt install gnupg)");
-  ES_ASSIGN(Context ctx, new_context(GPGME_PROTOCOL_OpenPGP));
   if (!home.empty()) {
     // gpg lists nothing from a home it cannot use, which would read as "no such key".
     struct stat st;
     if (::stat(home.c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
       return fail(Errc::io, home + ": not a directory (a GnuPG home)");
-    if (gpgme_error_t err =
-            gpgme_ctx_set_engine_info(ctx.get(), GPGME_PROTOCOL_OpenPGP, nullptr, home.c_str()))
-      return gpg_fail(Errc::internal, "GPGME engine setup for " + home, err);
   }
-  // Nothing here should reach the network (keyservers, WKD) behind the user's back.
-  gpgme_set_offline(ctx.get(), 1);
-  return GnuPG(home, Ctx(ctx.release()));
+  return GnuPG(home);
 }
 
 namespace {
-
-std::string where(const std::string& home) {
-  return home.empty() ? "the default GnuPG home" : "the GnuPG home " + home;
-}
 
 Result<std::string> checked_fingerprint(std::string_view fpr) {
   auto norm = fingerprint_from_text(fpr);
@@ -423,31 +381,58 @@ Result<std::string> checked_fingerprint(std::string_view fpr) {
   return *norm;
 }
 
-// export_key exports the key |fpr| in |mode| (GPGME_EXPORT_MODE_*), armored or binary.
-Result<Bytes> export_key(gpgme_ctx_t ctx, const std::string& fpr, gpgme_export_mode_t mode,
-                         bool armor, const std::string& home) {
-  ES_ASSIGN(Data out, new_data());
-  gpgme_set_armor(ctx, armor ? 1 : 0);
-  gpgme_error_t err = gpgme_op_export(ctx, fpr.c_str(), mode, out.get());
-  gpgme_set_armor(ctx, 0);
-  if (err)
-    return gpg_fail(Errc::io, "gpg could not export " + fpr, err);
-  ES_ASSIGN(Bytes b, read_all(out.get()));
+// export_key runs gpg --export for |fpr| with |options|, armored or binary.
+Result<Bytes> export_key(const std::string& home, const std::string& fpr,
+                         std::initializer_list<const char*> options) {
+  Job job;
+  job.argv = gpg_argv(home, false);
+  job.argv.insert(job.argv.end(), options.begin(), options.end());
+  job.argv.insert(job.argv.end(), {"--export", "--", fpr});
+  Bytes out;
+  job.out_mem = &out;
+  job.status_fd = true;
+  ES_ASSIGN(Outcome o, run(job));
   // gpg exports nothing, successfully, for a key it does not have.
-  if (b.empty())
+  if (out.empty())
     return fail(Errc::not_acceptable, "no OpenPGP key " + fpr + " in " + where(home));
-  return b;
+  if (o.exit_code != 0)
+    return fail(Errc::io,
+                "gpg could not export " + fpr + (o.diagnostic.empty() ? "" : ": " + o.diagnostic));
+  return out;
+}
+
+// recipient_problem says why |k| cannot be encrypted to for |jid| (any User ID if empty), or
+// returns an empty string. |named| tells whether a User ID names the JID at all.
+std::string recipient_problem(const ListedKey& k, std::string_view jid, bool& named) {
+  named = false;
+  bool valid = false;
+  for (const auto& u : k.uids) {
+    if (!usable_uid(u) || (!jid.empty() && !uid_names_jid(u.uid, jid)))
+      continue;
+    named = true;
+    valid = valid || fully_valid(u.validity);
+  }
+  std::string name = "the OpenPGP key " + k.fpr;
+  if (const char* why = k.state_problem())
+    return name + " is " + why;
+  if (!k.can_encrypt())
+    return name + " is without a usable encryption subkey";
+  if (!valid)
+    return name +
+           (jid.empty() ? std::string(" has no User ID")
+                        : " has no User ID xmpp:" + std::string(jid)) +
+           " with full validity (gpg does not encrypt to it in batch mode either); certify it "
+           "(gpg --quick-lsign-key FPR) after checking its fingerprint";
+  return {};
 }
 
 }  // namespace
 
 Result<std::string> GnuPG::find_secret_key(std::string_view which) {
   if (auto fpr = fingerprint_from_text(which)) {
-    ES_ASSIGN(auto keys, list_keys(m_ctx.get(), *fpr, true));
-    for (const Key& k : keys) {
-      if (!is_primary(k.get(), *fpr))
-        continue;
-      if (const char* why = why_unusable(k.get()))
+    ES_ASSIGN(auto keys, list_keys(m_home, {*fpr}, true));
+    if (const ListedKey* k = primary_named(keys, *fpr)) {
+      if (const char* why = why_unusable(*k))
         return fail(Errc::not_acceptable, "the OpenPGP secret key " + *fpr + " is " + why);
       return *fpr;
     }
@@ -459,16 +444,16 @@ Result<std::string> GnuPG::find_secret_key(std::string_view which) {
     return fail(Errc::malformed, "no JID or fingerprint to find an OpenPGP secret key by");
   std::string uid = "xmpp:" + jid;
   // gpg matches the pattern as a substring of User IDs; uid_names_jid then wants it exactly.
-  ES_ASSIGN(auto keys, list_keys(m_ctx.get(), uid, true));
+  ES_ASSIGN(auto keys, list_keys(m_home, {uid}, true));
   std::vector<std::string> found;
   size_t unusable = 0;
-  for (const Key& k : keys) {
-    if (!k->subkeys || !k->fpr || !names_jid(k.get(), jid))
+  for (const ListedKey& k : keys) {
+    if (!names_jid(k, jid))
       continue;
-    if (why_unusable(k.get()))
+    if (why_unusable(k))
       ++unusable;
     else
-      found.push_back(k->fpr);
+      found.push_back(k.fpr);
   }
   if (found.size() > 1) {
     std::string list;
@@ -486,9 +471,51 @@ Result<std::string> GnuPG::find_secret_key(std::string_view which) {
   return found.front();
 }
 
+Result<std::string> GnuPG::find_recipient(std::string_view which) {
+  std::string pattern, jid;
+  auto fpr = fingerprint_from_text(which);
+  if (fpr) {
+    pattern = *fpr;
+  } else {
+    jid = bare_jid(which);
+    if (jid.empty())
+      return fail(Errc::malformed, "no JID or fingerprint to find an OpenPGP key by");
+    pattern = "xmpp:" + jid;
+  }
+  ES_ASSIGN(auto keys, list_keys(m_home, {pattern}, false));
+  std::vector<std::string> found;
+  std::string refused;  // why the last candidate was refused
+  for (const ListedKey& k : keys) {
+    if (fpr && *fpr != k.fpr)
+      continue;  // a subkey's fingerprint
+    bool named = false;
+    std::string why = recipient_problem(k, jid, named);
+    if (!fpr && !named)
+      continue;  // "xmpp:alice@example.org" is a substring of "xmpp:malice@example.org"
+    if (!why.empty())
+      refused = why;
+    else
+      found.push_back(k.fpr);
+  }
+  if (found.size() > 1) {
+    std::string list;
+    for (const auto& f : found)
+      list += (list.empty() ? "" : ", ") + f;
+    return fail(Errc::malformed, "several OpenPGP keys have the User ID xmpp:" + jid + ": " + list +
+                                     "; choose one by its fingerprint");
+  }
+  if (!found.empty())
+    return found.front();
+  if (!refused.empty())
+    return fail(Errc::not_acceptable, refused);
+  return fail(Errc::not_acceptable, (fpr ? "no OpenPGP key with primary fingerprint " + *fpr
+                                         : "no OpenPGP key with the User ID xmpp:" + jid) +
+                                        " in " + where(m_home));
+}
+
 Result<KeyPacket> GnuPG::primary_key(std::string_view fpr_text) {
   ES_ASSIGN(std::string fpr, checked_fingerprint(fpr_text));
-  ES_ASSIGN(Bytes data, export_key(m_ctx.get(), fpr, GPGME_EXPORT_MODE_MINIMAL, false, m_home));
+  ES_ASSIGN(Bytes data, export_key(m_home, fpr, {"--export-options", "export-minimal"}));
   ES_ASSIGN(KeyPacket p, parse_key_packet(data));
   if (fingerprint_hex(p.fingerprint) != fpr)
     return fail(Errc::not_acceptable,
@@ -498,33 +525,54 @@ Result<KeyPacket> GnuPG::primary_key(std::string_view fpr_text) {
 
 Result<std::string> GnuPG::export_public_armored(std::string_view fpr_text) {
   ES_ASSIGN(std::string fpr, checked_fingerprint(fpr_text));
-  ES_ASSIGN(Bytes data, export_key(m_ctx.get(), fpr, 0, true, m_home));
+  ES_ASSIGN(Bytes data, export_key(m_home, fpr, {"--armor"}));
   return string_of(data);
 }
 
-Result<KeyStatus> GnuPG::status(std::string_view fpr_text, std::string_view bare) {
-  ES_ASSIGN(std::string fpr, checked_fingerprint(fpr_text));
+namespace {
+
+KeyStatus status_of(const ListedKey& k, std::string_view bare) {
   KeyStatus st;
-  st.fingerprint = fpr;
-  ES_ASSIGN(auto keys, list_keys(m_ctx.get(), fpr, false));
-  for (const Key& k : keys) {
-    if (!is_primary(k.get(), fpr))
+  st.fingerprint = k.fpr;
+  st.found = true;
+  st.revoked = k.revoked();
+  st.expired = k.expired();
+  st.disabled = k.disabled();
+  st.invalid = k.invalid();
+  for (const auto& u : k.uids) {
+    if (!usable_uid(u) || !uid_names_jid(u.uid, bare))
       continue;
-    st.found = true;
-    st.revoked = k->revoked;
-    st.expired = k->expired;
-    st.disabled = k->disabled;
-    st.invalid = k->invalid;
-    for (gpgme_user_id_t u = k->uids; u; u = u->next) {
-      if (u->revoked || u->invalid || !u->uid || !uid_names_jid(u->uid, bare))
-        continue;
-      Validity v = validity_of(u->validity);
-      if (!st.has_uid || rank(v) > rank(st.uid_validity))
-        st.uid_validity = v;
-      st.has_uid = true;
-    }
+    Validity v = validity_of(u.validity);
+    if (!st.has_uid || rank(v) > rank(st.uid_validity))
+      st.uid_validity = v;
+    st.has_uid = true;
   }
   return st;
+}
+
+}  // namespace
+
+Result<KeyStatus> GnuPG::status(std::string_view fpr_text, std::string_view bare) {
+  ES_ASSIGN(std::string fpr, checked_fingerprint(fpr_text));
+  ES_ASSIGN(auto keys, list_keys(m_home, {fpr}, false));
+  if (const ListedKey* k = primary_named(keys, fpr))
+    return status_of(*k, bare);
+  KeyStatus st;
+  st.fingerprint = fpr;
+  return st;
+}
+
+Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_view bare) {
+  if (bare.empty())
+    return std::vector<KeyStatus>{};
+  ES_ASSIGN(auto keys, list_keys(home, {"xmpp:" + std::string(bare)}, false));
+  std::vector<KeyStatus> out;
+  for (const ListedKey& k : keys) {
+    KeyStatus st = status_of(k, bare);
+    if (st.has_uid)
+      out.push_back(std::move(st));
+  }
+  return out;
 }
 
 // ---- gpg-agent ------------------------------------------------------------------------------
@@ -532,6 +580,7 @@ Result<KeyStatus> GnuPG::status(std::string_view fpr_text, std::string_view bare
 Status GnuPG::agent_connect() {
   if (m_agent)
     return {};
+  ES_TRY(init_gpgme());
   ES_ASSIGN(std::string listed, gpgconf(m_home, {"--list-dirs", "agent-socket"}));
   ES_ASSIGN(std::string socket, gpgconf_unescape(listed));
   gpgme_error_t last = 0;
@@ -583,19 +632,15 @@ Result<Bytes> GnuPG::agent_sign(std::string_view fpr_text, SignAlg a, ByteView m
                                 std::optional<ByteView> passphrase) {
   ES_ASSIGN(std::string fpr, checked_fingerprint(fpr_text));
   // A secret-key listing gives the keygrip, the agent's name for the key.
-  ES_ASSIGN(auto keys, list_keys(m_ctx.get(), fpr, true));
-  const _gpgme_key* key = nullptr;
-  for (const Key& k : keys)
-    if (is_primary(k.get(), fpr))
-      key = k.get();
+  ES_ASSIGN(auto keys, list_keys(m_home, {fpr}, true));
+  const ListedKey* key = primary_named(keys, fpr);
   if (!key)
     return fail(Errc::not_acceptable, "no OpenPGP secret key " + fpr + " in " + where(m_home));
-  const _gpgme_subkey* primary = key->subkeys;
-  ES_ASSIGN(KeyType type, key_type_of(primary));
+  ES_ASSIGN(KeyType type, key_type_of(*key));
   if (type != sign_alg_key_type(a))
     return fail(Errc::unsupported,
                 "the OpenPGP key " + fpr + " cannot make " + std::string(sign_alg_uri(a)));
-  if (!primary->keygrip)
+  if (key->keygrip.empty())
     return fail(Errc::internal, "gpg listed no keygrip for " + fpr);
 
   // What the agent signs: for RSA and DSA the SHA-256 of the message, which it wraps in a
@@ -617,7 +662,7 @@ Result<Bytes> GnuPG::agent_sign(std::string_view fpr_text, SignAlg a, ByteView m
                      "\nto sign an XMPP session negotiation.";
   ES_TRY(agent_command(passphrase ? "OPTION pinentry-mode=loopback" : "OPTION pinentry-mode=ask",
                        nullptr, std::nullopt));
-  ES_TRY(agent_command("SIGKEY " + std::string(primary->keygrip), nullptr, std::nullopt));
+  ES_TRY(agent_command("SIGKEY " + key->keygrip, nullptr, std::nullopt));
   ES_TRY(agent_command("SETKEYDESC " + assuan_escape(desc), nullptr, std::nullopt));
   ES_TRY(agent_command(sethash, nullptr, std::nullopt));
   Bytes reply;
@@ -630,7 +675,7 @@ Result<Bytes> GnuPG::agent_sign(std::string_view fpr_text, SignAlg a, ByteView m
   switch (type) {
     case KeyType::rsa: {
       ES_ASSIGN(Bytes s, sig_param(sig, "rsa", "s"));
-      return fixed_length(s, (primary->length + 7) / 8);
+      return fixed_length(s, (key->bits + 7) / 8);
     }
     case KeyType::ed25519: {
       // R and S are 32-byte strings (RFC 8032 §5.1.6); libgcrypt may drop leading zeros.

@@ -8,7 +8,8 @@
 // GnuPG's web of trust says how valid the key's `xmpp:` User ID is.
 //
 // The packet parser is pure (bytes in, values out) and strict; everything that talks to GnuPG
-// goes through the GnuPG class, which wraps GPGME so that no GPGME type leaks out of this file.
+// goes through the GnuPG class, which runs gpg itself (one process per operation, its status
+// lines parsed) and reaches gpg-agent through GPGME's Assuan client, no GPGME type leaking out.
 #pragma once
 
 #include <cstdint>
@@ -102,6 +103,14 @@ struct CryptOptions {
   std::function<void(uint64_t done)> progress;
   std::string in_name = "input";  // for messages
   std::string out_name = "output";
+  // seal: encrypt to the signer's own key too (XEP-0373 §3.1), so that the sender can read
+  // what it sent; when gpg cannot, |warn| is told and the message goes without it.
+  bool to_self = false;
+  std::function<void(const std::string&)> warn;
+  // encrypt and seal: also encrypt to the key in each of these files (gpg --recipient-file,
+  // binary or armored): the user named the file, so, as with age, GnuPG's trust model is not
+  // asked about it; it need not be in the keyring.
+  std::vector<std::string> recipient_files;
 };
 
 // Decrypted is the outcome of a decryption that succeeded (the message was decrypted and its
@@ -114,16 +123,16 @@ struct Decrypted {
   std::string signer;
 };
 
-// GnuPG is a GPGME context on one GnuPG home directory, plus (once needed) a connection to the
-// home's gpg-agent. Movable, not copyable; not for concurrent use from several threads.
+// GnuPG is one GnuPG home directory, plus (once needed) a connection to the home's gpg-agent.
+// Movable, not copyable; not for concurrent use from several threads.
 //
-// Every operation runs gpg or talks to gpg-agent, as the user's gpg does, so it writes nothing
-// but what gpg itself writes (the trust database, the agent's socket).
+// Every operation runs gpg (found in PATH, with --batch and the user's gpg.conf, never reaching
+// the network) or talks to gpg-agent, as the user's gpg does, so it writes nothing but what gpg
+// itself writes (the trust database, the agent's socket).
 class GnuPG {
  public:
-  // open makes a context on |home|; an empty |home| means $GNUPGHOME or gpg's default
-  // (~/.gnupg). It checks that GPGME can run the gpg engine and fails with Errc::unsupported
-  // and an install hint if it cannot.
+  // open names |home|; an empty |home| means $GNUPGHOME or gpg's default (~/.gnupg). Nothing
+  // runs yet: an operation whose gpg is not installed fails with Errc::unsupported and a hint.
   static Result<GnuPG> open(const std::string& home);
 
   GnuPG(GnuPG&&) noexcept;
@@ -150,33 +159,40 @@ class GnuPG {
   // Errc::not_acceptable otherwise, saying why; Errc::malformed for several keys naming the JID.
   Result<std::string> find_recipient(std::string_view which_or_jid);
 
-  // encrypt reads |in_fd| to its end and writes to |out_fd| a binary OpenPGP message (as
-  // `gpg --encrypt` makes it, integrity-protected) encrypted to the keys |recipients|
-  // (primary fingerprints, checked with find_recipient), and signed by the secret key
-  // |signer| if it is not empty. Memory use is constant whatever the length of the input.
-  // Returns the number of plaintext bytes read. Errc::io for read and write errors,
-  // Errc::not_acceptable when gpg refuses a key or the passphrase is not given,
-  // Errc::auth_failed for a wrong passphrase.
+  // encrypt reads |in_fd| to its end and writes to |out_fd| a binary, uncompressed OpenPGP
+  // message (as `gpg -z 0 --encrypt` makes it, integrity-protected) encrypted to the keys
+  // |recipients| (primary fingerprints, checked with find_recipient), and signed by the secret
+  // key |signer| if it is not empty. gpg reads and writes the descriptors itself, so memory
+  // use is constant whatever the length of the input. Returns the number of plaintext bytes
+  // read. Errc::io for read and write errors, Errc::not_acceptable when gpg refuses a key or
+  // the passphrase is not given, Errc::auth_failed for a wrong passphrase.
   Result<uint64_t> encrypt(const std::vector<std::string>& recipients, const std::string& signer,
                            int in_fd, int out_fd, const CryptOptions& opts);
 
   // decrypt reads an OpenPGP message from |in_fd|, decrypts it with a secret key of this home
   // and writes the plaintext to |out_fd| as it goes, so the caller must keep what was written
   // from the world until decrypt succeeds (an OutputFile, a spool file). It fails with
-  // Errc::auth_failed when the message is not for any secret key here, is damaged, truncated
-  // or modified, or has no integrity protection (no MDC: refused, unlike old gpg); a bad
-  // signature is not an error here but a verdict for the caller to judge.
+  // Errc::auth_failed when the message is not encrypted to a public key, not for any secret
+  // key here, is damaged, truncated or modified, or has no integrity protection (no MDC:
+  // refused, unlike old gpg); a bad signature is not an error here but a verdict for the
+  // caller to judge. Decrypted::bytes counts what reached |out_fd| when it is a regular file.
   Result<Decrypted> decrypt(int in_fd, int out_fd, const CryptOptions& opts);
 
-  // In-memory variants for small messages (XEP-0373 stanzas). encrypt and decrypt behave as
-  // the descriptor versions above (same checks, same errors); sign makes a binary signed
-  // message (`gpg --sign`, not encrypted) with the secret key |signer|; verify reads such a
-  // message and returns its signed data in |plain| and the verdict: a message that is not a
-  // signed OpenPGP message gives Errc::auth_failed. Only what succeeds reaches |plain|.
-  Result<Bytes> encrypt(const std::vector<std::string>& recipients, const std::string& signer,
-                        ByteView plain, const CryptOptions& opts);
+  // In-memory variants for small messages (XEP-0373 stanzas), one gpg run each.
+  //
+  // seal encrypts |plain| to |recipients| (none: only signs, as `gpg --sign`) and signs it
+  // with |signer| (empty: not signed), both named by fingerprint or JID: gpg itself finds
+  // the key with the User ID "xmpp:JID" exactly (XEP-0373 §8.5); if it finds none usable, the
+  // keyring is searched as find_recipient and find_secret_key do and gpg runs again with
+  // their fingerprints, or their error is returned. Several keys with that exact User ID:
+  // gpg's choice (the most valid, then the newest). Errors as for encrypt.
+  Result<Bytes> seal(const std::vector<std::string>& recipients, const std::string& signer,
+                     ByteView plain, const CryptOptions& opts);
+  // decrypt behaves as the descriptor version above (same checks, same errors); verify reads
+  // a signed, not encrypted, message and returns its signed data in |plain| and the verdict:
+  // a message that is not a signed OpenPGP message gives Errc::auth_failed. Only what
+  // succeeds reaches |plain|.
   Result<Decrypted> decrypt(ByteView message, Bytes& plain, const CryptOptions& opts);
-  Result<Bytes> sign(const std::string& signer, ByteView plain, const CryptOptions& opts);
   Result<Decrypted> verify(ByteView message, Bytes& plain);
 
   // primary_key exports the key whose primary fingerprint is |fpr| (minimal export) and parses
@@ -214,14 +230,18 @@ class GnuPG {
   };
   using Ctx = std::unique_ptr<gpgme_context, CtxFree>;
 
-  GnuPG(std::string home, Ctx ctx) : m_home(std::move(home)), m_ctx(std::move(ctx)) {}
+  explicit GnuPG(std::string home) : m_home(std::move(home)) {}
   Status agent_command(const std::string& command, Bytes* out, std::optional<ByteView> pass);
   Status agent_connect();
 
   std::string m_home;  // empty: gpg's default
-  Ctx m_ctx;           // the OpenPGP engine (gpg)
   Ctx m_agent;         // the Assuan connection to gpg-agent, made on first use
 };
+
+// keys_naming lists, for the keys in |home| with a User ID naming |bare_jid| (uid_names_jid),
+// what the keyring says about each (KeyStatus, found is true). One gpg run, and no GnuPG
+// object: it may run on a thread of its own beside another operation.
+Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_view bare_jid);
 
 // OpenPgpSigner is a Signer whose key is an OpenPGP primary key in GnuPG: public_key() is the
 // key of its Public-Key packet, credential() presents that packet, and sign() goes to

@@ -10,7 +10,7 @@ gpg decrypts and verifies what we seal (signed, encrypted to the signer too; uns
 open what gpg --sign --encrypt and gpg --encrypt made; -i by JID and fingerprint; refusals,
 each exit 1 with one error line and no plaintext (no destination file, empty stdout): tampered,
 truncated, not for us, unsigned or wrongly signed when -i requires a signer; untrusted and
-unknown recipients exit 4; key files as recipients exit 2; status lines SEALED, OPENED,
+unknown recipients exit 4; a key file as recipient (gpg --recipient-file), as signer exit 2; status lines SEALED, OPENED,
 SIGNATURE. The big stream runs generator | seal | open | hash through pipes and checks the
 peak RSS of both esession processes stays under 64 MiB. The agents are killed at the end.
 """
@@ -322,8 +322,23 @@ try:
     refused(r, EXIT_REFUSED, "unknown recipient", "no OpenPGP key")
     key_file = t.path("bob.asc")
     write(key_file, gpg("bob", "--armor", "--export", fpr["bob"]).stdout)
-    r = run("alice", *SEAL, "-r", key_file, input=plain)
-    refused(r, EXIT_INPUT, "key file recipient", "not files")
+    # A key file as recipient (gpg --recipient-file): erin's key is in no keyring of alice's.
+    erin = make_home("erin")
+    erin_file = t.path("erin.asc")
+    write(erin_file, gpg("erin", "--armor", "--export", erin).stdout)
+    r = run("alice", *SEAL, "-r", erin_file, input=plain)
+    t.check_rc(r, EXIT_OK, "seal to a key file")
+    d = gpg("erin", "--decrypt", input=r.out, check=False)
+    t.check(d.returncode == 0 and d.stdout == plain, "erin's gpg decrypts what was sealed to her "
+            "key file", d.stderr[-300:])
+    r = run("alice", *SEAL, "-r", erin_file, "-r", "bob@example.org", "-i", "alice@example.org",
+            input=plain)
+    t.check_rc(r, EXIT_OK, "seal to a key file and a JID, signed")
+    r = run("alice", *SEAL, "-r", "bob@example.org", "-i", key_file, input=plain)
+    refused(r, EXIT_INPUT, "key file as signer", "secret key in GnuPG")
+    write(t.path("junk.asc"), b"not a key\n")
+    r = run("alice", *SEAL, "-r", t.path("junk.asc"), input=plain)
+    refused(r, EXIT_REFUSED, "a file that holds no key", "junk.asc")
     r = run("alice", *SEAL, input=plain)
     refused(r, EXIT_INPUT, "no recipient")
     r = run("alice", *SEAL, "-r", "bob@example.org", "-i", "bob@example.org", input=plain)

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import xml.etree.ElementTree as ET
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, Result, Test
 
 NS_OX = "urn:xmpp:openpgp:0"
 NS_CLIENT = "jabber:client"
@@ -296,6 +296,40 @@ try:
     refused(open_("bob", gpg_stanza("alice", "bob", content("sign", ["bob@example.org"],
                                                             stamp()))),
             EXIT_CRYPTO, "<sign/> in an encrypted message")
+
+    # Keys found by JID in the one gpg run that seals: the XEP-0373 User ID xmpp:JID exactly;
+    # a key whose User ID is "Name <xmpp:JID>" is found by a keyring search instead.
+    homes["dave"] = os.path.join(gpg_root, "d")
+    os.mkdir(homes["dave"], 0o700)
+    gpg("dave", "--quick-gen-key", "Dave <xmpp:dave@example.org>", "ed25519", "sign", "never")
+    out = gpg("dave", "--with-colons", "--list-keys", "dave").stdout.decode()
+    fpr["dave"] = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
+    gpg("dave", "--quick-add-key", fpr["dave"], "cv25519", "encr", "never")
+    introduce("alice", "dave")
+    r = seal("alice", message("alice", "dave", "<body>to dave</body>"))
+    t.check_rc(r, EXIT_OK, "seal to a 'Name <xmpp:JID>' key by JID")
+    if r.rc == EXIT_OK:
+        d = gpg("dave", "--decrypt", input=openpgp_bytes(r.out), check=False)
+        t.check(b"to dave" in d.stdout, "dave's gpg decrypts it",
+                d.stderr[-300:])
+    refused(seal("alice", message("alice", "carol", "<body>x</body>")), EXIT_REFUSED,
+            "seal to a key alice has not certified", "validity")
+    # The same key named by a key file: the user vouches for it (gpg --recipient-file).
+    carol_file = t.path("carol.asc")
+    with open(carol_file, "wb") as f:
+        f.write(gpg("carol", "--armor", "--export", fpr["carol"]).stdout)
+    r = seal("alice", message("alice", "carol", "<body>to carol</body>"), "-r", carol_file)
+    t.check_rc(r, EXIT_OK, "seal to carol's key file")
+    if r.rc == EXIT_OK:
+        o = open_("carol", r.out)
+        t.check_rc(o, EXIT_OK, "carol opens what was sealed to her key file")
+        t.check(b"to carol" in o.out, "carol reads the body", o.out[:200])
+    refused(seal("alice", message("alice", "bob", "<body>x</body>"), "-i", carol_file),
+            EXIT_INPUT, "seal: a key file as signer", "secret key in GnuPG")
+    refused(seal("alice", message("alice", "erin", "<body>x</body>")), EXIT_REFUSED,
+            "seal to a JID without a key", "no OpenPGP key")
+    refused(seal("carol", message("alice", "bob", "<body>x</body>")), EXIT_REFUSED,
+            "seal signed by a JID without a secret key here", "secret key")
 
     # Malformed input: exit 2.
     refused(open_("bob", "<iq xmlns='jabber:client' type='get' id='1'/>"), EXIT_INPUT,
