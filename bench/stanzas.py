@@ -8,10 +8,11 @@ tools doing the same work in the same run:
   smime open  esession open --format smime                       openssl cms -decrypt | openssl cms -verify
 
 Every command runs under `sh -c` (the openssl rows are pipelines), timed by `perf stat -r N`
-(mean wall time, no Python in the loop). GnuPG homes, keys and certificates are made fresh in a
-temporary directory; the agents are warm before timing and killed at the end.
+(mean wall time, no Python in the loop; CPU is perf's task-clock, all processes of the command
+together, `sh` included). GnuPG homes, keys and certificates are made fresh in a temporary
+directory; the agents are warm before timing and killed at the end.
 
-Usage: bench/stanzas.py [--esession PATH] [--runs N]
+Usage: bench/stanzas.py [--esession PATH] [--runs N] [--formats ox,smime]
 Rows whose format the binary does not have (an older build) are skipped, saying so.
 """
 import argparse
@@ -38,8 +39,13 @@ def perf_ms(cmd, runs):
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if r.returncode != 0:
         return None
-    m = re.search(r"([0-9.]+) \+- ([0-9.]+) seconds time elapsed", r.stderr.decode())
-    return (float(m.group(1)) * 1000, float(m.group(2)) * 1000) if m else None
+    err = r.stderr.decode()
+    m = re.search(r"([0-9.]+) \+- ([0-9.]+) seconds time elapsed", err)
+    cpu = re.search(r"([0-9.,]+) msec task-clock", err)
+    if not m:
+        return None
+    return (float(m.group(1)) * 1000, float(m.group(2)) * 1000,
+            float(cpu.group(1).replace(",", "")) if cpu else float("nan"))
 
 
 def gpg_home(d, name, uid):
@@ -57,9 +63,15 @@ def main():
     ap.add_argument("--esession", default=os.path.join(os.path.dirname(__file__), "..",
                                                        "build-rel", "cli", "esession"))
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--formats", default="ox,smime",
+                    help="the stanza formats to bench, comma-separated (default: ox,smime)")
     args = ap.parse_args()
+    formats = set(args.formats.split(","))
+    if not formats <= {"ox", "smime"}:
+        sys.exit("bench/stanzas.py: --formats takes ox and smime")
     es = os.path.abspath(args.esession)
-    for tool in ("perf", "gpg", "openssl"):
+    for tool in ("perf",) + (("gpg",) if "ox" in formats else ()) + (
+            ("openssl",) if "smime" in formats else ()):
         if not shutil.which(tool):
             sys.exit("bench/stanzas.py needs %s" % tool)
     d = tempfile.mkdtemp(prefix="esession-bench-stanzas-")
@@ -68,82 +80,86 @@ def main():
         st = os.path.join(d, "stanza.xml")
         with open(st, "w") as f:
             f.write(STANZA)
-        # OpenPGP: Alice and Bob, each certifying the other (ed25519 + cv25519 subkey).
-        ga, fa = gpg_home(d, "a", ALICE)
-        gb, fb = gpg_home(d, "b", BOB)
-        homes += [ga, gb]
-        sh(f"gpg --homedir {ga} --export {fa} | gpg --homedir {gb} --batch --import")
-        sh(f"gpg --homedir {gb} --export {fb} | gpg --homedir {ga} --batch --import")
-        sh(f"gpg --homedir {gb} --batch --yes --quick-sign-key {fa}")
-        sh(f"gpg --homedir {ga} --batch --yes --quick-sign-key {fb}")
         rows = []
-        sealed = os.path.join(d, "ox.xml")
-        ok = subprocess.run(f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} "
-                            f"< {st} > {sealed}", shell=True, stderr=subprocess.PIPE)
-        if ok.returncode == 0:
-            payload = os.path.join(d, "payload.xml")
-            with open(payload, "w") as f:
-                f.write(STANZA)  # the same size of plaintext for gpg
-            gpgmsg = os.path.join(d, "msg.gpg")
-            sh(f"gpg --homedir {ga} --batch -z 0 --sign --encrypt -u {fa} -r {fb} -r {fa} "
-               f"< {payload} > {gpgmsg}")
-            rows.append(("ox seal",
-                         perf_ms(f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} "
-                                 f"< {st} > /dev/null", args.runs),
-                         perf_ms(f"gpg --homedir {ga} --batch -z 0 --sign --encrypt -u {fa} "
-                                 f"-r {fb} -r {fa} < {payload} > /dev/null", args.runs)))
-            rows.append(("ox open",
-                         perf_ms(f"'{es}' --gnupg-home {gb} open --format ox < {sealed} "
-                                 f"> /dev/null", args.runs),
-                         perf_ms(f"gpg --homedir {gb} --batch --decrypt < {gpgmsg} > /dev/null",
-                                 args.runs)))
-        else:
-            print("ox rows skipped: %s" % ok.stderr.decode().strip().splitlines()[-1])
-        # S/MIME: a CA, Alice and Bob with XmppAddr names (openssl), and the same work by openssl.
-        def cert(name, jid):
-            sh(f"openssl req -new -newkey rsa:2048 -nodes -keyout {d}/{name}.key -subj /CN={name} "
-               f"-out {d}/{name}.csr")
-            with open(f"{d}/{name}.ext", "w") as f:
-                f.write("subjectAltName=otherName:1.3.6.1.5.5.7.8.5;UTF8:%s\n" % jid)
-            sh(f"openssl x509 -req -in {d}/{name}.csr -CA {d}/ca.pem -CAkey {d}/ca.key "
-               f"-CAcreateserial -days 2 -extfile {d}/{name}.ext -out {d}/{name}.crt")
-            sh(f"cat {d}/{name}.crt {d}/{name}.key > {d}/{name}.pem")
-        sh(f"openssl req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem "
-           f"-subj /CN=CA -days 2 -addext basicConstraints=critical,CA:TRUE")
-        cert("alice", ALICE)
-        cert("bob", BOB)
-        sealed_s = os.path.join(d, "smime.xml")
-        ok = subprocess.run(f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
-                            f"< {st} > {sealed_s}", shell=True, stderr=subprocess.PIPE)
-        if ok.returncode == 0:
-            cms = os.path.join(d, "msg.cms")
-            sh(f"openssl cms -sign -nodetach -binary -signer {d}/alice.crt -inkey {d}/alice.key -in {st} "
-               f"-outform DER | openssl cms -encrypt -aes256 -binary -inform DER -outform DER "
-               f"{d}/bob.crt {d}/alice.crt > {cms}")
-            rows.append(("smime seal",
-                         perf_ms(f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
-                                 f"< {st} > /dev/null", args.runs),
-                         perf_ms(f"openssl cms -sign -nodetach -binary -signer {d}/alice.crt -inkey {d}/alice.key "
-                                 f"-in {st} -outform DER | openssl cms -encrypt -aes256 -binary "
-                                 f"-inform DER -outform DER {d}/bob.crt {d}/alice.crt "
-                                 f"> /dev/null", args.runs)))
-            rows.append(("smime open",
-                         perf_ms(f"'{es}' --ca-file {d}/ca.pem open --format smime --identity "
-                                 f"{d}/bob.pem < {sealed_s} > /dev/null", args.runs),
-                         perf_ms(f"openssl cms -decrypt -inform DER -recip {d}/bob.crt -inkey "
-                                 f"{d}/bob.key -in {cms} -outform DER | openssl cms -verify "
-                                 f"-inform DER -CAfile {d}/ca.pem > /dev/null", args.runs)))
-        else:
-            print("smime rows skipped: %s" % ok.stderr.decode().strip())
-        print("stanza: %d bytes, %d runs each (perf stat, mean wall time)\n" %
+        if "ox" in formats:
+            # OpenPGP: Alice and Bob, each certifying the other (ed25519 + cv25519 subkey).
+            ga, fa = gpg_home(d, "a", ALICE)
+            gb, fb = gpg_home(d, "b", BOB)
+            homes += [ga, gb]
+            sh(f"gpg --homedir {ga} --export {fa} | gpg --homedir {gb} --batch --import")
+            sh(f"gpg --homedir {gb} --export {fb} | gpg --homedir {ga} --batch --import")
+            sh(f"gpg --homedir {gb} --batch --yes --quick-sign-key {fa}")
+            sh(f"gpg --homedir {ga} --batch --yes --quick-sign-key {fb}")
+            sealed = os.path.join(d, "ox.xml")
+            ok = subprocess.run(f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} "
+                                f"< {st} > {sealed}", shell=True, stderr=subprocess.PIPE)
+            if ok.returncode == 0:
+                payload = os.path.join(d, "payload.xml")
+                with open(payload, "w") as f:
+                    f.write(STANZA)  # the same size of plaintext for gpg
+                gpgmsg = os.path.join(d, "msg.gpg")
+                sh(f"gpg --homedir {ga} --batch -z 0 --sign --encrypt -u {fa} -r {fb} -r {fa} "
+                   f"< {payload} > {gpgmsg}")
+                rows.append(("ox seal",
+                             perf_ms(f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} "
+                                     f"< {st} > /dev/null", args.runs),
+                             perf_ms(f"gpg --homedir {ga} --batch -z 0 --sign --encrypt -u {fa} "
+                                     f"-r {fb} -r {fa} < {payload} > /dev/null", args.runs)))
+                rows.append(("ox open",
+                             perf_ms(f"'{es}' --gnupg-home {gb} open --format ox < {sealed} "
+                                     f"> /dev/null", args.runs),
+                             perf_ms(f"gpg --homedir {gb} --batch --decrypt < {gpgmsg} > /dev/null",
+                                     args.runs)))
+            else:
+                print("ox rows skipped: %s" % ok.stderr.decode().strip().splitlines()[-1])
+        if "smime" in formats:
+            # S/MIME: a CA, Alice and Bob with XmppAddr names (openssl), and the same work by openssl.
+            def cert(name, jid):
+                sh(f"openssl req -new -newkey rsa:2048 -nodes -keyout {d}/{name}.key -subj /CN={name} "
+                   f"-out {d}/{name}.csr")
+                with open(f"{d}/{name}.ext", "w") as f:
+                    f.write("subjectAltName=otherName:1.3.6.1.5.5.7.8.5;UTF8:%s\n" % jid)
+                sh(f"openssl x509 -req -in {d}/{name}.csr -CA {d}/ca.pem -CAkey {d}/ca.key "
+                   f"-CAcreateserial -days 2 -extfile {d}/{name}.ext -out {d}/{name}.crt")
+                sh(f"cat {d}/{name}.crt {d}/{name}.key > {d}/{name}.pem")
+            sh(f"openssl req -x509 -newkey rsa:2048 -nodes -keyout {d}/ca.key -out {d}/ca.pem "
+               f"-subj /CN=CA -days 2 -addext basicConstraints=critical,CA:TRUE")
+            cert("alice", ALICE)
+            cert("bob", BOB)
+            sealed_s = os.path.join(d, "smime.xml")
+            ok = subprocess.run(f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
+                                f"< {st} > {sealed_s}", shell=True, stderr=subprocess.PIPE)
+            if ok.returncode == 0:
+                cms = os.path.join(d, "msg.cms")
+                sh(f"openssl cms -sign -nodetach -binary -signer {d}/alice.crt -inkey {d}/alice.key -in {st} "
+                   f"-outform DER | openssl cms -encrypt -aes256 -binary -inform DER -outform DER "
+                   f"{d}/bob.crt {d}/alice.crt > {cms}")
+                rows.append(("smime seal",
+                             perf_ms(f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
+                                     f"< {st} > /dev/null", args.runs),
+                             perf_ms(f"openssl cms -sign -nodetach -binary -signer {d}/alice.crt -inkey {d}/alice.key "
+                                     f"-in {st} -outform DER | openssl cms -encrypt -aes256 -binary "
+                                     f"-inform DER -outform DER {d}/bob.crt {d}/alice.crt "
+                                     f"> /dev/null", args.runs)))
+                rows.append(("smime open",
+                             perf_ms(f"'{es}' --ca-file {d}/ca.pem open --format smime --identity "
+                                     f"{d}/bob.pem < {sealed_s} > /dev/null", args.runs),
+                             perf_ms(f"openssl cms -decrypt -inform DER -recip {d}/bob.crt -inkey "
+                                     f"{d}/bob.key -in {cms} -outform DER | openssl cms -verify "
+                                     f"-inform DER -CAfile {d}/ca.pem > /dev/null", args.runs)))
+            else:
+                print("smime rows skipped: %s" % ok.stderr.decode().strip())
+        print("stanza: %d bytes, %d runs each (perf stat: mean wall time, and CPU time)\n" %
               (len(STANZA), args.runs))
-        print("%-12s %16s %16s %8s" % ("", "esession ms", "peer ms", "ratio"))
+        print("%-12s %16s %8s %16s %8s %8s" % ("", "esession ms", "CPU ms", "peer ms", "CPU ms",
+                                              "ratio"))
         for name, ours, peer in rows:
             if not ours or not peer:
                 print("%-12s (failed)" % name)
                 continue
-            print("%-12s %9.2f ± %4.2f %9.2f ± %4.2f %7.2fx" %
-                  (name, ours[0], ours[1], peer[0], peer[1], peer[0] / ours[0]))
+            print("%-12s %9.2f ± %4.2f %8.2f %9.2f ± %4.2f %8.2f %7.2fx" %
+                  (name, ours[0], ours[1], ours[2], peer[0], peer[1], peer[2],
+                   peer[0] / ours[0]))
     finally:
         for h in homes:
             subprocess.run(["gpgconf", "--homedir", h, "--kill", "gpg-agent"],

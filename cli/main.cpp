@@ -7,8 +7,10 @@
 
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "commands.hpp"
 
@@ -63,33 +65,34 @@ void dump_cli(const CLI::App& app, std::string& out) {
   out += "]}";
 }
 
-}  // namespace
+// make_app builds the command line's global options; add_commands adds |only|, or every command
+// for nullptr.
+std::unique_ptr<CLI::App> make_app(Globals& g) {
+  auto app = std::make_unique<CLI::App>(
+      "esession: end-to-end encrypted XMPP sessions (XEP-0116, XEP-0200)");
+  app->set_version_flag("--version", std::string("esession ") + ESESSION_VERSION);
+  app->require_subcommand(1);
+  app->add_option("--home", g.home,
+                  "the home directory (default $ESESSION_HOME, else "
+                  "$XDG_DATA_HOME/esession)");
+  app->add_option("--account", g.account, "the account's JID, when the home holds several");
+  app->add_option("--status-fd", g.status_fd, "write machine-readable status lines to this fd");
+  app->add_flag("--json", g.json, "machine-readable output for listing commands");
+  app->add_flag("-q,--quiet", g.quiet, "only errors on stderr");
+  app->add_flag("-v,--verbose", g.verbose, "more detail on stderr");
+  app->add_option("--passphrase-fd", g.passphrase_fd,
+                  "read key passphrases from this fd (one line each) instead of the terminal");
+  app->add_option("--ca-file", g.ca_file,
+                  "PEM file of CA certificates for peers' X.509 identities (default: HOME/ca.pem)");
+  app->add_option("--gnupg-home", g.gnupg_home,
+                  "GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)");
+  return app;
+}
 
-int main(int argc, char** argv) {
-  // A closed pipe downstream is an I/O error we report, not a silent death.
-  std::signal(SIGPIPE, SIG_IGN);
-  CLI::App app{"esession: end-to-end encrypted XMPP sessions (XEP-0116, XEP-0200)"};
-  app.set_version_flag("--version", std::string("esession ") + ESESSION_VERSION);
-  app.require_subcommand(1);
-  Globals g;
-  app.add_option("--home", g.home,
-                 "the home directory (default $ESESSION_HOME, else "
-                 "$XDG_DATA_HOME/esession)");
-  app.add_option("--account", g.account, "the account's JID, when the home holds several");
-  app.add_option("--status-fd", g.status_fd, "write machine-readable status lines to this fd");
-  app.add_flag("--json", g.json, "machine-readable output for listing commands");
-  app.add_flag("-q,--quiet", g.quiet, "only errors on stderr");
-  app.add_flag("-v,--verbose", g.verbose, "more detail on stderr");
-  app.add_option("--passphrase-fd", g.passphrase_fd,
-                 "read key passphrases from this fd (one line each) instead of the terminal");
-  app.add_option("--ca-file", g.ca_file,
-                 "PEM file of CA certificates for peers' X.509 identities (default: HOME/ca.pem)");
-  app.add_option("--gnupg-home", g.gnupg_home,
-                 "GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)");
-  Context ctx(g);
-  Action action;
+void add_commands(CLI::App& app, Context& ctx, Action& action, const Command* only) {
   for (const auto& c : command_table())
-    c.add(app, ctx, action);
+    if (!only || &c == only)
+      c.add(app, ctx, action);
   // Global options are accepted after the command too (esession key list --json).
   std::function<void(CLI::App*)> fall = [&fall](CLI::App* a) {
     for (CLI::App* sub : a->get_subcommands({})) {
@@ -98,18 +101,78 @@ int main(int argc, char** argv) {
     }
   };
   fall(&app);
+}
+
+// named_command returns the command that |argv| names, for registering it alone: the first
+// argument that is neither a global option of |app| nor its value, if it is a command's name.
+// Nothing (register them all) when anything asks for help, the version or the command tree,
+// which list every command.
+const Command* named_command(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--" || a == "-h" || a == "--help" || a == "--help-all" || a == "--version" ||
+        a == "--dump-cli")
+      return nullptr;
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.size() > 1 && a[0] == '-') {
+      const CLI::Option* opt =
+          a.find('=') == std::string::npos ? app.get_option_no_throw(a) : nullptr;
+      if (opt && opt->get_expected_max() > 0)
+        ++i;  // its value
+      continue;
+    }
+    for (const auto& c : command_table())
+      if (a == c.name)
+        return &c;
+    return nullptr;
+  }
+  return nullptr;
+}
+
+// command_name returns the name of the command |app| parsed.
+std::string command_name(const CLI::App& app) {
+  std::vector<CLI::App*> got = app.get_subcommands();
+  return got.empty() ? std::string() : got.front()->get_name();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A closed pipe downstream is an I/O error we report, not a silent death.
+  std::signal(SIGPIPE, SIG_IGN);
+  Globals g;
+  Context ctx(g);
+  Action action;
+  // Registering every command's options costs more than parsing (a few hundred options, each
+  // a few allocations), and most runs are one command run by a script: the command the line
+  // names is registered alone. Whatever that does not parse is parsed again with every
+  // command, so that errors read as they always have.
+  std::unique_ptr<CLI::App> app = make_app(g);
+  const Command* only = named_command(*app, argc, argv);
+  add_commands(*app, ctx, action, only);
   // Hidden (not a CLI11 option, so not in --help): the command tree for docs and completions.
   if (argc >= 2 && std::string_view(argv[1]) == "--dump-cli") {
     std::string out;
-    dump_cli(app, out);
+    dump_cli(*app, out);
     std::printf("%s\n", out.c_str());
     return kExitOk;
   }
   try {
-    app.parse(argc, argv);
+    try {
+      app->parse(argc, argv);
+    } catch (const CLI::ParseError&) {
+      if (!only)
+        throw;
+      action = nullptr;
+      app = make_app(g);
+      add_commands(*app, ctx, action, nullptr);
+      app->parse(argc, argv);
+    }
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0)
-      return app.exit(e);
+      return app->exit(e);
     std::fprintf(stderr, "esession: error: %s\n", e.what());
     std::fprintf(stderr, "esession: hint: see esession --help\n");
     return kExitInput;
@@ -121,10 +184,18 @@ int main(int argc, char** argv) {
   // start-up (0.3 ms). Certificates and PKCS#12 files do look digests and ciphers up by name,
   // so every other command gets the tables. (OpenSSL decides once per process: this must come
   // before anything else uses it.)
-  bool hot = app.got_subcommand("encrypt") || app.got_subcommand("decrypt");
+  //
+  // seal and open of one stanza (no --file: smime, ox) also run once per stanza, but CMS does
+  // need the tables (it finds the content cipher by OID). They skip freeing OpenSSL's state at
+  // exit instead, which only costs time in a process about to end.
+  std::string command = command_name(*app);
+  bool hot = command == "encrypt" || command == "decrypt";
+  bool stanza = (command == "seal" || command == "open") &&
+                app->get_subcommand(command)->count("--file") == 0;
   OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS |
                           (hot ? OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS
-                               : OPENSSL_INIT_ADD_ALL_CIPHERS | OPENSSL_INIT_ADD_ALL_DIGESTS),
+                               : OPENSSL_INIT_ADD_ALL_CIPHERS | OPENSSL_INIT_ADD_ALL_DIGESTS) |
+                          (stanza ? OPENSSL_INIT_NO_ATEXIT : 0),
                       nullptr);
   if (g.status_fd >= 0 && ::fcntl(g.status_fd, F_GETFD) < 0) {
     std::fprintf(stderr, "esession: error: --status-fd %d is not an open file descriptor\n",

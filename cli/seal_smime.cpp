@@ -17,10 +17,6 @@
 // --max-age old), then writes the stanza with the protected payload in place of <e2e/>. It also
 // reads §3's text/plain body (made into a <body/>) and an <e2e/> holding a MIME entity
 // (application/pkcs7-mime headers, base64 body) instead of bare base64.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -28,15 +24,12 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include "identity.hpp"
 #include "io.hpp"
 #include "object/cms.hpp"
 #include "seal.hpp"
 #include "seal_x509.hpp"
-#include "util/output_file.hpp"
 
 namespace esession::cli {
 
@@ -57,27 +50,6 @@ void refuse_file_options(const ObjectOpts& o) {
 
 std::string bare(const std::string& jid) {
   return jid.substr(0, jid.find('/'));
-}
-
-// A memory file: cms.hpp streams between descriptors.
-fs::UniqueFd memory_file() {
-  fs::UniqueFd fd(::memfd_create("esession-smime", MFD_CLOEXEC));
-  if (!fd)
-    fail_with(Errc::io, "memfd_create: " + errno_text());
-  return fd;
-}
-
-std::string read_back(int fd) {
-  if (::lseek(fd, 0, SEEK_SET) != 0)
-    fail_with(Errc::io, "a memory file: cannot seek: " + errno_text());
-  std::string out;
-  Bytes buf(64 << 10);
-  for (;;) {
-    size_t k = check(fs::read_some(fd, buf, "a memory file"));
-    if (k == 0)
-      return out;
-    out.append(reinterpret_cast<const char*>(buf.data()), k);
-  }
 }
 
 std::string iso_utc(int64_t t) {
@@ -339,11 +311,11 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
   std::vector<Certificate> recipients;
   for (const auto& r : o.recipients)
     recipients.push_back(load_certificate(r, "recipient certificate"));
-  X509Identity signer =
+  cms::KeyedIdentity signer =
       o.signers.empty()
-          ? account_identity(ctx, {},
-                             "name the signer's identity file with -i FILE (PEM or PKCS#12)")
-          : load_identity_file(ctx, o.signers.front());
+          ? keyed_account_identity(ctx, {},
+                                   "name the signer's identity file with -i FILE (PEM or PKCS#12)")
+          : load_keyed_identity(ctx, o.signers.front());
   recipients.push_back(signer.chain.front());  // to ourselves too
 
   xml::Element stanza = read_one_stanza(o);
@@ -359,22 +331,17 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
   std::string cpim = make_cpim(from, to, now, stanza);
-  fs::UniqueFd in = memory_file();
-  fs::UniqueFd out = memory_file();
-  check(fs::write_all(in.get(), {reinterpret_cast<const uint8_t*>(cpim.data()), cpim.size()},
-                      "a memory file"));
-  if (::lseek(in.get(), 0, SEEK_SET) != 0)
-    fail_with(Errc::io, "a memory file: cannot seek: " + errno_text());
-  uint64_t n = check(cms::seal(recipients, &signer, in.get(), out.get(), {}, "the CPIM object"));
-  std::string der = read_back(out.get());
+  // One stanza: sealed in memory.
+  Bytes der = check(cms::seal_bytes(recipients, &signer,
+                                    {reinterpret_cast<const uint8_t*>(cpim.data()), cpim.size()}));
+  uint64_t n = cpim.size();
 
   xml::Element sealed(stanza.name, stanza.ns);
   sealed.attrs = stanza.attrs;
   if (const auto* thread = stanza.child("thread", xml::kNsClient))
     sealed.add(*thread);
   xml::Element e2e("e2e", std::string(kNsE2e));
-  e2e.add(
-      xml::Element::text_node(base64({reinterpret_cast<const uint8_t*>(der.data()), der.size()})));
+  e2e.add(xml::Element::text_node(base64(der)));
   sealed.add(std::move(e2e));
   write_stanza(sealed);
   ctx.status("SEALED", "smime " + std::to_string(n));
@@ -393,10 +360,11 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "smime takes one expected signer (-i)");
   if (o.max_age < 0)
     fail_with(Errc::malformed, "--max-age must not be negative");
-  X509Identity me =
+  cms::KeyedIdentity me =
       o.identity.empty()
-          ? account_identity(ctx, {}, "name an identity file with --identity FILE (PEM or PKCS#12)")
-          : load_identity_file(ctx, o.identity);
+          ? keyed_account_identity(ctx, {},
+                                   "name an identity file with --identity FILE (PEM or PKCS#12)")
+          : load_keyed_identity(ctx, o.identity);
   cms::Trust trust;
   if (!o.signers.empty())
     trust.expected = load_certificate(o.signers.front(), "signer certificate");
@@ -413,22 +381,9 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "the stanza needs from and to attributes to check the object by");
   Bytes der = e2e_der(*stanza.child("e2e", kNsE2e));
 
-  fs::UniqueFd in = memory_file();
-  fs::UniqueFd out = memory_file();
-  check(fs::write_all(in.get(), der, "a memory file"));
-  if (::lseek(in.get(), 0, SEEK_SET) != 0)
-    fail_with(Errc::io, "a memory file: cannot seek: " + errno_text());
-  auto reread = [&]() -> Result<int> {
-    std::string p = "/proc/self/fd/" + std::to_string(out.get());
-    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-      return fail(Errc::io, "cannot read back the decrypted content: " + errno_text());
-    return fd;
-  };
+  // One stanza: opened in memory.
   cms::Verdict verdict;
-  cms::StreamOptions so;
-  so.buffer_bytes = 16 << 10;
-  Result<uint64_t> r = cms::open(me, trust, in.get(), out.get(), reread, verdict, so, "the <e2e/>");
+  Result<Bytes> r = cms::open_bytes(me, trust, der, verdict, kMaxObject);
   switch (verdict.state) {
     case cms::Verdict::State::good:
       ctx.status("SIGNATURE", "good " + verdict.signer);
@@ -444,11 +399,10 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
   }
   if (!r && verdict.state == cms::Verdict::State::bad && trust.anchors.empty() && !trust.expected)
     check(std::move(r), "configure the signer's CA with --ca-file, or name the signer with -i");
-  uint64_t n = check(std::move(r));
-  if (n > kMaxObject)
-    fail_with(Errc::malformed, "the protected object is larger than a stanza may be");
+  Bytes plain = check(std::move(r));
+  uint64_t n = plain.size();
 
-  Protected p = parse_cpim(read_back(out.get()));
+  Protected p = parse_cpim(string_of(view(plain)));
   if (lower(p.from) != lower(from))
     fail_with(Errc::auth_failed,
               "the protected From (" + p.from + ") is not the stanza's from (" + from + ")",

@@ -1,5 +1,9 @@
 // X.509 material shared by the CMS and S/MIME formats (seal_x509.hpp).
 #include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +30,77 @@ std::string hex_of(std::string_view s) {
 }
 
 constexpr size_t kMaxCredentialFile = 16 << 20;
+
+// identity_from_data is load_identity_file of the contents |data| of |path|.
+X509Identity identity_from_data(Context& ctx, const std::string& path, const std::string& data) {
+  ByteView bytes{reinterpret_cast<const uint8_t*>(data.data()), data.size()};
+  Result<X509Identity> id = load_x509_identity(bytes, std::nullopt);
+  if (!id && id.error().code == Errc::not_acceptable) {
+    SecretBytes pass = read_passphrase(ctx, "passphrase for " + path);
+    id = load_x509_identity(bytes, view(pass));
+  }
+  if (!id)
+    fail_with(id.error().code, path + ": " + id.error().detail,
+              "give a PEM file with the certificate and its private key, or a PKCS#12 file");
+  return std::move(id).value();
+}
+
+// the_private_key_block returns the one "... PRIVATE KEY" PEM block of |pem|, or nothing when
+// there is none, more than one, or one without its END line.
+std::optional<std::string_view> the_private_key_block(std::string_view pem) {
+  constexpr std::string_view kBegin = "-----BEGIN ";
+  std::optional<std::string_view> found;
+  size_t pos = 0;
+  while ((pos = pem.find(kBegin, pos)) != std::string_view::npos) {
+    size_t label_at = pos + kBegin.size();
+    size_t label_end = pem.find("-----", label_at);
+    if (label_end == std::string_view::npos)
+      break;
+    std::string_view label = pem.substr(label_at, label_end - label_at);
+    if (!label.ends_with("PRIVATE KEY")) {
+      pos = label_end;
+      continue;
+    }
+    std::string end_line = "-----END " + std::string(label) + "-----";
+    size_t end_at = pem.find(end_line, label_end);
+    if (end_at == std::string_view::npos || found)
+      return std::nullopt;
+    found = pem.substr(pos, end_at + end_line.size() - pos);
+    pos = end_at + end_line.size();
+  }
+  return found;
+}
+
+int no_passphrase(char*, int, int, void*) {
+  return -1;
+}
+
+// keyed_from_plain_pem reads PEM certificates (leaf first) and one unencrypted private key,
+// checking what load_x509_identity checks: a leaf whose key esession supports and that
+// validates (Certificate::public_key), and a private key that is the leaf's. Nothing when the
+// text is anything else or a check fails: load_x509_identity then says why.
+std::optional<cms::KeyedIdentity> keyed_from_plain_pem(std::string_view text) {
+  if (text.empty() || static_cast<uint8_t>(text[0]) == 0x30 ||  // DER: PKCS#12, maybe
+      text.find("-----BEGIN ") == std::string_view::npos || PrivateKey::is_encrypted_pem(text))
+    return std::nullopt;
+  auto chain = Certificate::all_from_pem(text);
+  if (!chain || !chain->front().public_key())
+    return std::nullopt;
+  auto block = the_private_key_block(text);
+  if (!block)
+    return std::nullopt;
+  UniquePtr<EVP_PKEY> key;
+  if (BIO* b = BIO_new_mem_buf(block->data(), static_cast<int>(block->size()))) {
+    key.reset(PEM_read_bio_PrivateKey(b, nullptr, no_passphrase, nullptr));
+    BIO_free(b);
+  }
+  ERR_clear_error();
+  if (!key || EVP_PKEY_eq(key.get(), X509_get0_pubkey(chain->front().get())) != 1) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  return cms::KeyedIdentity{std::move(chain).value(), std::move(key)};
+}
 
 }  // namespace
 
@@ -63,17 +138,14 @@ Certificate load_certificate(const std::string& path, const std::string& what) {
 // load_identity_file reads a PEM certificate and key, or a PKCS#12 file, asking for the
 // passphrase when one is needed.
 X509Identity load_identity_file(Context& ctx, const std::string& path) {
+  return identity_from_data(ctx, path, read_small_file(path, "identity file"));
+}
+
+cms::KeyedIdentity load_keyed_identity(Context& ctx, const std::string& path) {
   std::string data = read_small_file(path, "identity file");
-  ByteView bytes{reinterpret_cast<const uint8_t*>(data.data()), data.size()};
-  Result<X509Identity> id = load_x509_identity(bytes, std::nullopt);
-  if (!id && id.error().code == Errc::not_acceptable) {
-    SecretBytes pass = read_passphrase(ctx, "passphrase for " + path);
-    id = load_x509_identity(bytes, view(pass));
-  }
-  if (!id)
-    fail_with(id.error().code, path + ": " + id.error().detail,
-              "give a PEM file with the certificate and its private key, or a PKCS#12 file");
-  return std::move(id).value();
+  if (auto k = keyed_from_plain_pem(data))
+    return std::move(*k);
+  return check(cms::keyed(identity_from_data(ctx, path, data)));
 }
 
 // account_key returns the account's X.509 key that |name| names: one whose fingerprint starts
@@ -121,6 +193,11 @@ X509Identity account_identity(Context& ctx, const std::string& name, const std::
   KeyRecord k = account_key(ctx, name, hint);
   return X509Identity{check(Certificate::all_from_pem(string_of(view(k.data)))),
                       load_private_key(ctx, k)};
+}
+
+cms::KeyedIdentity keyed_account_identity(Context& ctx, const std::string& name,
+                                          const std::string& hint) {
+  return check(cms::keyed(account_identity(ctx, name, hint)));
 }
 
 // is_file tells whether |path| names something to read (a file, not the account's key).

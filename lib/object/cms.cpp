@@ -69,7 +69,7 @@ struct ContentReader::Impl {
 
   Source src;
   Kind kind;
-  Bytes buf = Bytes(64 << 10);
+  Bytes buf;
   size_t pos = 0;
   size_t lim = 0;
   bool eof = false;
@@ -376,9 +376,11 @@ struct ContentReader::Impl {
   }
 };
 
-ContentReader::ContentReader(Source src, Kind kind) : m(std::make_unique<Impl>()) {
+ContentReader::ContentReader(Source src, Kind kind, size_t buffer_bytes)
+    : m(std::make_unique<Impl>()) {
   m->src = std::move(src);
   m->kind = kind;
+  m->buf.resize(std::max<size_t>(buffer_bytes, 4096));
 }
 
 ContentReader::~ContentReader() = default;
@@ -489,13 +491,14 @@ const BIO_METHOD* source_method() {
 // Decryptor yields the plaintext of an EnvelopedData read from a Source.
 class Decryptor {
  public:
-  explicit Decryptor(Source src) : m_reader(std::move(src), Kind::enveloped) {}
+  Decryptor(Source src, size_t buffer_bytes)
+      : m_reader(std::move(src), Kind::enveloped, buffer_bytes) {}
   ~Decryptor() {
     if (!m_chain && m_icont)
       BIO_free(m_icont);
   }
 
-  Status start(const X509Identity& me) {
+  Status start(const Certificate& me, EVP_PKEY* key) {
     ES_TRY(m_reader.start());
     Bytes der = m_reader.detached();
     const uint8_t* p = der.data();
@@ -504,7 +507,7 @@ class Decryptor {
       ERR_clear_error();
       return malformed("the EnvelopedData header does not parse");
     }
-    X509* cert = me.chain.front().get();
+    X509* cert = me.get();
     bool addressed = false;
     STACK_OF(CMS_RecipientInfo)* ris = CMS_get0_RecipientInfos(m_cms.get());
     for (int i = 0; ris && i < sk_CMS_RecipientInfo_num(ris); ++i) {
@@ -514,10 +517,9 @@ class Decryptor {
         addressed = true;
     }
     if (!addressed)
-      return fail(Errc::auth_failed, "the file is not addressed to " + me.chain.front().subject() +
+      return fail(Errc::auth_failed, "the file is not addressed to " + me.subject() +
                                          " (no recipient matches its certificate)");
-    ES_ASSIGN(UniquePtr<EVP_PKEY> key, evp_of(me.key));
-    if (CMS_decrypt_set1_pkey_and_peer(m_cms.get(), key.get(), cert, nullptr) != 1) {
+    if (CMS_decrypt_set1_pkey_and_peer(m_cms.get(), key, cert, nullptr) != 1) {
       ERR_clear_error();
       return fail(Errc::auth_failed,
                   "cannot decrypt the content key: the private key does not match the "
@@ -583,8 +585,9 @@ bool looks_signed(ByteView p) {
          std::memcmp(p.data() + i, kOidSigned, sizeof kOidSigned) == 0;
 }
 
-// verify checks the SignedData |detached| over the content read from |content_fd|.
-void verify(const Bytes& detached, int content_fd, const Trust& trust, Verdict& v) {
+// verify checks the SignedData |detached| over the content |content| yields (nullptr: it could
+// not be read back).
+void verify(const Bytes& detached, BIO* content, const Trust& trust, Verdict& v) {
   v.state = Verdict::State::bad;
   const uint8_t* p = detached.data();
   CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(detached.size())));
@@ -632,12 +635,11 @@ void verify(const Bytes& detached, int content_fd, const Trust& trust, Verdict& 
       X509_STORE_add_cert(store.get(), a.get());
     X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
   }
-  BioPtr dcont(buffered_fd(content_fd));
-  if (!dcont) {
+  if (!content) {
     v.reason = "cannot read the content back";
     return;
   }
-  if (CMS_verify(cms.get(), certs.get(), store.get(), dcont.get(), nullptr, flags) != 1) {
+  if (CMS_verify(cms.get(), certs.get(), store.get(), content, nullptr, flags) != 1) {
     std::string why = ossl_reason();
     v.reason = why.empty() ? "the signature does not verify" : why;
     return;
@@ -656,51 +658,47 @@ Result<size_t> read_full(Decryptor& d, std::span<uint8_t> out) {
   return done;
 }
 
-}  // namespace
-
-Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Identity* signer,
-                      int in_fd, int out_fd, const StreamOptions& opts, const std::string& in_name,
-                      const std::string& out_name) {
+// seal_to is seal reading |in| and writing to |out| (a BIO it takes over).
+Result<uint64_t> seal_to(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
+                         const Source& in, uint64_t total, BIO* out, const StreamOptions& opts,
+                         const std::string& out_name) {
+  BioPtr out_own(out);
   if (recipients.empty())
     return fail(Errc::malformed, "a CMS file needs at least one recipient");
   for (const auto& r : recipients)
     if (EVP_PKEY_get_base_id(X509_get0_pubkey(r.get())) != EVP_PKEY_RSA)
       return fail(Errc::unsupported,
                   "the recipient " + r.subject() + " does not have an RSA key (key transport)");
+  if (signer && (signer->chain.empty() || !signer->key))
+    return fail(Errc::malformed, "the signer has no certificate or no key");
   CertStack rs = stack_of(recipients);
   CmsPtr env(CMS_encrypt(rs.get(), nullptr, EVP_aes_256_cbc(), CMS_BINARY | CMS_STREAM));
   if (!env)
     return fail(Errc::internal, "cannot set up the EnvelopedData: " + ossl_reason());
   CmsPtr sig;
-  UniquePtr<EVP_PKEY> key;
-  if (signer) {
-    ES_ASSIGN(key, evp_of(signer->key));
-  }
   // The chain: [signing layer ->] enveloping layer -> out. Each layer writes its header with
   // the first content and its trailer when flushed.
-  BIO* out = buffered_fd(out_fd);
   if (!out)
     return fail(Errc::internal, "cannot set up OpenSSL I/O");
   BIO* env_bio = BIO_new_CMS(out, env.get());
-  if (!env_bio) {
-    BIO_free_all(out);
+  if (!env_bio)
     return fail(Errc::io, "cannot write to " + out_name + ": " + ossl_reason());
-  }
+  (void)out_own.release();
   BioPtr chain(env_bio);  // frees every layer and |out|
   const size_t room = buffer_size(opts);
   Bytes buf(room);
-  uint64_t total = static_cast<uint64_t>(std::max<int64_t>(fs::regular_size(in_fd), 0));
-  ES_ASSIGN(size_t n, fs::read_some(in_fd, buf, in_name));
+  ES_ASSIGN(size_t n, in(buf));
   BIO* top = env_bio;
   if (signer) {
     std::vector<Certificate> rest(signer->chain.begin() + 1, signer->chain.end());
     CertStack certs = stack_of(rest);
     X509* cert = signer->chain.front().get();
+    EVP_PKEY* key = signer->key.get();
     if (n == 0) {
       // OpenSSL's streaming encoder cannot end a layer that got no content: the SignedData of
       // an empty file is made in memory.
       BioPtr empty(BIO_new_mem_buf("", 0));
-      sig.reset(CMS_sign(cert, key.get(), certs.get(), empty.get(), CMS_BINARY));
+      sig.reset(CMS_sign(cert, key, certs.get(), empty.get(), CMS_BINARY));
       unsigned char* der = nullptr;
       int len = sig ? i2d_CMS_ContentInfo(sig.get(), &der) : 0;
       if (len <= 0)
@@ -711,7 +709,7 @@ Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Iden
       if (ok != 1)
         return fail(Errc::io, "cannot write to " + out_name + ": " + ossl_reason());
     } else {
-      sig.reset(CMS_sign(cert, key.get(), certs.get(), nullptr, CMS_BINARY | CMS_STREAM));
+      sig.reset(CMS_sign(cert, key, certs.get(), nullptr, CMS_BINARY | CMS_STREAM));
       top = sig ? BIO_new_CMS(env_bio, sig.get()) : nullptr;
       if (!top)
         return fail(Errc::internal, "cannot set up the SignedData: " + ossl_reason());
@@ -727,31 +725,80 @@ Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Iden
     plain += n;
     if (opts.progress)
       opts.progress(plain, total);
-    ES_ASSIGN(n, fs::read_some(in_fd, buf, in_name));
+    ES_ASSIGN(n, in(buf));
   }
   if (BIO_flush(top) != 1)
     return fail(Errc::io, "cannot write to " + out_name + ": " + ossl_reason());
   return plain;
 }
 
-Result<uint64_t> open(const X509Identity& me, const Trust& trust, int in_fd, int out_fd,
-                      const std::function<Result<int>()>& reread, Verdict& verdict,
-                      const StreamOptions& opts, const std::string& in_name) {
-  if (me.chain.empty())
-    return fail(Errc::malformed, "the identity has no certificate");
-  if (fs::regular_size(in_fd) >= 0)
-    (void)::posix_fadvise(in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  uint64_t total = static_cast<uint64_t>(std::max<int64_t>(fs::regular_size(in_fd), 0));
-  uint64_t consumed = 0;
-  Source input = [&](std::span<uint8_t> out) -> Result<size_t> {
-    ES_ASSIGN(size_t n, fs::read_some(in_fd, out, in_name));
-    consumed += n;
-    if (opts.progress && n)
-      opts.progress(consumed, total);
-    return n;
+// memory_source yields |in|.
+Source memory_source(ByteView in) {
+  return [in, pos = size_t{0}](std::span<uint8_t> out) mutable -> Result<size_t> {
+    size_t k = std::min(out.size(), in.size() - pos);
+    std::memcpy(out.data(), in.data() + pos, k);
+    pos += k;
+    return k;
   };
-  Decryptor dec(input);
-  ES_TRY(dec.start(me));
+}
+
+}  // namespace
+
+Result<KeyedIdentity> keyed(const X509Identity& id) {
+  if (id.chain.empty())
+    return fail(Errc::malformed, "the identity has no certificate");
+  ES_ASSIGN(UniquePtr<EVP_PKEY> key, evp_of(id.key));
+  return KeyedIdentity{id.chain, std::move(key)};
+}
+
+Result<uint64_t> seal(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
+                      int in_fd, int out_fd, const StreamOptions& opts, const std::string& in_name,
+                      const std::string& out_name) {
+  uint64_t total = static_cast<uint64_t>(std::max<int64_t>(fs::regular_size(in_fd), 0));
+  Source in = [&](std::span<uint8_t> out) { return fs::read_some(in_fd, out, in_name); };
+  return seal_to(recipients, signer, in, total, buffered_fd(out_fd), opts, out_name);
+}
+
+Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Identity* signer,
+                      int in_fd, int out_fd, const StreamOptions& opts, const std::string& in_name,
+                      const std::string& out_name) {
+  std::optional<KeyedIdentity> k;
+  if (signer) {
+    ES_ASSIGN(k, keyed(*signer));
+  }
+  return seal(recipients, k ? &*k : nullptr, in_fd, out_fd, opts, in_name, out_name);
+}
+
+Result<Bytes> seal_bytes(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
+                         ByteView in) {
+  BIO* mem = BIO_new(BIO_s_mem());
+  if (!mem || BIO_up_ref(mem) != 1) {
+    BIO_free(mem);
+    return fail(Errc::internal, "cannot set up OpenSSL I/O");
+  }
+  BioPtr keep(mem);  // the chain seal_to frees leaves this reference
+  StreamOptions so;
+  so.buffer_bytes = std::max<size_t>(in.size(), 1);
+  ES_TRY(seal_to(recipients, signer, memory_source(in), in.size(), mem, so, "memory"));
+  char* data = nullptr;
+  long len = BIO_get_mem_data(mem, &data);
+  if (len < 0)
+    return fail(Errc::internal, "cannot read the sealed object back");
+  return Bytes(data, data + len);
+}
+
+namespace {
+
+// open_from is open reading |input|, handing the plaintext to |sink| and checking the signature
+// over what |content| yields (the plaintext again).
+Result<uint64_t> open_from(const KeyedIdentity& me, const Trust& trust, const Source& input,
+                           const std::function<Status(ByteView)>& sink,
+                           const std::function<Result<BioPtr>()>& content, Verdict& verdict,
+                           const StreamOptions& opts, size_t reader_bytes = 64 << 10) {
+  if (me.chain.empty() || !me.key)
+    return fail(Errc::malformed, "the identity has no certificate");
+  Decryptor dec(input, reader_bytes);
+  ES_TRY(dec.start(me.chain.front(), me.key.get()));
 
   const size_t room = buffer_size(opts);
   Bytes buf(room);
@@ -764,13 +811,13 @@ Result<uint64_t> open(const X509Identity& me, const Trust& trust, int in_fd, int
       return fail(Errc::auth_failed,
                   "the file is not signed: nothing authenticates its content (CBC has no "
                   "integrity)");
-    ES_TRY(fs::write_all(out_fd, {buf.data(), head}, "the output"));
+    ES_TRY(sink({buf.data(), head}));
     plain = head;
     for (;;) {
       ES_ASSIGN(size_t n, dec.read(buf));
       if (n == 0)
         break;
-      ES_TRY(fs::write_all(out_fd, {buf.data(), n}, "the output"));
+      ES_TRY(sink({buf.data(), n}));
       plain += n;
     }
     return plain;
@@ -786,23 +833,78 @@ Result<uint64_t> open(const X509Identity& me, const Trust& trust, int in_fd, int
     }
     return dec.read(out);
   };
-  ContentReader sd(inner, Kind::signed_data);
+  ContentReader sd(inner, Kind::signed_data, reader_bytes);
   ES_TRY(sd.start());
   for (;;) {
     ES_ASSIGN(size_t n, sd.read(buf));
     if (n == 0)
       break;
-    ES_TRY(fs::write_all(out_fd, {buf.data(), n}, "the output"));
+    ES_TRY(sink({buf.data(), n}));
     plain += n;
   }
-  ES_ASSIGN(int back, reread());
-  fs::UniqueFd own(back);
-  verify(sd.detached(), back, trust, verdict);
+  ES_ASSIGN(BioPtr back, content());
+  verify(sd.detached(), back.get(), trust, verdict);
   if (verdict.state != Verdict::State::good)
     return fail(Errc::auth_failed, "bad signature" +
                                        (verdict.signer.empty() ? "" : " by " + verdict.signer) +
                                        ": " + verdict.reason);
   return plain;
+}
+
+}  // namespace
+
+Result<uint64_t> open(const KeyedIdentity& me, const Trust& trust, int in_fd, int out_fd,
+                      const std::function<Result<int>()>& reread, Verdict& verdict,
+                      const StreamOptions& opts, const std::string& in_name) {
+  if (fs::regular_size(in_fd) >= 0)
+    (void)::posix_fadvise(in_fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  uint64_t total = static_cast<uint64_t>(std::max<int64_t>(fs::regular_size(in_fd), 0));
+  uint64_t consumed = 0;
+  Source input = [&](std::span<uint8_t> out) -> Result<size_t> {
+    ES_ASSIGN(size_t n, fs::read_some(in_fd, out, in_name));
+    consumed += n;
+    if (opts.progress && n)
+      opts.progress(consumed, total);
+    return n;
+  };
+  fs::UniqueFd back;
+  auto sink = [&](ByteView b) { return fs::write_all(out_fd, b, "the output"); };
+  auto content = [&]() -> Result<BioPtr> {
+    ES_ASSIGN(int fd, reread());
+    back.reset(fd);
+    return BioPtr(buffered_fd(fd));
+  };
+  return open_from(me, trust, input, sink, content, verdict, opts);
+}
+
+Result<uint64_t> open(const X509Identity& me, const Trust& trust, int in_fd, int out_fd,
+                      const std::function<Result<int>()>& reread, Verdict& verdict,
+                      const StreamOptions& opts, const std::string& in_name) {
+  if (me.chain.empty())
+    return fail(Errc::malformed, "the identity has no certificate");
+  ES_ASSIGN(KeyedIdentity k, keyed(me));
+  return open(k, trust, in_fd, out_fd, reread, verdict, opts, in_name);
+}
+
+Result<Bytes> open_bytes(const KeyedIdentity& me, const Trust& trust, ByteView in, Verdict& verdict,
+                         size_t max_plain) {
+  Bytes out;
+  auto sink = [&](ByteView b) -> Status {
+    if (b.size() > max_plain - out.size())
+      return fail(Errc::malformed,
+                  "the protected content is larger than " + std::to_string(max_plain) + " bytes");
+    out.insert(out.end(), b.begin(), b.end());
+    return {};
+  };
+  auto content = [&]() -> Result<BioPtr> {
+    static const uint8_t kNone = 0;
+    return BioPtr(BIO_new_mem_buf(out.empty() ? &kNone : out.data(), static_cast<int>(out.size())));
+  };
+  StreamOptions so;
+  so.buffer_bytes = std::min<size_t>(in.size(), 16 << 10);
+  // The readers need no more room than the whole object.
+  ES_TRY(open_from(me, trust, memory_source(in), sink, content, verdict, so, in.size()));
+  return out;
 }
 
 }  // namespace esession::cms

@@ -51,7 +51,8 @@ enum class Kind {
 // Errc::unsupported (no content: a detached object) or whatever the Source returns.
 class ContentReader {
  public:
-  ContentReader(Source src, Kind kind);
+  // |buffer_bytes| (at least 4 KiB) is read from the Source at a time.
+  ContentReader(Source src, Kind kind, size_t buffer_bytes = 64 << 10);
   ContentReader(const ContentReader&) = delete;
   ContentReader& operator=(const ContentReader&) = delete;
   ~ContentReader();
@@ -90,6 +91,23 @@ Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Iden
                       int in_fd, int out_fd, const StreamOptions& opts = {},
                       const std::string& in_name = "input", const std::string& out_name = "output");
 
+// KeyedIdentity is an identity with its private key as OpenSSL holds it: what seal signs with
+// and open decrypts with. keyed makes one from an X509Identity (through the key's PEM, so a
+// caller that has the key file at hand should decode it once itself).
+struct KeyedIdentity {
+  std::vector<Certificate> chain;  // leaf first
+  UniquePtr<EVP_PKEY> key;         // the leaf's private key
+};
+Result<KeyedIdentity> keyed(const X509Identity& id);
+
+// seal with the signer's key already decoded.
+Result<uint64_t> seal(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
+                      int in_fd, int out_fd, const StreamOptions& opts = {},
+                      const std::string& in_name = "input", const std::string& out_name = "output");
+// seal_bytes is seal over memory, for objects as small as a stanza: no files, no large buffers.
+Result<Bytes> seal_bytes(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
+                         ByteView in);
+
 // Trust says what open accepts as a signature.
 struct Trust {
   // anchors: CA certificates a signer's chain must lead to (partial chains accepted).
@@ -123,5 +141,14 @@ struct Verdict {
 Result<uint64_t> open(const X509Identity& me, const Trust& trust, int in_fd, int out_fd,
                       const std::function<Result<int>()>& reread, Verdict& verdict,
                       const StreamOptions& opts = {}, const std::string& in_name = "input");
+// open with the recipient's key already decoded.
+Result<uint64_t> open(const KeyedIdentity& me, const Trust& trust, int in_fd, int out_fd,
+                      const std::function<Result<int>()>& reread, Verdict& verdict,
+                      const StreamOptions& opts = {}, const std::string& in_name = "input");
+// open_bytes is open over memory: the plaintext of |in| (at most |max_plain| bytes, else
+// Errc::malformed), returned only once the signature checked, with the same checks and errors
+// as open.
+Result<Bytes> open_bytes(const KeyedIdentity& me, const Trust& trust, ByteView in, Verdict& verdict,
+                         size_t max_plain = size_t{1} << 20);
 
 }  // namespace esession::cms

@@ -45,8 +45,8 @@ std::string invalid_key_reason(const std::string& code) {
       "has an outdated CRL",
       "violates the policy",
       "has no secret part here",
-      "is not valid: certify it (gpg --quick-lsign-key FPR) after checking its fingerprint; gpg "
-      "does not encrypt to it in batch mode either",
+      ("is not valid: certify it (gpg --quick-lsign-key FPR) after checking its fingerprint; "
+       "gpg does not encrypt to it in batch mode either"),
       "has a missing certificate",
       "has a missing issuer certificate",
       "is disabled",

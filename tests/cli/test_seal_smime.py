@@ -297,6 +297,56 @@ t.check(r.rc == EXIT_OK, "JIDs compare without case", r.describe())
 r = run(*CA, "open", *SM, *BOB, "--allow-unsigned", input=sealed_msg)
 refused(r, EXIT_INPUT, "--allow-unsigned is refused for stanzas")
 
+# --- identity files: every form load_x509_identity reads, and its refusals ---
+def run_pass(passphrase, *args, input=b""):
+    """Runs esession with --passphrase-fd 4 reading |passphrase|."""
+    pr, pw = os.pipe()
+    os.write(pw, passphrase + b"\n")
+    os.close(pw)
+    p = subprocess.Popen([t.esession, "--passphrase-fd", str(pr)] + list(args),
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         pass_fds=[pr], env=env)
+    os.close(pr)
+    out, err = p.communicate(input, timeout=120)
+    return Result(list(args), p.returncode, out, err, b"")
+
+
+write(t.path("bob-keyfirst.pem"), read(t.path("bob.key")) + read(t.path("bob.crt")))
+r = run(*CA, "open", *SM, "--identity", t.path("bob-keyfirst.pem"), input=sealed_msg)
+t.check(r.rc == EXIT_OK and b"Romeo" in r.out, "identity PEM with the key first", r.describe())
+sh("openssl", "pkcs12", "-export", "-in", t.path("bob.crt"), "-inkey", t.path("bob.key"),
+   "-out", t.path("bob-nopass.p12"), "-passout", "pass:")
+r = run(*CA, "open", *SM, "--identity", t.path("bob-nopass.p12"), input=sealed_msg)
+t.check(r.rc == EXIT_OK and b"Romeo" in r.out, "identity PKCS#12 (AES, no passphrase)",
+        r.describe())
+sh("openssl", "pkey", "-in", t.path("bob.key"), "-aes256", "-passout", "pass:pem secret",
+   "-out", t.path("bob-p8.key"))
+write(t.path("bob-p8.pem"), read(t.path("bob.crt")) + read(t.path("bob-p8.key")))
+r = run_pass(b"pem secret", *CA, "open", *SM, "--identity", t.path("bob-p8.pem"),
+             input=sealed_msg)
+t.check(r.rc == EXIT_OK and b"Romeo" in r.out, "identity PEM with an encrypted PKCS#8 key",
+        r.describe())
+r = run_pass(b"wrong", *CA, "open", *SM, "--identity", t.path("bob-p8.pem"), input=sealed_msg)
+refused(r, EXIT_CRYPTO, "identity PEM, wrong passphrase")
+sh("openssl", "rsa", "-in", t.path("bob.key"), "-aes128", "-traditional", "-passout",
+   "pass:pem secret", "-out", t.path("bob-trad.key"))
+write(t.path("bob-trad.pem"), read(t.path("bob.crt")) + read(t.path("bob-trad.key")))
+r = run_pass(b"pem secret", "seal", *SM, "-i", t.path("bob-trad.pem"), "-r", t.path("alice.crt"),
+             input=MSG.encode())
+t.check(r.rc == EXIT_OK and b"<e2e" in r.out,
+        "identity PEM with a traditional encrypted key (DEK-Info AES-128-CBC)", r.describe())
+write(t.path("mixed.pem"), read(t.path("alice.crt")) + read(t.path("bob.key")))
+r = seal(MSG, signer="mixed.pem")
+refused(r, EXIT_INPUT, "identity PEM whose key is not the certificate's")
+t.check("does not belong to the certificate" in r.err_text, "says the key does not belong",
+        r.describe())
+write(t.path("nokey.pem"), read(t.path("alice.crt")))
+r = seal(MSG, signer="nokey.pem")
+refused(r, EXIT_INPUT, "identity PEM without a key")
+write(t.path("twokeys.pem"), read(t.path("alice.pem")) + read(t.path("bob.key")))
+r = seal(MSG, signer="twokeys.pem")
+refused(r, EXIT_INPUT, "identity PEM with two keys")
+
 # --- malformed ---
 r = run(*CA, "open", *SM, *BOB, input=OUTER.replace(
     b"<e2e/>", b"<e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'>not base64!</e2e>"))

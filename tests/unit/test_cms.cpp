@@ -341,3 +341,81 @@ TEST_CASE("cms: seal and open round trips", "[cms]") {
     }
   }
 }
+
+TEST_CASE("cms: in memory (seal_bytes, open_bytes), and with the files' format", "[cms]") {
+  static const X509Identity alice = identity("alice");
+  static const X509Identity bob = identity("bob");
+  static const X509Identity eve = identity("eve");
+  static const cms::KeyedIdentity kalice = cms::keyed(alice).value();
+  static const cms::KeyedIdentity kbob = cms::keyed(bob).value();
+  static const cms::KeyedIdentity keve = cms::keyed(eve).value();
+  cms::Trust t;
+  t.anchors = {alice.chain.front()};
+  Bytes big(70000);
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<uint8_t>(i * 13);
+
+  SECTION("round trips, both ways across the file functions") {
+    for (const Bytes& p : {Bytes{}, kPlain, big}) {
+      Bytes sealed = cms::seal_bytes({bob.chain.front()}, &kalice, p).value();
+      cms::Verdict v;
+      Result<Bytes> o = cms::open_bytes(kbob, t, sealed, v);
+      REQUIRE(o);
+      CHECK(*o == p);
+      CHECK(v.state == cms::Verdict::State::good);
+      CHECK(v.signer == "CN=alice");
+      REQUIRE(v.signer_cert);
+      Opened f = open_bytes(bob, t, sealed);  // the file functions read it
+      REQUIRE(f.r);
+      CHECK(f.plain == p);
+      cms::Verdict v2;
+      Result<Bytes> o2 = cms::open_bytes(kbob, t, seal_bytes({bob.chain.front()}, &alice, p), v2);
+      REQUIRE(o2);
+      CHECK(*o2 == p);
+    }
+  }
+  SECTION("the size bound") {
+    Bytes sealed = cms::seal_bytes({bob.chain.front()}, &kalice, kPlain).value();
+    cms::Verdict v;
+    CHECK(cms::open_bytes(kbob, t, sealed, v, kPlain.size()));
+    cms::Verdict v2;
+    Result<Bytes> o = cms::open_bytes(kbob, t, sealed, v2, kPlain.size() - 1);
+    REQUIRE_FALSE(o);
+    CHECK(o.error().code == Errc::malformed);
+    CHECK(v2.state != cms::Verdict::State::good);
+  }
+  SECTION("the refusals of open") {
+    cms::Verdict v;
+    Result<Bytes> o =
+        cms::open_bytes(keve, t, cms::seal_bytes({bob.chain.front()}, &kalice, kPlain).value(), v);
+    REQUIRE_FALSE(o);
+    CHECK(o.error().code == Errc::auth_failed);  // not a recipient
+    Bytes unsigned_ = cms::seal_bytes({bob.chain.front()}, nullptr, kPlain).value();
+    cms::Verdict vu;
+    o = cms::open_bytes(kbob, t, unsigned_, vu);
+    REQUIRE_FALSE(o);
+    CHECK(o.error().code == Errc::auth_failed);
+    CHECK(vu.state == cms::Verdict::State::none);
+    cms::Verdict ve;
+    o = cms::open_bytes(kbob, t, cms::seal_bytes({bob.chain.front()}, &keve, kPlain).value(), ve);
+    REQUIRE_FALSE(o);
+    CHECK(ve.state == cms::Verdict::State::bad);  // eve does not lead to the anchor
+    Bytes sealed = cms::seal_bytes({bob.chain.front()}, &kalice, big).value();
+    for (size_t at : {sealed.size() / 2, sealed.size() - 40, sealed.size() - 3}) {
+      Bytes bad = sealed;
+      bad[at] ^= 0x01;
+      cms::Verdict vb;
+      CHECK_FALSE(cms::open_bytes(kbob, t, bad, vb));
+    }
+    for (size_t n : {size_t{100}, sealed.size() / 2, sealed.size() - 1}) {
+      cms::Verdict vc;
+      CHECK_FALSE(cms::open_bytes(kbob, t, ByteView(sealed.data(), n), vc));
+    }
+  }
+  SECTION("a signer without a key is refused") {
+    cms::KeyedIdentity nokey{alice.chain, nullptr};
+    Result<Bytes> r = cms::seal_bytes({bob.chain.front()}, &nokey, kPlain);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::malformed);
+  }
+}
