@@ -188,15 +188,20 @@ int main(int argc, char** argv) {
   // seal and open of one stanza (no --file: smime, ox) also run once per stanza, but CMS does
   // need the tables (it finds the content cipher by OID). They skip freeing OpenSSL's state at
   // exit instead, which only costs time in a process about to end.
+  //
+  // An ox stanza is all gpg's work: OpenSSL is not used at all, and not started.
   std::string command = command_name(*app);
   bool hot = command == "encrypt" || command == "decrypt";
   bool stanza = (command == "seal" || command == "open") &&
                 app->get_subcommand(command)->count("--file") == 0;
-  OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS |
-                          (hot ? OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS
-                               : OPENSSL_INIT_ADD_ALL_CIPHERS | OPENSSL_INIT_ADD_ALL_DIGESTS) |
-                          (stanza ? OPENSSL_INIT_NO_ATEXIT : 0),
-                      nullptr);
+  bool ox =
+      stanza && app->get_subcommand(command)->get_option("--format")->as<std::string>() == "ox";
+  if (!ox)
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS |
+                            (hot ? OPENSSL_INIT_NO_ADD_ALL_CIPHERS | OPENSSL_INIT_NO_ADD_ALL_DIGESTS
+                                 : OPENSSL_INIT_ADD_ALL_CIPHERS | OPENSSL_INIT_ADD_ALL_DIGESTS) |
+                            (stanza ? OPENSSL_INIT_NO_ATEXIT : 0),
+                        nullptr);
   if (g.status_fd >= 0 && ::fcntl(g.status_fd, F_GETFD) < 0) {
     std::fprintf(stderr, "esession: error: --status-fd %d is not an open file descriptor\n",
                  g.status_fd);

@@ -1,22 +1,25 @@
 // RFC 3923 stanza objects (S/MIME for XMPP) for `seal --format smime` / `open --format smime`.
+// The layering is described in formats/objects.md ("smime").
 //
 // seal reads one stanza (message, presence or iq in jabber:client) and builds the protected
 // object of RFC 3923 §5: a Message/CPIM entity (RFC 3862) whose headers From, To (im: URIs of
-// the bare JIDs) and DateTime (UTC) are covered by the signature, and whose body is
-// application/xmpp+xml: <xmpp xmlns='jabber:client'> holding the whole stanza. Messages take the
-// same form rather than §3's text/plain body, so every payload element (not just <body/>) is
-// protected. The entity is signed, then encrypted (lib/object/cms.hpp: SignedData inside
-// EnvelopedData, to the recipients and to the signer), and the DER goes base64 into
-// <e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; the outer stanza keeps to, from, type, id
-// and <thread/>.
+// the bare JIDs) and DateTime (UTC, milliseconds) are covered by the signature, and whose body
+// is application/xmpp+xml: <xmpp xmlns='jabber:client'> holding the whole stanza. Messages take
+// the same form rather than §3's text/plain body, so every payload element (not just <body/>)
+// is protected. As S/MIME does (RFC 5751 §3.5), the entity is signed (multipart/signed, a
+// detached SignedData in an application/pkcs7-signature part), that entity is encrypted
+// (EnvelopedData, to the recipients and to the signer), and the application/pkcs7-mime entity
+// of the EnvelopedData (base64) goes into <e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; the
+// outer stanza keeps to, from, type, id and <thread/>.
 //
 // open decrypts, requires a good signature (chain to --ca-file/<home>/ca.pem, or exactly the -i
 // certificate), checks that the protected From/To are the stanza's from/to (bare JIDs), that the
 // signer's certificate names the sender (XmppAddr or im:/pres:/xmpp: URI; required unless -i
 // names the certificate), and that DateTime is plausible (at most 5 minutes ahead, at most
 // --max-age old), then writes the stanza with the protected payload in place of <e2e/>. It also
-// reads §3's text/plain body (made into a <body/>) and an <e2e/> holding a MIME entity
-// (application/pkcs7-mime headers, base64 body) instead of bare base64.
+// reads the other forms peers make: bare base64 in <e2e/>; a DER SignedData, or an
+// application/pkcs7-mime signed-data entity, inside the EnvelopedData; §3's text/plain body
+// (made into a <body/>).
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -25,6 +28,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "crypto/random.hpp"
 #include "identity.hpp"
 #include "io.hpp"
 #include "object/cms.hpp"
@@ -59,6 +63,15 @@ std::string iso_utc(int64_t t) {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+// iso_utc_ms writes |ms| (milliseconds since the epoch) as RFC 3923 §6.9 asks: UTC, with the
+// fraction of a second, e.g. 2026-11-26T18:20:00.123Z.
+std::string iso_utc_ms(int64_t ms) {
+  std::string s = iso_utc(ms / 1000);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
+  return s.substr(0, s.size() - 1) + frac;
 }
 
 // parse_datetime reads an RFC 3339 date-time (fractions ignored, Z or an offset).
@@ -205,14 +218,14 @@ xml::Element read_one_stanza(const ObjectOpts& o) {
 }
 
 // The CPIM entity (RFC 3862 §2) made by seal.
-std::string make_cpim(const std::string& from, const std::string& to, int64_t now,
+std::string make_cpim(const std::string& from, const std::string& to, int64_t now_ms,
                       const xml::Element& stanza) {
   xml::Element wrap("xmpp", std::string(xml::kNsClient));
   wrap.add(stanza);
   std::string body = xml::serialize(wrap);
   return "Content-Type: Message/CPIM\r\n\r\nFrom: <im:" + from + ">\r\nTo: <im:" + to +
-         ">\r\nDateTime: " + iso_utc(now) + "\r\n\r\nContent-Type: application/xmpp+xml\r\n\r\n" +
-         body;
+         ">\r\nDateTime: " + iso_utc_ms(now_ms) +
+         "\r\n\r\nContent-Type: application/xmpp+xml\r\n\r\n" + body;
 }
 
 // Protected is what open found in the CPIM entity.
@@ -271,16 +284,230 @@ Protected parse_cpim(const std::string& s) {
   return p;
 }
 
-// e2e_der returns the CMS object an <e2e/> carries: base64 DER, or a MIME entity
-// (application/pkcs7-mime, base64 body) as in the RFC's examples.
+// starts_with_header tells whether |s| opens with a MIME header field (name ":"): base64 and
+// DER never do.
+bool starts_with_header(std::string_view s) {
+  size_t colon = s.find(':');
+  if (colon == 0 || colon == std::string_view::npos)
+    return false;
+  for (size_t i = 0; i < colon; ++i)
+    if (static_cast<unsigned char>(s[i]) <= ' ' || static_cast<unsigned char>(s[i]) >= 127)
+      return false;
+  return true;
+}
+
+// param returns the parameter |name| (lower case) of a Content-Type value, unquoted.
+std::optional<std::string> param(const std::string& v, std::string_view name) {
+  size_t i = v.find(';');
+  while (i != std::string::npos) {
+    size_t eq = v.find('=', i + 1);
+    if (eq == std::string::npos)
+      return std::nullopt;
+    std::string key = lower(trim(std::string_view(v).substr(i + 1, eq - i - 1)));
+    size_t j = eq + 1;
+    while (j < v.size() && (v[j] == ' ' || v[j] == '\t'))
+      ++j;
+    std::string val;
+    if (j < v.size() && v[j] == '"') {
+      for (++j; j < v.size() && v[j] != '"'; ++j) {
+        if (v[j] == '\\' && j + 1 < v.size())
+          ++j;
+        val += v[j];
+      }
+      i = v.find(';', j);
+    } else {
+      i = v.find(';', j);
+      val = trim(std::string_view(v).substr(j, i == std::string::npos ? i : i - j));
+    }
+    if (key == name)
+      return val;
+  }
+  return std::nullopt;
+}
+
+bool is_pkcs7(const std::string& type, std::string_view sub) {
+  return type == "application/pkcs7-" + std::string(sub) ||
+         type == "application/x-pkcs7-" + std::string(sub);
+}
+
+// body_bytes decodes a MIME body by its Content-Transfer-Encoding: base64 (whitespace ignored),
+// or binary/7bit/8bit as is.
+Bytes body_bytes(const Headers& h, std::string_view body, const char* what) {
+  const std::string* cte = h.get("content-transfer-encoding");
+  std::string enc = cte ? lower(*cte) : "7bit";
+  if (enc == "binary" || enc == "7bit" || enc == "8bit")
+    return Bytes(body.begin(), body.end());
+  if (enc != "base64")
+    fail_with(Errc::unsupported, std::string("the ") + what + "'s transfer encoding is " + enc);
+  std::string compact;
+  for (char c : body)
+    if (!std::isspace(static_cast<unsigned char>(c)))
+      compact += c;
+  auto der = unbase64(compact);
+  if (!der || der->empty())
+    fail_with(Errc::malformed, std::string("the ") + what + " is not base64");
+  return std::move(der).value();
+}
+
+// base64_lines is base64 in lines of 76 characters (RFC 2045 §6.8), each ended by |eol|.
+std::string base64_lines(ByteView b, std::string_view eol) {
+  std::string b64 = base64(b);
+  std::string out;
+  out.reserve(b64.size() + (b64.size() / 76 + 1) * eol.size());
+  for (size_t i = 0; i < b64.size(); i += 76)
+    out.append(b64, i, 76).append(eol);
+  return out;
+}
+
+// canonical_crlf turns every bare LF of |s| into CRLF (RFC 5751 §3.1.1).
+std::string canonical_crlf(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + s.size() / 32);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
+      out += '\r';
+    out += s[i];
+  }
+  return out;
+}
+
+// split_multipart returns the parts of the multipart body of |s| from |pos| (RFC 2046 §5.1.1):
+// each exactly as transmitted, without the line end before the next delimiter, which belongs to
+// it. The preamble and epilogue are ignored.
+std::vector<std::string_view> split_multipart(std::string_view s, size_t pos,
+                                              const std::string& boundary) {
+  const std::string delim = "--" + boundary;
+  const std::string next_delim = "\n" + delim;
+  size_t d = s.substr(pos).starts_with(delim) ? pos : s.find(next_delim, pos);
+  std::vector<std::string_view> parts;
+  for (;;) {
+    if (d == std::string_view::npos)
+      fail_with(Errc::malformed, "the multipart/signed entity does not end (no boundary)");
+    if (s[d] == '\n')
+      ++d;
+    size_t after = d + delim.size();
+    if (s.substr(after).starts_with("--"))
+      return parts;
+    size_t eol = s.find('\n', after);
+    if (eol == std::string_view::npos || !trim(s.substr(after, eol - after)).empty())
+      fail_with(Errc::malformed, "a multipart/signed boundary line is malformed");
+    if (parts.size() == 2)
+      fail_with(Errc::malformed, "the multipart/signed entity has more than two parts");
+    size_t start = eol + 1;
+    d = s.find(next_delim, start);
+    if (d != std::string_view::npos) {
+      size_t end = d > start && s[d - 1] == '\r' ? d - 1 : d;
+      parts.push_back(s.substr(start, end - start));
+    }
+  }
+}
+
+// signed_content returns the entity the signed layer |s| (what the EnvelopedData held)
+// protects, once its signature checked: multipart/signed with an application/pkcs7-signature
+// part (RFC 5751 §3.4.3), or application/pkcs7-mime; smime-type=signed-data (§3.4.2). Anything
+// else is unsigned: Verdict none, Errc::auth_failed.
+Result<Bytes> signed_content(const std::string& s, const cms::Trust& trust, cms::Verdict& v) {
+  v = {};
+  v.state = cms::Verdict::State::none;
+  Error not_signed = fail(Errc::auth_failed,
+                          "the object is not signed: nothing authenticates its content (CBC "
+                          "has no integrity)");
+  if (!starts_with_header(s))
+    return not_signed;
+  size_t pos = 0;
+  Headers h = read_headers(s, pos, "signed entity");
+  const std::string* ct = h.get("content-type");
+  std::string type = media_type(ct);
+  if (is_pkcs7(type, "mime")) {
+    std::string st = lower(param(*ct, "smime-type").value_or("signed-data"));
+    if (st != "signed-data")
+      fail_with(Errc::unsupported, "the signed layer is application/pkcs7-mime; smime-type=" + st +
+                                       ", not signed-data");
+    Bytes der = body_bytes(h, std::string_view(s).substr(pos), "signed-data entity");
+    return cms::open_signed_bytes(trust, der, v, kMaxObject);
+  }
+  if (type != "multipart/signed")
+    return not_signed;
+  std::string protocol = lower(param(*ct, "protocol").value_or(""));
+  if (!is_pkcs7(protocol, "signature"))
+    fail_with(Errc::unsupported, "the multipart/signed protocol is '" + protocol +
+                                     "', not application/pkcs7-signature");
+  std::optional<std::string> boundary = param(*ct, "boundary");
+  if (!boundary || boundary->empty() || boundary->size() > 70)
+    fail_with(Errc::malformed, "the multipart/signed entity has no valid boundary");
+  auto parts = split_multipart(s, pos, *boundary);
+  if (parts.size() != 2)
+    fail_with(Errc::malformed, "the multipart/signed entity has " + std::to_string(parts.size()) +
+                                   " parts, not two");
+  std::string sig_part(parts[1]);
+  sig_part += "\n";
+  size_t sig_pos = 0;
+  Headers sh = read_headers(sig_part, sig_pos, "signature part");
+  if (!is_pkcs7(media_type(sh.get("content-type")), "signature"))
+    fail_with(Errc::malformed,
+              "the second part of the multipart/signed entity is not "
+              "application/pkcs7-signature");
+  Bytes sig = body_bytes(sh, std::string_view(sig_part).substr(sig_pos), "signature part");
+  // The signature covers part 1 exactly as transmitted; a signer that did not canonicalise
+  // line ends to CRLF (RFC 5751 §3.1.1) for the transfer but did for the signature is read too.
+  std::string_view signed_part = parts[0];
+  Status ok = cms::verify_detached(sig, view(signed_part), trust, v);
+  if (ok)
+    return Bytes(signed_part.begin(), signed_part.end());
+  std::string canonical = canonical_crlf(signed_part);
+  if (canonical.size() != signed_part.size()) {
+    cms::Verdict v2;
+    if (cms::verify_detached(sig, view(canonical), trust, v2)) {
+      v = std::move(v2);
+      return Bytes(canonical.begin(), canonical.end());
+    }
+  }
+  return ok.error();
+}
+
+// multipart_signed is the multipart/signed entity (RFC 5751 §3.4.3.2, RFC 1847) of |content|
+// and its detached SignedData |sig|, CRLF line ends throughout.
+std::string multipart_signed(const std::string& content, ByteView sig) {
+  std::string boundary;
+  do {
+    Bytes rnd(16);
+    OsRandom().fill(rnd);
+    boundary = "----=_esession_" + hex(rnd);
+  } while (content.find(boundary) != std::string::npos);
+  return "MIME-Version: 1.0\r\n"
+         "Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; "
+         "micalg=sha-256; boundary=\"" +
+         boundary +
+         "\"\r\n"
+         "\r\n"
+         "This is an S/MIME signed message\r\n"
+         "\r\n--" +
+         boundary + "\r\n" + content + "\r\n--" + boundary +
+         "\r\n"
+         "Content-Type: application/pkcs7-signature; name=smime.p7s\r\n"
+         "Content-Transfer-Encoding: base64\r\n"
+         "Content-Disposition: attachment; filename=smime.p7s\r\n"
+         "\r\n" +
+         base64_lines(sig, "\r\n") + "\r\n--" + boundary + "--\r\n";
+}
+
+// e2e_der returns the EnvelopedData an <e2e/> carries: an application/pkcs7-mime entity
+// (base64 body), or bare base64 as older esession wrote.
 Bytes e2e_der(const xml::Element& e2e) {
   std::string text = trim(e2e.text_content());
-  if (lower(text.substr(0, 8)) == "content-") {
+  if (starts_with_header(text)) {
     text += "\n";
     size_t pos = 0;
     Headers h = read_headers(text, pos, "S/MIME");
-    if (media_type(h.get("content-type")) != "application/pkcs7-mime")
-      fail_with(Errc::malformed, "the <e2e/> entity is not application/pkcs7-mime");
+    const std::string* ct = h.get("content-type");
+    std::string type = media_type(ct);
+    if (!is_pkcs7(type, "mime"))
+      fail_with(Errc::malformed, "the <e2e/> entity is '" + type + "', not application/pkcs7-mime",
+                "objects that are signed but not encrypted are not accepted");
+    std::string st = lower(param(*ct, "smime-type").value_or("enveloped-data"));
+    if (st != "enveloped-data")
+      fail_with(Errc::malformed, "the <e2e/> entity is smime-type=" + st + ", not enveloped-data",
+                "objects that are signed but not encrypted are not accepted");
     const std::string* cte = h.get("content-transfer-encoding");
     if (cte && lower(*cte) != "base64")
       fail_with(Errc::unsupported, "the <e2e/> entity's transfer encoding is " + *cte,
@@ -327,13 +554,15 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "the stanza needs from and to attributes",
               "RFC 3923 binds the object to both JIDs: give from='...' and to='...'");
 
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-  std::string cpim = make_cpim(from, to, now, stanza);
-  // One stanza: sealed in memory.
-  Bytes der = check(cms::seal_bytes(recipients, &signer,
-                                    {reinterpret_cast<const uint8_t*>(cpim.data()), cpim.size()}));
+  int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  std::string cpim = make_cpim(from, to, now_ms, stanza);
+  // One stanza: signed and sealed in memory. S/MIME signs, then encrypts the signed entity
+  // (RFC 5751 §3.5).
+  Bytes sig = check(cms::sign_detached(signer, view(cpim)));
+  std::string entity = multipart_signed(cpim, sig);
+  Bytes der = check(cms::seal_bytes(recipients, nullptr, view(entity)));
   uint64_t n = cpim.size();
 
   xml::Element sealed(stanza.name, stanza.ns);
@@ -341,7 +570,10 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
   if (const auto* thread = stanza.child("thread", xml::kNsClient))
     sealed.add(*thread);
   xml::Element e2e("e2e", std::string(kNsE2e));
-  e2e.add(xml::Element::text_node(base64(der)));
+  e2e.add(xml::Element::text_node(
+      "Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\n"
+      "Content-Transfer-Encoding: base64\n\n" +
+      base64_lines(der, "\n")));
   sealed.add(std::move(e2e));
   write_stanza(sealed);
   ctx.status("SEALED", "smime " + std::to_string(n));
@@ -381,9 +613,26 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "the stanza needs from and to attributes to check the object by");
   Bytes der = e2e_der(*stanza.child("e2e", kNsE2e));
 
-  // One stanza: opened in memory.
+  // One stanza: opened in memory. The EnvelopedData holds a signed MIME entity (S/MIME), or
+  // a DER SignedData (older esession, `openssl cms -outform DER` pipelines, gpgsm), which
+  // open_bytes checks itself.
   cms::Verdict verdict;
-  Result<Bytes> r = cms::open_bytes(me, trust, der, verdict, kMaxObject);
+  cms::Trust outer = trust;
+  outer.allow_unsigned = true;
+  Result<Bytes> r = cms::open_bytes(me, outer, der, verdict, kMaxObject);
+  if (r && verdict.state == cms::Verdict::State::none) {
+    try {
+      r = signed_content(string_of(view(*r)), trust, verdict);
+    } catch (const Failure& f) {
+      // What decrypted is not authenticated yet (CBC): a signed layer that does not parse may
+      // as well have been modified.
+      if (f.error.code != Errc::malformed)
+        throw;
+      verdict.state = cms::Verdict::State::bad;
+      r = fail(Errc::auth_failed,
+               f.error.detail + ": the object was modified, or made wrongly (bad signature)");
+    }
+  }
   switch (verdict.state) {
     case cms::Verdict::State::good:
       ctx.status("SIGNATURE", "good " + verdict.signer);

@@ -907,4 +907,69 @@ Result<Bytes> open_bytes(const KeyedIdentity& me, const Trust& trust, ByteView i
   return out;
 }
 
+Result<Bytes> sign_detached(const KeyedIdentity& signer, ByteView content) {
+  if (signer.chain.empty() || !signer.key)
+    return fail(Errc::malformed, "the signer has no certificate or no key");
+  std::vector<Certificate> rest(signer.chain.begin() + 1, signer.chain.end());
+  CertStack certs = stack_of(rest);
+  constexpr unsigned kFlags = CMS_DETACHED | CMS_BINARY;
+  // The digest is named here, not left to OpenSSL's default: multipart/signed's micalg names it.
+  CmsPtr cms(CMS_sign(nullptr, nullptr, certs.get(), nullptr, kFlags | CMS_PARTIAL));
+  if (!cms || !CMS_add1_signer(cms.get(), signer.chain.front().get(), signer.key.get(),
+                               EVP_sha256(), kFlags))
+    return fail(Errc::internal, "cannot set up the SignedData: " + ossl_reason());
+  static const uint8_t kNone = 0;
+  BioPtr data(
+      BIO_new_mem_buf(content.empty() ? &kNone : content.data(), static_cast<int>(content.size())));
+  if (!data || CMS_final(cms.get(), data.get(), nullptr, kFlags) != 1)
+    return fail(Errc::internal, "cannot make the SignedData: " + ossl_reason());
+  unsigned char* der = nullptr;
+  int len = i2d_CMS_ContentInfo(cms.get(), &der);
+  if (len <= 0)
+    return fail(Errc::internal, "cannot encode the SignedData: " + ossl_reason());
+  Bytes out(der, der + len);
+  OPENSSL_free(der);
+  return out;
+}
+
+Status verify_detached(ByteView signature, ByteView content, const Trust& trust, Verdict& verdict) {
+  verdict = {};
+  if (!looks_signed(signature)) {
+    verdict.state = Verdict::State::bad;
+    verdict.reason = "the signature is not a SignedData";
+  } else {
+    static const uint8_t kNone = 0;
+    BioPtr data(BIO_new_mem_buf(content.empty() ? &kNone : content.data(),
+                                static_cast<int>(content.size())));
+    verify(Bytes(signature.begin(), signature.end()), data.get(), trust, verdict);
+  }
+  if (verdict.state != Verdict::State::good)
+    return fail(Errc::auth_failed, "bad signature" +
+                                       (verdict.signer.empty() ? "" : " by " + verdict.signer) +
+                                       ": " + verdict.reason);
+  return {};
+}
+
+Result<Bytes> open_signed_bytes(const Trust& trust, ByteView in, Verdict& verdict,
+                                size_t max_plain) {
+  verdict = {};
+  if (!looks_signed(in))
+    return fail(Errc::malformed, "not a valid CMS object: not a SignedData");
+  ContentReader sd(memory_source(in), Kind::signed_data, std::max<size_t>(in.size(), 4096));
+  ES_TRY(sd.start());
+  Bytes out;
+  Bytes buf(std::min<size_t>(in.size(), 16 << 10) + 1);
+  for (;;) {
+    ES_ASSIGN(size_t n, sd.read(buf));
+    if (n == 0)
+      break;
+    if (n > max_plain - out.size())
+      return fail(Errc::malformed,
+                  "the protected content is larger than " + std::to_string(max_plain) + " bytes");
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n));
+  }
+  ES_TRY(verify_detached(sd.detached(), out, trust, verdict));
+  return out;
+}
+
 }  // namespace esession::cms

@@ -151,4 +151,22 @@ Result<uint64_t> open(const KeyedIdentity& me, const Trust& trust, int in_fd, in
 Result<Bytes> open_bytes(const KeyedIdentity& me, const Trust& trust, ByteView in, Verdict& verdict,
                          size_t max_plain = size_t{1} << 20);
 
+// S/MIME's signed layers (RFC 5751 §3.4), for objects as small as a stanza. The MIME around
+// them is the caller's.
+//
+// sign_detached returns the DER SignedData over |content| (taken as binary, as is) made with
+// |signer|'s key and SHA-256 ("micalg=sha-256"), carrying the signer's chain, the content left
+// out: the application/pkcs7-signature part of a multipart/signed.
+Result<Bytes> sign_detached(const KeyedIdentity& signer, ByteView content);
+// verify_detached checks the DER SignedData |signature| over |content| (binary: no line-end
+// conversion) as open checks a file's. Errc::auth_failed for a bad or untrusted signature;
+// |verdict| says what was found either way.
+[[nodiscard]] Status verify_detached(ByteView signature, ByteView content, const Trust& trust,
+                                     Verdict& verdict);
+// open_signed_bytes checks the DER SignedData |in| that carries its content (at most
+// |max_plain| bytes) and returns that content: smime-type=signed-data. Errors as
+// verify_detached, and Errc::malformed for a structure that does not parse.
+Result<Bytes> open_signed_bytes(const Trust& trust, ByteView in, Verdict& verdict,
+                                size_t max_plain = size_t{1} << 20);
+
 }  // namespace esession::cms

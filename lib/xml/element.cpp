@@ -116,8 +116,11 @@ std::string escape_with(std::string_view s, std::string_view specials, F entity)
 
 }  // namespace
 
+// escape_text also writes line ends as character references, so that every stanza we write
+// stays on one line (DESIGN: one stanza per line) whatever its text holds; a parser reads them
+// back as the same characters.
 std::string escape_text(std::string_view s) {
-  return escape_with(s, "&<>\r", [](char c) -> std::string_view {
+  return escape_with(s, "&<>\r\n", [](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
@@ -125,6 +128,8 @@ std::string escape_text(std::string_view s) {
         return "&lt;";
       case '>':
         return "&gt;";
+      case '\n':
+        return "&#xA;";
       default:
         return "&#xD;";
     }

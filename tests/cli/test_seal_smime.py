@@ -96,9 +96,30 @@ def seal(stanza, *extra, signer="alice.pem", to=("bob.crt",)):
     return run(*args, *extra, input=stanza.encode())
 
 
-def e2e_of(xml):
+def e2e_text(xml):
     m = re.search(rb"<e2e xmlns=\"urn:ietf:params:xml:ns:xmpp-e2e\">([^<]*)</e2e>", xml)
-    return base64.b64decode(m.group(1)) if m else b""
+    if not m:
+        return b""
+    # Our serializer writes line ends as character references (one stanza per line).
+    return m.group(1).replace(b"&#xA;", b"\n").replace(b"&#xD;", b"\r")
+
+
+def e2e_of(xml):
+    """The DER EnvelopedData of an <e2e/> (the body of its application/pkcs7-mime entity)."""
+    text = e2e_text(xml)
+    return base64.b64decode(text.split(b"\n\n", 1)[-1])
+
+
+def with_mime(outer, mime):
+    return outer.replace(b"<e2e/>", b"<e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'>" + mime +
+                         b"</e2e>")
+
+
+def split_signed(entity):
+    """The two parts of a multipart/signed entity, as transmitted."""
+    b = re.search(rb'boundary="?([^";\r\n]+)"?', entity).group(1)
+    chunks = re.split(rb"\r?\n--" + re.escape(b), entity.split(b"--" + b, 1)[1])
+    return [c.split(b"\n", 1)[1] for c in chunks[:2]]
 
 
 def with_e2e(outer, der):
@@ -132,7 +153,13 @@ for name, stanza, payload in (("message", MSG, b"<body>Wherefore art thou, Romeo
     t.check(payload not in r.out and b"<e2e xmlns=\"urn:ietf:params:xml:ns:xmpp-e2e\">" in r.out,
             "the %s payload is inside <e2e/> only" % name, r.out_text)
     t.check(r.out.count(b"\n") == 1 and r.out.startswith(b"<" + name.encode()),
-            "one %s stanza on stdout" % name, r.out_text)
+            "one %s stanza on one line of stdout (line ends in <e2e/> as &#xA;)" % name,
+            r.out_text)
+    t.check(re.match(rb"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; "
+                     rb"name=smime.p7m\nContent-Transfer-Encoding: base64\n\n"
+                     rb"([A-Za-z0-9+/]{76}\n)*[A-Za-z0-9+/=]{1,76}\n$", e2e_text(r.out)),
+            "the <e2e/> holds an application/pkcs7-mime entity, base64 in lines of 76 (%s)" % name,
+            r.out_text)
     o = run(*CA, "open", *SM, *BOB, input=r.out)
     t.check_rc(o, EXIT_OK, "open the %s" % name)
     t.check(payload in o.out and b"<e2e" not in o.out, "the %s payload is back" % name,
@@ -156,22 +183,35 @@ for name, stanza, payload in (("message", MSG, b"<body>Wherefore art thou, Romeo
 
 # --- openssl reads ours ---
 write(t.path("ours.der"), e2e_of(sealed_msg))
-inner = sh("openssl", "cms", "-decrypt", "-inform", "DER", "-in", t.path("ours.der"), "-recip",
-           t.path("bob.crt"), "-inkey", t.path("bob.key")).stdout
-write(t.path("inner.der"), inner)
-v = sh("openssl", "cms", "-verify", "-inform", "DER", "-in", t.path("inner.der"), "-CAfile",
-       t.path("ca.crt"), check=False)
+write(t.path("ours.p7m"), e2e_text(sealed_msg))
+inner = sh("openssl", "cms", "-decrypt", "-in", t.path("ours.p7m"), "-recip", t.path("bob.crt"),
+           "-inkey", t.path("bob.key")).stdout
+write(t.path("inner.txt"), inner)
+head = inner.split(b"\r\n\r\n", 1)[0]
+t.check(b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; "
+        b"micalg=sha-256; boundary=" in head and b"\n" not in inner.replace(b"\r\n", b""),
+        "inside the EnvelopedData: multipart/signed, micalg=sha-256, CRLF line ends",
+        inner.decode(errors="replace"))
+parts = split_signed(inner)
+t.check(parts[0].startswith(b"Content-Type: Message/CPIM\r\n") and
+        parts[1].startswith(b"Content-Type: application/pkcs7-signature"),
+        "part 1 is the Message/CPIM entity, part 2 application/pkcs7-signature",
+        inner.decode(errors="replace"))
+# Not -binary: openssl then rewrites part 1's CRLFs as LFs before checking the signature.
+v = sh("openssl", "cms", "-verify", "-in", t.path("inner.txt"), "-CAfile", t.path("ca.crt"),
+       check=False)
 cpim = v.stdout.decode(errors="replace")
-t.check(v.returncode == 0, "openssl cms -decrypt | -verify reads ours",
+t.check(v.returncode == 0 and v.stdout == parts[0],
+        "openssl cms -decrypt | cms -verify reads ours (S/MIME) and gives part 1",
         v.stderr.decode(errors="replace"))
 t.check(cpim.startswith("Content-Type: Message/CPIM\r\n\r\n"), "a Message/CPIM entity", cpim)
 t.check("\r\nFrom: <im:alice@example.com>\r\n" in cpim and
         "\r\nTo: <im:bob@example.com>\r\n" in cpim, "CPIM From/To are im: bare JIDs", cpim)
-m = re.search(r"\r\nDateTime: (\S+)\r\n", cpim)
-when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ") if m else None
+m = re.search(r"\r\nDateTime: (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\r\n", cpim)
+when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ") if m else None
 now = datetime.datetime.utcnow()
-t.check(when is not None and abs((now - when).total_seconds()) < 120, "CPIM DateTime is now (UTC)",
-        cpim)
+t.check(when is not None and abs((now - when).total_seconds()) < 120,
+        "CPIM DateTime is now (UTC, milliseconds)", cpim)
 t.check("\r\n\r\nContent-Type: application/xmpp+xml\r\n\r\n<xmpp xmlns=\"jabber:client\"><message"
         in cpim and "Wherefore art thou, Romeo?" in cpim, "the body is application/xmpp+xml",
         cpim)
@@ -198,6 +238,7 @@ else:
         # and exits 2: the plaintext is what counts.
         subprocess.run(gargs + ["--import", t.path("alice.crt")], env=genv,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        # gpgsm speaks CMS, not MIME: it gets the DER of the application/pkcs7-mime body.
         g = subprocess.run(gargs + ["--decrypt", t.path("ours.der")], input=b"p12 secret\n",
                            env=genv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
         t.check(g.stdout == inner, "gpgsm --decrypt reads ours (exit %d)" % g.returncode,
@@ -244,6 +285,58 @@ r = run(*CA, "open", *SM, *BOB, input=OUTER.replace(
     b"<e2e/>", b"<e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'><![CDATA[" + mime + b"]]></e2e>"))
 t.check(r.rc == EXIT_OK and b"<body>from openssl</body>" in r.out,
         "open an <e2e/> holding an application/pkcs7-mime entity", r.describe())
+
+
+# The standard S/MIME pipelines (default output: MIME, not DER), whole into <e2e/>.
+def openssl_smime(text, signer="alice", to="bob", detach=True):
+    write(t.path("cpim.txt"), text)
+    signed = sh("openssl", "cms", "-sign", *([] if detach else ["-nodetach"]), "-signer",
+                t.path(signer + ".crt"), "-inkey", t.path(signer + ".key"), "-in",
+                t.path("cpim.txt")).stdout
+    return with_mime(OUTER, sh("openssl", "cms", "-encrypt", "-aes256", t.path(to + ".crt"),
+                               input=signed).stdout)
+
+
+r = run(*CA, "open", *SM, *BOB, input=openssl_smime(cpim_text()))
+t.check(r.rc == EXIT_OK and b"<body>from openssl</body>" in r.out and
+        status(r, "SIGNATURE") == ["good CN=alice"],
+        "open openssl's S/MIME (cms -sign | cms -encrypt: multipart/signed)", r.describe())
+r = run(*CA, "open", *SM, *BOB, input=openssl_smime(cpim_text(), detach=False))
+t.check(r.rc == EXIT_OK and b"<body>from openssl</body>" in r.out,
+        "open openssl's S/MIME with -nodetach (pkcs7-mime signed-data)", r.describe())
+r = run(*CA, "open", *SM, *BOB, input=openssl_smime(cpim_text(), signer="self"))
+refused(r, EXIT_CRYPTO, "S/MIME: signer without a path to the CA")
+r = run(*CA, "open", *SM, *BOB, input=openssl_smime(cpim_text(), signer="eve"))
+refused(r, EXIT_CRYPTO, "S/MIME: eve signs From alice")
+r = run(*CA, "open", *SM, *BOB, input=openssl_smime(cpim_text(to="carol@example.com"),
+                                                    detach=False))
+refused(r, EXIT_CRYPTO, "S/MIME -nodetach: protected To mismatch")
+
+
+def reencrypt(entity):
+    """Our stanza with |entity| (a signed layer) encrypted to bob by openssl."""
+    write(t.path("entity.txt"), entity)
+    mime = sh("openssl", "cms", "-encrypt", "-binary", "-aes256", "-in", t.path("entity.txt"),
+              t.path("bob.crt")).stdout
+    return with_mime(sealed_msg.split(b"<e2e")[0] + b"<e2e/></message>", mime)
+
+
+r = run(*CA, "open", *SM, *BOB, "--max-age", "3600", input=reencrypt(inner))
+t.check(r.rc == EXIT_OK and b"Romeo" in r.out, "our multipart/signed, encrypted by openssl",
+        r.describe())
+r = run(*CA, "open", *SM, *BOB, "--max-age", "3600",
+        input=reencrypt(inner.replace(b"\r\n", b"\n")))
+t.check(r.rc == EXIT_OK and b"Romeo" in r.out,
+        "multipart/signed with LF line ends (signature over the CRLF form)", r.describe())
+r = run(*CA, "open", *SM, *BOB, "--max-age", "3600",
+        input=reencrypt(inner.replace(b"Romeo", b"Tybalt")))
+refused(r, EXIT_CRYPTO, "tampered multipart/signed part 1")
+t.check(status(r, "SIGNATURE") == ["bad CN=alice"], "tampered part 1: SIGNATURE bad CN=alice",
+        r.status_text)
+r = run(*CA, "open", *SM, *BOB, "--max-age", "3600",
+        input=reencrypt(inner.replace(b"Content-Type: application/pkcs7-signature;",
+                                      b"Content-Type: text/plain;")))
+refused(r, EXIT_CRYPTO, "multipart/signed with a text/plain signature part")
 
 # --- refusals ---
 bad = bytearray(e2e_of(sealed_msg))

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <openssl/cms.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -417,5 +418,67 @@ TEST_CASE("cms: in memory (seal_bytes, open_bytes), and with the files' format",
     Result<Bytes> r = cms::seal_bytes({bob.chain.front()}, &nokey, kPlain);
     REQUIRE_FALSE(r);
     CHECK(r.error().code == Errc::malformed);
+  }
+}
+
+TEST_CASE("cms: S/MIME's signed layers (sign_detached, verify_detached, open_signed_bytes)",
+          "[cms]") {
+  static const X509Identity alice = identity("alice");
+  static const X509Identity eve = identity("eve");
+  static const cms::KeyedIdentity kalice = cms::keyed(alice).value();
+  static const cms::KeyedIdentity keve = cms::keyed(eve).value();
+  cms::Trust t;
+  t.anchors = {alice.chain.front()};
+  const std::string content = "Content-Type: Message/CPIM\r\n\r\nFrom: <im:a@example.com>\r\n";
+
+  SECTION("a detached signature covers the content exactly") {
+    Bytes sig = cms::sign_detached(kalice, view(content)).value();
+    cms::Verdict v;
+    REQUIRE(cms::verify_detached(sig, view(content), t, v));
+    CHECK(v.state == cms::Verdict::State::good);
+    CHECK(v.signer == "CN=alice");
+    // Detached: the content is not in it.
+    CHECK(string_of(view(sig)).find("im:a@example.com") == std::string::npos);
+    std::string changed = content;
+    changed.back() = ' ';
+    cms::Verdict vb;
+    Status bad = cms::verify_detached(sig, view(changed), t, vb);
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code == Errc::auth_failed);
+    CHECK(vb.state == cms::Verdict::State::bad);
+    cms::Verdict vn;
+    CHECK_FALSE(cms::verify_detached(view(content), view(content), t, vn));
+    CHECK(vn.state == cms::Verdict::State::bad);
+  }
+  SECTION("the signer must lead to the anchors") {
+    Bytes sig = cms::sign_detached(keve, view(content)).value();
+    cms::Verdict v;
+    CHECK_FALSE(cms::verify_detached(sig, view(content), t, v));
+    CHECK(v.state == cms::Verdict::State::bad);
+    CHECK(v.signer == "CN=eve");
+  }
+  SECTION("a SignedData carrying its content (smime-type=signed-data)") {
+    BIO* in = BIO_new_mem_buf(content.data(), static_cast<int>(content.size()));
+    CMS_ContentInfo* cms =
+        CMS_sign(alice.chain.front().get(), kalice.key.get(), nullptr, in, CMS_BINARY);
+    unsigned char* der = nullptr;
+    int len = cms ? i2d_CMS_ContentInfo(cms, &der) : 0;
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    REQUIRE(len > 0);
+    Bytes attached(der, der + len);
+    OPENSSL_free(der);
+    cms::Verdict v;
+    Result<Bytes> o = cms::open_signed_bytes(t, attached, v);
+    REQUIRE(o);
+    CHECK(string_of(view(*o)) == content);
+    CHECK(v.state == cms::Verdict::State::good);
+    cms::Verdict vs;
+    CHECK_FALSE(cms::open_signed_bytes(t, attached, vs, content.size() - 1));
+    Bytes sig = cms::sign_detached(kalice, view(content)).value();
+    cms::Verdict vd;
+    Result<Bytes> r = cms::open_signed_bytes(t, sig, vd);  // detached: no content
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::unsupported);
   }
 }

@@ -74,8 +74,10 @@ Bytes new_packet(int tag, ByteView body, bool long_length = false) {
   Bytes out = {static_cast<uint8_t>(0xc0 | tag)};
   size_t n = body.size();
   if (long_length) {
-    out.insert(out.end(), {0xff, static_cast<uint8_t>(n >> 24), static_cast<uint8_t>(n >> 16),
-                           static_cast<uint8_t>(n >> 8), static_cast<uint8_t>(n)});
+    // One push_back each: GCC 12 at -O3 misreads an initializer-list insert here (-Warray-bounds).
+    out.push_back(0xff);
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out.push_back(static_cast<uint8_t>(n >> shift));
   } else if (n < 192) {
     out.push_back(static_cast<uint8_t>(n));
   } else {
