@@ -45,32 +45,6 @@ X509Identity identity_from_data(Context& ctx, const std::string& path, const std
   return std::move(id).value();
 }
 
-// the_private_key_block returns the one "... PRIVATE KEY" PEM block of |pem|, or nothing when
-// there is none, more than one, or one without its END line.
-std::optional<std::string_view> the_private_key_block(std::string_view pem) {
-  constexpr std::string_view kBegin = "-----BEGIN ";
-  std::optional<std::string_view> found;
-  size_t pos = 0;
-  while ((pos = pem.find(kBegin, pos)) != std::string_view::npos) {
-    size_t label_at = pos + kBegin.size();
-    size_t label_end = pem.find("-----", label_at);
-    if (label_end == std::string_view::npos)
-      break;
-    std::string_view label = pem.substr(label_at, label_end - label_at);
-    if (!label.ends_with("PRIVATE KEY")) {
-      pos = label_end;
-      continue;
-    }
-    std::string end_line = "-----END " + std::string(label) + "-----";
-    size_t end_at = pem.find(end_line, label_end);
-    if (end_at == std::string_view::npos || found)
-      return std::nullopt;
-    found = pem.substr(pos, end_at + end_line.size() - pos);
-    pos = end_at + end_line.size();
-  }
-  return found;
-}
-
 int no_passphrase(char*, int, int, void*) {
   return -1;
 }
@@ -86,7 +60,7 @@ std::optional<cms::KeyedIdentity> keyed_from_plain_pem(std::string_view text) {
   auto chain = Certificate::all_from_pem(text);
   if (!chain || !chain->front().public_key())
     return std::nullopt;
-  auto block = the_private_key_block(text);
+  auto block = private_key_block(text);
   if (!block)
     return std::nullopt;
   UniquePtr<EVP_PKEY> key;

@@ -266,16 +266,6 @@ Bytes Certificate::sha256() const {
 
 // ---- Loading an identity --------------------------------------------------------------------
 
-namespace {
-
-// make_identity checks that |key| is the key of the leaf, chain[0].
-Result<X509Identity> make_identity(std::vector<Certificate> chain, PrivateKey key) {
-  ES_ASSIGN(PublicKey leaf_key, chain.front().public_key());
-  if (key.public_key() != leaf_key)
-    return fail(Errc::malformed, "the key does not belong to the certificate");
-  return X509Identity{std::move(chain), std::move(key)};
-}
-
 // private_key_block returns the one private key block of |pem| ("PRIVATE KEY", "ENCRYPTED
 // PRIVATE KEY", "RSA PRIVATE KEY", ...), including its BEGIN and END lines.
 Result<std::string_view> private_key_block(std::string_view pem) {
@@ -304,6 +294,16 @@ Result<std::string_view> private_key_block(std::string_view pem) {
   if (!found)
     return fail(Errc::malformed, "no private key in the PEM text");
   return *found;
+}
+
+namespace {
+
+// make_identity checks that |key| is the key of the leaf, chain[0].
+Result<X509Identity> make_identity(std::vector<Certificate> chain, PrivateKey key) {
+  ES_ASSIGN(PublicKey leaf_key, chain.front().public_key());
+  if (key.public_key() != leaf_key)
+    return fail(Errc::malformed, "the key does not belong to the certificate");
+  return X509Identity{std::move(chain), std::move(key)};
 }
 
 Result<X509Identity> identity_from_pem(std::string_view pem, std::optional<ByteView> passphrase) {

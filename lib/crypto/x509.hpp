@@ -82,6 +82,11 @@ struct X509Identity {
 // to the leaf certificate.
 Result<X509Identity> load_x509_identity(ByteView data, std::optional<ByteView> passphrase);
 
+// private_key_block returns the one private key block of the PEM text |pem| ("PRIVATE KEY",
+// "ENCRYPTED PRIVATE KEY", "RSA PRIVATE KEY", ...) with its BEGIN and END lines; none, more
+// than one or one without its END line gives Errc::malformed.
+Result<std::string_view> private_key_block(std::string_view pem);
+
 // X509Verdict is the outcome of check_x509.
 enum class X509Verdict {
   valid,          // the chain validates and the leaf names the JID

@@ -426,6 +426,15 @@ std::string recipient_problem(const ListedKey& k, std::string_view jid, bool& na
   return {};
 }
 
+// several is the error for a JID that more than one key names.
+Error several(const std::vector<std::string>& fprs, const char* what, const std::string& uid) {
+  std::string list;
+  for (const auto& f : fprs)
+    list += (list.empty() ? "" : ", ") + f;
+  return fail(Errc::malformed, std::string("several OpenPGP ") + what + " have the User ID " + uid +
+                                   ": " + list + "; choose one by its fingerprint");
+}
+
 }  // namespace
 
 Result<std::string> GnuPG::find_secret_key(std::string_view which) {
@@ -455,13 +464,8 @@ Result<std::string> GnuPG::find_secret_key(std::string_view which) {
     else
       found.push_back(k.fpr);
   }
-  if (found.size() > 1) {
-    std::string list;
-    for (const auto& f : found)
-      list += (list.empty() ? "" : ", ") + f;
-    return fail(Errc::malformed, "several OpenPGP secret keys have the User ID " + uid + ": " +
-                                     list + "; choose one by its fingerprint");
-  }
+  if (found.size() > 1)
+    return several(found, "secret keys", uid);
   if (found.empty())
     return fail(Errc::not_acceptable,
                 "no usable OpenPGP secret key with the User ID " + uid + " in " + where(m_home) +
@@ -497,13 +501,8 @@ Result<std::string> GnuPG::find_recipient(std::string_view which) {
     else
       found.push_back(k.fpr);
   }
-  if (found.size() > 1) {
-    std::string list;
-    for (const auto& f : found)
-      list += (list.empty() ? "" : ", ") + f;
-    return fail(Errc::malformed, "several OpenPGP keys have the User ID xmpp:" + jid + ": " + list +
-                                     "; choose one by its fingerprint");
-  }
+  if (found.size() > 1)
+    return several(found, "keys", "xmpp:" + jid);
   if (!found.empty())
     return found.front();
   if (!refused.empty())

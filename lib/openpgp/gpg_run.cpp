@@ -406,18 +406,8 @@ std::string unescape_colons(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] == 'x') {
-      auto hexval = [](char c) -> int {
-        if (c >= '0' && c <= '9')
-          return c - '0';
-        if (c >= 'a' && c <= 'f')
-          return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-          return c - 'A' + 10;
-        return -1;
-      };
-      int hi = hexval(s[i + 2]), lo = hexval(s[i + 3]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
+      if (Result<Bytes> b = unhex(s.substr(i + 2, 2))) {
+        out.push_back(static_cast<char>((*b)[0]));
         i += 3;
         continue;
       }
