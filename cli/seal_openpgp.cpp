@@ -84,6 +84,10 @@ bool signer_matches(const std::string& gnupg_home, const std::string& which,
                     const std::string& fpr) {
   if (auto want = openpgp::fingerprint_from_text(which))
     return *want == fpr;
+  if (is_key_file(which)) {
+    auto fprs = check(openpgp::key_file_fingerprints(gnupg_home, key_file(which)));
+    return std::find(fprs.begin(), fprs.end(), fpr) != fprs.end();
+  }
   if (!openpgp::fingerprint_from_text(fpr))
     return false;
   return signer_named(check(openpgp::keys_naming(gnupg_home, bare_jid(which))), fpr);
@@ -167,8 +171,6 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "open takes no recipients (-r): the secret keys are in GnuPG");
   if (o.signers.size() > 1)
     fail_with(Errc::malformed, "give -i once: the signer the file must be signed by");
-  for (const auto& s : o.signers)
-    refuse_signer_file(s);
   auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
   std::optional<SecretBytes> pass = passphrase(ctx, "the OpenPGP secret key");
 

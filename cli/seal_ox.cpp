@@ -286,8 +286,6 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "--mode is for seal: open reads the mode from the object");
   if (o.signers.size() > 1)
     fail_with(Errc::malformed, "give -i once: the signer the object must be signed by");
-  for (const auto& s : o.signers)
-    refuse_signer_file(s);
   if (o.max_age <= 0)
     fail_with(Errc::malformed, "--max-age must be a positive number of seconds");
 
@@ -308,8 +306,8 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   // sender (and the JID of -i) are listed by a gpg run of their own, on a thread beside the
   // one that decrypts: the same answer as listing afterwards, in the time of one run.
   std::string want = o.signers.empty() ? std::string() : o.signers.front();
-  std::string want_jid =
-      want.empty() || openpgp::fingerprint_from_text(want) ? std::string() : bare_jid(want);
+  bool want_named = !want.empty() && !openpgp::fingerprint_from_text(want) && !is_key_file(want);
+  std::string want_jid = want_named ? bare_jid(want) : std::string();
   auto lookup = std::async(std::launch::async, [home = ctx.globals().gnupg_home, from, want_jid] {
     std::pair<Result<std::vector<openpgp::KeyStatus>>, Result<std::vector<openpgp::KeyStatus>>> r{
         openpgp::keys_naming(home, from), openpgp::keys_naming(home, want_jid)};
@@ -372,8 +370,8 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
       fail_with(Errc::auth_failed,
                 "signed by " + d.signer + ", a key without a valid User ID xmpp:" + from,
                 "XEP-0373 §3.2: the signer's key must name the sender (gpg --list-keys)");
-    if (!want.empty() && !(want_jid.empty() ? openpgp::fingerprint_from_text(want) == d.signer
-                                            : signer_named(check(std::move(want_keys)), d.signer)))
+    if (!want.empty() && !(want_named ? signer_named(check(std::move(want_keys)), d.signer)
+                                      : signer_matches(ctx.globals().gnupg_home, want, d.signer)))
       fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + want);
   }
 

@@ -574,6 +574,26 @@ Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_
   return out;
 }
 
+Result<std::vector<std::string>> key_file_fingerprints(const std::string& home,
+                                                       const std::string& path) {
+  Job job;
+  job.argv = gpg_argv(home, false);
+  job.argv.insert(job.argv.end(),
+                  {"--with-colons", "--fixed-list-mode", "--show-keys", "--", path});
+  job.status_fd = true;
+  Bytes out;
+  job.out_mem = &out;
+  ES_ASSIGN(Outcome o, run(job));
+  std::vector<std::string> fprs;
+  for (const auto& k : parse_key_listing(
+           std::string_view(reinterpret_cast<const char*>(out.data()), out.size()), false))
+    fprs.push_back(k.fpr);
+  if (fprs.empty())
+    return fail(Errc::malformed, path + ": no OpenPGP public key in it" +
+                                     (o.diagnostic.empty() ? "" : " (gpg: " + o.diagnostic + ")"));
+  return fprs;
+}
+
 // ---- gpg-agent ------------------------------------------------------------------------------
 
 Status GnuPG::agent_connect() {

@@ -243,6 +243,12 @@ class GnuPG {
 // object: it may run on a thread of its own beside another operation.
 Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_view bare_jid);
 
+// key_file_fingerprints returns the primary fingerprints of the public keys in the file |path|
+// (binary or armored), as `gpg --show-keys` reads it, without importing anything. A file that
+// holds no key gives Errc::malformed.
+Result<std::vector<std::string>> key_file_fingerprints(const std::string& home,
+                                                       const std::string& path);
+
 // OpenPgpSigner is a Signer whose key is an OpenPGP primary key in GnuPG: public_key() is the
 // key of its Public-Key packet, credential() presents that packet, and sign() goes to
 // gpg-agent. It owns its GnuPG context.

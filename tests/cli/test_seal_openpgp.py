@@ -286,6 +286,14 @@ try:
     refused(r, EXIT_CRYPTO, "wrong signer (JID)", "not by bob@example.org", dest=out)
     r = run("bob", *OPEN, "-i", fpr["carol"], input=gsigned)
     refused(r, EXIT_CRYPTO, "wrong signer (fingerprint)", "not by")
+    # -i a key file: the signature must be by a key in it (GnuPG still checks the signature).
+    alice_file, carol_file = t.path("alice-pub.asc"), t.path("carol-pub.asc")
+    write(alice_file, gpg("alice", "--armor", "--export", fpr["alice"]).stdout)
+    write(carol_file, gpg("carol", "--armor", "--export", fpr["carol"]).stdout)
+    r = run("bob", *OPEN, "-i", alice_file, input=gsigned)
+    t.check_rc(r, EXIT_OK, "open with -i the signer's key file")
+    r = run("bob", *OPEN, "-i", carol_file, input=gsigned)
+    refused(r, EXIT_CRYPTO, "wrong signer (key file)", "not by")
     r = run("carol", *OPEN, "-o", out, sealed)
     refused(r, EXIT_CRYPTO, "not for us", "not encrypted to any", dest=out)
 

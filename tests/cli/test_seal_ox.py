@@ -326,6 +326,14 @@ try:
         t.check(b"to carol" in o.out, "carol reads the body", o.out[:200])
     refused(seal("alice", message("alice", "bob", "<body>x</body>"), "-i", carol_file),
             EXIT_INPUT, "seal: a key file as signer", "secret key in GnuPG")
+    # open -i FILE: the signer must be a key in the file.
+    r = seal("alice", ORIGINAL)
+    alice_file = t.path("alice.asc")
+    with open(alice_file, "wb") as f:
+        f.write(gpg("alice", "--armor", "--export", fpr["alice"]).stdout)
+    t.check_rc(open_("bob", r.out, "-i", alice_file), EXIT_OK, "open with -i the signer's key file")
+    refused(open_("bob", r.out, "-i", carol_file), EXIT_CRYPTO, "open with -i another key file",
+            "not by")
     refused(seal("alice", message("alice", "erin", "<body>x</body>")), EXIT_REFUSED,
             "seal to a JID without a key", "no OpenPGP key")
     refused(seal("carol", message("alice", "bob", "<body>x</body>")), EXIT_REFUSED,
