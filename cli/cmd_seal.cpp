@@ -254,6 +254,8 @@ void add_open(CLI::App& app, Context& ctx, Action& action) {
               "cms, ox: open an object without a signature (nothing authenticates it)");
   c->add_option("--max-age", o->max_age,
                 "ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)");
+  c->add_flag("--error-reply", o->error_reply,
+              "smime: on failure, write the error stanza for the sender (RFC 3923 §7)");
   c->add_option("input", o->input, "the file to decrypt (default or -: standard input)");
   c->callback(
       [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "open").open(ctx, *o); }; });

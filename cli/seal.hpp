@@ -37,6 +37,7 @@ struct ObjectOpts {
   bool allow_unsigned = false;  // open: accept a file without a signature (cms, ox)
   std::string mode;             // seal: ox --mode (signcrypt, sign, crypt)
   int64_t max_age = 7 * 86400;  // open: ox, the oldest <time/> accepted, in seconds
+  bool error_reply = false;     // open: smime, write RFC 3923 §7's error stanza on failure
 };
 
 // Bigger inputs get a progress bar (on a terminal, without -q).

@@ -582,6 +582,39 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
   return kExitOk;
 }
 
+namespace {
+
+// E2eFailure is the case of RFC 3923 §7 a refused object falls in, for --error-reply.
+enum class E2eFailure { none, decryption, signature, timestamp };
+
+// error_reply is the stanza error sent back to the sender of |stanza| (RFC 6120 §8.3): the same
+// stanza kind and id, from and to swapped, type 'error', the <e2e/> echoed, and the defined
+// condition with the application condition of RFC 3923 §7 in the e2e namespace: bad-request
+// with decryption-failed; not-acceptable with signature-unverified or bad-timestamp.
+xml::Element error_reply(const xml::Element& stanza, E2eFailure why) {
+  xml::Element reply(stanza.name, stanza.ns);
+  if (const std::string* f = stanza.attr("from"))
+    reply.set_attr("to", *f);
+  if (const std::string* t = stanza.attr("to"))
+    reply.set_attr("from", *t);
+  reply.set_attr("type", "error");
+  if (const std::string* id = stanza.attr("id"))
+    reply.set_attr("id", *id);
+  if (const xml::Element* e2e = stanza.child("e2e", kNsE2e))
+    reply.add(*e2e);
+  xml::Element& error = reply.add(xml::Element("error", stanza.ns));
+  error.set_attr("type", "modify");
+  const char* defined = why == E2eFailure::decryption ? "bad-request" : "not-acceptable";
+  const char* app = why == E2eFailure::decryption  ? "decryption-failed"
+                    : why == E2eFailure::signature ? "signature-unverified"
+                                                   : "bad-timestamp";
+  error.add(xml::Element(defined, "urn:ietf:params:xml:ns:xmpp-stanzas"));
+  error.add(xml::Element(app, std::string(kNsE2e)));
+  return reply;
+}
+
+}  // namespace
+
 int open_smime(Context& ctx, const ObjectOpts& o) {
   refuse_file_options(o);
   if (!o.recipients.empty())
@@ -611,101 +644,116 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
   std::string to = bare(stanza.attr_or("to"));
   if (from.empty() || to.empty())
     fail_with(Errc::malformed, "the stanza needs from and to attributes to check the object by");
-  Bytes der = e2e_der(*stanza.child("e2e", kNsE2e));
+  // From here, a refusal falls in a case of RFC 3923 §7, which --error-reply answers.
+  E2eFailure stage = E2eFailure::decryption;
+  try {
+    Bytes der = e2e_der(*stanza.child("e2e", kNsE2e));
 
-  // One stanza: opened in memory. The EnvelopedData holds a signed MIME entity (S/MIME), or
-  // a DER SignedData (older esession, `openssl cms -outform DER` pipelines, gpgsm), which
-  // open_bytes checks itself.
-  cms::Verdict verdict;
-  cms::Trust outer = trust;
-  outer.allow_unsigned = true;
-  Result<Bytes> r = cms::open_bytes(me, outer, der, verdict, kMaxObject);
-  if (r && verdict.state == cms::Verdict::State::none) {
-    try {
-      r = signed_content(string_of(view(*r)), trust, verdict);
-    } catch (const Failure& f) {
-      // What decrypted is not authenticated yet (CBC): a signed layer that does not parse may
-      // as well have been modified.
-      if (f.error.code != Errc::malformed)
-        throw;
-      verdict.state = cms::Verdict::State::bad;
-      r = fail(Errc::auth_failed,
-               f.error.detail + ": the object was modified, or made wrongly (bad signature)");
+    // One stanza: opened in memory. The EnvelopedData holds a signed MIME entity (S/MIME), or
+    // a DER SignedData (older esession, `openssl cms -outform DER` pipelines, gpgsm), which
+    // open_bytes checks itself.
+    cms::Verdict verdict;
+    cms::Trust outer = trust;
+    outer.allow_unsigned = true;
+    Result<Bytes> r = cms::open_bytes(me, outer, der, verdict, kMaxObject);
+    if (r && verdict.state == cms::Verdict::State::none) {
+      try {
+        r = signed_content(string_of(view(*r)), trust, verdict);
+      } catch (const Failure& f) {
+        // What decrypted is not authenticated yet (CBC): a signed layer that does not parse may
+        // as well have been modified.
+        if (f.error.code != Errc::malformed)
+          throw;
+        verdict.state = cms::Verdict::State::bad;
+        r = fail(Errc::auth_failed,
+                 f.error.detail + ": the object was modified, or made wrongly (bad signature)");
+      }
     }
-  }
-  switch (verdict.state) {
-    case cms::Verdict::State::good:
-      ctx.status("SIGNATURE", "good " + verdict.signer);
-      break;
-    case cms::Verdict::State::bad:
-      ctx.status("SIGNATURE", "bad " + verdict.signer);
-      break;
-    case cms::Verdict::State::none:
-      ctx.status("SIGNATURE", "none");
-      break;
-    case cms::Verdict::State::unknown:
-      break;
-  }
-  if (!r && verdict.state == cms::Verdict::State::bad && trust.anchors.empty() && !trust.expected)
-    check(std::move(r), "configure the signer's CA with --ca-file, or name the signer with -i");
-  Bytes plain = check(std::move(r));
-  uint64_t n = plain.size();
+    switch (verdict.state) {
+      case cms::Verdict::State::good:
+        ctx.status("SIGNATURE", "good " + verdict.signer);
+        break;
+      case cms::Verdict::State::bad:
+        ctx.status("SIGNATURE", "bad " + verdict.signer);
+        break;
+      case cms::Verdict::State::none:
+        ctx.status("SIGNATURE", "none");
+        break;
+      case cms::Verdict::State::unknown:
+        break;
+    }
+    if (!r && verdict.state == cms::Verdict::State::bad)
+      stage = E2eFailure::signature;  // it decrypted; the signature is what failed
+    if (!r && verdict.state == cms::Verdict::State::bad && trust.anchors.empty() && !trust.expected)
+      check(std::move(r), "configure the signer's CA with --ca-file, or name the signer with -i");
+    Bytes plain = check(std::move(r));
+    uint64_t n = plain.size();
 
-  Protected p = parse_cpim(string_of(view(plain)));
-  if (lower(p.from) != lower(from))
-    fail_with(Errc::auth_failed,
-              "the protected From (" + p.from + ") is not the stanza's from (" + from + ")",
-              "the object was made for another conversation, or forwarded");
-  // The signer's certificate must name the sender: an XmppAddr (RFC 6120 §13.7.1.4) or an
-  // im:, pres: or xmpp: URI (RFC 3923 §6.3). Without one, only -i binds it to the sender.
-  std::optional<Certificate> cert = verdict.signer_cert ? verdict.signer_cert : trust.expected;
-  std::vector<std::string> names;
-  if (cert) {
-    for (const auto& a : cert->xmpp_addrs())
-      names.push_back(lower(bare(a)));
-    for (const auto& u : cert->uris())
-      for (const char* scheme : {"im:", "pres:", "xmpp:"})
-        if (lower(u).starts_with(scheme))
-          names.push_back(lower(bare(u.substr(std::strlen(scheme)))));
-  }
-  if (names.empty() && !trust.expected)
-    fail_with(Errc::auth_failed,
-              "the signer's certificate (" + verdict.signer +
-                  ") names no XMPP address: nothing "
-                  "binds it to " +
-                  from,
-              "if it is " + from + "'s, name it with -i CERTFILE");
-  if (!names.empty() && std::find(names.begin(), names.end(), lower(from)) == names.end())
-    fail_with(Errc::auth_failed,
-              "the signer's certificate names " + names.front() + ", not the sender " + from,
-              "someone else signed it");
-  if (lower(p.to) != lower(to))
-    fail_with(Errc::auth_failed,
-              "the protected To (" + p.to + ") is not the stanza's to (" + to + ")",
-              "the object was made for someone else, or forwarded");
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-  if (p.time > now + kMaxFutureSeconds)
-    fail_with(Errc::replay, "the protected DateTime " + iso_utc(p.time) + " is in the future",
-              "check the clocks");
-  if (now - p.time > o.max_age)
-    fail_with(Errc::replay,
-              "the protected DateTime " + iso_utc(p.time) + " is older than --max-age (" +
-                  std::to_string(o.max_age) + " s)",
-              "a replay, or a late delivery: raise --max-age to accept it");
+    stage = E2eFailure::none;  // a malformed CPIM entity, signed by its sender, is not a §7 case
+    Protected p = parse_cpim(string_of(view(plain)));
+    stage = E2eFailure::signature;  // signed, but not by the sender
+    if (lower(p.from) != lower(from))
+      fail_with(Errc::auth_failed,
+                "the protected From (" + p.from + ") is not the stanza's from (" + from + ")",
+                "the object was made for another conversation, or forwarded");
+    // The signer's certificate must name the sender: an XmppAddr (RFC 6120 §13.7.1.4) or an
+    // im:, pres: or xmpp: URI (RFC 3923 §6.3). Without one, only -i binds it to the sender.
+    std::optional<Certificate> cert = verdict.signer_cert ? verdict.signer_cert : trust.expected;
+    std::vector<std::string> names;
+    if (cert) {
+      for (const auto& a : cert->xmpp_addrs())
+        names.push_back(lower(bare(a)));
+      for (const auto& u : cert->uris())
+        for (const char* scheme : {"im:", "pres:", "xmpp:"})
+          if (lower(u).starts_with(scheme))
+            names.push_back(lower(bare(u.substr(std::strlen(scheme)))));
+    }
+    if (names.empty() && !trust.expected)
+      fail_with(Errc::auth_failed,
+                "the signer's certificate (" + verdict.signer +
+                    ") names no XMPP address: nothing "
+                    "binds it to " +
+                    from,
+                "if it is " + from + "'s, name it with -i CERTFILE");
+    if (!names.empty() && std::find(names.begin(), names.end(), lower(from)) == names.end())
+      fail_with(Errc::auth_failed,
+                "the signer's certificate names " + names.front() + ", not the sender " + from,
+                "someone else signed it");
+    stage = E2eFailure::none;  // made for someone else: not a §7 case
+    if (lower(p.to) != lower(to))
+      fail_with(Errc::auth_failed,
+                "the protected To (" + p.to + ") is not the stanza's to (" + to + ")",
+                "the object was made for someone else, or forwarded");
+    int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+    stage = E2eFailure::timestamp;
+    if (p.time > now + kMaxFutureSeconds)
+      fail_with(Errc::replay, "the protected DateTime " + iso_utc(p.time) + " is in the future",
+                "check the clocks");
+    if (now - p.time > o.max_age)
+      fail_with(Errc::replay,
+                "the protected DateTime " + iso_utc(p.time) + " is older than --max-age (" +
+                    std::to_string(o.max_age) + " s)",
+                "a replay, or a late delivery: raise --max-age to accept it");
+    stage = E2eFailure::none;
 
-  xml::Element opened(stanza.name, stanza.ns);
-  opened.attrs = stanza.attrs;
-  for (auto& c : p.payload)
-    opened.add(std::move(c));
-  for (const auto& c : stanza.children)
-    if (!c.is_text() && !c.is("e2e", kNsE2e) && !c.is("thread", xml::kNsClient))
-      ctx.warn("dropped the unprotected <" + c.name + "/> outside the <e2e/>");
-  write_stanza(opened);
-  ctx.status("OPENED", "smime " + std::to_string(n));
-  ctx.info("good signature by " + verdict.signer);
-  return kExitOk;
+    xml::Element opened(stanza.name, stanza.ns);
+    opened.attrs = stanza.attrs;
+    for (auto& c : p.payload)
+      opened.add(std::move(c));
+    for (const auto& c : stanza.children)
+      if (!c.is_text() && !c.is("e2e", kNsE2e) && !c.is("thread", xml::kNsClient))
+        ctx.warn("dropped the unprotected <" + c.name + "/> outside the <e2e/>");
+    write_stanza(opened);
+    ctx.status("OPENED", "smime " + std::to_string(n));
+    ctx.info("good signature by " + verdict.signer);
+    return kExitOk;
+  } catch (const Failure&) {
+    if (o.error_reply && stage != E2eFailure::none)
+      write_stanza(error_reply(stanza, stage));
+    throw;
+  }
 }
 
 }  // namespace esession::cli

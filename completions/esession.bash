@@ -40,7 +40,7 @@ _esession_opts() {
         'session show') echo '-h --help' ;;
         'demo') echo '-h --help --gajim' ;;
         'seal') echo '-h --help --file --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
-        'open') echo '-h --help --file --format -o --output -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age' ;;
+        'open') echo '-h --help --file --format -o --output -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
     esac
 }
 

@@ -254,3 +254,4 @@ complete -c esession -n "__esession_at 'open'" -l key-fd -x -d 'read the key fro
 complete -c esession -n "__esession_at 'open'" -l identity -x -d 'cms, smime: decrypt with this PEM or PKCS#12 identity (default: the account\'s X.509 key)'
 complete -c esession -n "__esession_at 'open'" -l allow-unsigned -d 'cms, ox: open an object without a signature (nothing authenticates it)'
 complete -c esession -n "__esession_at 'open'" -l max-age -x -d 'ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)'
+complete -c esession -n "__esession_at 'open'" -l error-reply -d 'smime: on failure, write the error stanza for the sender (RFC 3923 §7)'

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 
 from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test
 
@@ -368,6 +369,48 @@ refused(r, EXIT_CRYPTO, "stale DateTime (--max-age 300, RFC 3923's five minutes)
 ahead = datetime.datetime.utcnow() + datetime.timedelta(hours=1)
 r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(when=ahead))))
 refused(r, EXIT_CRYPTO, "DateTime in the future")
+
+
+# --- --error-reply: RFC 3923 §7's error stanza on stdout, the same exit status ---
+def error_reply(r, what, defined, app, alt=None):
+    t.check_rc(r, EXIT_CRYPTO, what)
+    lines = r.out.decode().splitlines()
+    t.check(len(lines) == 1, what + ": one stanza on stdout", r.describe())
+    if len(lines) != 1:
+        return
+    e = ET.fromstring(lines[0])
+    t.check(e.tag == "{jabber:client}message" and e.get("type") == "error" and
+            e.get("to", "").startswith("alice@example.com/") and
+            e.get("from", "").startswith("bob@example.com/"),
+            what + ": a message error back to the sender", lines[0][:300])
+    err = e.find("{jabber:client}error")
+    conds = [c.tag for c in err] if err is not None else []
+    want = [["{urn:ietf:params:xml:ns:xmpp-stanzas}" + d, "{urn:ietf:params:xml:ns:xmpp-e2e}" + a]
+            for d, a in [(defined, app)] + ([alt] if alt else [])]
+    t.check(conds in want, what + ": <%s/> with <%s/>" % (defined, app) +
+            (" (or <%s/> with <%s/>)" % alt if alt else ""), conds)
+    t.check(e.find("{urn:ietf:params:xml:ns:xmpp-e2e}e2e") is not None,
+            what + ": the <e2e/> echoed", lines[0][:300])
+
+
+r = run(*CA, "open", *SM, *BOB, "--error-reply", input=with_e2e(
+    b"<message from='alice@example.com/home' to='bob@example.com/phone'><e2e/></message>",
+    bytes(bad)))
+# CBC has no integrity of its own: a flipped bit mostly decrypts, to a signature that fails.
+error_reply(r, "--error-reply, tampered", "not-acceptable", "signature-unverified",
+            ("bad-request", "decryption-failed"))
+r = run(*CA, "open", *SM, "--identity", t.path("eve.pem"), "--error-reply", input=sealed_msg)
+error_reply(r, "--error-reply, not for us", "bad-request", "decryption-failed")
+r = run(*CA, "open", *SM, *BOB, "--max-age", "300", "--error-reply",
+        input=with_e2e(OUTER, openssl_object(cpim_text(when=hour_ago))))
+error_reply(r, "--error-reply, stale DateTime", "not-acceptable", "bad-timestamp")
+r = run(*CA, "open", *SM, *BOB, "--error-reply", input=with_e2e(OUTER, openssl_object(
+    cpim_text(), signer="eve")))
+error_reply(r, "--error-reply, eve signed alice's message", "not-acceptable",
+            "signature-unverified")
+r = run(*CA, "open", *SM, *BOB, "--error-reply", input=with_e2e(OUTER, openssl_object(
+    cpim_text(to="carol@example.com"))))
+refused(r, EXIT_CRYPTO, "--error-reply, protected To mismatch: not a §7 case, no reply")
 r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(cpim_text(), sign=False)))
 refused(r, EXIT_CRYPTO, "unsigned")
 t.check(status(r, "SIGNATURE") == ["none"], "unsigned: SIGNATURE none", r.status_text)
