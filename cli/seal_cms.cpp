@@ -135,20 +135,9 @@ int open_cms(Context& ctx, const ObjectOpts& o) {
   cms::Verdict verdict;
   Result<uint64_t> r = cms::open(me, trust, in_fd, sink, reread, verdict, so, in_name);
   bar.clear();
-  switch (verdict.state) {
-    case cms::Verdict::State::good:
-      ctx.status("SIGNATURE", "good " + verdict.signer);
-      ctx.info("good signature by " + verdict.signer);
-      break;
-    case cms::Verdict::State::bad:
-      ctx.status("SIGNATURE", "bad " + verdict.signer);
-      break;
-    case cms::Verdict::State::none:
-      ctx.status("SIGNATURE", "none");
-      break;
-    case cms::Verdict::State::unknown:
-      break;
-  }
+  signature_status(ctx, verdict);
+  if (verdict.state == cms::Verdict::State::good)
+    ctx.info("good signature by " + verdict.signer);
   if (!r && verdict.state == cms::Verdict::State::none)
     check(std::move(r), "open it anyway with --allow-unsigned, if you trust how it reached you");
   if (!r && verdict.state == cms::Verdict::State::bad && trust.anchors.empty() && !trust.expected)

@@ -669,19 +669,7 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
                  f.error.detail + ": the object was modified, or made wrongly (bad signature)");
       }
     }
-    switch (verdict.state) {
-      case cms::Verdict::State::good:
-        ctx.status("SIGNATURE", "good " + verdict.signer);
-        break;
-      case cms::Verdict::State::bad:
-        ctx.status("SIGNATURE", "bad " + verdict.signer);
-        break;
-      case cms::Verdict::State::none:
-        ctx.status("SIGNATURE", "none");
-        break;
-      case cms::Verdict::State::unknown:
-        break;
-    }
+    signature_status(ctx, verdict);
     if (!r && verdict.state == cms::Verdict::State::bad)
       stage = E2eFailure::signature;  // it decrypted; the signature is what failed
     if (!r && verdict.state == cms::Verdict::State::bad && trust.anchors.empty() && !trust.expected)

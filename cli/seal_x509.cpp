@@ -192,4 +192,20 @@ std::vector<Certificate> ca_anchors(Context& ctx) {
                "the CA bundle is PEM certificates");
 }
 
+void signature_status(Context& ctx, const cms::Verdict& v) {
+  switch (v.state) {
+    case cms::Verdict::State::good:
+      ctx.status("SIGNATURE", "good " + v.signer);
+      break;
+    case cms::Verdict::State::bad:
+      ctx.status("SIGNATURE", "bad " + v.signer);
+      break;
+    case cms::Verdict::State::none:
+      ctx.status("SIGNATURE", "none");
+      break;
+    case cms::Verdict::State::unknown:
+      break;
+  }
+}
+
 }  // namespace esession::cli

@@ -36,5 +36,7 @@ cms::KeyedIdentity keyed_account_identity(Context& ctx, const std::string& name,
 bool is_file(const std::string& path);
 // ca_anchors reads --ca-file, else <home>/ca.pem if there is one.
 std::vector<Certificate> ca_anchors(Context& ctx);
+// signature_status writes the SIGNATURE status line of a CMS verdict (none when unknown).
+void signature_status(Context& ctx, const cms::Verdict& v);
 
 }  // namespace esession::cli
