@@ -184,8 +184,10 @@ int rank(SignatureVerdict v) {
   return 3;
 }
 
-// read_signatures sets the verdict and signer of |d| from the status lines: each signature
-// begins with NEWSIG; the worst verdict wins (one bad signature makes the message bad).
+}  // namespace
+
+namespace detail {
+
 void read_signatures(const Outcome& o, Decrypted& d) {
   SignatureVerdict current = SignatureVerdict::none;
   std::string signer;
@@ -245,7 +247,7 @@ void read_signatures(const Outcome& o, Decrypted& d) {
   close();
 }
 
-}  // namespace
+}  // namespace detail
 
 const char* signature_verdict_name(SignatureVerdict v) {
   switch (v) {

@@ -274,10 +274,18 @@ Result<Outcome> run(Job& job) {
   posix_spawn_file_actions_adddup2(&fa, child_in.get(), 0);
   posix_spawn_file_actions_adddup2(&fa, child_out.get(), 1);
   posix_spawn_file_actions_adddup2(&fa, child_err.get(), 2);
+  // Nothing else of ours reaches the child: an inherited write end of the pipe it reads would
+  // keep it from ever seeing the end of its input. (glibc ignores closing a descriptor that
+  // is not open.)
   if (child_status)
     posix_spawn_file_actions_adddup2(&fa, child_status.get(), 3);
+  else
+    posix_spawn_file_actions_addclose(&fa, 3);
   if (child_fd4)
     posix_spawn_file_actions_adddup2(&fa, child_fd4.get(), 4);
+  else
+    posix_spawn_file_actions_addclose(&fa, 4);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 5);
   std::vector<char*> argv;
   for (auto& a : job.argv)
     argv.push_back(a.data());

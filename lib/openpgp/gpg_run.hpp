@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "crypto/bytes.hpp"
+#include "openpgp/openpgp.hpp"
 #include "util/result.hpp"
 
 namespace esession::openpgp::detail {
@@ -62,6 +63,13 @@ Result<Outcome> run(Job& job);
 // batch mode, no terminal, status lines on descriptor 3, nothing from the network; with
 // |passphrase|, loopback pinentry reading it from descriptor 4.
 std::vector<std::string> gpg_argv(const std::string& home, bool passphrase);
+
+// read_signatures sets the verdict and signer of |d| from the status lines of a decryption or
+// verification (crypt.cpp): each signature begins with NEWSIG; GOODSIG with VALIDSIG is good
+// (the signer is VALIDSIG's primary fingerprint), BADSIG, EXPSIG, EXPKEYSIG and REVKEYSIG are
+// bad, ERRSIG is unknown for a missing key (rc 9) and bad otherwise, a NEWSIG with none of
+// these is bad; the worst verdict wins.
+void read_signatures(const Outcome& o, Decrypted& d);
 
 // ListedKey is a public or secret key as `gpg --with-colons --with-keygrip` lists it.
 struct ListedUid {
