@@ -120,6 +120,17 @@ Output plan_output(const ObjectOpts& o) {
   return out;
 }
 
+std::optional<fs::OutputFile> sealed_file(Output& out) {
+  std::optional<fs::OutputFile> file;
+  if (out.path.empty())
+    return file;
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  file.emplace(check(fs::OutputFile::create(out.path, 0666 & ~mask)));
+  out.fd = file->fd();
+  return file;
+}
+
 HeldOutput::HeldOutput(const Output& out) {
   if (!out.path.empty())
     m_file.emplace(check(fs::OutputFile::create(out.path, 0600)));

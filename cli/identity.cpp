@@ -92,17 +92,6 @@ class CertSigner : public Signer {
   Credential m_cred;
 };
 
-std::string read_text_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    fail_with(Errc::io, "cannot open the " + what + " " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad())
-    fail_with(Errc::io, "reading the " + what + " " + path + " failed");
-  return ss.str();
-}
-
 }  // namespace
 
 std::unique_ptr<Signer> signer_for(Context& ctx, const KeyRecord& k) {
@@ -149,13 +138,7 @@ PkiVerdict evaluate_x509(Context& ctx, std::string_view bare, const Credential& 
     chain.push_back(check(Certificate::from_der(view(der))));
   const Certificate& leaf = chain.front();
   v.detail = leaf.subject() + "; issued by " + leaf.issuer();
-  std::string path = ctx.globals().ca_file;
-  if (path.empty() && ::access((ctx.home() + "/ca.pem").c_str(), F_OK) == 0)
-    path = ctx.home() + "/ca.pem";
-  std::vector<Certificate> anchors;
-  if (!path.empty())
-    anchors = check(Certificate::all_from_pem(read_text_file(path, "CA bundle")),
-                    "--ca-file takes a PEM file of CA certificates");
+  std::vector<Certificate> anchors = ca_anchors(ctx);
   X509Check r = check_x509(chain, anchors, bare, static_cast<int64_t>(std::time(nullptr)));
   switch (r.verdict) {
     case X509Verdict::valid:
@@ -249,6 +232,36 @@ PkiVerdict evaluate_pki(Context& ctx, std::string_view bare, const Credential& c
                " could not be checked: " + f.error.detail;
     return v;
   }
+}
+
+namespace {
+constexpr size_t kMaxCredentialFile = 16 << 20;
+}  // namespace
+
+std::string read_small_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    fail_with(Errc::io, "cannot open the " + what + " " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    fail_with(Errc::io, "reading the " + what + " " + path + " failed");
+  std::string s = ss.str();
+  if (s.size() > kMaxCredentialFile)
+    fail_with(Errc::malformed, path + ": too large for a " + what);
+  return s;
+}
+
+std::vector<Certificate> ca_anchors(Context& ctx) {
+  std::string path = ctx.globals().ca_file;
+  if (path.empty()) {
+    std::string home_ca = ctx.home() + "/ca.pem";
+    if (::access(home_ca.c_str(), F_OK) != 0)
+      return {};
+    path = home_ca;
+  }
+  return check(Certificate::all_from_pem(read_small_file(path, "CA bundle")),
+               "--ca-file takes a PEM file of CA certificates");
 }
 
 }  // namespace esession::cli

@@ -5,8 +5,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "context.hpp"
+#include "crypto/x509.hpp"
 #include "session/identity.hpp"
 
 namespace esession::cli {
@@ -45,6 +47,11 @@ struct PkiVerdict {
 // evaluate_pki checks |cred| for |bare_jid|: an X.509 chain against the CA bundle (--ca-file,
 // else <home>/ca.pem), an OpenPGP key against the validity GnuPG gives its User ID
 // xmpp:<bare_jid> (--gnupg-home, else $GNUPGHOME or gpg's default).
+// read_small_file reads a certificate, identity or CA file (at most 16 MiB).
+std::string read_small_file(const std::string& path, const std::string& what);
+// ca_anchors reads the CA bundle: --ca-file, else <home>/ca.pem if there is one, else none.
+std::vector<Certificate> ca_anchors(Context& ctx);
+
 PkiVerdict evaluate_pki(Context& ctx, std::string_view bare_jid, const Credential& cred);
 
 }  // namespace esession::cli

@@ -83,6 +83,10 @@ struct Output {
   fs::UniqueFd own;  // an opened device or fifo
 };
 Output plan_output(const ObjectOpts& o);
+// sealed_file makes, when |out| is a file, the OutputFile a sealed file is written to (mode
+// 0666 less the umask: ciphertext is not secret) and points out.fd at it; nothing for a
+// stream.
+std::optional<fs::OutputFile> sealed_file(Output& out);
 
 // HeldOutput holds plaintext back until the object is authenticated: in the destination's
 // OutputFile, renamed into place by release(), or, for a stream, in an unlinked spool file that

@@ -80,14 +80,7 @@ int seal_aesgcm(Context& ctx, const ObjectOpts& o) {
   int in_fd = open_input(o, in_own);
   std::string in_name = is_stdio(o.input) ? "standard input" : o.input;
 
-  std::optional<fs::OutputFile> file;
-  if (!out.path.empty()) {
-    // Ciphertext is not secret: it gets the usual mode of a new file (0666 less the umask).
-    mode_t mask = ::umask(0);
-    ::umask(mask);
-    file.emplace(check(fs::OutputFile::create(out.path, 0666 & ~mask)));
-    out.fd = file->fd();
-  }
+  std::optional<fs::OutputFile> file = sealed_file(out);
 
   SystemRandom rng;
   aesgcm::FileKey key = aesgcm::FileKey::generate(rng);

@@ -71,13 +71,7 @@ int seal_cms(Context& ctx, const ObjectOpts& o) {
   fs::UniqueFd in_own;
   int in_fd = open_input(o, in_own);
   std::string in_name = is_stdio(o.input) ? "standard input" : o.input;
-  std::optional<fs::OutputFile> file;
-  if (!out.path.empty()) {
-    mode_t mask = ::umask(0);
-    ::umask(mask);
-    file.emplace(check(fs::OutputFile::create(out.path, 0666 & ~mask)));
-    out.fd = file->fd();
-  }
+  std::optional<fs::OutputFile> file = sealed_file(out);
   ProgressBar bar(ctx, "sealing", fs::regular_size(in_fd));
   cms::StreamOptions so;
   so.progress = bar.callback();

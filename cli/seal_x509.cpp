@@ -29,8 +29,6 @@ std::string hex_of(std::string_view s) {
   return out;
 }
 
-constexpr size_t kMaxCredentialFile = 16 << 20;
-
 // identity_from_data is load_identity_file of the contents |data| of |path|.
 X509Identity identity_from_data(Context& ctx, const std::string& path, const std::string& data) {
   ByteView bytes{reinterpret_cast<const uint8_t*>(data.data()), data.size()};
@@ -77,20 +75,6 @@ std::optional<cms::KeyedIdentity> keyed_from_plain_pem(std::string_view text) {
 }
 
 }  // namespace
-
-std::string read_small_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    fail_with(Errc::io, "cannot open the " + what + " " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad())
-    fail_with(Errc::io, "reading the " + what + " " + path + " failed");
-  std::string s = ss.str();
-  if (s.size() > kMaxCredentialFile)
-    fail_with(Errc::malformed, path + ": too large for a " + what);
-  return s;
-}
 
 // load_certificate reads the first certificate of a PEM file, or a DER certificate.
 Certificate load_certificate(const std::string& path, const std::string& what) {
@@ -180,17 +164,6 @@ bool is_file(const std::string& path) {
 }
 
 // ca_anchors reads --ca-file, else <home>/ca.pem if there is one.
-std::vector<Certificate> ca_anchors(Context& ctx) {
-  std::string path = ctx.globals().ca_file;
-  if (path.empty()) {
-    std::string home_ca = ctx.home() + "/ca.pem";
-    if (::access(home_ca.c_str(), F_OK) != 0)
-      return {};
-    path = home_ca;
-  }
-  return check(Certificate::all_from_pem(read_small_file(path, "CA bundle")),
-               "the CA bundle is PEM certificates");
-}
 
 void signature_status(Context& ctx, const cms::Verdict& v) {
   switch (v.state) {

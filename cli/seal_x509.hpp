@@ -6,13 +6,12 @@
 #include <vector>
 
 #include "crypto/x509.hpp"
+#include "identity.hpp"
 #include "object/cms.hpp"
 #include "seal.hpp"
 
 namespace esession::cli {
 
-// read_small_file reads a certificate, identity or CA file (at most 16 MiB).
-std::string read_small_file(const std::string& path, const std::string& what);
 // load_certificate reads the first certificate of a PEM file, or a DER certificate.
 Certificate load_certificate(const std::string& path, const std::string& what);
 // load_identity_file reads a PEM certificate and key, or a PKCS#12 file, asking for the
@@ -34,8 +33,6 @@ cms::KeyedIdentity keyed_account_identity(Context& ctx, const std::string& name,
                                           const std::string& hint);
 // is_file tells whether |path| names something to read (a file, not the account's key).
 bool is_file(const std::string& path);
-// ca_anchors reads --ca-file, else <home>/ca.pem if there is one.
-std::vector<Certificate> ca_anchors(Context& ctx);
 // signature_status writes the SIGNATURE status line of a CMS verdict (none when unknown).
 void signature_status(Context& ctx, const cms::Verdict& v);
 
