@@ -328,3 +328,38 @@ def normalized(line):
     t = norm(e)
     return (t[0], t[1], (e.text or "").strip(), t[3])
 
+
+class GnuPGHomes:
+    """Throwaway GnuPG homes for a test: each under a short /tmp path (gpg-agent's socket lives
+    in the home, and sun_path holds 108 bytes), an environment with none of the user's homes
+    (esession's, GnuPG's, $HOME), gpg in batch mode with an empty passphrase, and every agent
+    stopped by close(). Skips the test, saying why, when gpg is not installed."""
+
+    def __init__(self, t, prefix):
+        if not shutil.which("gpg") or not shutil.which("gpgconf"):
+            t.skip("gpg is not installed")
+        self.env = dict(os.environ, ESESSION_HOME=t.path("no-home"),
+                        HOME=t.path("no-user-home"), TMPDIR=t.dir)
+        self.env.pop("XDG_DATA_HOME", None)
+        self.env.pop("GNUPGHOME", None)
+        self.root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+        self.homes = {}
+
+    def new(self, who):
+        """Makes the (empty) home of |who|, named by its first letter."""
+        self.homes[who] = os.path.join(self.root, who[0])
+        os.mkdir(self.homes[who], 0o700)
+        return self.homes[who]
+
+    def gpg(self, who, *args, input=None, check=True):
+        p = subprocess.run(["gpg", "--homedir", self.homes[who], "--batch", "--yes", "--no-tty",
+                            "--pinentry-mode", "loopback", "--passphrase", ""] + list(args),
+                           input=input, capture_output=True, env=self.env, timeout=120)
+        if check and p.returncode != 0:
+            raise RuntimeError("gpg %s failed: %s" % (" ".join(args), p.stderr.decode()))
+        return p
+
+    def close(self):
+        for h in self.homes.values():
+            subprocess.run(["gpgconf", "--homedir", h, "--kill", "all"], capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -17,14 +17,12 @@ peak RSS of both esession processes stays under 64 MiB. The agents are killed at
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Result, Test
 
 RSS_LIMIT = 64 << 20
 
@@ -42,30 +40,12 @@ if "--size" in sys.argv:
 big_size = big_only or parse_size(os.environ.get("ESESSION_BIG_SIZE", "512M"))
 
 t = Test("cli.seal-openpgp")
-if not shutil.which("gpg") or not shutil.which("gpgconf"):
-    t.skip("gpg is not installed")
-env = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),
-           TMPDIR=t.dir)
-env.pop("XDG_DATA_HOME", None)
-env.pop("GNUPGHOME", None)
-
-# Agent sockets live in the home: its path must be short (sun_path holds 108 bytes).
-homes = {}
-gpg_root = tempfile.mkdtemp(prefix="esg", dir="/tmp")
-
-
-def gpg(who, *args, input=None, check=True):
-    p = subprocess.run(["gpg", "--homedir", homes[who], "--batch", "--yes", "--no-tty",
-                        "--pinentry-mode", "loopback", "--passphrase", ""] + list(args),
-                       input=input, capture_output=True, env=env, timeout=120)
-    if check and p.returncode != 0:
-        raise RuntimeError("gpg %s failed: %s" % (" ".join(args), p.stderr.decode()))
-    return p
+g = GnuPGHomes(t, "esg")
+env, homes, gpg = g.env, g.homes, g.gpg
 
 
 def make_home(who):
-    homes[who] = os.path.join(gpg_root, who[0])
-    os.mkdir(homes[who], 0o700)
+    g.new(who)
     uid = "%s <xmpp:%s@example.org>" % (who.capitalize(), who)
     gpg(who, "--quick-gen-key", uid, "ed25519", "sign", "never")
     fpr = fingerprint(who, who)
@@ -126,9 +106,7 @@ def refused(r, rc, what, contains=None, dest=None):
 
 
 def agents_off():
-    for h in homes.values():
-        subprocess.run(["gpgconf", "--homedir", h, "--kill", "all"], capture_output=True)
-    shutil.rmtree(gpg_root, ignore_errors=True)
+    g.close()
 
 
 def peak_rss_wrapper(name):
@@ -356,8 +334,7 @@ try:
     t.check(r.rc != EXIT_OK and not os.path.exists(dest), "missing input: no output file")
 
     # --- a secret key with a passphrase, given with --passphrase-fd (loopback) ---
-    homes["dave"] = os.path.join(gpg_root, "d")
-    os.mkdir(homes["dave"], 0o700)
+    g.new("dave")
 
     def dave(*args):
         return subprocess.run(["gpg", "--homedir", homes["dave"], "--batch", "--no-tty",

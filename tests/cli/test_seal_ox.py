@@ -17,35 +17,17 @@ agents are killed and the homes removed at the end.
 import base64
 import datetime
 import os
-import shutil
 import subprocess
-import tempfile
 import xml.etree.ElementTree as ET
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Result, Test
 
 NS_OX = "urn:xmpp:openpgp:0"
 NS_CLIENT = "jabber:client"
 
 t = Test("cli.seal-ox")
-if not shutil.which("gpg") or not shutil.which("gpgconf"):
-    t.skip("gpg is not installed")
-env = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),
-           TMPDIR=t.dir)
-env.pop("XDG_DATA_HOME", None)
-env.pop("GNUPGHOME", None)
-
-homes = {}
-gpg_root = tempfile.mkdtemp(prefix="eox", dir="/tmp")  # agent sockets: short paths
-
-
-def gpg(who, *args, input=None, check=True):
-    p = subprocess.run(["gpg", "--homedir", homes[who], "--batch", "--yes", "--no-tty",
-                        "--pinentry-mode", "loopback", "--passphrase", ""] + list(args),
-                       input=input, capture_output=True, env=env, timeout=120)
-    if check and p.returncode != 0:
-        raise RuntimeError("gpg %s failed: %s" % (" ".join(args), p.stderr.decode()))
-    return p
+g = GnuPGHomes(t, "eox")
+env, homes, gpg = g.env, g.homes, g.gpg
 
 
 def jid(who):
@@ -53,8 +35,7 @@ def jid(who):
 
 
 def make_home(who):
-    homes[who] = os.path.join(gpg_root, who[0])
-    os.mkdir(homes[who], 0o700)
+    g.new(who)
     gpg(who, "--quick-gen-key", "xmpp:" + jid(who), "ed25519", "sign", "never")
     out = gpg(who, "--with-colons", "--list-keys", "xmpp:" + jid(who)).stdout.decode()
     f = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
@@ -299,8 +280,7 @@ try:
 
     # Keys found by JID in the one gpg run that seals: the XEP-0373 User ID xmpp:JID exactly;
     # a key whose User ID is "Name <xmpp:JID>" is found by a keyring search instead.
-    homes["dave"] = os.path.join(gpg_root, "d")
-    os.mkdir(homes["dave"], 0o700)
+    g.new("dave")
     gpg("dave", "--quick-gen-key", "Dave <xmpp:dave@example.org>", "ed25519", "sign", "never")
     out = gpg("dave", "--with-colons", "--list-keys", "dave").stdout.decode()
     fpr["dave"] = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
@@ -359,7 +339,5 @@ try:
             "seal: signcrypt without to")
     refused(seal("alice", ORIGINAL, "--mode", "bogus"), EXIT_INPUT, "seal: unknown --mode")
 finally:
-    for h in homes.values():
-        subprocess.run(["gpgconf", "--homedir", h, "--kill", "all"], capture_output=True)
-    shutil.rmtree(gpg_root, ignore_errors=True)
+    g.close()
 t.finish()
