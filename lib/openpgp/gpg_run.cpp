@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -68,6 +70,12 @@ class Pump {
  public:
   void start(fs::UniqueFd to, int from, std::optional<ByteView> mem) {
     m_thread = std::thread([this, to = std::move(to), from, mem]() mutable {
+      // A child that stops reading makes our writes fail with EPIPE, and raise SIGPIPE in
+      // this thread: blocked here, whatever the process does with it, it dies with the thread.
+      sigset_t pipe_only;
+      sigemptyset(&pipe_only);
+      sigaddset(&pipe_only, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
       if (mem) {
         if (write_all(to.get(), mem->data(), mem->size()))
           m_done.store(mem->size());

@@ -117,6 +117,18 @@ TEST_CASE("gpg_run: a pipe is pumped and counted; output to a descriptor", "[gpg
   CHECK(got.size() == 5 * 65536);
 }
 
+TEST_CASE("gpg_run: a child that does not read its input", "[gpg_run]") {
+  // More than a pipe holds, to a child that exits at once: the pump's write fails (EPIPE),
+  // and SIGPIPE, which this test process does not ignore, must not end it.
+  std::string big(1 << 20, 'z');
+  Job j = shell("exit 7");
+  j.in_mem = ByteView(reinterpret_cast<const uint8_t*>(big.data()), big.size());
+  Result<Outcome> r = run(j);
+  REQUIRE(r);
+  CHECK(r->exit_code == 7);
+  CHECK(r->in_bytes < big.size());
+}
+
 TEST_CASE("gpg_run: limits and a missing program", "[gpg_run]") {
   Job j = shell("head -c 100000 /dev/zero");
   Bytes out;
