@@ -66,15 +66,8 @@ def introduce(who, other, certify=True):
 
 
 def run(who, *args, input=b"", timeout=120):
-    sr, sw = os.pipe()
-    argv = ["--gnupg-home", homes[who], "--status-fd", str(sw)] + list(args)
-    p = subprocess.Popen([t.esession] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, pass_fds=[sw], env=env)
-    os.close(sw)
-    out, err = p.communicate(input, timeout=timeout)
-    with os.fdopen(sr, "rb") as f:
-        st = f.read()
-    return Result(argv, p.returncode, out, err, st)
+    return t.run(None, "--gnupg-home", homes[who], *args, input=input, status=True, env=env,
+                 timeout=timeout)
 
 
 def status(r, keyword):

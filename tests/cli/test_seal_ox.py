@@ -20,7 +20,7 @@ import os
 import subprocess
 import xml.etree.ElementTree as ET
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Test
 
 NS_OX = "urn:xmpp:openpgp:0"
 NS_CLIENT = "jabber:client"
@@ -50,15 +50,8 @@ def introduce(who, other, certify=True):
 
 
 def run(who, *args, input=b""):
-    sr, sw = os.pipe()
-    argv = ["--gnupg-home", homes[who], "--status-fd", str(sw)] + list(args)
-    p = subprocess.Popen([t.esession] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, pass_fds=[sw], env=env)
-    os.close(sw)
-    out, err = p.communicate(input, timeout=120)
-    with os.fdopen(sr, "rb") as f:
-        st = f.read()
-    return Result(argv, p.returncode, out, err, st)
+    return t.run(None, "--gnupg-home", homes[who], *args, input=input, status=True, env=env,
+                 timeout=120)
 
 
 def status(r, keyword):

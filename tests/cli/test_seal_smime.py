@@ -42,16 +42,8 @@ def sh(*args, input=None, check=True):
 
 
 def run(*args, input=b""):
-    """Runs esession with --status-fd 3 (a pipe)."""
-    sr, sw = os.pipe()
-    argv = ["--status-fd", str(sw)] + list(args)
-    p = subprocess.Popen([t.esession] + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, pass_fds=[sw], env=env)
-    os.close(sw)
-    out, err = p.communicate(input, timeout=120)
-    with os.fdopen(sr, "rb") as f:
-        st = f.read()
-    return Result(argv, p.returncode, out, err, st)
+    """Runs esession with --status-fd (a pipe)."""
+    return t.run(None, *args, input=input, status=True, env=env, timeout=120)
 
 
 def status(r, keyword):
