@@ -10,9 +10,15 @@ tools doing the same work in the same run:
 Every command runs under `sh -c` (the openssl rows are pipelines), timed by `perf stat -r N`
 (mean wall time, no Python in the loop; CPU is perf's task-clock, all processes of the command
 together, `sh` included). GnuPG homes, keys and certificates are made fresh in a temporary
-directory; the agents are warm before timing and killed at the end.
+directory; the agents are warm before timing and killed at the end. The floor rows are what
+any command costs here: `true` and `esession --version` under the same `sh -c`.
 
-Usage: bench/stanzas.py [--esession PATH] [--runs N] [--formats ox,smime]
+Streams: the same commands over --stream S stanzas in one esession run (a bridge piping a
+conversation through one process), timed by `perf stat -r 3`; the time per stanza is the run's
+divided by S. The peers have no such mode (gpg and openssl cms take one object per run), so
+their per-stanza time is the per-invocation one above.
+
+Usage: bench/stanzas.py [--esession PATH] [--runs N] [--stream S] [--formats ox,smime]
 Rows whose format the binary does not have (an older build) are skipped, saying so.
 """
 import argparse
@@ -63,6 +69,8 @@ def main():
     ap.add_argument("--esession", default=os.path.join(os.path.dirname(__file__), "..",
                                                        "build-rel", "cli", "esession"))
     ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--stream", type=int, default=200,
+                    help="stanzas in one esession run for the stream rows (0: none)")
     ap.add_argument("--formats", default="ox,smime",
                     help="the stanza formats to bench, comma-separated (default: ox,smime)")
     args = ap.parse_args()
@@ -80,7 +88,23 @@ def main():
         st = os.path.join(d, "stanza.xml")
         with open(st, "w") as f:
             f.write(STANZA)
-        rows = []
+        many = os.path.join(d, "stanzas.xml")
+        with open(many, "w") as f:
+            f.write(STANZA * max(args.stream, 1))
+        rows, streams = [], []
+
+        def stream(name, seal_cmd, open_cmd, sealed_many, peer_seal, peer_open):
+            """Adds the stream rows: |seal_cmd| and |open_cmd| read {IN}."""
+            if args.stream <= 0:
+                return
+            subprocess.run(seal_cmd.replace("{IN}", many) + f" > {sealed_many}", shell=True,
+                           check=True)
+            for verb, cmd, src, peer in (("seal", seal_cmd, many, peer_seal),
+                                         ("open", open_cmd, sealed_many, peer_open)):
+                r = perf_ms(cmd.replace("{IN}", src) + " > /dev/null", 3)
+                per = (r[0] / args.stream, r[1] / args.stream, r[2] / args.stream) if r else None
+                streams.append((name + " " + verb, per, peer))
+
         if "ox" in formats:
             # OpenPGP: Alice and Bob, each certifying the other (ed25519 + cv25519 subkey).
             ga, fa = gpg_home(d, "a", ALICE)
@@ -110,6 +134,9 @@ def main():
                                      f"> /dev/null", args.runs),
                              perf_ms(f"gpg --homedir {gb} --batch --decrypt < {gpgmsg} > /dev/null",
                                      args.runs)))
+                stream("ox", f"'{es}' --gnupg-home {ga} seal --format ox -i {fa} -r {fb} < {{IN}}",
+                       f"'{es}' --gnupg-home {gb} open --format ox < {{IN}}",
+                       os.path.join(d, "ox-many.xml"), rows[-2][2], rows[-1][2])
             else:
                 print("ox rows skipped: %s" % ok.stderr.decode().strip().splitlines()[-1])
         if "smime" in formats:
@@ -147,6 +174,10 @@ def main():
                              perf_ms(f"openssl cms -decrypt -inform DER -recip {d}/bob.crt -inkey "
                                      f"{d}/bob.key -in {cms} -outform DER | openssl cms -verify "
                                      f"-inform DER -CAfile {d}/ca.pem > /dev/null", args.runs)))
+                stream("smime", f"'{es}' seal --format smime -r {d}/bob.crt -i {d}/alice.pem "
+                       f"< {{IN}}", f"'{es}' --ca-file {d}/ca.pem open --format smime "
+                       f"--identity {d}/bob.pem < {{IN}}", os.path.join(d, "smime-many.xml"),
+                       rows[-2][2], rows[-1][2])
             else:
                 print("smime rows skipped: %s" % ok.stderr.decode().strip())
         print("stanza: %d bytes, %d runs each (perf stat: mean wall time, and CPU time)\n" %
@@ -160,6 +191,21 @@ def main():
             print("%-12s %9.2f ± %4.2f %8.2f %9.2f ± %4.2f %8.2f %7.2fx" %
                   (name, ours[0], ours[1], ours[2], peer[0], peer[1], peer[2],
                    peer[0] / ours[0]))
+        for name, cmd in (("floor: true", "true"), ("floor: --version", f"'{es}' --version")):
+            r = perf_ms(cmd + " > /dev/null", args.runs)
+            print("%-18s %9.2f ± %4.2f %8.2f" % ((name,) + r) if r else name + " (failed)")
+        if streams:
+            print("\nstreams: %d stanzas in one esession run; time per stanza (ms)\n" %
+                  args.stream)
+            print("%-12s %16s %8s %16s %8s %8s" % ("", "esession ms", "CPU ms", "peer ms",
+                                                  "CPU ms", "ratio"))
+            for name, ours, peer in streams:
+                if not ours or not peer:
+                    print("%-12s (failed)" % name)
+                    continue
+                print("%-12s %9.3f ± %5.3f %8.3f %9.2f ± %4.2f %8.2f %7.2fx" %
+                      (name, ours[0], ours[1], ours[2], peer[0], peer[1], peer[2],
+                       peer[0] / ours[0]))
     finally:
         for h in homes:
             subprocess.run(["gpgconf", "--homedir", h, "--kill", "gpg-agent"],

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "crypto/random.hpp"
+#include "io.hpp"
 #include "object/aesgcm.hpp"
 #include "seal.hpp"
 #include "util/fs.hpp"
@@ -99,6 +100,33 @@ int open_input(const ObjectOpts& o, fs::UniqueFd& own) {
   if (::fstat(own.get(), &st) == 0 && S_ISDIR(st.st_mode))
     fail_with(Errc::io, o.input + ": is a directory");
   return own.get();
+}
+
+int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool keep_going,
+                    const std::function<void(xml::Element&)>& fn) {
+  fs::UniqueFd own;
+  StanzaInput in(open_input(o, own), max_stanza);
+  widen_pipe(1);
+  int first = kExitOk;
+  size_t n = 0;
+  while (std::optional<xml::Element> st = in.next()) {
+    ++n;
+    try {
+      fn(*st);
+    } catch (const Failure& f) {
+      if (!keep_going || f.error.code == Errc::io)
+        throw;  // main reports it
+      std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
+      if (!f.hint.empty())
+        std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
+      ctx.status("ERROR", errc_name(f.error.code));
+      if (first == kExitOk)
+        first = exit_for(f.error.code);
+    }
+  }
+  if (n == 0)
+    fail_with(Errc::malformed, "no stanza on the input", "give stanzas on standard input");
+  return first;
 }
 
 Output plan_output(const ObjectOpts& o) {
@@ -214,7 +242,8 @@ const Format& find_format(const ObjectOpts& o, const char* verb) {
 }
 
 void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
-  c->add_flag("--file", o.file, "the object is a file (without it: one stanza on standard input)");
+  c->add_flag("--file", o.file,
+              "the object is a file (without it: stanzas on standard input, each one object)");
   c->add_option("--format", o.format,
                 "the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime");
   c->add_option("-o,--output", o.output, "write to this file (default or -: standard output)");
@@ -238,7 +267,7 @@ void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
 
 void add_seal(CLI::App& app, Context& ctx, Action& action) {
   auto o = std::make_shared<ObjectOpts>();
-  auto* c = app.add_subcommand("seal", "encrypt (and sign) one file or stanza without a session");
+  auto* c = app.add_subcommand("seal", "encrypt (and sign) a file, or stanzas, without a session");
   add_common(c, *o, "seal");
   auto* out = c->add_option("--key-out", o->key_out,
                             "create this file (exclusively, mode 0600) holding the key");
@@ -252,7 +281,7 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
 
 void add_open(CLI::App& app, Context& ctx, Action& action) {
   auto o = std::make_shared<ObjectOpts>();
-  auto* c = app.add_subcommand("open", "decrypt and verify one sealed file or stanza");
+  auto* c = app.add_subcommand("open", "decrypt and verify a sealed file, or sealed stanzas");
   add_common(c, *o, "open");
   auto* file = c->add_option("--key-file", o->key_file,
                              "read the key (the URL, or its #fragment) from this file");

@@ -69,6 +69,17 @@ class ProgressBar {
   std::chrono::steady_clock::time_point m_last;
 };
 
+// for_each_stanza runs |fn| on each stanza of the input, in order, for the stanza formats: a
+// script seals or opens one, a bridge pipes a whole conversation through one process, and
+// each stanza is an object of its own (one line out each, flushed). A stanza bigger than
+// |max_stanza| bytes, or input that is not XML, ends the run. When |fn| fails on a stanza, seal
+// (|keep_going| false) stops there, as encrypt does; open (|keep_going| true) reports the
+// refusal on stderr (and an ERROR status line) and goes on with the next stanza, as decrypt
+// does, so one forged stanza cannot cut a conversation. The exit status is the first
+// failure's. An input without any stanza is an error (exit 2).
+int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool keep_going,
+                    const std::function<void(xml::Element&)>& fn);
+
 // check_fd fails unless |fd| (given as |option|) is open.
 void check_fd(int fd, const char* option);
 // open_input opens the input file, or returns standard input. |own| keeps a file open.

@@ -1,7 +1,8 @@
 // XEP-0373 (OpenPGP for XMPP, "OX") stanza objects for `seal --format ox` / `open --format ox`:
-// one <message/> in, the same <message/> out with its payload sealed in (or opened from) an
-// <openpgp xmlns='urn:xmpp:openpgp:0'/> element. The keys are in GnuPG (--gnupg-home), as for
-// the openpgp files (seal_openpgp.cpp); lib/openpgp does the OpenPGP work.
+// each <message/> of the input out again with its payload sealed in (or opened from) an
+// <openpgp xmlns='urn:xmpp:openpgp:0'/> element, one object a stanza (for_each_stanza). The
+// keys are in GnuPG (--gnupg-home), as for the openpgp files (seal_openpgp.cpp); lib/openpgp
+// does the OpenPGP work.
 //
 // Decisions, documented in esession-seal(1) and esession-open(1):
 //  - In clear stay what the servers on the way need or what only describes the transport:
@@ -23,6 +24,7 @@
 #include <cctype>
 #include <ctime>
 #include <future>
+#include <map>
 
 #include "crypto/random.hpp"
 #include "identity.hpp"
@@ -41,6 +43,7 @@ constexpr std::string_view kNsEme = "urn:xmpp:eme:0";
 constexpr std::string_view kNsSid = "urn:xmpp:sid:0";
 constexpr int64_t kMaxFuture = 300;  // seconds a <time/> may be ahead of our clock
 constexpr size_t kMaxRpad = 200;
+constexpr size_t kMaxStanza = 1 << 20;
 
 void refuse_other_options(const ObjectOpts& o) {
   if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
@@ -59,21 +62,11 @@ std::optional<SecretBytes> passphrase(Context& ctx, const std::string& what) {
   return read_passphrase(ctx, "passphrase for " + what);
 }
 
-// read_message reads the one <message/> of the input.
-xml::Element read_message(const ObjectOpts& o) {
-  fs::UniqueFd own;
-  int fd = open_input(o, own);
-  StanzaInput in(fd);
-  std::optional<xml::Element> st = in.next();
-  if (!st)
-    fail_with(Errc::malformed, "no stanza on the input", "give one <message/> on standard input");
-  if (in.next())
-    fail_with(Errc::malformed, "more than one stanza on the input: ox takes one at a time");
-  if (!st->is("message", xml::kNsClient))
+// check_message refuses a stanza that is not a <message/>: XEP-0373 seals messages.
+void check_message(const xml::Element& st) {
+  if (!st.is("message", xml::kNsClient))
     fail_with(Errc::malformed, "ox objects are <message/> stanzas in jabber:client, not <" +
-                                   st->name + "/> in " +
-                                   (st->ns.empty() ? "no namespace" : st->ns));
-  return std::move(*st);
+                                   st.name + "/> in " + (st.ns.empty() ? "no namespace" : st.ns));
 }
 
 // stays_in_clear: a child of the <message/> that is not sealed.
@@ -168,27 +161,14 @@ bool blank(const std::string& s) {
 
 }  // namespace
 
-int seal_ox(Context& ctx, const ObjectOpts& o) {
-  refuse_other_options(o);
-  if (o.allow_unsigned)
-    fail_with(Errc::malformed, "--allow-unsigned is for open");
-  std::string mode = o.mode.empty() ? "signcrypt" : o.mode;
-  if (mode != "signcrypt" && mode != "sign" && mode != "crypt")
-    fail_with(Errc::malformed, "unknown --mode '" + mode + "'",
-              "the modes: signcrypt, sign, crypt");
-  bool signs = mode != "crypt", encrypts = mode != "sign";
-  if (o.signers.size() > 1)
-    fail_with(Errc::malformed, "an ox object is signed by one key: give -i once");
-  if (!signs && !o.signers.empty())
-    fail_with(Errc::malformed, "--mode crypt is not signed: -i does not apply",
-              "use --mode signcrypt to sign and encrypt");
-  if (!encrypts && !o.recipients.empty())
-    fail_with(Errc::malformed, "--mode sign is not encrypted: -r does not apply",
-              "use --mode signcrypt to sign and encrypt");
-  for (const auto& s : o.signers)
-    refuse_signer_file(s);
+namespace {
 
-  xml::Element msg = read_message(o);
+// seal_one seals one message for seal_ox, in |mode|, with |gpg|; |pass| unlocks the signing
+// key.
+void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpgp::GnuPG& gpg,
+              const std::optional<SecretBytes>& pass, xml::Element& msg) {
+  bool signs = mode != "crypt", encrypts = mode != "sign";
+  check_message(msg);
   std::string to = bare_jid(msg.attr_or("to"));
   std::string from = bare_jid(msg.attr_or("from"));
   if (signs && to.empty())
@@ -216,7 +196,6 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "the message has nothing to seal",
               "only <thread/> and processing hints: these stay in clear");
 
-  auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
   // Keys are named by JID or fingerprint and found by gpg itself, in the one gpg run that
   // seals (GnuPG::seal).
   std::string signer;
@@ -250,9 +229,6 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
   content.add(std::move(payload));
   std::string plain = xml::serialize(content);
 
-  std::optional<SecretBytes> pass;
-  if (!signer.empty())
-    pass = passphrase(ctx, "OpenPGP key " + signer);
   openpgp::CryptOptions co;
   if (pass)
     co.passphrase = view(*pass);
@@ -275,21 +251,98 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
                            (recipients.size() + files.size() == 1 ? " recipient" : " recipients")
                      : std::string()) +
            (signer.empty() ? "" : ", signed by " + signer));
-  return kExitOk;
 }
 
-int open_ox(Context& ctx, const ObjectOpts& o) {
-  refuse_other_options(o);
-  if (!o.recipients.empty())
-    fail_with(Errc::malformed, "open takes no recipients (-r): the secret keys are in GnuPG");
-  if (!o.mode.empty())
-    fail_with(Errc::malformed, "--mode is for seal: open reads the mode from the object");
-  if (o.signers.size() > 1)
-    fail_with(Errc::malformed, "give -i once: the signer the object must be signed by");
-  if (o.max_age <= 0)
-    fail_with(Errc::malformed, "--max-age must be a positive number of seconds");
+}  // namespace
 
-  xml::Element msg = read_message(o);
+int seal_ox(Context& ctx, const ObjectOpts& o) {
+  refuse_other_options(o);
+  if (o.allow_unsigned)
+    fail_with(Errc::malformed, "--allow-unsigned is for open");
+  std::string mode = o.mode.empty() ? "signcrypt" : o.mode;
+  if (mode != "signcrypt" && mode != "sign" && mode != "crypt")
+    fail_with(Errc::malformed, "unknown --mode '" + mode + "'",
+              "the modes: signcrypt, sign, crypt");
+  bool signs = mode != "crypt", encrypts = mode != "sign";
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "an ox object is signed by one key: give -i once");
+  if (!signs && !o.signers.empty())
+    fail_with(Errc::malformed, "--mode crypt is not signed: -i does not apply",
+              "use --mode signcrypt to sign and encrypt");
+  if (!encrypts && !o.recipients.empty())
+    fail_with(Errc::malformed, "--mode sign is not encrypted: -r does not apply",
+              "use --mode signcrypt to sign and encrypt");
+  for (const auto& s : o.signers)
+    refuse_signer_file(s);
+
+  auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
+  // Read once: every stanza of the run is signed by the same key, or by the key of its 'from'.
+  std::optional<SecretBytes> pass;
+  if (signs)
+    pass = passphrase(ctx, "the OpenPGP signing key");
+  return for_each_stanza(ctx, o, kMaxStanza, false,
+                         [&](xml::Element& msg) { seal_one(ctx, o, mode, gpg, pass, msg); });
+}
+
+namespace {
+
+// OpenRun is what the stanzas of one `open --format ox` share: the GnuPG home, the passphrase
+// (read once, when a first stanza needs it), and the key listings of the JIDs seen so far.
+// A listing is used again while the keyring, trust database and gpg.conf stay unchanged
+// (openpgp::keyring_state), for at most kListingLife: a key imported, certified or revoked
+// meanwhile is seen by the next stanza, and an expiry within a minute.
+class OpenRun {
+ public:
+  using Keys = Result<std::vector<openpgp::KeyStatus>>;
+  static constexpr std::chrono::seconds kListingLife{60};
+
+  explicit OpenRun(openpgp::GnuPG gpg, std::string home)
+      : m_gpg(std::move(gpg)), m_home(std::move(home)) {}
+  openpgp::GnuPG& gpg() { return m_gpg; }
+  const std::optional<SecretBytes>& passphrase(Context& ctx) {
+    if (!m_pass_read)
+      m_pass = cli::passphrase(ctx, "the OpenPGP secret key");
+    m_pass_read = true;
+    return m_pass;
+  }
+  // naming returns the keys with a User ID xmpp:|jid| (none for an empty jid): a listing of an
+  // earlier stanza that still holds, or one started now on a thread of its own.
+  std::shared_future<Keys> naming(const std::string& jid) {
+    auto now = std::chrono::steady_clock::now();
+    std::string state = openpgp::keyring_state(m_home);
+    auto it = m_listings.find(jid);
+    if (it != m_listings.end() && it->second.state == state &&
+        now - it->second.made < kListingLife && !failed(it->second.keys))
+      return it->second.keys;
+    Listing l{state, now, std::async(std::launch::async, [home = m_home, jid] {
+                            return openpgp::keys_naming(home, jid);
+                          }).share()};
+    return m_listings.insert_or_assign(jid, std::move(l)).first->second.keys;
+  }
+
+ private:
+  struct Listing {
+    std::string state;  // keyring_state before the listing began
+    std::chrono::steady_clock::time_point made;
+    std::shared_future<Keys> keys;
+  };
+  static bool failed(const std::shared_future<Keys>& f) {
+    return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready && !f.get();
+  }
+
+  openpgp::GnuPG m_gpg;
+  std::string m_home;
+  bool m_pass_read = false;
+  std::optional<SecretBytes> m_pass;
+  std::map<std::string, Listing> m_listings;
+};
+
+// open_one opens one sealed message for open_ox.
+void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Element& msg) {
+  check_message(msg);
+  std::string want = o.signers.empty() ? std::string() : o.signers.front();
+  bool want_named = !want.empty() && !openpgp::fingerprint_from_text(want) && !is_key_file(want);
+  std::string want_jid = want_named ? bare_jid(want) : std::string();
   std::string to = bare_jid(msg.attr_or("to"));
   std::string from = bare_jid(msg.attr_or("from"));
   if (msg.count_children("openpgp", kNsOx) != 1)
@@ -300,25 +353,18 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   if (!raw)
     fail_with(Errc::malformed, "<openpgp/> is not base64: " + raw.error().detail);
   bool encrypted = is_encrypted(*raw);
+  openpgp::GnuPG& gpg = keys.gpg();
 
-  auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
   // XEP-0373 §3.2 wants the signer's key to carry the User ID xmpp:FROM. The keys naming the
   // sender (and the JID of -i) are listed by a gpg run of their own, on a thread beside the
-  // one that decrypts: the same answer as listing afterwards, in the time of one run.
-  std::string want = o.signers.empty() ? std::string() : o.signers.front();
-  bool want_named = !want.empty() && !openpgp::fingerprint_from_text(want) && !is_key_file(want);
-  std::string want_jid = want_named ? bare_jid(want) : std::string();
-  auto lookup = std::async(std::launch::async, [home = ctx.globals().gnupg_home, from, want_jid] {
-    std::pair<Result<std::vector<openpgp::KeyStatus>>, Result<std::vector<openpgp::KeyStatus>>> r{
-        openpgp::keys_naming(home, from), openpgp::keys_naming(home, want_jid)};
-    return r;
-  });
+  // one that decrypts, or come from the listings of earlier stanzas (NamedKeys).
+  auto from_keys = keys.naming(from);
+  auto want_keys = keys.naming(want_jid);
   Bytes plain;
   openpgp::Decrypted d;
   if (encrypted) {
-    std::optional<SecretBytes> pass = passphrase(ctx, "the OpenPGP secret key");
     openpgp::CryptOptions co;
-    if (pass)
+    if (const std::optional<SecretBytes>& pass = keys.passphrase(ctx))
       co.passphrase = view(*pass);
     co.in_name = "<openpgp/>";
     co.out_name = "the content element";
@@ -365,12 +411,11 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   } else {
     if (from.empty() && o.signers.empty())
       fail_with(Errc::malformed, "the message has no 'from': say who must have signed with -i");
-    auto [from_keys, want_keys] = lookup.get();
-    if (!from.empty() && !signer_named(check(std::move(from_keys)), d.signer))
+    if (!from.empty() && !signer_named(check(from_keys.get()), d.signer))
       fail_with(Errc::auth_failed,
                 "signed by " + d.signer + ", a key without a valid User ID xmpp:" + from,
                 "XEP-0373 §3.2: the signer's key must name the sender (gpg --list-keys)");
-    if (!want.empty() && !(want_named ? signer_named(check(std::move(want_keys)), d.signer)
+    if (!want.empty() && !(want_named ? signer_named(check(want_keys.get()), d.signer)
                                       : signer_matches(ctx.globals().gnupg_home, want, d.signer)))
       fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + want);
   }
@@ -450,7 +495,24 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
   if (d.signature == V::good)
     ctx.info("opened <" + mode + "/> signed by " + d.signer +
              (from.empty() ? "" : " (" + from + ")"));
-  return kExitOk;
+}
+
+}  // namespace
+
+int open_ox(Context& ctx, const ObjectOpts& o) {
+  refuse_other_options(o);
+  if (!o.recipients.empty())
+    fail_with(Errc::malformed, "open takes no recipients (-r): the secret keys are in GnuPG");
+  if (!o.mode.empty())
+    fail_with(Errc::malformed, "--mode is for seal: open reads the mode from the object");
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "give -i once: the signer the object must be signed by");
+  if (o.max_age <= 0)
+    fail_with(Errc::malformed, "--max-age must be a positive number of seconds");
+
+  OpenRun run(check(openpgp::GnuPG::open(ctx.globals().gnupg_home)), ctx.globals().gnupg_home);
+  return for_each_stanza(ctx, o, kMaxStanza, true,
+                         [&](xml::Element& msg) { open_one(ctx, o, run, msg); });
 }
 
 }  // namespace esession::cli

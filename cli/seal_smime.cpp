@@ -1,16 +1,17 @@
 // RFC 3923 stanza objects (S/MIME for XMPP) for `seal --format smime` / `open --format smime`.
 // The layering is described in formats/objects.md ("smime").
 //
-// seal reads one stanza (message, presence or iq in jabber:client) and builds the protected
-// object of RFC 3923 §5: a Message/CPIM entity (RFC 3862) whose headers From, To (im: URIs of
-// the bare JIDs) and DateTime (UTC, milliseconds) are covered by the signature, and whose body
-// is application/xmpp+xml: <xmpp xmlns='jabber:client'> holding the whole stanza. Messages take
-// the same form rather than §3's text/plain body, so every payload element (not just <body/>)
-// is protected. As S/MIME does (RFC 5751 §3.5), the entity is signed (multipart/signed, a
-// detached SignedData in an application/pkcs7-signature part), that entity is encrypted
-// (EnvelopedData, to the recipients and to the signer), and the application/pkcs7-mime entity
-// of the EnvelopedData (base64) goes into <e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; the
-// outer stanza keeps to, from, type, id and <thread/>.
+// seal reads stanzas (message, presence or iq in jabber:client; each its own object, see
+// for_each_stanza) and builds for each the protected object of RFC 3923 §5: a Message/CPIM
+// entity (RFC 3862) whose headers From, To (im: URIs of the bare JIDs) and DateTime (UTC,
+// milliseconds) are covered by the signature, and whose body is application/xmpp+xml:
+// <xmpp xmlns='jabber:client'> holding the whole stanza. Messages take the same form rather
+// than §3's text/plain body, so every payload element (not just <body/>) is protected. As S/MIME
+// does (RFC 5751 §3.5), the entity is signed (multipart/signed, a detached SignedData in an
+// application/pkcs7-signature part), that entity is encrypted (EnvelopedData, to the recipients and
+// to the signer), and the application/pkcs7-mime entity of the EnvelopedData (base64) goes into
+// <e2e xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; the outer stanza keeps to, from, type, id and
+// <thread/>.
 //
 // open decrypts, requires a good signature (chain to --ca-file/<home>/ca.pem, or exactly the -i
 // certificate), checks that the protected From/To are the stanza's from/to (bare JIDs), that the
@@ -202,19 +203,10 @@ bool is_stanza(const xml::Element& e) {
   return e.ns == xml::kNsClient && (e.name == "message" || e.name == "presence" || e.name == "iq");
 }
 
-xml::Element read_one_stanza(const ObjectOpts& o) {
-  fs::UniqueFd own;
-  StanzaInput in(open_input(o, own), kMaxObject);
-  std::optional<xml::Element> s = in.next();
-  if (!s)
-    fail_with(Errc::malformed, "no stanza on the input");
-  if (!is_stanza(*s))
+void check_stanza(const xml::Element& s) {
+  if (!is_stanza(s))
     fail_with(Errc::malformed,
-              "<" + s->name + "/> in '" + s->ns + "' is not a message, presence or iq stanza");
-  if (in.next())
-    fail_with(Errc::malformed, "more than one stanza on the input",
-              "smime seals and opens one stanza at a time");
-  return *s;
+              "<" + s.name + "/> in '" + s.ns + "' is not a message, presence or iq stanza");
 }
 
 // The CPIM entity (RFC 3862 §2) made by seal.
@@ -524,28 +516,9 @@ Bytes e2e_der(const xml::Element& e2e) {
   return std::move(der).value();
 }
 
-}  // namespace
-
-int seal_smime(Context& ctx, const ObjectOpts& o) {
-  refuse_file_options(o);
-  if (o.allow_unsigned || !o.identity.empty())
-    fail_with(Errc::malformed, "--allow-unsigned and --identity are options of open");
-  if (o.recipients.empty())
-    fail_with(Errc::malformed, "smime needs at least one recipient: -r CERTFILE",
-              "give the recipient's certificate (PEM or DER); repeat -r for more");
-  if (o.signers.size() > 1)
-    fail_with(Errc::malformed, "smime takes one signer (-i)");
-  std::vector<Certificate> recipients;
-  for (const auto& r : o.recipients)
-    recipients.push_back(load_certificate(r, "recipient certificate"));
-  cms::KeyedIdentity signer =
-      o.signers.empty()
-          ? keyed_account_identity(ctx, {},
-                                   "name the signer's identity file with -i FILE (PEM or PKCS#12)")
-          : load_keyed_identity(ctx, o.signers.front());
-  recipients.push_back(signer.chain.front());  // to ourselves too
-
-  xml::Element stanza = read_one_stanza(o);
+void seal_one(Context& ctx, const cms::KeyedIdentity& signer,
+              const std::vector<Certificate>& recipients, const xml::Element& stanza) {
+  check_stanza(stanza);
   if (stanza.child("e2e", kNsE2e))
     fail_with(Errc::malformed, "the stanza already carries an <e2e/>");
   std::string from = bare(stanza.attr_or("from"));
@@ -579,10 +552,7 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
   ctx.status("SEALED", "smime " + std::to_string(n));
   ctx.info("sealed " + stanza.name + " stanza (smime, signed by " + signer.chain.front().subject() +
            ")");
-  return kExitOk;
 }
-
-namespace {
 
 // E2eFailure is the case of RFC 3923 §7 a refused object falls in, for --error-reply.
 enum class E2eFailure { none, decryption, signature, timestamp };
@@ -615,28 +585,34 @@ xml::Element error_reply(const xml::Element& stanza, E2eFailure why) {
 
 }  // namespace
 
-int open_smime(Context& ctx, const ObjectOpts& o) {
+int seal_smime(Context& ctx, const ObjectOpts& o) {
   refuse_file_options(o);
-  if (!o.recipients.empty())
-    fail_with(Errc::malformed, "open takes no recipients (-r)");
-  if (o.allow_unsigned)
-    fail_with(Errc::malformed, "smime stanzas are always signed: --allow-unsigned is for files");
+  if (o.allow_unsigned || !o.identity.empty())
+    fail_with(Errc::malformed, "--allow-unsigned and --identity are options of open");
+  if (o.recipients.empty())
+    fail_with(Errc::malformed, "smime needs at least one recipient: -r CERTFILE",
+              "give the recipient's certificate (PEM or DER); repeat -r for more");
   if (o.signers.size() > 1)
-    fail_with(Errc::malformed, "smime takes one expected signer (-i)");
-  if (o.max_age < 0)
-    fail_with(Errc::malformed, "--max-age must not be negative");
-  cms::KeyedIdentity me =
-      o.identity.empty()
+    fail_with(Errc::malformed, "smime takes one signer (-i)");
+  std::vector<Certificate> recipients;
+  for (const auto& r : o.recipients)
+    recipients.push_back(load_certificate(r, "recipient certificate"));
+  cms::KeyedIdentity signer =
+      o.signers.empty()
           ? keyed_account_identity(ctx, {},
-                                   "name an identity file with --identity FILE (PEM or PKCS#12)")
-          : load_keyed_identity(ctx, o.identity);
-  cms::Trust trust;
-  if (!o.signers.empty())
-    trust.expected = load_certificate(o.signers.front(), "signer certificate");
-  else
-    trust.anchors = ca_anchors(ctx);
+                                   "name the signer's identity file with -i FILE (PEM or PKCS#12)")
+          : load_keyed_identity(ctx, o.signers.front());
+  recipients.push_back(signer.chain.front());  // to ourselves too
+  return for_each_stanza(ctx, o, kMaxObject, false,
+                         [&](xml::Element& stanza) { seal_one(ctx, signer, recipients, stanza); });
+}
 
-  xml::Element stanza = read_one_stanza(o);
+namespace {
+
+// open_one opens one sealed stanza for open_smime.
+void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
+              const cms::Trust& trust, const xml::Element& stanza) {
+  check_stanza(stanza);
   if (stanza.count_children("e2e", kNsE2e) != 1)
     fail_with(Errc::malformed,
               "the stanza needs exactly one <e2e xmlns='" + std::string(kNsE2e) + "'/>");
@@ -736,12 +712,38 @@ int open_smime(Context& ctx, const ObjectOpts& o) {
     write_stanza(opened);
     ctx.status("OPENED", "smime " + std::to_string(n));
     ctx.info("good signature by " + verdict.signer);
-    return kExitOk;
   } catch (const Failure&) {
     if (o.error_reply && stage != E2eFailure::none)
       write_stanza(error_reply(stanza, stage));
     throw;
   }
+}
+
+}  // namespace
+
+int open_smime(Context& ctx, const ObjectOpts& o) {
+  refuse_file_options(o);
+  if (!o.recipients.empty())
+    fail_with(Errc::malformed, "open takes no recipients (-r)");
+  if (o.allow_unsigned)
+    fail_with(Errc::malformed, "smime stanzas are always signed: --allow-unsigned is for files");
+  if (o.signers.size() > 1)
+    fail_with(Errc::malformed, "smime takes one expected signer (-i)");
+  if (o.max_age < 0)
+    fail_with(Errc::malformed, "--max-age must not be negative");
+  cms::KeyedIdentity me =
+      o.identity.empty()
+          ? keyed_account_identity(ctx, {},
+                                   "name an identity file with --identity FILE (PEM or PKCS#12)")
+          : load_keyed_identity(ctx, o.identity);
+  cms::Trust trust;
+  if (!o.signers.empty())
+    trust.expected = load_certificate(o.signers.front(), "signer certificate");
+  else
+    trust.anchors = ca_anchors(ctx);
+
+  return for_each_stanza(ctx, o, kMaxObject, true,
+                         [&](xml::Element& stanza) { open_one(ctx, o, me, trust, stanza); });
 }
 
 }  // namespace esession::cli

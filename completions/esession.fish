@@ -87,8 +87,8 @@ complete -c esession -n "__esession_at ''" -a rekey -d 'write a stanza that re-k
 complete -c esession -n "__esession_at ''" -a terminate -d 'write the stanza that ends the session with a peer'
 complete -c esession -n "__esession_at ''" -a session -d 'the stored sessions'
 complete -c esession -n "__esession_at ''" -a demo -d 'negotiate between two in-process parties and print every stanza (no home used)'
-complete -c esession -n "__esession_at ''" -a seal -d 'encrypt (and sign) one file or stanza without a session'
-complete -c esession -n "__esession_at ''" -a open -d 'decrypt and verify one sealed file or stanza'
+complete -c esession -n "__esession_at ''" -a seal -d 'encrypt (and sign) a file, or stanzas, without a session'
+complete -c esession -n "__esession_at ''" -a open -d 'decrypt and verify a sealed file, or sealed stanzas'
 complete -c esession -n "__esession_at ''" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at ''" -l version -d 'Display program version information and exit'
 complete -c esession -n "__esession_at ''" -l home -x -a '(__fish_complete_directories (commandline -ct))' -d 'the home directory (default $ESESSION_HOME, else $XDG_DATA_HOME/esession)'
@@ -234,7 +234,7 @@ complete -c esession -n "__esession_at 'demo'" -l gajim -d 'use the Gajim-compat
 
 # esession seal
 complete -c esession -n "__esession_at 'seal'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (without it: one stanza on standard input)'
+complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (without it: stanzas on standard input, each one object)'
 complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
 complete -c esession -n "__esession_at 'seal'" -s o -l output -x -d 'write to this file (default or -: standard output)'
 complete -c esession -n "__esession_at 'seal'" -s r -l recipient -x -d 'who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)'
@@ -245,7 +245,7 @@ complete -c esession -n "__esession_at 'seal'" -l mode -x -d 'ox: signcrypt (def
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it: one stanza on standard input)'
+complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it: stanzas on standard input, each one object)'
 complete -c esession -n "__esession_at 'open'" -l format -x -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
 complete -c esession -n "__esession_at 'open'" -s o -l output -x -d 'write to this file (default or -: standard output)'
 complete -c esession -n "__esession_at 'open'" -s i -l sign-as -x -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'

@@ -18,6 +18,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -570,6 +571,28 @@ Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_
     KeyStatus st = status_of(k, bare);
     if (st.has_uid)
       out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::string keyring_state(const std::string& home) {
+  std::string dir = home;
+  if (dir.empty()) {
+    const char* env = std::getenv("GNUPGHOME");
+    const char* user = std::getenv("HOME");
+    dir = env && *env ? env : std::string(user ? user : "") + "/.gnupg";
+  }
+  std::string out;
+  for (const char* f : {"", "/pubring.kbx", "/pubring.gpg", "/public-keys.d/pubring.db",
+                        "/trustdb.gpg", "/gpg.conf"}) {
+    struct stat st;
+    if (::stat((dir + f).c_str(), &st) != 0) {
+      out += "-;";
+      continue;
+    }
+    out += std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + ':' +
+           std::to_string(st.st_size) + ':' + std::to_string(st.st_mtim.tv_sec) + '.' +
+           std::to_string(st.st_mtim.tv_nsec) + ';';
   }
   return out;
 }

@@ -243,6 +243,12 @@ class GnuPG {
 // object: it may run on a thread of its own beside another operation.
 Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_view bare_jid);
 
+// keyring_state describes the files of |home| (empty: $GNUPGHOME or ~/.gnupg) that a key
+// listing depends on: the public keyring, the trust database and gpg.conf, each by inode, size
+// and modification time. While it stays the same, a listing made under it still holds, except
+// for what the clock changes (key expiry): a cache of listings keys on it and on time.
+std::string keyring_state(const std::string& home);
+
 // key_file_fingerprints returns the primary fingerprints of the public keys in the file |path|
 // (binary or armored), as `gpg --show-keys` reads it, without importing anything. A file that
 // holds no key gives Errc::malformed.

@@ -10,7 +10,10 @@ written here; refusals, each with its exit status, one error line and nothing on
 tampered base64 (encrypted and signed-only), wrong or missing <to/>, stale and future <time/>,
 --max-age, unsigned <signcrypt/> and <crypt/>, wrong signer (-i), a signer whose User ID is not
 (validly) the stanza's from, not encrypted to us, <sign/> inside an encrypted message, a stanza
-without from (seal and open need -i), option misuse, malformed input. The
+without from (seal and open need -i), option misuse, malformed input. Streams: two messages
+in one seal and in one open, a refused stanza between good ones (the others still opened),
+a keyring change between two stanzas of one open run, seal stopping at a bad stanza, empty
+input. The
 agents are killed and the homes removed at the end.
 """
 
@@ -311,6 +314,59 @@ try:
             "seal to a JID without a key", "no OpenPGP key")
     refused(seal("carol", message("alice", "bob", "<body>x</body>")), EXIT_REFUSED,
             "seal signed by a JID without a secret key here", "secret key")
+
+    # Streams: any number of stanzas in one run, each its own object, one line out each.
+    first = message("alice", "bob", "<body>first</body>")
+    second = message("alice", "bob", "<body>second</body>")
+    r = seal("alice", first + "\n" + second)
+    t.check_rc(r, EXIT_OK, "stream: seal two messages")
+    lines = r.out.decode().splitlines()
+    t.check(len(lines) == 2 and len(status(r, "SEALED")) == 2, "stream: two sealed lines",
+            r.out[:300])
+    if len(lines) == 2:
+        # open goes on past a refused stanza: the others come out, the refusal is one error
+        # line and one ERROR status, and the exit status is the refusal's.
+        e = parse(lines[0].encode())
+        raw = bytearray(base64.b64decode(e.findtext(q("openpgp", NS_OX))))
+        raw[len(raw) // 2] ^= 0x01
+        e.find(q("openpgp", NS_OX)).text = base64.b64encode(bytes(raw)).decode()
+        tampered = ET.tostring(e).decode()
+        o = open_("bob", "\n".join([lines[0], tampered, lines[1]]))
+        t.check_rc(o, EXIT_CRYPTO, "stream: open with a tampered stanza between two good ones")
+        errors = [l for l in o.err_text.splitlines() if l.startswith("esession: error: ")]
+        t.check(len(errors) == 1, "stream: one error line, for the tampered stanza", o.err_text)
+        out = o.out.decode().splitlines()
+        t.check(len(out) == 2 and "first" in out[0] and "second" in out[1],
+                "stream: the good stanzas opened, in order", o.out[:400])
+        t.check(len(status(o, "OPENED")) == 2 and len(status(o, "ERROR")) == 1,
+                "stream: two OPENED, one ERROR", o.status_text)
+        # A long-running open sees the keyring change between stanzas: bob disables alice's
+        # key, and her next stanza is refused.
+        p = subprocess.Popen([t.esession, "--gnupg-home", homes["bob"], "open", "--format", "ox"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env)
+        try:
+            p.stdin.write(lines[0].encode() + b"\n")
+            p.stdin.flush()
+            got = p.stdout.readline()
+            t.check(b"first" in got, "stream: the first stanza opened before the change", got)
+            gpg("bob", "--edit-key", fpr["alice"], "disable", "quit")
+            p.stdin.write(lines[1].encode() + b"\n")
+            p.stdin.close()
+            rest, err = p.stdout.read(), p.stderr.read()
+            rc = p.wait(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        t.check(rc == EXIT_CRYPTO and rest == b"" and b"esession: error: " in err,
+                "stream: the keyring change is seen by the next stanza (rc %s)" % rc,
+                rest + err)
+        gpg("bob", "--edit-key", fpr["alice"], "enable", "quit")
+    r = seal("alice", first + "<presence xmlns='jabber:client'/>" + second)
+    t.check_rc(r, EXIT_INPUT, "stream: seal stops at a bad stanza")
+    t.check(len(r.out.decode().splitlines()) == 1, "stream: what came before is sealed", r.out)
+    refused(seal("alice", ""), EXIT_INPUT, "seal: empty input", "no stanza")
+    refused(open_("bob", ""), EXIT_INPUT, "open: empty input", "no stanza")
 
     # Malformed input: exit 2.
     refused(open_("bob", "<iq xmlns='jabber:client' type='get' id='1'/>"), EXIT_INPUT,

@@ -11,6 +11,9 @@ text/plain form of RFC 3923 §3, and an <e2e/> holding a MIME entity); `gpgsm --
 ours (skipped, saying why, when gpgsm cannot be driven); tampered, wrong-recipient, From and To
 mismatch, stale and future DateTime, unsigned, wrong-signer and untrusted objects are refused
 with exit 1, malformed ones with exit 2, each with one error line and nothing on stdout.
+Streams: three stanzas sealed in one run and opened in one run with a tampered one among
+them (refused, answered with --error-reply, the others opened); seal stopping at a bad
+stanza; empty input.
 """
 
 import base64
@@ -488,7 +491,31 @@ r = seal("<message to='bob@example.com'><body>x</body></message>")
 refused(r, EXIT_INPUT, "seal without from")
 r = seal("<foo xmlns='urn:example'/>")
 refused(r, EXIT_INPUT, "seal something that is not a stanza")
-r = seal(MSG + MSG)
-refused(r, EXIT_INPUT, "seal two stanzas")
+
+# --- streams: any number of stanzas in one run, each its own object, one line out each ---
+r = seal(MSG + "\n" + PRES + "\n" + IQ)
+t.check_rc(r, EXIT_OK, "stream: seal three stanzas")
+lines = r.out.splitlines()
+t.check(len(lines) == 3 and len(status(r, "SEALED")) == 3, "stream: three sealed lines",
+        r.describe())
+if len(lines) == 3:
+    # open goes on past a refused stanza; --error-reply answers it in its place.
+    tampered = with_e2e(b"<message from='alice@example.com/home' to='bob@example.com/phone'>"
+                        b"<e2e/></message>", bytes(bad))
+    r = run(*CA, "open", *SM, *BOB, "--error-reply",
+            input=b"\n".join([lines[0], tampered, lines[1], lines[2]]))
+    t.check_rc(r, EXIT_CRYPTO, "stream: open with a tampered stanza among good ones")
+    out = r.out.decode().splitlines()
+    t.check(len(out) == 4 and "Romeo" in out[0] and 'type="error"' in out[1] and
+            "balcony" in out[2] and "jabber:iq:version" in out[3],
+            "stream: three opened and one error reply, in order", r.describe())
+    errs = [l for l in r.err_text.splitlines() if l.startswith("esession: error")]
+    t.check(len(errs) == 1 and len(status(r, "OPENED")) == 3 and len(status(r, "ERROR")) == 1,
+            "stream: one error line, three OPENED, one ERROR", r.describe())
+r = seal(MSG + "<message to='bob@example.com'><body>x</body></message>" + MSG)
+t.check_rc(r, EXIT_INPUT, "stream: seal stops at a stanza without from")
+t.check(len(r.out.splitlines()) == 1, "stream: what came before is sealed", r.describe())
+refused(seal(""), EXIT_INPUT, "seal: empty input")
+refused(run(*CA, "open", *SM, *BOB, input=b""), EXIT_INPUT, "open: empty input")
 
 t.finish()
