@@ -225,7 +225,60 @@ struct Protected {
   std::string from, to;
   int64_t time;
   std::vector<xml::Element> payload;
+  // A PIDF body (presence only) also says whether the sender is available: "" (available)
+  // or "unavailable", the stanza's type.
+  std::optional<std::string> presence_type;
 };
+
+constexpr std::string_view kNsPidf = "urn:ietf:params:xml:ns:pidf";
+constexpr std::string_view kNsPidfIm = "urn:ietf:params:xml:ns:pidf:im";
+
+// pidf_presence reads an application/pidf+xml body (RFC 3863), the form RFC 3923 §4 gives
+// secured presence, into |p| as XMPP presence: the first <tuple/>'s <basic/> (open or closed)
+// is the type, available or unavailable; its <im:im/> (urn:ietf:params:xml:ns:pidf:im) is the
+// <show/> (away, chat, dnd and xa as they are, busy as dnd; anything else none); its <note/>,
+// else the document's, is the <status/>.
+void pidf_presence(const std::string& body, Protected& p) {
+  std::string doc = body;
+  if (doc.starts_with("<?xml")) {  // the XML declaration PIDF documents begin with
+    size_t end = doc.find("?>");
+    if (end == std::string::npos)
+      fail_with(Errc::malformed, "the application/pidf+xml body has a broken XML declaration");
+    doc.erase(0, end + 2);
+  }
+  size_t start = doc.find_first_not_of(" \t\r\n");
+  xml::Element pidf = check(xml::parse(start == std::string::npos ? "" : doc.substr(start)));
+  if (!pidf.is("presence", kNsPidf))
+    fail_with(Errc::malformed, "the application/pidf+xml body is not <presence xmlns='" +
+                                   std::string(kNsPidf) + "'>");
+  const xml::Element* tuple = pidf.child("tuple", kNsPidf);
+  const xml::Element* status = tuple ? tuple->child("status", kNsPidf) : nullptr;
+  const xml::Element* basic = status ? status->child("basic", kNsPidf) : nullptr;
+  if (!basic)
+    fail_with(Errc::malformed, "the PIDF document has no <tuple><status><basic/>");
+  std::string state = trim(basic->text_content());
+  if (state != "open" && state != "closed")
+    fail_with(Errc::malformed, "the PIDF <basic/> is '" + state + "', not open or closed");
+  p.presence_type = state == "open" ? "" : "unavailable";
+  if (const xml::Element* im = status->child("im", kNsPidfIm)) {
+    std::string v = lower(trim(im->text_content()));
+    if (v == "busy")
+      v = "dnd";
+    if (state == "open" && (v == "away" || v == "chat" || v == "dnd" || v == "xa")) {
+      xml::Element show("show", std::string(xml::kNsClient));
+      show.add(xml::Element::text_node(v));
+      p.payload.push_back(std::move(show));
+    }
+  }
+  const xml::Element* note = tuple->child("note", kNsPidf);
+  if (!note)
+    note = pidf.child("note", kNsPidf);
+  if (note && !trim(note->text_content()).empty()) {
+    xml::Element st("status", std::string(xml::kNsClient));
+    st.add(xml::Element::text_node(trim(note->text_content())));
+    p.payload.push_back(std::move(st));
+  }
+}
 
 Protected parse_cpim(const std::string& s) {
   size_t pos = 0;
@@ -257,9 +310,14 @@ Protected parse_cpim(const std::string& s) {
     p.payload.push_back(std::move(b));
     return p;
   }
+  if (type == "application/pidf+xml") {  // RFC 3923 §4
+    pidf_presence(body, p);
+    return p;
+  }
   if (type != "application/xmpp+xml")
     fail_with(Errc::malformed,
-              "the CPIM body is '" + type + "', not application/xmpp+xml or text/plain");
+              "the CPIM body is '" + type +
+                  "', not application/xmpp+xml, text/plain or application/pidf+xml");
   xml::Element wrap = check(xml::parse(body, xml::kNsClient));
   if (!wrap.is("xmpp", xml::kNsClient))
     fail_with(Errc::malformed, "the application/xmpp+xml body is not <xmpp xmlns='jabber:client'>");
@@ -704,6 +762,14 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
 
     xml::Element opened(stanza.name, stanza.ns);
     opened.attrs = stanza.attrs;
+    if (p.presence_type) {
+      if (stanza.name != "presence")
+        fail_with(Errc::malformed, "a PIDF presence document in a <" + stanza.name + "/> stanza");
+      if (p.presence_type->empty())
+        opened.remove_attr("type");
+      else
+        opened.set_attr("type", *p.presence_type);
+    }
     for (auto& c : p.payload)
       opened.add(std::move(c));
     for (const auto& c : stanza.children)

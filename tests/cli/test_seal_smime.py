@@ -7,7 +7,7 @@ Certificates (a CA, then alice, bob and eve with XmppAddr names) are made with t
 Checks: message, presence and iq stanzas round-trip; `openssl cms -decrypt | openssl cms -verify`
 on the <e2e/> content gives the Message/CPIM object with From/To/DateTime and the stanza; we
 open an <e2e/> that `openssl cms -sign | openssl cms -encrypt` made from a CPIM text (also the
-text/plain form of RFC 3923 §3, and an <e2e/> holding a MIME entity); `gpgsm --decrypt` reads
+text/plain form of RFC 3923 §3, §4's PIDF presence, and an <e2e/> holding a MIME entity); `gpgsm --decrypt` reads
 ours (skipped, saying why, when gpgsm cannot be driven); tampered, wrong-recipient, From and To
 mismatch, stale and future DateTime, unsigned, wrong-signer and untrusted objects are refused
 with exit 1, malformed ones with exit 2, each with one error line and nothing on stdout.
@@ -244,14 +244,15 @@ else:
 
 # --- we read openssl's ---
 def cpim_text(frm="alice@example.com", to="bob@example.com", when=None, body=None,
-              name="Juliet Capulet "):
+              name="Juliet Capulet ", scheme="im"):
     when = when or datetime.datetime.utcnow()
     stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + "%02dZ" % (when.microsecond // 10000)
     if body is None:
         body = ("Content-Type: application/xmpp+xml\r\n\r\n<xmpp xmlns='jabber:client'>"
                 "<message><body>from openssl</body></message></xmpp>")
-    return ("Content-type: Message/CPIM\r\n\r\nFrom: %s<im:%s>\r\nTo: <im:%s>\r\n"
-            "DateTime: %s\r\nSubject: Imploring\r\n\r\n%s" % (name, frm, to, stamp, body)).encode()
+    return ("Content-type: Message/CPIM\r\n\r\nFrom: %s<%s:%s>\r\nTo: <%s:%s>\r\n"
+            "DateTime: %s\r\nSubject: Imploring\r\n\r\n%s"
+            % (name, scheme, frm, scheme, to, stamp, body)).encode()
 
 
 def openssl_object(text, signer="alice", to="bob", sign=True):
@@ -274,6 +275,33 @@ r = run(*CA, "open", *SM, *BOB,
         input=with_e2e(OUTER, openssl_object(cpim_text(body=plain_body))))
 t.check(r.rc == EXIT_OK and b"<body>Hi</body>" in r.out, "open openssl's (text/plain body, §3)",
         r.describe())
+# RFC 3923 §4: presence as a PIDF document (RFC 3863) in the CPIM wrapper, pres: URIs.
+PIDF = ("Content-Type: application/pidf+xml\r\nContent-ID: <7891234@example.com>\r\n\r\n"
+        "<?xml version='1.0' encoding='UTF-8'?>\n<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+        "xmlns:im='urn:ietf:params:xml:ns:pidf:im' entity='pres:alice@example.com'>"
+        "<tuple id='hr0zny'><status><basic>%s</basic><im:im>%s</im:im></status>"
+        "<note xml:lang='en'>retired to the chamber</note>"
+        "<timestamp>2003-12-09T11:45:36.66Z</timestamp></tuple></presence>")
+POUTER = b"<presence from='alice@example.com/x' to='bob@example.com' id='p9'><e2e/></presence>"
+for basic, im, want_type, want_show in (("open", "away", None, "away"),
+                                        ("open", "busy", None, "dnd"),
+                                        ("closed", "away", "unavailable", None)):
+    what = "open a PIDF presence (%s, %s)" % (basic, im)
+    r = run(*CA, "open", *SM, *BOB, input=with_e2e(POUTER, openssl_object(
+        cpim_text(body=PIDF % (basic, im), scheme="pres"))))
+    if t.check_rc(r, EXIT_OK, what):
+        e = ET.fromstring(r.out.decode().splitlines()[0])
+        t.check(e.tag == "{jabber:client}presence" and e.get("type") == want_type and
+                e.findtext("{jabber:client}show") == want_show and
+                e.findtext("{jabber:client}status") == "retired to the chamber" and
+                e.get("id") == "p9", what + ": type, show and status", r.out)
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(OUTER, openssl_object(
+    cpim_text(body=PIDF % ("open", "away")))))
+refused(r, EXIT_INPUT, "a PIDF document in a <message/>")
+r = run(*CA, "open", *SM, *BOB, input=with_e2e(POUTER, openssl_object(
+    cpim_text(body=PIDF % ("maybe", "away"), scheme="pres"))))
+refused(r, EXIT_INPUT, "a PIDF <basic/> neither open nor closed")
+
 der = openssl_object(cpim_text())
 mime = (b"Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\n"
         b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(der))
