@@ -583,8 +583,9 @@ std::string keyring_state(const std::string& home) {
     dir = env && *env ? env : std::string(user ? user : "") + "/.gnupg";
   }
   std::string out;
-  for (const char* f : {"", "/pubring.kbx", "/pubring.gpg", "/public-keys.d/pubring.db",
-                        "/trustdb.gpg", "/gpg.conf"}) {
+  // Not the directory itself: every gpg run creates and removes its lock files there.
+  for (const char* f :
+       {"/pubring.kbx", "/pubring.gpg", "/public-keys.d/pubring.db", "/trustdb.gpg", "/gpg.conf"}) {
     struct stat st;
     if (::stat((dir + f).c_str(), &st) != 0) {
       out += "-;";

@@ -10,9 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "util/fs.hpp"
@@ -22,6 +26,37 @@ extern char** environ;
 namespace esession::openpgp::detail {
 
 namespace {
+
+// program_path finds |name| in PATH as execvp would (the first regular, executable file),
+// once a process: a run of stanzas starts gpg once per stanza, and posix_spawnp would try
+// every directory of PATH before gpg's each time. Empty when there is none.
+std::string program_path(const std::string& name) {
+  static std::mutex mutex;
+  static std::map<std::string, std::string> found;
+  if (name.find('/') != std::string::npos)
+    return name;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = found.find(name);
+  if (it != found.end())
+    return it->second;
+  const char* env = std::getenv("PATH");
+  std::string path = env ? env : "/usr/local/bin:/usr/bin:/bin";
+  std::string hit;
+  for (size_t pos = 0; pos <= path.size();) {
+    size_t end = std::min(path.find(':', pos), path.size());
+    std::string dir = end == pos ? "." : path.substr(pos, end - pos);
+    std::string cand = dir + "/" + name;
+    struct stat st;
+    if (::stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(cand.c_str(), X_OK) == 0) {
+      hit = cand;
+      break;
+    }
+    pos = end + 1;
+  }
+  found.emplace(name, hit);
+  return hit;
+}
 
 constexpr size_t kMaxStatus = 1u << 20;  // status lines of one run, in all
 constexpr size_t kMaxDiagnostic = 4096;  // the stderr tail kept
@@ -299,7 +334,10 @@ Result<Outcome> run(Job& job) {
     argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
-  int rc = ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  std::string program = program_path(job.argv[0]);
+  int rc = program.empty()
+               ? ENOENT
+               : ::posix_spawn(&pid, program.c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   // Only the child keeps its ends: closing ours lets end-of-file through.
   child_in.reset();
