@@ -20,6 +20,7 @@ agents are killed and the homes removed at the end.
 import base64
 import datetime
 import os
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -340,6 +341,23 @@ try:
                 "stream: the good stanzas opened, in order", o.out[:400])
         t.check(len(status(o, "OPENED")) == 2 and len(status(o, "ERROR")) == 1,
                 "stream: two OPENED, one ERROR", o.status_text)
+        # The sender's key listing is made once for the run, not once a stanza: a gpg that
+        # logs its runs sees one listing and three decryptions.
+        wrap = t.path("wrap")
+        os.makedirs(wrap, exist_ok=True)
+        log = t.path("gpg-runs.log")
+        real = shutil.which("gpg")
+        with open(os.path.join(wrap, "gpg"), "w") as f:
+            f.write("#!/bin/sh\necho \"$*\" >> '%s'\nexec '%s' \"$@\"\n" % (log, real))
+        os.chmod(os.path.join(wrap, "gpg"), 0o755)
+        wenv = dict(env, PATH=wrap + os.pathsep + env.get("PATH", os.defpath))
+        o = t.run(None, "--gnupg-home", homes["bob"], "open", "--format", "ox",
+                  input="\n".join([lines[0], lines[1], lines[0]]).encode(), env=wenv,
+                  timeout=120)
+        t.check_rc(o, EXIT_OK, "stream: three stanzas through a logging gpg")
+        runs = open(log).read().splitlines() if os.path.exists(log) else []
+        t.check(len(runs) == 4 and sum("--decrypt" in r for r in runs) == 3,
+                "stream: one key listing and three decryptions", "\n".join(runs))
         # A long-running open sees the keyring change between stanzas: bob disables alice's
         # key, and her next stanza is refused.
         p = subprocess.Popen([t.esession, "--gnupg-home", homes["bob"], "open", "--format", "ox"],
