@@ -54,6 +54,18 @@ def perf_ms(cmd, runs):
             float(cpu.group(1).replace(",", "")) if cpu else float("nan"))
 
 
+def table(rows, ours_fmt):
+    """Prints (name, ours, peer) rows; ours and peer are (ms, ± ms, CPU ms)."""
+    print("%-12s %16s %8s %16s %8s %8s" % ("", "esession ms", "CPU ms", "peer ms", "CPU ms",
+                                          "ratio"))
+    for name, ours, peer in rows:
+        if not ours or not peer:
+            print("%-12s (failed)" % name)
+            continue
+        print(("%-12s " + ours_fmt + " %9.2f ± %4.2f %8.2f %7.2fx") %
+              (name, ours[0], ours[1], ours[2], peer[0], peer[1], peer[2], peer[0] / ours[0]))
+
+
 def gpg_home(d, name, uid):
     h = tempfile.mkdtemp(prefix="esb-%s-" % name, dir="/tmp")
     os.chmod(h, 0o700)
@@ -182,30 +194,14 @@ def main():
                 print("smime rows skipped: %s" % ok.stderr.decode().strip())
         print("stanza: %d bytes, %d runs each (perf stat: mean wall time, and CPU time)\n" %
               (len(STANZA), args.runs))
-        print("%-12s %16s %8s %16s %8s %8s" % ("", "esession ms", "CPU ms", "peer ms", "CPU ms",
-                                              "ratio"))
-        for name, ours, peer in rows:
-            if not ours or not peer:
-                print("%-12s (failed)" % name)
-                continue
-            print("%-12s %9.2f ± %4.2f %8.2f %9.2f ± %4.2f %8.2f %7.2fx" %
-                  (name, ours[0], ours[1], ours[2], peer[0], peer[1], peer[2],
-                   peer[0] / ours[0]))
+        table(rows, "%9.2f ± %4.2f %8.2f")
         for name, cmd in (("floor: true", "true"), ("floor: --version", f"'{es}' --version")):
             r = perf_ms(cmd + " > /dev/null", args.runs)
             print("%-18s %9.2f ± %4.2f %8.2f" % ((name,) + r) if r else name + " (failed)")
         if streams:
             print("\nstreams: %d stanzas in one esession run; time per stanza (ms)\n" %
                   args.stream)
-            print("%-12s %16s %8s %16s %8s %8s" % ("", "esession ms", "CPU ms", "peer ms",
-                                                  "CPU ms", "ratio"))
-            for name, ours, peer in streams:
-                if not ours or not peer:
-                    print("%-12s (failed)" % name)
-                    continue
-                print("%-12s %9.3f ± %5.3f %8.3f %9.2f ± %4.2f %8.2f %7.2fx" %
-                      (name, ours[0], ours[1], ours[2], peer[0], peer[1], peer[2],
-                       peer[0] / ours[0]))
+            table(streams, "%9.3f ± %5.3f %8.3f")
     finally:
         for h in homes:
             subprocess.run(["gpgconf", "--homedir", h, "--kill", "gpg-agent"],
