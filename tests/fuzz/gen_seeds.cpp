@@ -13,6 +13,7 @@
 #include <iterator>
 #include <set>
 
+#include "object/smime.hpp"
 #include "session_fixture.hpp"
 
 using namespace esession;
@@ -272,6 +273,43 @@ void vector_seeds(const fs::path& out, const fs::path& file) {
     write_seed(out, "fuzz_reader", file.stem().string(), with_prefix(1, 0x80, stream));
 }
 
+// smime_seeds: what object/smime reads, as seal writes it and as RFC 3923 peers do (the byte
+// before each is fuzz_smime's choice of reader). The DER and signatures are not real: the
+// readers' paths up to OpenSSL are what the seeds open.
+void smime_seeds(const fs::path& out) {
+  auto seed = [&](uint8_t reader, const std::string& name, std::string_view text) {
+    write_seed(out, "fuzz_smime", name,
+               std::string(1, static_cast<char>(reader)) + std::string(text));
+  };
+  Bytes der(96);
+  for (size_t i = 0; i < der.size(); ++i)
+    der[i] = static_cast<uint8_t>(0x30 + i * 7);
+  seed(0, "e2e-entity", smime::e2e_text(der));
+  seed(0, "e2e-bare", base64(der));
+  xml::Element stanza("message", std::string(xml::kNsClient));
+  stanza.set_attr("from", "alice@example.com/home").set_attr("to", "bob@example.com");
+  stanza.add_text_child("body", "Wherefore art thou?");
+  std::string cpim =
+      smime::cpim_entity("alice@example.com", "bob@example.com", 1764000000123, stanza);
+  seed(1, "cpim-xmpp", cpim);
+  std::string head =
+      "Content-Type: Message/CPIM\r\n\r\nFrom: Juliet <pres:alice@example.com>\r\nTo: "
+      "<pres:bob@example.com>\r\nDateTime: 2003-12-09T11:45:36.66+01:00\r\n\r\n";
+  seed(1, "cpim-text", head + "Content-Type: text/plain; charset=utf-8\r\n\r\nHi\r\n");
+  seed(1, "cpim-pidf",
+       head +
+           "Content-Type: application/pidf+xml\r\n\r\n<?xml version='1.0'?>\n"
+           "<presence xmlns='urn:ietf:params:xml:ns:pidf' "
+           "xmlns:im='urn:ietf:params:xml:ns:pidf:im' entity='pres:alice@example.com'>"
+           "<tuple id='t'><status><basic>open</basic><im:im>busy</im:im></status>"
+           "<note>out</note></tuple></presence>");
+  seed(2, "multipart-signed", smime::multipart_signed(cpim, der));
+  seed(2, "signed-data",
+       "Content-Type: application/pkcs7-mime; smime-type=signed-data\r\n"
+       "Content-Transfer-Encoding: base64\r\n\r\n" +
+           base64(der));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -282,6 +320,7 @@ int main(int argc, char** argv) {
   fs::path out = argv[1];
   transcripts(out);
   session_seeds(out);
+  smime_seeds(out);
   for (int i = 2; i < argc; ++i)
     vector_seeds(out, argv[i]);
   std::printf("fuzz-seeds: wrote %d seed files under %s\n", g_written, out.c_str());
