@@ -349,7 +349,10 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
     fail_with(Errc::malformed,
               "the message must have exactly one <openpgp xmlns='" + std::string(kNsOx) + "'/>");
   const xml::Element* wrapped = msg.child("openpgp", kNsOx);
-  Result<Bytes> raw = unbase64(wrapped->text_content());
+  // Base64 as other clients write it: in one line, or wrapped in lines (XML whitespace between).
+  std::string b64 = wrapped->text_content();
+  std::erase_if(b64, [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
+  Result<Bytes> raw = unbase64(b64);
   if (!raw)
     fail_with(Errc::malformed, "<openpgp/> is not base64: " + raw.error().detail);
   bool encrypted = is_encrypted(*raw);

@@ -202,6 +202,11 @@ try:
         e = parse(o.out)
         t.check(e.findtext(q("body")) == "hello from gpg" and e.findtext(q("thread")) == "th1",
                 "gpg's signcrypt: body and thread", o.out)
+    # Base64 wrapped in lines of 64 (as some encoders write it) opens the same.
+    e = parse(s.encode())
+    text = e.findtext(q("openpgp", NS_OX))
+    e.find(q("openpgp", NS_OX)).text = "\n".join(text[i:i + 64] for i in range(0, len(text), 64))
+    t.check_rc(open_("bob", ET.tostring(e)), EXIT_OK, "open gpg's signcrypt, base64 in lines")
     o = open_("bob", s, "-i", "alice@example.org")
     t.check_rc(o, EXIT_OK, "open gpg's signcrypt with -i alice")
     o = open_("bob", s, "-i", fpr["alice"])
