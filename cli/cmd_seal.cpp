@@ -273,7 +273,8 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
                             "create this file (exclusively, mode 0600) holding the key");
   auto* fd = c->add_option("--key-fd", o->key_fd, "write the key to this file descriptor");
   out->excludes(fd);
-  c->add_option("--mode", o->mode, "ox: signcrypt (default), sign or crypt");
+  c->add_option("--mode", o->mode,
+                "ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign");
   c->add_option("input", o->input, "the file to encrypt (default or -: standard input)");
   c->callback(
       [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "seal").seal(ctx, *o); }; });

@@ -68,6 +68,8 @@ void check_stanza(const xml::Element& s) {
               "<" + s.name + "/> in '" + s.ns + "' is not a message, presence or iq stanza");
 }
 
+// seal_one seals one stanza for seal_smime: signed, then encrypted to |recipients|, or, with
+// none, signed only (the multipart/signed entity itself goes into <e2e/>).
 void seal_one(Context& ctx, const cms::KeyedIdentity& signer,
               const std::vector<Certificate>& recipients, const xml::Element& stanza) {
   check_stanza(stanza);
@@ -87,7 +89,6 @@ void seal_one(Context& ctx, const cms::KeyedIdentity& signer,
   // (RFC 5751 §3.5).
   Bytes sig = check(cms::sign_detached(signer, view(cpim)));
   std::string entity = smime::multipart_signed(cpim, sig);
-  Bytes der = check(cms::seal_bytes(recipients, nullptr, view(entity)));
   uint64_t n = cpim.size();
 
   xml::Element sealed(stanza.name, stanza.ns);
@@ -95,12 +96,16 @@ void seal_one(Context& ctx, const cms::KeyedIdentity& signer,
   if (const auto* thread = stanza.child("thread", xml::kNsClient))
     sealed.add(*thread);
   xml::Element e2e("e2e", std::string(kNsE2e));
-  e2e.add(xml::Element::text_node(smime::e2e_text(der)));
+  if (recipients.empty())
+    e2e.add(xml::Element::text_node(entity));  // CRLF kept: the serializer escapes CR
+  else
+    e2e.add(xml::Element::text_node(
+        smime::e2e_text(check(cms::seal_bytes(recipients, nullptr, view(entity))))));
   sealed.add(std::move(e2e));
   write_stanza(sealed);
   ctx.status("SEALED", "smime " + std::to_string(n));
-  ctx.info("sealed " + stanza.name + " stanza (smime, signed by " + signer.chain.front().subject() +
-           ")");
+  ctx.info("sealed " + stanza.name + " stanza (smime" + (recipients.empty() ? " sign" : "") +
+           ", signed by " + signer.chain.front().subject() + ")");
 }
 
 // E2eFailure is the case of RFC 3923 §7 a refused object falls in, for --error-reply.
@@ -138,9 +143,17 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
   refuse_file_options(o);
   if (o.allow_unsigned || !o.identity.empty())
     fail_with(Errc::malformed, "--allow-unsigned and --identity are options of open");
-  if (o.recipients.empty())
+  std::string mode = o.mode.empty() ? "signcrypt" : o.mode;
+  if (mode != "signcrypt" && mode != "sign")
+    fail_with(Errc::malformed, "unknown --mode '" + mode + "' for smime",
+              "the modes: signcrypt (signed and encrypted), sign (signed only)");
+  bool encrypts = mode == "signcrypt";
+  if (encrypts && o.recipients.empty())
     fail_with(Errc::malformed, "smime needs at least one recipient: -r CERTFILE",
               "give the recipient's certificate (PEM or DER); repeat -r for more");
+  if (!encrypts && !o.recipients.empty())
+    fail_with(Errc::malformed, "--mode sign is not encrypted: -r does not apply",
+              "use --mode signcrypt (the default) to sign and encrypt");
   if (o.signers.size() > 1)
     fail_with(Errc::malformed, "smime takes one signer (-i)");
   std::vector<Certificate> recipients;
@@ -151,7 +164,8 @@ int seal_smime(Context& ctx, const ObjectOpts& o) {
           ? keyed_account_identity(ctx, {},
                                    "name the signer's identity file with -i FILE (PEM or PKCS#12)")
           : load_keyed_identity(ctx, o.signers.front());
-  recipients.push_back(signer.chain.front());  // to ourselves too
+  if (encrypts)
+    recipients.push_back(signer.chain.front());  // to ourselves too
   return for_each_stanza(ctx, o, kMaxObject, false,
                          [&](xml::Element& stanza) { seal_one(ctx, signer, recipients, stanza); });
 }
@@ -172,24 +186,31 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
   // From here, a refusal falls in a case of RFC 3923 §7, which --error-reply answers.
   E2eFailure stage = E2eFailure::decryption;
   try {
-    Bytes der = check(smime::e2e_der(stanza.child("e2e", kNsE2e)->text_content()));
-
-    // One stanza: opened in memory. The EnvelopedData holds a signed MIME entity (S/MIME), or
-    // a DER SignedData (older esession, `openssl cms -outform DER` pipelines, gpgsm), which
-    // open_bytes checks itself.
+    smime::E2eObject object = check(smime::read_e2e(stanza.child("e2e", kNsE2e)->text_content()));
     cms::Verdict verdict;
-    cms::Trust outer = trust;
-    outer.allow_unsigned = true;
-    Result<Bytes> r = cms::open_bytes(me, outer, der, verdict, kMaxObject);
-    if (r && verdict.state == cms::Verdict::State::none) {
-      r = smime::signed_content(string_of(view(*r)), trust, verdict, kMaxObject);
-      // What decrypted is not authenticated yet (CBC): a signed layer that does not parse may
-      // as well have been modified.
-      if (!r && r.error().code == Errc::malformed) {
-        verdict.state = cms::Verdict::State::bad;
-        r = fail(Errc::auth_failed,
-                 r.error().detail + ": the object was modified, or made wrongly (bad signature)");
+    Result<Bytes> r = fail(Errc::auth_failed, "not opened");
+    if (object.encrypted()) {
+      // One stanza: opened in memory. The EnvelopedData holds a signed MIME entity (S/MIME), or
+      // a DER SignedData (older esession, `openssl cms -outform DER` pipelines, gpgsm), which
+      // open_bytes checks itself.
+      cms::Trust outer = trust;
+      outer.allow_unsigned = true;
+      r = cms::open_bytes(me, outer, object.enveloped, verdict, kMaxObject);
+      if (r && verdict.state == cms::Verdict::State::none) {
+        r = smime::signed_content(string_of(view(*r)), trust, verdict, kMaxObject);
+        // What decrypted is not authenticated yet (CBC): a signed layer that does not parse
+        // may as well have been modified.
+        if (!r && r.error().code == Errc::malformed) {
+          verdict.state = cms::Verdict::State::bad;
+          r = fail(Errc::auth_failed,
+                   r.error().detail + ": the object was modified, or made wrongly (bad signature)");
+        }
       }
+    } else {
+      // Signed only (RFC 3923: "sign and/or encrypt"): nothing to decrypt, the signature is
+      // all there is to check.
+      stage = E2eFailure::signature;
+      r = smime::signed_content(object.signed_entity, trust, verdict, kMaxObject);
     }
     signature_status(ctx, verdict);
     if (!r && verdict.state == cms::Verdict::State::bad)
@@ -267,6 +288,8 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
     write_stanza(opened);
     ctx.status("OPENED", "smime " + std::to_string(n));
     ctx.info("good signature by " + verdict.signer);
+    if (!object.encrypted())
+      ctx.warn("the object was signed but not encrypted: anyone on the way could read it");
   } catch (const Failure&) {
     if (o.error_reply && stage != E2eFailure::none)
       write_stanza(error_reply(stanza, stage));

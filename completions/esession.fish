@@ -241,7 +241,7 @@ complete -c esession -n "__esession_at 'seal'" -s r -l recipient -x -d 'who can 
 complete -c esession -n "__esession_at 'seal'" -s i -l sign-as -x -d 'sign as this JID, fingerprint or identity file (not for aesgcm)'
 complete -c esession -n "__esession_at 'seal'" -l key-out -x -d 'create this file (exclusively, mode 0600) holding the key'
 complete -c esession -n "__esession_at 'seal'" -l key-fd -x -d 'write the key to this file descriptor'
-complete -c esession -n "__esession_at 'seal'" -l mode -x -d 'ox: signcrypt (default), sign or crypt'
+complete -c esession -n "__esession_at 'seal'" -l mode -x -d 'ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign'
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'

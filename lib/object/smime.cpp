@@ -494,29 +494,39 @@ std::string e2e_text(ByteView der) {
          base64_lines(der, "\n");
 }
 
-Result<Bytes> e2e_der(std::string_view content) {
+Result<E2eObject> read_e2e(std::string_view content) {
+  E2eObject out;
   std::string text = trim(content);
-  if (!starts_with_header(text))
-    return unbase64_body(text, "the <e2e/> content");
+  if (!starts_with_header(text)) {
+    ES_ASSIGN(out.enveloped, unbase64_body(text, "the <e2e/> content"));
+    return out;
+  }
   text += "\n";
   size_t pos = 0;
   ES_ASSIGN(Headers h, read_headers(text, pos, "S/MIME"));
   const std::string* ct = h.get("content-type");
   std::string type = media_type(ct);
+  if (type == "multipart/signed") {
+    out.signed_entity = std::move(text);
+    return out;
+  }
   if (!is_pkcs7(type, "mime"))
     return fail(Errc::malformed, "the <e2e/> entity is '" + type +
-                                     "', not application/pkcs7-mime (objects that are signed "
-                                     "but not encrypted are not accepted)");
+                                     "', not application/pkcs7-mime or multipart/signed");
   std::string st = lower(param(*ct, "smime-type").value_or("enveloped-data"));
+  if (st == "signed-data") {
+    out.signed_entity = std::move(text);
+    return out;
+  }
   if (st != "enveloped-data")
-    return fail(Errc::malformed, "the <e2e/> entity is smime-type=" + st +
-                                     ", not enveloped-data (objects that are signed but not "
-                                     "encrypted are not accepted)");
+    return fail(Errc::unsupported,
+                "the <e2e/> entity is smime-type=" + st + ", not enveloped-data or signed-data");
   const std::string* cte = h.get("content-transfer-encoding");
   if (cte && lower(*cte) != "base64")
     return fail(Errc::unsupported, "the <e2e/> entity's transfer encoding is " + *cte +
                                        ": only base64 fits in XML character data");
-  return unbase64_body(std::string_view(text).substr(pos), "the <e2e/> content");
+  ES_ASSIGN(out.enveloped, unbase64_body(std::string_view(text).substr(pos), "the <e2e/> content"));
+  return out;
 }
 
 }  // namespace esession::smime

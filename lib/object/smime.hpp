@@ -63,12 +63,23 @@ Result<Bytes> signed_content(std::string_view entity, const cms::Trust& trust, c
                              size_t max_content);
 
 // e2e_text is the <e2e/> content for the DER EnvelopedData |der|: an application/pkcs7-mime
-// entity (smime-type enveloped-data), base64 in lines of 76, LF line ends.
+// entity (smime-type enveloped-data), base64 in lines of 76, LF line ends. (An object that is
+// signed only carries its multipart/signed entity as it is.)
 std::string e2e_text(ByteView der);
 
-// e2e_der returns the DER EnvelopedData an <e2e/>'s |text| carries: an application/pkcs7-mime
-// entity (enveloped-data, base64), or bare base64.
-Result<Bytes> e2e_der(std::string_view text);
+// E2eObject is what an <e2e/> holds (RFC 3923 objects are signed and/or encrypted): an
+// EnvelopedData (|enveloped|, DER), or, for an object that is signed only, the signed entity
+// itself (|signed_entity|: multipart/signed, or an application/pkcs7-mime signed-data
+// entity), for signed_content.
+struct E2eObject {
+  Bytes enveloped;
+  std::string signed_entity;
+  bool encrypted() const { return !enveloped.empty(); }
+};
+
+// read_e2e reads an <e2e/>'s |text|: an application/pkcs7-mime entity (enveloped-data, base64;
+// or signed-data), a multipart/signed entity, or bare base64 (an EnvelopedData).
+Result<E2eObject> read_e2e(std::string_view text);
 
 // datetime writes |seconds| as an RFC 3339 date-time in UTC (2026-11-26T18:20:00Z);
 // datetime_ms writes |ms| with milliseconds (2026-11-26T18:20:00.123Z), as RFC 3923 §6.9 asks.

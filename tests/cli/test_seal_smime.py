@@ -11,7 +11,8 @@ text/plain form of RFC 3923 §3, §4's PIDF presence, and an <e2e/> holding a MI
 ours (skipped, saying why, when gpgsm cannot be driven); tampered, wrong-recipient, From and To
 mismatch, stale and future DateTime, unsigned, wrong-signer and untrusted objects are refused
 with exit 1, malformed ones with exit 2, each with one error line and nothing on stdout.
-Streams: three stanzas sealed in one run and opened in one run with a tampered one among
+Signed-only objects (--mode sign; openssl cms -verify reads ours, we open openssl's, modified
+and wrong-signer ones refused). Streams: three stanzas sealed in one run and opened in one run with a tampered one among
 them (refused, answered with --error-reply, the others opened); seal stopping at a bad
 stanza; empty input.
 """
@@ -519,6 +520,41 @@ r = seal("<message to='bob@example.com'><body>x</body></message>")
 refused(r, EXIT_INPUT, "seal without from")
 r = seal("<foo xmlns='urn:example'/>")
 refused(r, EXIT_INPUT, "seal something that is not a stanza")
+
+# --- signed only (RFC 3923: "sign and/or encrypt") ---
+r = seal(MSG, "--mode", "sign", to=())
+t.check_rc(r, EXIT_OK, "seal --mode sign")
+signed_line = r.out
+# The <e2e/> text as an XML parser gives it (the clear part has markup, escaped).
+entity = ET.fromstring(signed_line).findtext("{urn:ietf:params:xml:ns:xmpp-e2e}e2e").encode()
+t.check(entity.startswith(b"MIME-Version: 1.0\r\nContent-Type: multipart/signed") and
+        b"Wherefore art thou, Romeo?" in entity,
+        "--mode sign: the multipart/signed entity itself in <e2e/>, CRLF kept", entity[:300])
+v = sh("openssl", "cms", "-verify", "-CAfile", t.path("ca.crt"), input=entity, check=False)
+t.check(v.returncode == 0 and v.stdout.startswith(b"Content-Type: Message/CPIM"),
+        "openssl cms -verify reads our signed-only object", v.stderr.decode(errors="replace"))
+o = run(*CA, "open", *SM, *BOB, input=signed_line)
+t.check(o.rc == EXIT_OK and b"<body>Wherefore art thou, Romeo?</body>" in o.out and
+        b"not encrypted" in o.err and status(o, "SIGNATURE") == ["good CN=alice"],
+        "open our signed-only object (good signature, a warning)", o.describe())
+refused(run(*CA, "open", *SM, *BOB, input=signed_line.replace(b"Romeo", b"Rameo")), EXIT_CRYPTO,
+        "signed only, content modified")
+refused(run(*CA, "open", *SM, *BOB, "-i", t.path("eve.crt"), input=signed_line), EXIT_CRYPTO,
+        "signed only, wrong signer (-i eve)")
+write(t.path("cpim.txt"), cpim_text())
+for detach, form in ((True, "escaped"), (True, "CDATA"), (False, "escaped")):
+    made = sh("openssl", "cms", "-sign", *([] if detach else ["-nodetach"]), "-signer",
+              t.path("alice.crt"), "-inkey", t.path("alice.key"), "-in", t.path("cpim.txt")).stdout
+    if form == "CDATA":  # the parser turns CRLF into LF: the signature covers the CRLF form
+        text = b"<![CDATA[" + made + b"]]>"
+    else:
+        text = made.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b"\r", b"&#xD;")
+    o = run(*CA, "open", *SM, *BOB, input=with_mime(OUTER, text))
+    t.check(o.rc == EXIT_OK and b"<body>from openssl</body>" in o.out,
+            "open openssl's signed-only object (%s, %s)" % (
+                "multipart/signed" if detach else "signed-data", form), o.describe())
+refused(seal(MSG, "--mode", "sign"), EXIT_INPUT, "seal --mode sign with -r")
+refused(seal(MSG, "--mode", "crypt"), EXIT_INPUT, "seal --mode crypt (unauthenticated CBC)")
 
 # --- streams: any number of stanzas in one run, each its own object, one line out each ---
 r = seal(MSG + "\n" + PRES + "\n" + IQ)

@@ -17,29 +17,39 @@ std::string cpim(const std::string& from, const std::string& to, const std::stri
 
 }  // namespace
 
-TEST_CASE("smime: the <e2e/> entity round trips; other entities are refused", "[smime]") {
+TEST_CASE("smime: the <e2e/> entity round trips; signed-only entities; others refused", "[smime]") {
   Bytes der = {0x30, 0x82, 0x01, 0x00, 0xff, 0x00, 0x7f};
   std::string text = smime::e2e_text(der);
   CHECK(text.starts_with("Content-Type: application/pkcs7-mime; smime-type=enveloped-data"));
-  CHECK(smime::e2e_der(text).value() == der);
-  CHECK(smime::e2e_der("  " + base64(der) + "\n").value() == der);  // bare base64
+  CHECK(smime::read_e2e(text).value().enveloped == der);
+  CHECK(smime::read_e2e("  " + base64(der) + "\n").value().enveloped == der);  // bare base64
   // x-pkcs7-mime, no smime-type, CRLF, folded header, base64 in short lines.
   std::string b64 = base64(der);
-  CHECK(smime::e2e_der("Content-Type: application/x-pkcs7-mime;\r\n name=smime.p7m\r\n\r\n" +
-                       b64.substr(0, 4) + "\r\n" + b64.substr(4))
-            .value() == der);
-  auto signed_only =
-      smime::e2e_der("Content-Type: application/pkcs7-mime; smime-type=signed-data\n\n" + b64);
-  REQUIRE_FALSE(signed_only);
-  CHECK(signed_only.error().code == Errc::malformed);
-  auto qp = smime::e2e_der(
+  CHECK(smime::read_e2e("Content-Type: application/x-pkcs7-mime;\r\n name=smime.p7m\r\n\r\n" +
+                        b64.substr(0, 4) + "\r\n" + b64.substr(4))
+            .value()
+            .enveloped == der);
+  // Signed only: the entity itself, for signed_content.
+  std::string opaque = "Content-Type: application/pkcs7-mime; smime-type=signed-data\n\n" + b64;
+  auto o = smime::read_e2e(opaque).value();
+  CHECK_FALSE(o.encrypted());
+  CHECK(o.signed_entity.starts_with(opaque));
+  std::string clear = smime::multipart_signed("Content-Type: text/plain\r\n\r\nhi", der);
+  auto c = smime::read_e2e(clear).value();
+  CHECK_FALSE(c.encrypted());
+  CHECK(c.signed_entity.starts_with(clear.substr(0, clear.size() - 2)));
+  auto compressed =
+      smime::read_e2e("Content-Type: application/pkcs7-mime; smime-type=compressed-data\n\n" + b64);
+  REQUIRE_FALSE(compressed);
+  CHECK(compressed.error().code == Errc::unsupported);
+  auto qp = smime::read_e2e(
       "Content-Type: application/pkcs7-mime\nContent-Transfer-Encoding: quoted-printable\n\nx");
   REQUIRE_FALSE(qp);
   CHECK(qp.error().code == Errc::unsupported);
-  CHECK_FALSE(smime::e2e_der("Content-Type: text/plain\n\nhello"));
-  CHECK_FALSE(smime::e2e_der("not base64!"));
-  CHECK_FALSE(smime::e2e_der(""));
-  CHECK_FALSE(smime::e2e_der("Content-Type: application/pkcs7-mime\n"));  // no end of headers
+  CHECK_FALSE(smime::read_e2e("Content-Type: text/plain\n\nhello"));
+  CHECK_FALSE(smime::read_e2e("not base64!"));
+  CHECK_FALSE(smime::read_e2e(""));
+  CHECK_FALSE(smime::read_e2e("Content-Type: application/pkcs7-mime\n"));  // headers do not end
 }
 
 TEST_CASE("smime: CPIM addresses, DateTime and the three bodies", "[smime]") {
