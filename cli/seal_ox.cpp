@@ -305,6 +305,15 @@ class OpenRun {
     m_pass_read = true;
     return m_pass;
   }
+  // signer_is tells whether |fpr| is the key -i names by fingerprint or key file (that file's
+  // keys are read once a run, by signer_matches).
+  bool signer_is(const std::string& which, const std::string& fpr) {
+    if (!is_key_file(which))
+      return signer_matches(m_home, which, fpr);
+    if (!m_file_fprs)
+      m_file_fprs = check(openpgp::key_file_fingerprints(m_home, key_file(which)));
+    return std::find(m_file_fprs->begin(), m_file_fprs->end(), fpr) != m_file_fprs->end();
+  }
   // naming returns the keys with a User ID xmpp:|jid| (none for an empty jid): a listing of an
   // earlier stanza that still holds, or one started now on a thread of its own.
   std::shared_future<Keys> naming(const std::string& jid) {
@@ -335,6 +344,7 @@ class OpenRun {
   bool m_pass_read = false;
   std::optional<SecretBytes> m_pass;
   std::map<std::string, Listing> m_listings;
+  std::optional<std::vector<std::string>> m_file_fprs;  // of the -i key file
 };
 
 // open_one opens one sealed message for open_ox.
@@ -419,7 +429,7 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
                 "signed by " + d.signer + ", a key without a valid User ID xmpp:" + from,
                 "XEP-0373 §3.2: the signer's key must name the sender (gpg --list-keys)");
     if (!want.empty() && !(want_named ? signer_named(check(want_keys.get()), d.signer)
-                                      : signer_matches(ctx.globals().gnupg_home, want, d.signer)))
+                                      : keys.signer_is(want, d.signer)))
       fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + want);
   }
 
