@@ -34,12 +34,9 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
         return;
       }
     }
-    std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
-    if (!f.hint.empty())
-      std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
-    ctx.status("ERROR", std::string(errc_name(f.error.code)) + (peer.empty() ? "" : " " + peer));
+    int rc = ctx.report(f, peer);
     if (worst == kExitOk)
-      worst = exit_for(f.error.code);
+      worst = rc;
   };
   SessionCache cache(ctx);
   for (;;) {

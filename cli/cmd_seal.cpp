@@ -116,12 +116,9 @@ int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool k
     } catch (const Failure& f) {
       if (!keep_going || f.error.code == Errc::io)
         throw;  // main reports it
-      std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
-      if (!f.hint.empty())
-        std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
-      ctx.status("ERROR", errc_name(f.error.code));
+      int rc = ctx.report(f);
       if (first == kExitOk)
-        first = exit_for(f.error.code);
+        first = rc;
     }
   }
   if (n == 0)

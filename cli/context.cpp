@@ -85,6 +85,14 @@ const Account& Context::account() {
   return *m_account;
 }
 
+int Context::report(const Failure& f, const std::string& about) {
+  std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
+  if (!f.hint.empty())
+    std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
+  status("ERROR", std::string(errc_name(f.error.code)) + (about.empty() ? "" : " " + about));
+  return exit_for(f.error.code);
+}
+
 void Context::status(const std::string& keyword, const std::string& args) {
   if (m_g.status_fd < 0)
     return;

@@ -62,6 +62,9 @@ class Context {
 
   // status writes one machine-readable line "[ESESSION:] KEYWORD args" to --status-fd.
   void status(const std::string& keyword, const std::string& args = {});
+  // report prints |f| as the command's error line (and hint) on stderr and its ERROR status
+  // line (the error's name, then |about| if any), and returns the exit status for it.
+  int report(const Failure& f, const std::string& about = {});
   // info writes a line for humans on stderr unless -q; debug only with -v.
   void info(const std::string& line) const;
   void debug(const std::string& line) const;

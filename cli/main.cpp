@@ -211,10 +211,6 @@ int main(int argc, char** argv) {
   try {
     return action();
   } catch (const Failure& f) {
-    std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
-    if (!f.hint.empty())
-      std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
-    ctx.status("ERROR", errc_name(f.error.code));
-    return exit_for(f.error.code);
+    return ctx.report(f);
   }
 }
