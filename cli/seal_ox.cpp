@@ -31,6 +31,7 @@
 #include "io.hpp"
 #include "openpgp/openpgp.hpp"
 #include "seal.hpp"
+#include "util/datetime.hpp"
 #include "util/jid.hpp"
 
 namespace esession::cli {
@@ -73,67 +74,6 @@ void check_message(const xml::Element& st) {
 bool stays_in_clear(const xml::Element& e) {
   return e.is("thread", xml::kNsClient) || e.ns == kNsHints || e.ns == kNsEme || e.ns == kNsSid ||
          e.ns == xml::kNsAmp;
-}
-
-// utc_stamp writes |t| as an XEP-0082 DateTime in UTC: 2026-11-26T16:04:05Z.
-std::string utc_stamp(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// parse_stamp reads an XEP-0082 DateTime (CCYY-MM-DDThh:mm:ss[.sss](Z|+hh:mm|-hh:mm)) as
-// seconds since the epoch.
-std::optional<int64_t> parse_stamp(std::string_view s) {
-  auto digits = [&](size_t pos, size_t n) -> std::optional<int> {
-    if (pos + n > s.size())
-      return std::nullopt;
-    int v = 0;
-    for (size_t i = pos; i < pos + n; ++i) {
-      if (!std::isdigit(static_cast<unsigned char>(s[i])))
-        return std::nullopt;
-      v = v * 10 + (s[i] - '0');
-    }
-    return v;
-  };
-  if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
-    return std::nullopt;
-  auto y = digits(0, 4), mo = digits(5, 2), d = digits(8, 2), h = digits(11, 2), mi = digits(14, 2),
-       se = digits(17, 2);
-  if (!y || !mo || !d || !h || !mi || !se || *mo < 1 || *mo > 12 || *d < 1 || *d > 31 || *h > 23 ||
-      *mi > 59 || *se > 60)
-    return std::nullopt;
-  size_t pos = 19;
-  if (pos < s.size() && s[pos] == '.') {
-    ++pos;
-    size_t start = pos;
-    while (pos < s.size() && std::isdigit(static_cast<unsigned char>(s[pos])))
-      ++pos;
-    if (pos == start)
-      return std::nullopt;
-  }
-  int64_t offset = 0;
-  if (pos < s.size() && s[pos] == 'Z' && pos + 1 == s.size()) {
-    offset = 0;
-  } else if (pos + 6 == s.size() && (s[pos] == '+' || s[pos] == '-') && s[pos + 3] == ':') {
-    auto oh = digits(pos + 1, 2), om = digits(pos + 4, 2);
-    if (!oh || !om || *oh > 23 || *om > 59)
-      return std::nullopt;
-    offset = (*oh * 3600 + *om * 60) * (s[pos] == '-' ? -1 : 1);
-  } else {
-    return std::nullopt;
-  }
-  std::tm tm{};
-  tm.tm_year = *y - 1900;
-  tm.tm_mon = *mo - 1;
-  tm.tm_mday = *d;
-  tm.tm_hour = *h;
-  tm.tm_min = *mi;
-  tm.tm_sec = *se;
-  return static_cast<int64_t>(::timegm(&tm)) - offset;
 }
 
 std::string random_rpad() {
@@ -223,7 +163,7 @@ void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpg
   if (!to.empty())
     content.add(xml::Element("to", std::string(kNsOx))).set_attr("jid", to);
   content.add(xml::Element("time", std::string(kNsOx)))
-      .set_attr("stamp", utc_stamp(static_cast<int64_t>(std::time(nullptr))));
+      .set_attr("stamp", format_datetime(static_cast<int64_t>(std::time(nullptr))));
   if (encrypts)
     content.add_text_child("rpad", random_rpad());
   content.add(std::move(payload));
@@ -476,7 +416,7 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
       fail_with(Errc::auth_failed, "<to/> names " + tos.front() + ", not " + to,
                 "the object was made for someone else and forwarded");
   }
-  std::optional<int64_t> stamp = parse_stamp(*time->attr("stamp"));
+  std::optional<int64_t> stamp = parse_datetime(*time->attr("stamp"));
   if (!stamp)
     fail_with(Errc::malformed,
               "<time/> stamp '" + *time->attr("stamp") + "' is not an XEP-0082 DateTime");

@@ -33,6 +33,7 @@
 #include "object/smime.hpp"
 #include "seal.hpp"
 #include "seal_x509.hpp"
+#include "util/datetime.hpp"
 #include "util/jid.hpp"
 
 namespace esession::cli {
@@ -261,11 +262,11 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
     stage = E2eFailure::timestamp;
     if (p.time > now + kMaxFutureSeconds)
       fail_with(Errc::replay,
-                "the protected DateTime " + smime::datetime(p.time) + " is in the future",
+                "the protected DateTime " + format_datetime(p.time) + " is in the future",
                 "check the clocks");
     if (now - p.time > o.max_age)
       fail_with(Errc::replay,
-                "the protected DateTime " + smime::datetime(p.time) + " is older than --max-age (" +
+                "the protected DateTime " + format_datetime(p.time) + " is older than --max-age (" +
                     std::to_string(o.max_age) + " s)",
                 "a replay, or a late delivery: raise --max-age to accept it");
     stage = E2eFailure::none;

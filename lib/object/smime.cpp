@@ -2,11 +2,10 @@
 #include "object/smime.hpp"
 
 #include <cctype>
-#include <cstdio>
 #include <cstring>
-#include <ctime>
 
 #include "crypto/random.hpp"
+#include "util/datetime.hpp"
 #include "util/jid.hpp"
 
 namespace esession::smime {
@@ -278,72 +277,13 @@ Status pidf_presence(std::string_view body, Protected& p) {
 
 }  // namespace
 
-std::string datetime(int64_t seconds) {
-  std::time_t tt = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
-}
-
-std::string datetime_ms(int64_t ms) {
-  std::string s = datetime(ms / 1000);
-  char frac[8];
-  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
-  return s.substr(0, s.size() - 1) + frac;
-}
-
-std::optional<int64_t> parse_datetime(std::string_view sv) {
-  std::string s(sv);
-  int Y, M, D, h, m, sec;
-  int n = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &Y, &M, &D, &h, &m, &sec, &n) != 6 ||
-      n != 19)
-    return std::nullopt;
-  size_t i = 19;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    size_t digits = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])))
-      ++i, ++digits;
-    if (!digits)
-      return std::nullopt;
-  }
-  int64_t offset = 0;
-  std::string rest = s.substr(i);
-  if (rest == "Z" || rest == "z") {
-  } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
-             std::isdigit(static_cast<unsigned char>(rest[1])) &&
-             std::isdigit(static_cast<unsigned char>(rest[2])) &&
-             std::isdigit(static_cast<unsigned char>(rest[4])) &&
-             std::isdigit(static_cast<unsigned char>(rest[5]))) {
-    offset = (std::stoi(rest.substr(1, 2)) * 60 + std::stoi(rest.substr(4, 2))) * 60;
-    if (rest[0] == '-')
-      offset = -offset;
-  } else {
-    return std::nullopt;
-  }
-  if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
-    return std::nullopt;
-  std::tm tm{};
-  tm.tm_year = Y - 1900;
-  tm.tm_mon = M - 1;
-  tm.tm_mday = D;
-  tm.tm_hour = h;
-  tm.tm_min = m;
-  tm.tm_sec = sec;
-  return static_cast<int64_t>(::timegm(&tm)) - offset;
-}
-
 std::string cpim_entity(std::string_view from, std::string_view to, int64_t now_ms,
                         const xml::Element& stanza) {
   xml::Element wrap("xmpp", std::string(xml::kNsClient));
   wrap.add(stanza);
   std::string body = xml::serialize(wrap);
   return "Content-Type: Message/CPIM\r\n\r\nFrom: <im:" + std::string(from) +
-         ">\r\nTo: <im:" + std::string(to) + ">\r\nDateTime: " + datetime_ms(now_ms) +
+         ">\r\nTo: <im:" + std::string(to) + ">\r\nDateTime: " + format_datetime_ms(now_ms) +
          "\r\n\r\nContent-Type: application/xmpp+xml\r\n\r\n" + body;
 }
 

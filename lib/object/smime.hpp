@@ -81,11 +81,4 @@ struct E2eObject {
 // or signed-data), a multipart/signed entity, or bare base64 (an EnvelopedData).
 Result<E2eObject> read_e2e(std::string_view text);
 
-// datetime writes |seconds| as an RFC 3339 date-time in UTC (2026-11-26T18:20:00Z);
-// datetime_ms writes |ms| with milliseconds (2026-11-26T18:20:00.123Z), as RFC 3923 §6.9 asks.
-std::string datetime(int64_t seconds);
-std::string datetime_ms(int64_t ms);
-// parse_datetime reads an RFC 3339 date-time (a fraction ignored; Z or an offset).
-std::optional<int64_t> parse_datetime(std::string_view s);
-
 }  // namespace esession::smime

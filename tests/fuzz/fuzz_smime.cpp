@@ -3,15 +3,16 @@
 //
 // Input: byte 0 chooses the reader (0: read_e2e, 1: parse_cpim, 2: signed_content), the rest is
 // its text. Besides crashes, leaks and UB: an encrypted <e2e/> that decodes gives the same DER
-// after e2e_text and read_e2e again; a CPIM entity that parses has a DateTime that datetime()
-// writes and parse_datetime() reads back, and its From, To and DateTime survive cpim_entity and
-// parse_cpim again when they are plain JIDs; signed_content never succeeds without a good
-// signature, and no signature is good with nothing trusted.
+// after e2e_text and read_e2e again; a CPIM entity that parses has a DateTime that
+// format_datetime() writes and parse_datetime() reads back, and its From, To and DateTime survive
+// cpim_entity and parse_cpim again when they are plain JIDs; signed_content never succeeds without
+// a good signature, and no signature is good with nothing trusted.
 #include <cstdint>
 #include <string>
 
 #include "fuzz_common.hpp"
 #include "object/smime.hpp"
+#include "util/datetime.hpp"
 
 using namespace esession;
 
@@ -51,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
       // An offset can take a date of year 0000 or 9999 out of the four digits RFC 3339 has.
       bool in_range = p->time >= 0 && p->time < 253402300800;  // 1970 to 9999
-      auto back = smime::parse_datetime(smime::datetime(p->time));
+      auto back = parse_datetime(format_datetime(p->time));
       fuzz::check(!in_range || (back && *back == p->time), "datetime does not read back");
       if (plain_jid(p->from) && plain_jid(p->to) && in_range) {
         xml::Element stanza("message", std::string(xml::kNsClient));

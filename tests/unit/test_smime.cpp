@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "object/smime.hpp"
+#include "util/datetime.hpp"
 
 using namespace esession;
 
@@ -88,15 +89,20 @@ TEST_CASE("smime: CPIM addresses, DateTime and the three bodies", "[smime]") {
                                xmpp + "<xmpp xmlns='jabber:client'/>")));
   }
   SECTION("DateTime: offsets, fractions; malformed ones refused") {
-    CHECK(smime::parse_datetime("2003-12-09T12:45:36.5+01:00") == 1070970336);
-    CHECK(smime::parse_datetime("2003-12-09T10:45:36-01:00") == 1070970336);
-    CHECK_FALSE(smime::parse_datetime("2003-12-09 11:45:36Z"));
-    CHECK_FALSE(smime::parse_datetime("2003-12-09T11:45:36"));
-    CHECK_FALSE(smime::parse_datetime("2003-12-09T11:45:36.Z"));
-    CHECK_FALSE(smime::parse_datetime("2003-13-09T11:45:36Z"));
-    CHECK(smime::datetime(0) == "1970-01-01T00:00:00Z");
-    CHECK(smime::datetime(-62135596800) == "0001-01-01T00:00:00Z");  // four digits, always
-    CHECK(smime::datetime_ms(1070970336660) == "2003-12-09T11:45:36.660Z");
+    CHECK(parse_datetime("2003-12-09T12:45:36.5+01:00") == 1070970336);
+    CHECK(parse_datetime("2003-12-09T10:45:36-01:00") == 1070970336);
+    CHECK(parse_datetime("2003-12-09T11:45:36z") == 1070970336);
+    CHECK_FALSE(parse_datetime("2003-12-09 11:45:36Z"));
+    CHECK_FALSE(parse_datetime("2003-12-09T11:45:36"));
+    CHECK_FALSE(parse_datetime("2003-12-09T11:45:36.Z"));
+    CHECK_FALSE(parse_datetime("2003-13-09T11:45:36Z"));
+    CHECK_FALSE(parse_datetime("+003-12-09T11:45:36Z"));
+    CHECK_FALSE(parse_datetime(" 2003-12-09T11:45:36Z"));
+    CHECK_FALSE(parse_datetime("2003-12-09T11:45:36+24:00"));
+    CHECK(format_datetime(0) == "1970-01-01T00:00:00Z");
+    CHECK(format_datetime(-62135596800) == "0001-01-01T00:00:00Z");  // four digits, always
+    CHECK(format_datetime_ms(1070970336660) == "2003-12-09T11:45:36.660Z");
+    CHECK(format_datetime_ms(-1) == "1969-12-31T23:59:59.999Z");
   }
   SECTION("text/plain (RFC 3923 §3) becomes a <body/>") {
     auto p = smime::parse_cpim(cpim("<im:j@e>", "<im:r@e>", "2003-12-09T11:45:36Z",

@@ -1,0 +1,22 @@
+// XEP-0082 DateTime, the profile of RFC 3339 that XMPP uses (XEP-0373's <time/>, RFC 3923's
+// CPIM DateTime): CCYY-MM-DDThh:mm:ss[.sss](Z|+hh:mm|-hh:mm).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace esession {
+
+// format_datetime writes |seconds| since the epoch in UTC: 2026-11-26T16:04:05Z (the year in
+// four digits, always). format_datetime_ms writes |ms| with milliseconds:
+// 2026-11-26T16:04:05.123Z.
+std::string format_datetime(int64_t seconds);
+std::string format_datetime_ms(int64_t ms);
+
+// parse_datetime reads a DateTime as seconds since the epoch: digits where digits belong, a
+// fraction of any length (ignored), and Z (or z) or an offset of at most 23:59. Nothing else.
+std::optional<int64_t> parse_datetime(std::string_view s);
+
+}  // namespace esession
