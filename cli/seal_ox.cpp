@@ -228,7 +228,7 @@ namespace {
 
 // OpenRun is what the stanzas of one `open --format ox` share: the GnuPG home, the passphrase
 // (read once, when a first stanza needs it), and the key listings of the JIDs seen so far.
-// A listing is used again while the keyring, trust database and gpg.conf stay unchanged
+// A listing is used again while the keyring, trust databases and configuration stay unchanged
 // (openpgp::keyring_state), for at most kListingLife: a key imported, certified or revoked
 // meanwhile is seen by the next stanza, and an expiry within a minute.
 class OpenRun {

@@ -584,8 +584,9 @@ std::string keyring_state(const std::string& home) {
   }
   std::string out;
   // Not the directory itself: every gpg run creates and removes its lock files there.
-  for (const char* f :
-       {"/pubring.kbx", "/pubring.gpg", "/public-keys.d/pubring.db", "/trustdb.gpg", "/gpg.conf"}) {
+  // tofu.db holds the TOFU trust model's policies; common.conf may switch to keyboxd.
+  for (const char* f : {"/pubring.kbx", "/pubring.gpg", "/public-keys.d/pubring.db", "/trustdb.gpg",
+                        "/tofu.db", "/gpg.conf", "/common.conf"}) {
     struct stat st;
     if (::stat((dir + f).c_str(), &st) != 0) {
       out += "-;";

@@ -244,9 +244,10 @@ class GnuPG {
 Result<std::vector<KeyStatus>> keys_naming(const std::string& home, std::string_view bare_jid);
 
 // keyring_state describes the files of |home| (empty: $GNUPGHOME or ~/.gnupg) that a key
-// listing depends on: the public keyring, the trust database and gpg.conf, each by inode, size
-// and modification time. While it stays the same, a listing made under it still holds, except
-// for what the clock changes (key expiry): a cache of listings keys on it and on time.
+// listing depends on: the public keyring, the trust databases (trustdb.gpg, tofu.db) and the
+// configuration (gpg.conf, common.conf), each by inode, size and modification time. While it stays
+// the same, a listing made under it still holds, except for what the clock changes (key expiry): a
+// cache of listings keys on it and on time.
 std::string keyring_state(const std::string& home);
 
 // key_file_fingerprints returns the primary fingerprints of the public keys in the file |path|
