@@ -1,6 +1,6 @@
 #include "xml/element.hpp"
 
-#include <pugixml.hpp>
+#include "xml/tree_parser.hpp"
 
 #include <cctype>
 #include <cstring>
@@ -157,48 +157,78 @@ std::string escape_attr(std::string_view s, bool escape_gt) {
   });
 }
 
-static void write(std::string& out, const Element& e, std::string_view parent_ns,
-                  SerializeStyle style) {
-  if (e.is_text()) {
-    out += escape_text(e.text);
-    return;
+namespace {
+
+// Writer serializes a tree, keeping the attribute prefixes it has declared in scope.
+struct Writer {
+  std::string& out;
+  SerializeStyle style;
+  std::vector<std::pair<std::string_view, std::string_view>> bound;  // prefix -> namespace
+
+  bool in_scope(std::string_view prefix, std::string_view ns) const {
+    for (auto it = bound.rbegin(); it != bound.rend(); ++it)
+      if (it->first == prefix)
+        return it->second == ns;
+    return false;
   }
-  out += '<';
-  out += e.name;
-  if (e.ns != parent_ns) {
-    out += " xmlns=\"";
-    out += escape_attr(e.ns);
-    out += '"';
+
+  void write(const Element& e, std::string_view parent_ns) {
+    if (e.is_text()) {
+      out += escape_text(e.text);
+      return;
+    }
+    out += '<';
+    out += e.name;
+    if (e.ns != parent_ns) {
+      out += " xmlns=\"";
+      out += escape_attr(e.ns);
+      out += '"';
+    }
+    size_t mark = bound.size();
+    for (const auto& [prefix, ns] : e.prefixes) {
+      if (in_scope(prefix, ns))
+        continue;
+      out += " xmlns:";
+      out += prefix;
+      out += "=\"";
+      out += escape_attr(ns);
+      out += '"';
+      bound.emplace_back(prefix, ns);
+    }
+    for (const auto& [k, v] : e.attrs) {
+      out += ' ';
+      out += k;
+      out += "=\"";
+      out += escape_attr(v);
+      out += '"';
+    }
+    if (e.children.empty()) {
+      out += style.empty_tag_space ? " />" : "/>";
+    } else {
+      out += '>';
+      for (const auto& c : e.children)
+        write(c, e.ns);
+      out += "</";
+      out += e.name;
+      out += '>';
+    }
+    bound.resize(mark);
   }
-  for (const auto& [k, v] : e.attrs) {
-    out += ' ';
-    out += k;
-    out += "=\"";
-    out += escape_attr(v);
-    out += '"';
-  }
-  if (e.children.empty()) {
-    out += style.empty_tag_space ? " />" : "/>";
-    return;
-  }
-  out += '>';
-  for (const auto& c : e.children)
-    write(out, c, e.ns, style);
-  out += "</";
-  out += e.name;
-  out += '>';
-}
+};
+
+}  // namespace
 
 std::string serialize(const Element& e, std::string_view parent_ns, SerializeStyle style) {
   std::string out;
-  write(out, e, parent_ns, style);
+  Writer{out, style, {}}.write(e, parent_ns);
   return out;
 }
 
 std::string serialize_children(const Element& e, SerializeStyle style) {
   std::string out;
+  Writer w{out, style, {}};
   for (const auto& c : e.children)
-    write(out, c, e.ns, style);
+    w.write(c, e.ns);
   return out;
 }
 
@@ -261,249 +291,34 @@ bool valid_xml_utf8(std::string_view s) {
 
 namespace {
 
-using NsScope = std::map<std::string, std::string>;  // prefix ("" = default) -> URI
-
-// is_ncname checks an XML Namespaces NCName: a name without a colon. Non-ASCII characters are
-// accepted as name characters (the UTF-8 itself was validated before).
-bool is_ncname(std::string_view s) {
-  if (s.empty())
-    return false;
-  auto start_char = [](unsigned char c) { return std::isalpha(c) || c == '_' || c >= 0x80; };
-  if (!start_char(static_cast<unsigned char>(s[0])))
-    return false;
-  for (char ch : s) {
-    unsigned char c = static_cast<unsigned char>(ch);
-    if (!start_char(c) && !std::isdigit(c) && c != '-' && c != '.')
-      return false;
-  }
-  return true;
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-// is_qname checks NCName or NCName:NCName.
-bool is_qname(std::string_view s) {
-  size_t colon = s.find(':');
-  if (colon == std::string_view::npos)
-    return is_ncname(s);
-  return is_ncname(s.substr(0, colon)) && is_ncname(s.substr(colon + 1));
-}
-
-struct Converter {
-  size_t max_depth;
-
-  Result<Element> convert(const pugi::xml_node& node, const NsScope& outer, size_t depth) {
-    if (depth > max_depth)
-      return fail(Errc::malformed, "XML nested too deeply");
-    std::string_view qname = node.name();
-    if (!is_qname(qname))
-      return fail(Errc::malformed, "'" + std::string(qname) + "' is not an XML element name");
-    // Namespace declarations: the scope is copied only by elements that declare some.
-    std::optional<NsScope> own;
-    for (auto a : node.attributes()) {
-      std::string_view n = a.name();
-      if (n != "xmlns" && !n.starts_with("xmlns:"))
-        continue;
-      if (!own)
-        own = outer;
-      if (n == "xmlns")
-        (*own)[""] = a.value();
-      else if (is_ncname(n.substr(6)))
-        (*own)[std::string(n.substr(6))] = a.value();
-      else
-        return fail(Errc::malformed, "bad namespace declaration '" + std::string(n) + "'");
-    }
-    const NsScope& scope = own ? *own : outer;
-    std::string prefix, local;
-    if (auto colon = qname.find(':'); colon != std::string_view::npos) {
-      prefix = std::string(qname.substr(0, colon));
-      local = std::string(qname.substr(colon + 1));
-    } else {
-      local = std::string(qname);
-    }
-    auto it = scope.find(prefix);
-    if (it == scope.end()) {
-      if (!prefix.empty())
-        return fail(Errc::malformed, "undeclared namespace prefix '" + prefix + "'");
-    }
-    Element e(local, it == scope.end() ? std::string() : it->second);
-    for (auto a : node.attributes()) {
-      std::string_view n = a.name();
-      if (n == "xmlns" || n.starts_with("xmlns:"))
-        continue;
-      if (!is_qname(n))
-        return fail(Errc::malformed, "'" + std::string(n) + "' is not an XML attribute name");
-      if (e.attr(n))
-        return fail(Errc::malformed, "duplicate attribute '" + std::string(n) + "'");
-      e.attrs.emplace_back(std::string(n), std::string(a.value()));
-    }
-    size_t kids = 0;
-    for (auto c = node.first_child(); c; c = c.next_sibling())
-      ++kids;
-    e.children.reserve(kids);
-    for (auto c : node.children()) {
-      switch (c.type()) {
-        case pugi::node_element: {
-          auto r = convert(c, scope, depth + 1);
-          if (!r)
-            return r.error();
-          e.children.push_back(std::move(r.value()));
-          break;
-        }
-        case pugi::node_pcdata:
-        case pugi::node_cdata:
-          if (!e.children.empty() && e.children.back().is_text())
-            e.children.back().text += c.value();
-          else
-            e.children.push_back(Element::text_node(c.value()));
-          break;
-        case pugi::node_comment:
-        case pugi::node_pi:
-          break;
-        default:
-          return fail(Errc::malformed, "unsupported XML node (DOCTYPE or declaration)");
-      }
-    }
-    return e;
-  }
-};
-
-constexpr unsigned kParseFlags =
-    pugi::parse_cdata | pugi::parse_escapes | pugi::parse_wconv_attribute | pugi::parse_eol |
-    pugi::parse_ws_pcdata | pugi::parse_doctype | pugi::parse_pi | pugi::parse_comments;
-
-bool is_xml_char(uint32_t cp) {
-  return cp == 0x9 || cp == 0xa || cp == 0xd || (cp >= 0x20 && cp <= 0xd7ff) ||
-         (cp >= 0xe000 && cp <= 0xfffd) || (cp >= 0x10000 && cp <= 0x10ffff);
-}
-
-// check_reference checks the reference starting at doc[i] == '&' and returns the index after
-// it.
-Result<size_t> check_reference(std::string_view doc, size_t i) {
-  size_t semi = doc.find(';', i);
-  if (semi == std::string_view::npos || semi - i > 12)
-    return fail(Errc::malformed, "'&' that does not start an XML reference");
-  std::string_view ref = doc.substr(i + 1, semi - i - 1);
-  if (ref == "amp" || ref == "lt" || ref == "gt" || ref == "quot" || ref == "apos")
-    return semi + 1;
-  if (ref.size() < 2 || ref[0] != '#')
-    return fail(Errc::malformed, "unknown entity '&" + std::string(ref) + ";'");
-  bool hexa = ref[1] == 'x';
-  std::string_view digits = ref.substr(hexa ? 2 : 1);
-  uint32_t cp = 0;
-  if (digits.empty())
-    return fail(Errc::malformed, "empty character reference");
-  for (char c : digits) {
-    int v = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-            : hexa && std::isxdigit(static_cast<unsigned char>(c))
-                ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
-                : -1;
-    if (v < 0)
-      return fail(Errc::malformed, "bad character reference '&" + std::string(ref) + ";'");
-    cp = cp * (hexa ? 16 : 10) + static_cast<uint32_t>(v);
-    if (cp > 0x10ffff)
-      break;
-  }
-  if (!is_xml_char(cp))
-    return fail(Errc::malformed,
-                "character reference '&" + std::string(ref) + ";' is not an XML character");
-  return semi + 1;
-}
-
-// check_references accepts only the references XML defines: the five predefined entities and
-// character references to XML characters. pugixml would keep an unknown entity or a bare '&'
-// as text, and turn "&#0;" or "&#xD800;" into text no XML parser reads back.
-Status check_references(std::string_view doc) {
-  if (doc.find("<!") == std::string_view::npos && doc.find("<?") == std::string_view::npos) {
-    // No CDATA section, comment or processing instruction: every '&' is a reference.
-    const char* base = doc.data();
-    size_t i = 0;
-    while (i < doc.size()) {
-      const void* hit = std::memchr(base + i, '&', doc.size() - i);
-      if (!hit)
-        return {};
-      ES_ASSIGN(i, check_reference(doc, static_cast<size_t>(static_cast<const char*>(hit) - base)));
-    }
-    return {};
-  }
-  size_t i = 0;
-  while (i < doc.size()) {
-    char c = doc[i];
-    if (c == '&') {
-      ES_ASSIGN(i, check_reference(doc, i));
-      continue;
-    }
-    if (c != '<') {
-      ++i;
-      continue;
-    }
-    // Skip the sections where '&' is literal.
-    std::string_view close;
-    if (doc.substr(i, 9) == "<![CDATA[")
-      close = "]]>";
-    else if (doc.substr(i, 4) == "<!--")
-      close = "-->";
-    else if (doc.substr(i, 2) == "<?")
-      close = "?>";
-    if (close.empty()) {
-      ++i;
-      continue;
-    }
-    size_t end = doc.find(close, i);
-    if (end == std::string_view::npos)
-      return {};  // unterminated: the parser reports it
-    i = end + close.size();
-  }
-  return {};
-}
-
+// parse_nodes parses |doc| with the conforming tokenizer (TreeParser): the top-level nodes are
+// one root element (a document) or any elements and text (|fragment|). An XML declaration is
+// read only at the very start of a document.
 Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view default_ns,
                                          ParseLimits limits, bool fragment) {
   if (!valid_xml_utf8(doc))
     return fail(Errc::malformed, "input is not valid UTF-8 XML text");
-  ES_TRY(check_references(doc));
-  pugi::xml_document d;
-  // Always parsed as a fragment: a document parse would silently drop text after the root
-  // element; the loop below enforces the document rules itself.
-  unsigned flags = kParseFlags | pugi::parse_fragment;
-  auto res = d.load_buffer(doc.data(), doc.size(), flags, pugi::encoding_utf8);
-  if (!res)
-    return fail(Errc::malformed, std::string("XML parse error: ") + res.description() +
-                                     " at offset " + std::to_string(res.offset));
-  NsScope scope;
-  scope[""] = std::string(default_ns);
-  scope["xml"] = "http://www.w3.org/XML/1998/namespace";
-  Converter conv{limits.max_depth};
-  std::vector<Element> out;
-  for (auto n : d.children()) {
-    switch (n.type()) {
-      case pugi::node_element: {
-        auto r = conv.convert(n, scope, 1);
-        if (!r)
-          return r.error();
-        out.push_back(std::move(r.value()));
-        break;
-      }
-      case pugi::node_pcdata:
-      case pugi::node_cdata:
-        if (!fragment) {
-          bool blank =
-              std::string_view(n.value()).find_first_not_of(" \t\r\n") == std::string_view::npos;
-          if (!blank)
-            return fail(Errc::malformed, "text outside the root element");
-          break;
-        }
-        out.push_back(Element::text_node(n.value()));
-        break;
-      case pugi::node_doctype:
-        return fail(Errc::malformed, "DOCTYPE is not allowed");
-      case pugi::node_declaration:
-        if (fragment)
-          return fail(Errc::malformed, "XML declaration inside content");
-        break;
-      default:
-        break;  // comments and processing instructions are ignored
-    }
+  detail::TreeParser::Options o;
+  o.default_ns = std::string(default_ns);
+  o.max_depth = limits.max_depth;
+  o.keep_top_text = fragment;
+  detail::TreeParser tp(std::move(o));
+  std::string_view decl;
+  if (!fragment && doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {
+    size_t end = doc.find("?>");
+    if (end == std::string_view::npos)
+      return fail(Errc::malformed, "unterminated XML declaration");
+    decl = doc.substr(0, end + 2);
+    doc.remove_prefix(end + 2);
   }
-  return out;
+  ES_TRY(tp.begin(decl));
+  ES_TRY(tp.feed(doc));
+  ES_TRY(tp.end());
+  return std::move(tp.top());
 }
 
 }  // namespace
@@ -511,7 +326,7 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
 Result<Element> parse(std::string_view doc, std::string_view default_ns, ParseLimits limits) {
   ES_ASSIGN(auto nodes, parse_nodes(doc, default_ns, limits, false));
   if (nodes.size() != 1)
-    return fail(Errc::malformed, "expected exactly one root element");
+    return fail(Errc::malformed, nodes.empty() ? "no root element" : "more than one root element");
   return std::move(nodes.front());
 }
 

@@ -1,8 +1,11 @@
 // The stanza model: a namespace-resolved XML element tree, its parser and its serializer.
 //
-// Every element carries its resolved namespace; prefixes are not kept. The serializer writes an
-// xmlns="..." declaration wherever an element's namespace differs from its parent's, so a tree
-// round-trips to the same namespaces. Text nodes are elements with an empty name.
+// Every element carries its resolved namespace; element prefixes are not kept. The serializer
+// writes an xmlns="..." declaration wherever an element's namespace differs from its parent's,
+// so a tree round-trips to the same namespaces. Attributes keep their qualified names
+// ("p:a"), and an element records what the prefixes of its attributes are bound to, which the
+// serializer declares where they are not in scope: what it writes is namespace-well-formed.
+// Text nodes are elements with an empty name.
 #pragma once
 
 #include <string>
@@ -25,10 +28,17 @@ inline constexpr std::string_view kNsAmp = "http://jabber.org/protocol/amp";
 inline constexpr std::string_view kNsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas";
 inline constexpr std::string_view kNsDsig = "http://www.w3.org/2000/09/xmldsig#";
 
+// kMaxStanza is the one limit on a stanza's size, in bytes, as written on one line: readers
+// (StanzaReader's default, decrypt, open) refuse bigger ones, and writers (encrypt, seal) refuse
+// to make them, before any counter is spent.
+inline constexpr size_t kMaxStanza = size_t{1} << 20;
+
 struct Element {
   std::string name;                                        // local name; empty for a text node
   std::string ns;                                          // resolved namespace URI
   std::vector<std::pair<std::string, std::string>> attrs;  // in document order, no xmlns
+  // The namespaces of the prefixes the attributes use ("p" -> "urn:p"; never "xml").
+  std::vector<std::pair<std::string, std::string>> prefixes;
   std::vector<Element> children;
   std::string text;  // the character data of a text node
 

@@ -1,193 +1,154 @@
 #include "xml/reader.hpp"
 
+#include <algorithm>
+
+#include "xml/tree_parser.hpp"
+
 namespace esession::xml {
 
-StanzaReader::StanzaReader(std::string default_ns, size_t max_stanza)
-    : m_default_ns(std::move(default_ns)), m_max(max_stanza) {}
+namespace {
 
-void StanzaReader::feed(std::string_view bytes) {
-  m_buf.append(bytes);
-}
+// Input is parsed in pieces of at most this many bytes, so that the size limit is checked
+// between pieces however much arrives at once.
+constexpr size_t kPiece = size_t{1} << 16;
 
-bool StanzaReader::at_clean_end() const {
-  if (!m_eof || m_failed || m_in_element)
-    return false;
-  return m_buf.find_first_not_of(" \t\r\n", m_start) == std::string::npos;
-}
-
-static bool is_space(char c) {
+bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-// scan advances over the buffer. Between elements it skips whitespace, comments and a leading
-// XML declaration; inside an element it tracks depth through tags, comments, CDATA sections and
-// processing instructions, honouring quoted attribute values.
-Result<std::optional<size_t>> StanzaReader::scan() {
-  const std::string& b = m_buf;
-  auto need_more = []() -> Result<std::optional<size_t>> { return std::optional<size_t>{}; };
-  for (;;) {
-    if (!m_in_element) {
-      while (m_start < b.size() && is_space(b[m_start]))
-        ++m_start;
-      if (m_start >= b.size())
-        return need_more();
-      if (b[m_start] != '<')
-        return fail(Errc::malformed, "text outside of an element");
-      m_pos = m_start;
-      if (b.compare(m_start, 4, "<!--") == 0 || b.size() - m_start < 4) {
-        if (b.size() - m_start < 4)
-          return need_more();
-        size_t end = b.find("-->", m_start + 4);
-        if (end == std::string::npos)
-          return need_more();
-        m_start = end + 3;
-        continue;
-      }
-      if (b.compare(m_start, 2, "<?") == 0) {
-        size_t end = b.find("?>", m_start + 2);
-        if (end == std::string::npos)
-          return need_more();
-        if (m_seen_any || b.compare(m_start, 6, "<?xml ") != 0)
-          return fail(Errc::malformed, "unexpected processing instruction between stanzas");
-        m_seen_any = true;
-        m_start = end + 2;
-        continue;
-      }
-      if (b.compare(m_start, 2, "<!") == 0)
-        return fail(Errc::malformed, "DOCTYPE and other declarations are not allowed");
-      if (b.compare(m_start, 2, "</") == 0)
-        return fail(Errc::malformed, "end tag without a start tag");
-      m_in_element = true;
-      m_seen_any = true;
-      m_depth = 0;
-      m_open.clear();
-    }
-    // Inside an element: find the next markup.
-    while (m_pos < b.size()) {
-      if (m_pos - m_start > m_max)
-        return fail(Errc::malformed,
-                    "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
-      size_t lt = b.find('<', m_pos);
-      if (lt == std::string::npos) {
-        m_pos = b.size();
-        break;
-      }
-      m_pos = lt;
-      if (b.size() - lt < 9 && b.compare(lt, 2, "<!") == 0)
-        return need_more();
-      if (b.compare(lt, 4, "<!--") == 0) {
-        size_t end = b.find("-->", lt + 4);
-        if (end == std::string::npos)
-          return need_more();
-        m_pos = end + 3;
-        continue;
-      }
-      if (b.compare(lt, 9, "<![CDATA[") == 0) {
-        size_t end = b.find("]]>", lt + 9);
-        if (end == std::string::npos)
-          return need_more();
-        m_pos = end + 3;
-        continue;
-      }
-      if (b.compare(lt, 2, "<!") == 0)
-        return fail(Errc::malformed, "DOCTYPE and other declarations are not allowed");
-      if (b.compare(lt, 2, "<?") == 0) {
-        size_t end = b.find("?>", lt + 2);
-        if (end == std::string::npos)
-          return need_more();
-        m_pos = end + 2;
-        continue;
-      }
-      // A start or end tag: find its closing '>' outside quotes.
-      size_t i = lt + 1;
-      char quote = 0;
-      for (; i < b.size(); ++i) {
-        char c = b[i];
-        if (quote) {
-          if (c == quote)
-            quote = 0;
-        } else if (c == '"' || c == '\'') {
-          quote = c;
-        } else if (c == '<') {
-          return fail(Errc::malformed, "'<' inside a tag");
-        } else if (c == '>') {
-          break;
-        }
-      }
-      if (i >= b.size()) {
-        if (b.size() - m_start > m_max)
-          return fail(Errc::malformed,
-                      "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
-        return need_more();
-      }
-      bool end_tag = b[lt + 1] == '/';
-      bool empty = !end_tag && b[i - 1] == '/';
-      size_t name_start = lt + (end_tag ? 2 : 1);
-      size_t name_end = b.find_first_of(" \t\r\n/>", name_start);
-      std::string name = b.substr(name_start, name_end - name_start);
-      if (name.empty())
-        return fail(Errc::malformed, "tag without a name");
-      if (end_tag) {
-        if (m_open.empty() || m_open.back() != name)
-          return fail(Errc::malformed, "end tag </" + name + "> does not match its start tag");
-        m_open.pop_back();
-        --m_depth;
-      } else if (!empty) {
-        m_open.push_back(std::move(name));
-        ++m_depth;
-      }
-      m_pos = i + 1;
-      if (m_depth == 0) {
-        if (m_pos - m_start > m_max)
-          return fail(Errc::malformed,
-                      "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
-        return std::optional<size_t>(m_pos);
-      }
-    }
-    if (m_pos - m_start > m_max)
-      return fail(Errc::malformed,
-                  "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes");
-    return need_more();
+}  // namespace
+
+StanzaReader::StanzaReader(std::string default_ns, size_t max_stanza)
+    : m_default_ns(std::move(default_ns)), m_max(max_stanza) {
+  detail::TreeParser::Options o;
+  o.default_ns = m_default_ns;
+  o.suspend_each_top = true;
+  o.allow_pi = false;
+  m_tp = std::make_unique<detail::TreeParser>(std::move(o));
+}
+
+StanzaReader::~StanzaReader() = default;
+StanzaReader::StanzaReader(StanzaReader&&) noexcept = default;
+StanzaReader& StanzaReader::operator=(StanzaReader&&) noexcept = default;
+
+void StanzaReader::feed(std::string_view bytes) {
+  if (m_failed)
+    return;
+  if (m_pending_at == m_pending.size()) {
+    m_pending.clear();
+    m_pending_at = 0;
   }
+  m_pending.append(bytes);
+}
+
+Status StanzaReader::fail_once(Error e) {
+  m_failed = e;
+  m_pending.clear();
+  m_pending_at = 0;
+  m_window.clear();
+  return e;
+}
+
+Result<std::optional<Element>> StanzaReader::take() {
+  std::vector<Element>& top = m_tp->top();
+  Element e = std::move(top.back());
+  top.clear();
+  uint64_t from = m_tp->last_start() - m_window_base, to = m_tp->last_end() - m_window_base;
+  if (to - from > m_max)
+    return fail_once(Error{Errc::malformed,
+                           "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes"})
+        .error();
+  m_raw.assign(m_window, from, to - from);
+  m_window.erase(0, to);
+  m_window_base += to;
+  // Expat checks UTF-8; this also refuses the non-characters U+FFFE and U+FFFF.
+  if (!valid_xml_utf8(m_raw))
+    return fail_once(Error{Errc::malformed, "input is not valid UTF-8 XML text"}).error();
+  return std::optional<Element>(std::move(e));
 }
 
 Result<std::optional<Element>> StanzaReader::next() {
   if (m_failed)
     return *m_failed;
-  auto r = scan();
-  if (!r) {
-    m_failed = r.error();
-    return r.error();
-  }
-  if (!r.value()) {
-    // Compact the buffer so a long stream does not grow without bound.
-    if (!m_in_element && m_start > 0) {
-      m_buf.erase(0, m_start);
-      m_start = 0;
-      m_pos = 0;
-    } else if (m_in_element && m_start > (1 << 16)) {
-      m_buf.erase(0, m_start);
-      m_pos -= m_start;
-      m_start = 0;
+  const std::optional<Element> none;
+  for (;;) {
+    Status s;
+    if (m_tp->suspended()) {
+      s = m_tp->resume();
+    } else if (!m_started) {
+      // An XML declaration may open the input (after white space, which is dropped).
+      size_t i = m_pending.find_first_not_of(" \t\r\n", m_pending_at);
+      std::string_view decl;
+      if (i == std::string::npos) {
+        if (!m_eof) {
+          m_pending.clear();
+          m_pending_at = 0;
+          return none;
+        }
+        m_pending_at = m_pending.size();
+      } else {
+        std::string_view rest = std::string_view(m_pending).substr(i);
+        constexpr std::string_view kDecl = "<?xml ";
+        if (rest.size() < kDecl.size() && kDecl.starts_with(rest) && !m_eof)
+          return none;
+        if (rest.starts_with("<?xml") && rest.size() > 5 && is_space(rest[5])) {
+          size_t end = rest.find("?>");
+          if (end == std::string_view::npos) {
+            if (rest.size() > 1024)
+              return fail_once(Error{Errc::malformed, "the XML declaration is too long"}).error();
+            if (m_eof)
+              return fail_once(Error{Errc::malformed, "input ends inside the XML declaration"})
+                  .error();
+            return none;
+          }
+          decl = rest.substr(0, end + 2);
+        }
+        m_pending_at = i + decl.size();
+      }
+      s = m_tp->begin(decl);
+      m_window_base = m_tp->index();
+      m_started = true;
+    } else if (m_pending_at < m_pending.size()) {
+      std::string_view piece = std::string_view(m_pending).substr(
+          m_pending_at, std::min(kPiece, m_pending.size() - m_pending_at));
+      m_window.append(piece);
+      m_pending_at += piece.size();
+      s = m_tp->feed(piece);
+    } else if (m_eof) {
+      if (m_clean_end)
+        return none;
+      if (m_tp->depth() > 0)
+        return fail_once(Error{Errc::malformed, "input ends inside an element"}).error();
+      s = m_tp->end();
+      if (!s)
+        return fail_once(Error{Errc::malformed, "input ends inside markup: " + s.error().detail})
+            .error();
+      m_clean_end = true;
+      return none;
+    } else {
+      m_pending.clear();
+      m_pending_at = 0;
+      return none;
     }
-    if (m_eof &&
-        (m_in_element || m_buf.find_first_not_of(" \t\r\n", m_start) != std::string::npos)) {
-      m_failed = fail(Errc::malformed, "input ends inside an element");
-      return *m_failed;
+    if (!s)
+      return fail_once(s.error()).error();
+    if (m_tp->suspended())
+      return take();
+    // The piece is parsed and no element completed in it: what is open may not exceed the
+    // limit, and the window keeps only the bytes of the open element.
+    uint64_t keep = m_tp->depth() > 0 ? m_tp->open_start() : m_tp->boundary();
+    if (m_tp->index() - keep > m_max)
+      return fail_once(
+                 Error{Errc::malformed,
+                       (m_tp->depth() > 0 ? "stanza exceeds the size limit of "
+                                          : "input between stanzas exceeds the size limit of ") +
+                           std::to_string(m_max) + " bytes"})
+          .error();
+    if (keep > m_window_base) {
+      m_window.erase(0, keep - m_window_base);
+      m_window_base = keep;
     }
-    return std::optional<Element>{};
   }
-  size_t end = *r.value();
-  m_raw.assign(m_buf, m_start, end - m_start);
-  m_start = end;
-  m_pos = end;
-  m_in_element = false;
-  auto e = parse(m_raw, m_default_ns);
-  if (!e) {
-    m_failed = e.error();
-    return e.error();
-  }
-  return std::optional<Element>(std::move(e.value()));
 }
 
 }  // namespace esession::xml

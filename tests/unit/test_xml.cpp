@@ -125,3 +125,84 @@ TEST_CASE("parse refuses names that are not QNames and text outside the root") {
     CHECK(xml::parse(good, xml::kNsClient));
   }
 }
+
+TEST_CASE("reader bounds every construct, scanning linearly (unterminated markup)") {
+  // Each unterminated construct is refused within the size limit, however much input follows;
+  // before, a comment, PI or CDATA section was buffered without bound and rescanned per read.
+  const size_t limit = 1 << 20, piece = 1 << 16;
+  for (std::string head : {"<!--", "<?x ", "<message><!--", "<message><?x ", "<message><![CDATA[",
+                           "<message a='", "<message>", "  "}) {
+    INFO(head);
+    StanzaReader r(std::string(kNsClient), limit);
+    r.feed(head);
+    std::string filler(piece, head == "  " ? ' ' : 'a');
+    size_t fed = head.size();
+    bool refused = false;
+    while (fed < (size_t{64} << 20)) {
+      r.feed(filler);
+      fed += filler.size();
+      auto e = r.next();
+      if (!e) {
+        refused = true;
+        CHECK(e.error().detail.find("size limit") != std::string::npos);
+        break;
+      }
+      REQUIRE_FALSE(e.value().has_value());
+    }
+    if (head == "  ") {
+      CHECK_FALSE(refused);  // white space between stanzas is no construct: it never ends
+      continue;
+    }
+    CHECK(refused);
+    CHECK(fed <= limit + 2 * piece);
+  }
+}
+
+TEST_CASE("reader and parser refuse what is not XML, pugixml's leniencies included") {
+  // '<' in an attribute value, then a raw control character through a reference inside a
+  // would-be PI: the old pre-check skipped from "<?" to "?>" and let &#6; through.
+  for (const char* bad :
+       {"<message to='bob@example.com/laptop' id='a<?x&#6;'><body>hi</body></message>",
+        "<message id='a<b'/>", "<message><body>&#6;</body></message>", "<message a='1' a='2'/>",
+        "<message xmlns:p='u' xmlns:q='u' p:a='1' q:a='2'/>", "<p:message/>",
+        "<message><?pi x?></message>", "<message>\x01</message>",
+        "<message><body></message></body>", "<message xmlns:p=''/>", "<message>]]></message>",
+        "<message a=\"x\"b=\"y\"/>", "<message><!-- a -- b --></message>"}) {
+    INFO(bad);
+    StanzaReader r;
+    r.feed(bad);
+    r.finish();
+    auto e = r.next();
+    CHECK_FALSE((e && e.value()));
+    CHECK_FALSE(r.at_clean_end());
+  }
+  for (const char* bad :
+       {"<a b='<'/>", "<a b='&#6;'/>", "<a>]]></a>", "<a><!-- -- --></a>",
+        "<?xml version='1.0' encoding='ISO-8859-1'?><a/>", "<?xml version='1.1'?><a/>"}) {
+    INFO(bad);
+    CHECK_FALSE(parse(bad, kNsClient));
+  }
+}
+
+TEST_CASE("namespaced attributes round-trip namespace-well-formed") {
+  // The prefixes of attributes are declared where they are written; xml: never is.
+  auto e = parse(
+      "<m xmlns:p='urn:p'><x p:a='v' xml:lang='en'><y xmlns:p='urn:q' p:a='w'/></x>"
+      "<p:z p:b='1'/></m>",
+      kNsClient);
+  REQUIRE(e);
+  const Element& x = e->children[0];
+  std::string out = serialize(x, kNsClient);
+  CHECK(out ==
+        "<x xmlns:p=\"urn:p\" p:a=\"v\" xml:lang=\"en\"><y xmlns:p=\"urn:q\" p:a=\"w\"/></x>");
+  auto back = parse(out, kNsClient);
+  REQUIRE(back);
+  CHECK(serialize(*back, kNsClient) == out);
+  // An element in the prefix's namespace is written with a default declaration; its
+  // attribute's prefix is declared beside it.
+  CHECK(serialize(e->children[1], kNsClient) == "<z xmlns=\"urn:p\" xmlns:p=\"urn:p\" p:b=\"1\"/>");
+  // Inside an element that declared the prefix the same way, it is not declared again.
+  auto n = parse("<x xmlns:p='urn:p' p:a='1'><w p:c='2'/></x>", kNsClient);
+  REQUIRE(n);
+  CHECK(serialize(*n, kNsClient) == "<x xmlns:p=\"urn:p\" p:a=\"1\"><w p:c=\"2\"/></x>");
+}

@@ -1,0 +1,238 @@
+#include "xml/tree_parser.hpp"
+
+#include <algorithm>
+#include <climits>
+
+namespace esession::xml::detail {
+
+namespace {
+
+// Expat reports a namespaced name as "URI\1local\1prefix" (XML_SetReturnNSTriplet), and one in
+// no namespace as "local". \1 cannot occur in a namespace name: XML 1.0 has no such character.
+constexpr XML_Char kSep = '\x01';
+
+struct Name {
+  std::string_view ns, local, prefix;
+};
+
+Name split(const XML_Char* n) {
+  std::string_view s(n);
+  size_t a = s.find(kSep);
+  if (a == std::string_view::npos)
+    return {{}, s, {}};
+  std::string_view rest = s.substr(a + 1);
+  size_t b = rest.find(kSep);
+  if (b == std::string_view::npos)
+    return {s.substr(0, a), rest, {}};
+  return {s.substr(0, a), rest.substr(0, b), rest.substr(b + 1)};
+}
+
+bool blank(std::string_view s) {
+  return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
+}  // namespace
+
+TreeParser::TreeParser(Options o) : m_o(std::move(o)), m_p(XML_ParserCreateNS("UTF-8", kSep)) {
+  if (!m_p)
+    throw std::bad_alloc();
+  XML_SetReturnNSTriplet(m_p, 1);
+  XML_SetUserData(m_p, this);
+  XML_SetElementHandler(m_p, on_start, on_end);
+  XML_SetCharacterDataHandler(m_p, on_text);
+  XML_SetStartCdataSectionHandler(m_p, on_cdata_start);
+  XML_SetCommentHandler(m_p, on_comment);
+  XML_SetProcessingInstructionHandler(m_p, on_pi);
+  XML_SetXmlDeclHandler(m_p, on_decl);
+  XML_SetStartDoctypeDeclHandler(m_p, on_doctype);
+  XML_SetParamEntityParsing(m_p, XML_PARAM_ENTITY_PARSING_NEVER);
+}
+
+TreeParser::~TreeParser() {
+  XML_ParserFree(m_p);
+}
+
+uint64_t TreeParser::index() const {
+  return m_fed;
+}
+
+void TreeParser::abort(std::string detail) {
+  if (!m_error)
+    m_error = Error{Errc::malformed, std::move(detail)};
+  XML_StopParser(m_p, XML_FALSE);
+}
+
+uint64_t TreeParser::event_end() const {
+  return static_cast<uint64_t>(XML_GetCurrentByteIndex(m_p)) +
+         static_cast<uint64_t>(XML_GetCurrentByteCount(m_p));
+}
+
+void TreeParser::on_start(void* self, const XML_Char* name, const XML_Char** atts) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (t->m_error)
+    return;
+  if (t->m_stack.empty()) {  // the wrapper
+    t->m_stack.push_back(nullptr);
+    return;
+  }
+  if (t->m_stack.size() > t->m_o.max_depth)
+    return t->abort("XML nested too deeply");
+  Name n = split(name);
+  Element e{std::string(n.local), std::string(n.ns)};
+  for (const XML_Char** a = atts; *a; a += 2) {
+    Name an = split(a[0]);
+    std::string qname(an.local);
+    if (!an.prefix.empty()) {
+      qname = std::string(an.prefix) + ':' + qname;
+      if (an.prefix != "xml" && std::none_of(e.prefixes.begin(), e.prefixes.end(),
+                                             [&](const auto& b) { return b.first == an.prefix; }))
+        e.prefixes.emplace_back(an.prefix, an.ns);
+    }
+    e.attrs.emplace_back(std::move(qname), a[1]);
+  }
+  Element* at;
+  if (t->m_stack.size() == 1) {
+    t->m_top_start = static_cast<uint64_t>(XML_GetCurrentByteIndex(t->m_p));
+    at = &t->m_top.emplace_back(std::move(e));
+  } else {
+    at = &t->m_stack.back()->children.emplace_back(std::move(e));
+  }
+  t->m_stack.push_back(at);
+}
+
+void TreeParser::on_end(void* self, const XML_Char*) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (t->m_error)
+    return;
+  t->m_stack.pop_back();
+  if (t->m_stack.size() != 1)
+    return;
+  t->m_last_start = t->m_top_start;
+  t->m_last_end = t->m_boundary = t->event_end();
+  if (t->m_o.suspend_each_top)
+    XML_StopParser(t->m_p, XML_TRUE);
+}
+
+void TreeParser::on_text(void* self, const XML_Char* s, int len) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (t->m_error)
+    return;
+  std::string_view text(s, static_cast<size_t>(len));
+  std::vector<Element>* into;
+  if (t->m_stack.size() == 1) {
+    if (!t->m_o.keep_top_text) {
+      if (!blank(text))
+        return t->abort("text outside of an element");
+      t->m_boundary = t->event_end();
+      return;
+    }
+    into = &t->m_top;
+  } else {
+    into = &t->m_stack.back()->children;
+  }
+  if (!into->empty() && into->back().is_text())
+    into->back().text.append(text);
+  else
+    into->push_back(Element::text_node(std::string(text)));
+}
+
+void TreeParser::on_cdata_start(void* self) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (t->m_stack.size() == 1 && !t->m_o.keep_top_text)
+    t->abort("a CDATA section outside of an element");
+}
+
+void TreeParser::on_comment(void* self, const XML_Char*) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (t->m_stack.size() == 1)
+    t->m_boundary = t->event_end();
+}
+
+void TreeParser::on_pi(void* self, const XML_Char*, const XML_Char*) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (!t->m_o.allow_pi)
+    return t->abort("a processing instruction (XMPP allows none)");
+  if (t->m_stack.size() == 1)
+    t->m_boundary = t->event_end();
+}
+
+void TreeParser::on_decl(void* self, const XML_Char* version, const XML_Char* encoding, int) {
+  auto* t = static_cast<TreeParser*>(self);
+  if (!version || std::string_view(version) != "1.0")
+    return t->abort("the XML declaration must say version 1.0");
+  if (encoding) {
+    std::string e(encoding);
+    std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (e != "utf-8")
+      return t->abort("the XML declaration names the encoding " + std::string(encoding) +
+                      ": only UTF-8 is read");
+  }
+}
+
+void TreeParser::on_doctype(void* self, const XML_Char*, const XML_Char*, const XML_Char*, int) {
+  static_cast<TreeParser*>(self)->abort("DOCTYPE is not allowed");
+}
+
+Status TreeParser::status_of(XML_Status st) {
+  if (st == XML_STATUS_SUSPENDED) {
+    m_suspended = true;
+    return {};
+  }
+  if (st == XML_STATUS_OK)
+    return {};
+  if (!m_error) {
+    uint64_t at = static_cast<uint64_t>(XML_GetCurrentByteIndex(m_p));
+    // Offsets in the caller's input: the wrapper's start tag is not part of it.
+    if (at >= m_decl_len + m_wrapper_len)
+      at -= m_wrapper_len;
+    m_error = Error{Errc::malformed, std::string("not well-formed XML: ") +
+                                         XML_ErrorString(XML_GetErrorCode(m_p)) + " at byte " +
+                                         std::to_string(at)};
+  }
+  return *m_error;
+}
+
+Status TreeParser::parse(std::string_view data, bool final) {
+  if (m_error)
+    return *m_error;
+  if (data.size() > INT_MAX)
+    return fail(Errc::malformed, "XML input too large");
+  m_fed += data.size();
+  return status_of(XML_Parse(m_p, data.data(), static_cast<int>(data.size()), final));
+}
+
+Status TreeParser::begin(std::string_view decl) {
+  m_decl_len = decl.size();
+  if (!decl.empty())
+    ES_TRY(parse(decl, false));
+  std::string wrapper = "<w";
+  if (!m_o.default_ns.empty())
+    wrapper += " xmlns=\"" + escape_attr(m_o.default_ns) + "\"";
+  wrapper += '>';
+  m_wrapper_len = wrapper.size();
+  ES_TRY(parse(wrapper, false));
+  m_boundary = m_fed;
+  return {};
+}
+
+Status TreeParser::feed(std::string_view data) {
+  if (m_o.suspend_each_top)
+    return parse(data, false);
+  constexpr size_t kPiece = size_t{1} << 20;
+  for (size_t at = 0; at < data.size(); at += kPiece)
+    ES_TRY(parse(data.substr(at, std::min(kPiece, data.size() - at)), false));
+  return {};
+}
+
+Status TreeParser::resume() {
+  if (m_error)
+    return *m_error;
+  m_suspended = false;
+  return status_of(XML_ResumeParser(m_p));
+}
+
+Status TreeParser::end() {
+  return parse("</w>", true);
+}
+
+}  // namespace esession::xml::detail
