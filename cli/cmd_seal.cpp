@@ -81,6 +81,25 @@ void ProgressBar::update(uint64_t done, uint64_t total) {
   std::fflush(stderr);
 }
 
+xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
+                           std::vector<xml::Element> payload,
+                           const std::function<bool(const xml::Element&)>& marker) {
+  xml::Element out(outer.name, outer.ns);
+  for (const char* a : {"to", "from", "type", "id", "xml:lang"})
+    if (const std::string* v = outer.attr(a))
+      out.set_attr(a, *v);
+  for (auto& c : payload)
+    out.add(std::move(c));
+  for (const auto& c : outer.children) {
+    if (c.is_text() || marker(c))
+      continue;
+    ctx.warn("dropped the unprotected <" + c.name + "/> (" + c.ns +
+             ") outside the sealed part: anyone on the way could have put it there");
+    ctx.status("DROPPED", status_field(c.name) + " " + status_field(c.ns));
+  }
+  return out;
+}
+
 void check_fd(int fd, const char* option) {
   if (::fcntl(fd, F_GETFD) < 0)
     fail_with(Errc::malformed,

@@ -128,6 +128,25 @@ void Context::warn(const std::string& line) const {
   std::fprintf(stderr, "esession: warning: %s\n", line.c_str());
 }
 
+std::string status_field(std::string_view s) {
+  if (s.empty())
+    return "-";
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c == 0x7f || c == '%') {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 std::string group_hex(std::string_view h) {
   std::string out;
   for (size_t i = 0; i < h.size(); ++i) {

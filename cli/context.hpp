@@ -101,6 +101,11 @@ struct Command {
 };
 const std::vector<Command>& command_table();
 
+// status_field encodes |s| for one argument of a status line: '%', space, control characters
+// and DEL as %XX (as gpg's [GNUPG:] lines do), so that data from a peer can neither add nor
+// shift fields. An empty value is written as "-".
+std::string status_field(std::string_view s);
+
 // Helpers shared by commands.
 std::string group_hex(std::string_view hex);  // "ab12cd34…" as "AB12 CD34 …"
 std::string json_escape(std::string_view s);

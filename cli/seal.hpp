@@ -80,6 +80,15 @@ class ProgressBar {
 int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool keep_going,
                     const std::function<void(xml::Element&)>& fn);
 
+// opened_stanza is what open writes for a stanza object: |outer|'s routing attributes (to, from,
+// type, id, xml:lang) around |payload|, the authenticated content, and nothing else. Every other
+// child of |outer| is unauthenticated (anyone on the way can add it): it is dropped, with a
+// warning and a DROPPED status line, unless |marker| says it is one of the format's own
+// content-free markers (ox: <encryption/> and the <store/> hint seal adds).
+xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
+                           std::vector<xml::Element> payload,
+                           const std::function<bool(const xml::Element&)>& marker);
+
 // check_fd fails unless |fd| (given as |option|) is open.
 void check_fd(int fd, const char* option);
 // open_input opens the input file, or returns standard input. |own| keeps a file open.

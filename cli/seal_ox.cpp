@@ -6,13 +6,15 @@
 //
 // Decisions, documented in esession-seal(1) and esession-open(1):
 //  - In clear stay what the servers on the way need or what only describes the transport:
-//    <thread/>, the XEP-0334 hints (urn:xmpp:hints), XEP-0380 <encryption/> (urn:xmpp:eme:0),
-//    XEP-0359 <origin-id/>/<stanza-id/> (urn:xmpp:sid:0) and XEP-0079 <amp/>. Everything else
-//    (body, subject, receipts, markers, any extension) goes into <payload/>. Whitespace text
+//    the XEP-0334 hints (urn:xmpp:hints), XEP-0380 <encryption/> (urn:xmpp:eme:0), XEP-0359
+//    <origin-id/>/<stanza-id/> (urn:xmpp:sid:0) and XEP-0079 <amp/>. Everything else (body,
+//    subject, thread, receipts, markers, any extension) goes into <payload/>. Whitespace text
 //    between the children is dropped.
 //  - seal adds <store xmlns='urn:xmpp:hints'/> and <encryption xmlns='urn:xmpp:eme:0'
 //    namespace='urn:xmpp:openpgp:0'/> (XEP-0374 §2.3), unless present; no plaintext <body/>
-//    hint is added. open removes that <encryption/> element and keeps the rest.
+//    hint is added. open writes the routing attributes and the payload, nothing else: every
+//    other element outside <openpgp/> is unauthenticated and dropped (with a warning and a
+//    DROPPED status line, except that <encryption/> and the <store/> hint).
 //  - signcrypt (the default, and the only mode XEP-0374 allows) and crypt are encrypted to
 //    the recipients (default: the key of the stanza's `to`) and, for signcrypt, to our own key
 //    too (XEP-0373 §3.1 SHOULD); crypt is not signed, so it has no key of ours to add.
@@ -44,7 +46,6 @@ constexpr std::string_view kNsEme = "urn:xmpp:eme:0";
 constexpr std::string_view kNsSid = "urn:xmpp:sid:0";
 constexpr int64_t kMaxFuture = 300;  // seconds a <time/> may be ahead of our clock
 constexpr size_t kMaxRpad = 200;
-constexpr size_t kMaxStanza = 1 << 20;
 
 void refuse_other_options(const ObjectOpts& o) {
   if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
@@ -72,8 +73,7 @@ void check_message(const xml::Element& st) {
 
 // stays_in_clear: a child of the <message/> that is not sealed.
 bool stays_in_clear(const xml::Element& e) {
-  return e.is("thread", xml::kNsClient) || e.ns == kNsHints || e.ns == kNsEme || e.ns == kNsSid ||
-         e.ns == xml::kNsAmp;
+  return e.ns == kNsHints || e.ns == kNsEme || e.ns == kNsSid || e.ns == xml::kNsAmp;
 }
 
 std::string random_rpad() {
@@ -134,7 +134,7 @@ void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpg
   }
   if (payload.children.empty())
     fail_with(Errc::malformed, "the message has nothing to seal",
-              "only <thread/> and processing hints: these stay in clear");
+              "only processing hints, stanza ids and <amp/>: these stay in clear");
 
   // Keys are named by JID or fingerprint and found by gpg itself, in the one gpg run that
   // seals (GnuPG::seal).
@@ -220,7 +220,7 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
   std::optional<SecretBytes> pass;
   if (signs)
     pass = passphrase(ctx, "the OpenPGP signing key");
-  return for_each_stanza(ctx, o, kMaxStanza, false,
+  return for_each_stanza(ctx, o, xml::kMaxStanza, false,
                          [&](xml::Element& msg) { seal_one(ctx, o, mode, gpg, pass, msg); });
 }
 
@@ -429,20 +429,15 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
                   std::to_string(o.max_age) + " seconds",
               "a replayed or long-delayed object; raise --max-age to open it anyway");
 
-  // The stanza with the payload in place of <openpgp/>.
-  xml::Element out(msg.name, msg.ns);
-  out.attrs = msg.attrs;
-  for (const auto& c : msg.children) {
-    if (c.is("openpgp", kNsOx)) {
-      for (const auto& p : payload->children)
-        if (!p.is_text() || !blank(p.text))
-          out.add(p);
-    } else if (c.is("encryption", kNsEme) && c.attr_or("namespace") == kNsOx) {
-      continue;
-    } else if (!c.is_text() || !blank(c.text)) {
-      out.add(c);
-    }
-  }
+  // The stanza: its routing attributes and the authenticated payload, nothing else (§3.2).
+  std::vector<xml::Element> inside;
+  for (const auto& p : payload->children)
+    if (!p.is_text() || !blank(p.text))
+      inside.push_back(p);
+  xml::Element out = opened_stanza(ctx, msg, std::move(inside), [](const xml::Element& c) {
+    return c.is("openpgp", kNsOx) || c.is("store", kNsHints) ||
+           (c.is("encryption", kNsEme) && c.attr_or("namespace") == kNsOx);
+  });
   write_stanza(out);
   ctx.status("OPENED", "ox " + std::to_string(plain.size()));
   if (d.signature == V::good)
@@ -464,7 +459,7 @@ int open_ox(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "--max-age must be a positive number of seconds");
 
   OpenRun run(check(openpgp::GnuPG::open(ctx.globals().gnupg_home)), ctx.globals().gnupg_home);
-  return for_each_stanza(ctx, o, kMaxStanza, true,
+  return for_each_stanza(ctx, o, xml::kMaxStanza, true,
                          [&](xml::Element& msg) { open_one(ctx, o, run, msg); });
 }
 

@@ -41,8 +41,8 @@ namespace esession::cli {
 namespace {
 
 using smime::kNsE2e;
-constexpr size_t kMaxObject = 1 << 20;      // one stanza
-constexpr int64_t kMaxFutureSeconds = 300;  // RFC 3923 §6: within five minutes
+constexpr size_t kMaxObject = xml::kMaxStanza;  // one stanza
+constexpr int64_t kMaxFutureSeconds = 300;      // RFC 3923 §6: within five minutes
 
 void refuse_file_options(const ObjectOpts& o) {
   if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
@@ -271,8 +271,12 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
                 "a replay, or a late delivery: raise --max-age to accept it");
     stage = E2eFailure::none;
 
-    xml::Element opened(stanza.name, stanza.ns);
-    opened.attrs = stanza.attrs;
+    // The routing attributes and the protected payload, nothing else: the outer <thread/> is
+    // seal's clear copy of the protected one.
+    xml::Element opened =
+        opened_stanza(ctx, stanza, std::move(p.payload), [](const xml::Element& c) {
+          return c.is("e2e", kNsE2e) || c.is("thread", xml::kNsClient);
+        });
     if (p.presence_type) {
       if (stanza.name != "presence")
         fail_with(Errc::malformed, "a PIDF presence document in a <" + stanza.name + "/> stanza");
@@ -281,11 +285,6 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
       else
         opened.set_attr("type", *p.presence_type);
     }
-    for (auto& c : p.payload)
-      opened.add(std::move(c));
-    for (const auto& c : stanza.children)
-      if (!c.is_text() && !c.is("e2e", kNsE2e) && !c.is("thread", xml::kNsClient))
-        ctx.warn("dropped the unprotected <" + c.name + "/> outside the <e2e/>");
     write_stanza(opened);
     ctx.status("OPENED", "smime " + std::to_string(n));
     ctx.info("good signature by " + verdict.signer);

@@ -131,7 +131,7 @@ def round_trip(mode, open_args=()):
     sealed = parse(r.out)
     t.check(sealed.find(q("body")) is None and sealed.find("{urn:xmpp:receipts}request") is None,
             what + ": no body or receipt request in clear", r.out)
-    t.check(sealed.findtext(q("thread")) == "th1", what + ": <thread/> stays in clear", r.out)
+    t.check(sealed.find(q("thread")) is None, what + ": <thread/> is sealed too", r.out)
     t.check(len(sealed.findall(q("openpgp", NS_OX))) == 1, what + ": one <openpgp/>", r.out)
     t.check(sealed.get("to") == "bob@example.org/laptop" and sealed.get("id") == "m1",
             what + ": attributes kept", r.out)
@@ -143,8 +143,9 @@ def round_trip(mode, open_args=()):
     t.check(opened.find("{urn:xmpp:receipts}request") is not None, what + ": receipt request back")
     t.check(opened.find(q("openpgp", NS_OX)) is None and opened.find("{urn:xmpp:eme:0}encryption")
             is None, what + ": <openpgp/> and <encryption/> gone", o.out)
-    t.check([c.tag for c in opened].count("{urn:xmpp:hints}store") == 1,
-            what + ": one store hint", o.out)
+    t.check(opened.findtext(q("thread")) == "th1", what + ": <thread/> back", o.out)
+    t.check(opened.find("{urn:xmpp:hints}store") is None and not status(o, "DROPPED"),
+            what + ": the clear store hint dropped silently", o.out + o.status)
     t.check(status(o, "OPENED")[:1] and status(o, "OPENED")[0][0] == "ox", what + ": OPENED ox",
             o.status_text)
     sig = status(o, "SIGNATURE")
@@ -174,6 +175,20 @@ try:
     round_trip("signcrypt")
     round_trip("sign")
     round_trip("crypt", ("--allow-unsigned",))
+
+    # Elements added outside <openpgp/> on the way (or a client's clear fallback body) are
+    # unauthenticated: only the routing attributes and the payload come out (XEP-0373 §3.2).
+    r = seal("alice", ORIGINAL)
+    forged = r.out.replace(b"<openpgp ", b"<body>INJECTED</body><openpgp ", 1)
+    forged = forged.replace(b"<message ", b"<message evil='1' ", 1)
+    o = open_("bob", forged)
+    if t.check_rc(o, EXIT_OK, "open a message with a clear <body/> added"):
+        opened = parse(o.out)
+        t.check([e.text for e in opened.findall(q("body"))] == ["Hi Bob & co <3"] and
+                opened.get("evil") is None, "only the authenticated body comes out", o.out)
+        t.check(status(o, "DROPPED") == [["body", NS_CLIENT]], "DROPPED body jabber:client",
+                o.status_text)
+        t.check("dropped the unprotected <body/>" in o.err_text, "a warning says so", o.err_text)
     r = seal("alice", ORIGINAL, "--mode", "crypt")
     refused(open_("bob", r.out), EXIT_CRYPTO, "crypt without --allow-unsigned", "not signed")
 
@@ -187,7 +202,8 @@ try:
         plain = p.stdout.decode()
         t.check(plain.startswith("<signcrypt xmlns=\"urn:xmpp:openpgp:0\"><to jid=\"bob@example.org\""
                                  "/><time stamp=\"") and "<rpad>" in plain and
-                "<payload><body xmlns=\"jabber:client\">Hi Bob &amp; co &lt;3</body>" in plain,
+                "<payload><thread xmlns=\"jabber:client\">th1</thread><body xmlns=\"jabber:client\">"
+                "Hi Bob &amp; co &lt;3</body>" in plain,
                 "gpg (%s) shows our <signcrypt/>" % who, plain)
     r = seal("alice", ORIGINAL, "--mode", "sign")
     p = gpg("bob", "--status-fd", "2", "--decrypt", input=openpgp_bytes(r.out), check=False)
@@ -200,8 +216,10 @@ try:
     o = open_("bob", s)
     if t.check_rc(o, EXIT_OK, "open gpg's signcrypt"):
         e = parse(o.out)
-        t.check(e.findtext(q("body")) == "hello from gpg" and e.findtext(q("thread")) == "th1",
-                "gpg's signcrypt: body and thread", o.out)
+        t.check(e.findtext(q("body")) == "hello from gpg" and e.find(q("thread")) is None,
+                "gpg's signcrypt: the body; the clear <thread/> dropped", o.out)
+        t.check(status(o, "DROPPED") == [["thread", NS_CLIENT]], "DROPPED thread jabber:client",
+                o.status_text)
     # Base64 wrapped in lines of 64 (as some encoders write it) opens the same.
     e = parse(s.encode())
     text = e.findtext(q("openpgp", NS_OX))
@@ -405,7 +423,7 @@ try:
     refused(open_("bob", gpg_stanza("alice", "bob", content("signcrypt", ["bob@example.org"],
                                                             "yesterday"))),
             EXIT_INPUT, "bad <time/> stamp", "XEP-0082")
-    refused(seal("alice", message("alice", "bob", "<thread>x</thread>")), EXIT_INPUT,
+    refused(seal("alice", message("alice", "bob", "<store xmlns='urn:xmpp:hints'/>")), EXIT_INPUT,
             "seal: nothing to seal")
     refused(seal("alice", "<message xmlns='jabber:client'><body>x</body></message>"), EXIT_INPUT,
             "seal: signcrypt without to")

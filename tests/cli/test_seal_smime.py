@@ -178,6 +178,19 @@ for name, stanza, payload in (("message", MSG, b"<body>Wherefore art thou, Romeo
                  input=r.out)
         t.check(o2.rc == EXIT_OK and payload in o2.out, "the sender opens her own", o2.describe())
 
+# --- unauthenticated children and attributes of the outer stanza are dropped ---
+if sealed_msg:
+    forged = sealed_msg.replace(b"<e2e ", b"<body>INJECTED</body><x xmlns='urn:evil'/><e2e ", 1)
+    forged = forged.replace(b"<message ", b"<message evil='1' ", 1)
+    o = run(*CA, "open", *SM, *BOB, input=forged)
+    t.check_rc(o, EXIT_OK, "open a message with clear children added on the way")
+    t.check(b"INJECTED" not in o.out and b"urn:evil" not in o.out and b"evil=" not in o.out and
+            b"Romeo" in o.out, "only the protected payload and routing attributes come out",
+            o.out_text)
+    t.check(sorted(status(o, "DROPPED")) == ["body jabber:client", "x urn:evil"],
+            "a DROPPED status line for each added child", o.status_text)
+    t.check(o.err_text.count("dropped the unprotected") == 2, "a warning for each", o.err_text)
+
 # --- openssl reads ours ---
 write(t.path("ours.der"), e2e_of(sealed_msg))
 write(t.path("ours.p7m"), e2e_text(sealed_msg))
