@@ -88,6 +88,12 @@ std::vector<xml::Element> StanzaInput::next_batch(size_t max) {
 
 void write_stanza(const xml::Element& e, FILE* out) {
   std::string line = xml::serialize(e);
+  if (line.size() > xml::kMaxStanza)
+    fail_with(Errc::malformed,
+              "the <" + e.name + "/> stanza to write is " + std::to_string(line.size()) +
+                  " bytes, more than the " + std::to_string(xml::kMaxStanza) +
+                  " bytes a receiver reads",
+              "send large content as a file: esession seal --file");
   line += '\n';
   if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0)
     fail_with(Errc::io, std::string("writing output: ") + std::strerror(errno));

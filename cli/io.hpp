@@ -12,7 +12,7 @@ namespace esession::cli {
 class StanzaInput {
  public:
   // |max_stanza| bounds one stanza's bytes; a bigger one is a bad-input error.
-  explicit StanzaInput(int fd = 0, size_t max_stanza = 1 << 20);
+  explicit StanzaInput(int fd = 0, size_t max_stanza = xml::kMaxStanza);
   // next returns the next stanza, or nullopt at the end of a clean input. |timeout_ms| < 0
   // waits for ever. Throws Failure on malformed input, a truncated stanza or a timeout.
   std::optional<xml::Element> next(int timeout_ms = -1);
@@ -32,7 +32,8 @@ class StanzaInput {
 // widen_pipe raises the capacity of |fd| if it is a pipe (best effort).
 void widen_pipe(int fd);
 
-// write_stanza writes |e| as one line and flushes. Throws Failure when the output is closed.
+// write_stanza writes |e| as one line and flushes. Throws Failure when the output is closed, or
+// when the line would be longer than xml::kMaxStanza (nothing is written then).
 void write_stanza(const xml::Element& e, FILE* out = stdout);
 
 }  // namespace esession::cli

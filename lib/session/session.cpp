@@ -19,6 +19,12 @@ bool stays_clear(const xml::Element& e) {
          e.is("error", xml::kNsClient);
 }
 
+// is_defined_condition: an RFC 6120 defined condition (every stanzas-namespace child of
+// <error/> but the human-readable <text/>).
+bool is_defined_condition(const xml::Element& e) {
+  return e.ns == xml::kNsStanzas && e.name != "text";
+}
+
 // utf8_chars counts code points of valid UTF-8.
 size_t utf8_chars(std::string_view s) {
   size_t n = 0;
@@ -188,16 +194,42 @@ Result<xml::Element> Session::encrypt(const xml::Element& stanza, RandomSource& 
     if (has_content)
       plaintext = pad(std::move(content), rng);
   }
+  ES_TRY(check_wire_size(stanza, plaintext.size()));
   ES_ASSIGN(xml::Element out, seal(stanza, plaintext, has_content, std::nullopt));
   if (!opts.plaintext_override && m_p.suite.compat == Compat::spec)
     ES_TRY(seal_error_details(out, rng));
   return out;
 }
 
-// is_defined_condition: an RFC 6120 defined condition (every stanzas-namespace child of
-// <error/> but the human-readable <text/>).
-static bool is_defined_condition(const xml::Element& e) {
-  return e.ns == xml::kNsStanzas && e.name != "text";
+Status Session::check_wire_size(const xml::Element& stanza, size_t plaintext_size) const {
+  // What seal writes: the clear part of the stanza, then a <c/> with the Base64 of the padded
+  // plaintext, <mac/>, <new/> and the <old/> MAC keys (XEP-0200 §5); in spec mode, an error
+  // stanza's details in a second <c/> inside <error/>; in Gajim mode a fallback <body/>. The
+  // fixed parts are bounded generously: 256 bytes a <c/>, 128 an <old/>.
+  xml::Element clear(stanza.name, stanza.ns);
+  clear.attrs = stanza.attrs;
+  std::string details;
+  for (const auto& ch : stanza.children) {
+    if (ch.is_text() || !stays_clear(ch))
+      continue;
+    clear.children.push_back(ch);
+    if (ch.is("error", xml::kNsClient) && m_p.suite.compat == Compat::spec)
+      for (const auto& d : ch.children)
+        if (!d.is_text() && !is_defined_condition(d))
+          details += xml::serialize(d, ch.ns);
+  }
+  auto b64 = [](size_t n) { return (n + 2) / 3 * 4; };
+  size_t bound = xml::serialize(clear).size() + b64(plaintext_size + 15) + 256 +
+                 128 * m_old_mac_keys.size() + kGajimFallback.size() + 16;
+  if (!details.empty())
+    bound += b64(details.size() + 15) + 256;
+  if (bound > xml::kMaxStanza)
+    return fail(Errc::malformed, "the stanza would be about " + std::to_string(bound) +
+                                     " bytes encrypted, more than the " +
+                                     std::to_string(xml::kMaxStanza) +
+                                     " bytes a receiver reads (its plaintext is " +
+                                     std::to_string(plaintext_size) + " bytes)");
+  return {};
 }
 
 Status Session::seal_error_details(xml::Element& out, RandomSource& rng) {

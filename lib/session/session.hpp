@@ -124,6 +124,9 @@ class Session {
   Result<xml::Element> seal_c(ByteView plaintext, bool has_content,
                               std::optional<std::string> key_b64);
   Status seal_error_details(xml::Element& out, RandomSource& rng);
+  // check_wire_size refuses, before a counter is spent, a stanza whose encrypted form could
+  // exceed xml::kMaxStanza, what every receiver reads.
+  Status check_wire_size(const xml::Element& stanza, size_t plaintext_size) const;
   Status open_error_details(xml::Element& stanza);
   Result<Received> open(const xml::Element& stanza);
   std::optional<Result<Received>> clear_terminate(const xml::Element& stanza);

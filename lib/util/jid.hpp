@@ -1,12 +1,37 @@
-// JIDs (RFC 7622) as the protocol layers use them: opaque strings, split at the resource.
+// JIDs (RFC 7622): split, prepared and compared as XMPP servers do.
+//
+// Preparation uses libidn's stringprep profiles, the ones Prosody and other servers use:
+// Nodeprep for the localpart (case-folded; no space, '"&'/:<>@'), Nameprep for the domain
+// (case-folded, a trailing dot removed), Resourceprep for the resource (case kept; spaces
+// allowed). Each part is at most 1023 bytes once prepared. Two JIDs name the same entity
+// exactly when their prepared forms are equal: "Alice@Example.ORG" is "alice@example.org".
 #pragma once
 
 #include <string>
 #include <string_view>
 
+#include "util/result.hpp"
+
 namespace esession {
 
-// bare_jid returns |jid| without its resource (everything from the first '/').
+struct Jid {
+  std::string local;     // may be empty
+  std::string domain;    // never empty
+  std::string resource;  // may be empty
+
+  std::string bare() const;  // local@domain, or domain
+  std::string full() const;  // bare/resource, or bare without a resource
+};
+
+// parse_jid splits and prepares |s|, or says what is wrong with it (Errc::malformed).
+Result<Jid> parse_jid(std::string_view s);
+// prep_jid is parse_jid(s)->full(): the canonical spelling of |s|.
+Result<std::string> prep_jid(std::string_view s);
+// prep_full_jid also requires a resource; prep_bare_jid refuses one.
+Result<std::string> prep_full_jid(std::string_view s);
+Result<std::string> prep_bare_jid(std::string_view s);
+
+// bare_jid returns |jid| without its resource (everything from the first '/'), unprepared.
 std::string bare_jid(std::string_view jid);
 
 }  // namespace esession
