@@ -1,7 +1,9 @@
 #include "xml/tree_parser.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
+#include <cstring>
 
 namespace esession::xml::detail {
 
@@ -27,6 +29,34 @@ Name split(const XML_Char* n) {
   return {s.substr(0, a), rest.substr(0, b), rest.substr(b + 1)};
 }
 
+// is_namespace_name checks that |s| is a URI reference (RFC 3986), as Namespaces in XML 1.0
+// §2.2 wants: a scheme and ':', or a relative reference whose first segment has no ':'; then
+// only characters of the URI alphabet ('[' and ']' left out), '%' only before two hex digits.
+// Other parsers refuse anything else (spaces, controls, non-ASCII).
+bool is_namespace_name(std::string_view s) {
+  size_t colon = s.find(':');
+  bool scheme = colon != std::string_view::npos && colon > 0 &&
+                std::isalpha(static_cast<unsigned char>(s[0]));
+  for (size_t i = 0; scheme && i < colon; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    scheme = std::isalnum(c) || c == '+' || c == '-' || c == '.';
+  }
+  if (!scheme && colon != std::string_view::npos && colon < s.find_first_of("/?#"))
+    return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (std::isalnum(c) || std::strchr("-._~:/?#@!$&'()*+,;=", c))
+      continue;
+    if (c == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      i += 2;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
 bool blank(std::string_view s) {
   return s.find_first_not_of(" \t\r\n") == std::string_view::npos;
 }
@@ -45,6 +75,7 @@ TreeParser::TreeParser(Options o) : m_o(std::move(o)), m_p(XML_ParserCreateNS("U
   XML_SetProcessingInstructionHandler(m_p, on_pi);
   XML_SetXmlDeclHandler(m_p, on_decl);
   XML_SetStartDoctypeDeclHandler(m_p, on_doctype);
+  XML_SetStartNamespaceDeclHandler(m_p, on_ns);
   XML_SetParamEntityParsing(m_p, XML_PARAM_ENTITY_PARSING_NEVER);
 }
 
@@ -167,6 +198,12 @@ void TreeParser::on_decl(void* self, const XML_Char* version, const XML_Char* en
       return t->abort("the XML declaration names the encoding " + std::string(encoding) +
                       ": only UTF-8 is read");
   }
+}
+
+void TreeParser::on_ns(void* self, const XML_Char*, const XML_Char* uri) {
+  if (uri && !is_namespace_name(uri))
+    static_cast<TreeParser*>(self)->abort("the namespace name '" + std::string(uri) +
+                                          "' is not a URI");
 }
 
 void TreeParser::on_doctype(void* self, const XML_Char*, const XML_Char*, const XML_Char*, int) {

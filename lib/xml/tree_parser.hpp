@@ -67,6 +67,7 @@ class TreeParser {
   static void on_pi(void* self, const XML_Char* target, const XML_Char* data);
   static void on_decl(void* self, const XML_Char* version, const XML_Char* encoding,
                       int standalone);
+  static void on_ns(void* self, const XML_Char* prefix, const XML_Char* uri);
   static void on_doctype(void* self, const XML_Char* name, const XML_Char* sysid,
                          const XML_Char* pubid, int has_internal_subset);
 
