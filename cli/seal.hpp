@@ -80,8 +80,6 @@ class ProgressBar {
 int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool keep_going,
                     const std::function<void(xml::Element&)>& fn);
 
-// check_fd fails unless |fd| (given as |option|) is open.
-void check_fd(int fd, const char* option);
 // open_input opens the input file, or returns standard input. |own| keeps a file open.
 int open_input(const ObjectOpts& o, fs::UniqueFd& own);
 
