@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -247,6 +249,12 @@ std::string command_name(const CLI::App& app) {
 int main(int argc, char** argv) {
   // Before anything is opened: no file of ours may take the number of a closed 0, 1 or 2.
   const StdioState closed = reopen_stdio();
+  // Every command handles secrets (keys, passphrases, session state, plaintext): none leaves
+  // a core dump, and no other process of the user may read our memory through ptrace or
+  // /proc/PID/mem (as gpg does). Set for the whole process, so that a crash anywhere is covered.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit no_core {};
+  ::setrlimit(RLIMIT_CORE, &no_core);
   // A closed pipe downstream is an I/O error we report, not a silent death.
   std::signal(SIGPIPE, SIG_IGN);
   Globals g;

@@ -204,7 +204,51 @@ Status check_private_file(const std::string& path) {
   return check_stat(path, st, false);
 }
 
+UniqueFd open_unnamed(const std::string& dir) {
+#ifdef O_TMPFILE
+  // Without O_EXCL, so that it can be linked. (Mode 0600: the umask can only remove bits.)
+  UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd)
+    return fd;
+  // linkat(2) reaches the file through /proc/self/fd (AT_EMPTY_PATH would need
+  // CAP_DAC_READ_SEARCH): without /proc the file could never get a name.
+  struct stat st;
+  std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  if (::stat(self.c_str(), &st) != 0)
+    return UniqueFd();
+  return fd;
+#else
+  (void)dir;
+  errno = EOPNOTSUPP;
+  return UniqueFd();
+#endif
+}
+
+int link_unnamed(int fd, const std::string& path) {
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
+}
+
 Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode) {
+  if (UniqueFd fd = open_unnamed(parent_of(path))) {
+    // Nothing has the name until the whole file is on disk.
+    if (::fchmod(fd.get(), mode) != 0)
+      return io_error(path, "cannot set permissions", errno);
+    ES_TRY(write_all(fd.get(), path, data));
+    if (::fsync(fd.get()) != 0)
+      return io_error(path, "cannot sync", errno);
+    if (link_unnamed(fd.get(), path) != 0) {
+      if (errno == EEXIST)
+        return fail(Errc::io, path + ": already exists; refusing to overwrite it");
+      return io_error(path, "cannot create", errno);
+    }
+    if (fd.close() != 0) {
+      int e = errno;
+      ::unlink(path.c_str());
+      return io_error(path, "close failed", e);
+    }
+    return fsync_dir(parent_of(path));
+  }
   UniqueFd fd(
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600));
   if (!fd) {
@@ -218,30 +262,6 @@ Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode)
     return st;
   }
   return fsync_dir(parent_of(path));
-}
-
-Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
-  std::string dir = parent_of(path);
-  // Built step by step: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "." + s + "...".
-  std::string leaf(1, '.');
-  leaf.append(base_of(path));
-  leaf.append(".tmp.");
-  leaf.append(6, 'X');  // the six characters mkostemp replaces
-  std::string tmpl = join(dir, leaf);
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  UniqueFd fd(::mkostemp(name.data(), O_CLOEXEC));  // mode 0600, O_EXCL
-  if (!fd)
-    return io_error(tmpl, "cannot create temporary file", errno);
-  std::string tmp(name.data());
-  Status st = finish_file(fd, tmp, data, mode);
-  if (st && ::rename(tmp.c_str(), path.c_str()) != 0)
-    st = io_error(path, "cannot replace", errno);
-  if (!st) {
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  return fsync_dir(dir);
 }
 
 Result<SecretBytes> read_private_file(const std::string& path, size_t max_size) {
