@@ -114,6 +114,25 @@ Status check_stat(const std::string& path, const struct stat& st, bool dir) {
   return {};
 }
 
+// without_trailing_slashes returns |path| without the slashes that end it (lstat follows a
+// symbolic link named "link/").
+std::string without_trailing_slashes(const std::string& path) {
+  size_t end = path.find_last_not_of('/');
+  return end == std::string::npos ? path.substr(0, 1) : path.substr(0, end + 1);
+}
+
+// symlinked_dir refuses |path|, a symbolic link where a private directory is wanted: whoever
+// can change the link can move the directory elsewhere.
+Error symlinked_dir(const std::string& path) {
+  std::string msg = path + ": is a symbolic link; refusing to use it as a private directory";
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (real) {
+    msg += std::string("; name the directory itself (") + real + ")";
+    std::free(real);
+  }
+  return fail(Errc::io, msg);
+}
+
 Status make_dirs(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) == 0)
@@ -170,15 +189,29 @@ Result<std::string> resolve_home(const std::optional<std::string>& explicit_home
 
 Status check_private_dir(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
+  if (::lstat(without_trailing_slashes(path).c_str(), &st) != 0)
     return io_error(path, "cannot use directory", errno);
+  if (S_ISLNK(st.st_mode))
+    return symlinked_dir(path);
   return check_stat(path, st, true);
+}
+
+Result<std::string> real_path(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real)
+    return io_error(path, "cannot resolve the name", errno);
+  std::string out(real);
+  std::free(real);
+  return out;
 }
 
 Status ensure_private_dir(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0)
+  if (::lstat(without_trailing_slashes(path).c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode))
+      return symlinked_dir(path);
     return check_stat(path, st, true);
+  }
   if (errno != ENOENT)
     return io_error(path, "cannot examine", errno);
   std::string parent = parent_of(path);

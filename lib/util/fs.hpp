@@ -75,7 +75,12 @@ Result<std::string> resolve_home(const std::optional<std::string>& explicit_home
 Status ensure_private_dir(const std::string& path);
 
 // check_private_dir checks an existing directory like ensure_private_dir without creating it.
+// Both refuse a |path| that is itself a symbolic link (links among its parents are followed).
 Status check_private_dir(const std::string& path);
+
+// real_path returns the canonical absolute name of the existing |path| (realpath(3)): no
+// symbolic link, "." or ".." in it. Errc::io naming the cause on failure.
+Result<std::string> real_path(const std::string& path);
 
 // check_private_file checks that |path| is a regular file (not a symbolic link) owned by the
 // effective user with no group or other permission bits. Errc::io on refusal, with a hint.
