@@ -100,13 +100,6 @@ xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
   return out;
 }
 
-void check_fd(int fd, const char* option) {
-  if (::fcntl(fd, F_GETFD) < 0)
-    fail_with(Errc::malformed,
-              std::string(option) + " " + std::to_string(fd) + " is not an open file descriptor",
-              std::string("open it in the shell, e.g. ") + option + " 3 3>file");
-}
-
 int open_input(const ObjectOpts& o, fs::UniqueFd& own) {
   if (is_stdio(o.input)) {
     widen_pipe(0);  // fewer, larger reads

@@ -59,6 +59,15 @@ SecretBytes read_passphrase(Context& ctx, const std::string& prompt, bool confir
     if (!ct_equal(view(p), view(again)))
       fail_with(Errc::malformed, "the passphrases differ");
   }
+  if (confirm) {
+    // A new passphrase: characters, not bytes (a UTF-8 continuation byte starts none).
+    size_t chars = 0;
+    for (uint8_t b : p)
+      chars += (b & 0xc0) != 0x80;
+    if (chars < kShortPassphrase)
+      ctx.warn("the passphrase is shorter than " + std::to_string(kShortPassphrase) +
+               " characters: it is easy to guess, and the key file only as safe as it");
+  }
   return p;
 }
 

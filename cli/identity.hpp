@@ -18,8 +18,10 @@ namespace esession::cli {
 // says how to give it without a terminal. Trailing CR/LF is dropped; empty is an error.
 SecretBytes read_secret(int fd, const std::string& prompt, const std::string& what,
                         const std::string& hint);
-// read_passphrase reads a passphrase from --passphrase-fd or the terminal. With |confirm| and
-// a terminal it asks twice.
+// read_passphrase reads a passphrase from --passphrase-fd or the terminal. |confirm| means a
+// new passphrase (key generate/import --protect): on a terminal it is asked twice, and one of
+// fewer than kShortPassphrase characters gets a warning. An empty one is always refused.
+constexpr size_t kShortPassphrase = 8;
 SecretBytes read_passphrase(Context& ctx, const std::string& prompt, bool confirm = false);
 
 // load_private_key reads the private key of a native or X.509 key record, asking for its

@@ -4,7 +4,13 @@
 
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -131,6 +137,107 @@ const Command* named_command(const CLI::App& app, int argc, char** argv) {
   return nullptr;
 }
 
+// kFdOptions says which descriptor options esession writes to; every other option whose name
+// ends in "-fd" is read from. |command| narrows an entry to one command (nullptr: any).
+struct FdOption {
+  const char* name;
+  const char* command;
+  bool write;
+};
+constexpr FdOption kFdOptions[] = {
+    {"--status-fd", nullptr, true},
+    {"--reply-fd", nullptr, true},
+    {"--key-fd", "seal", true},  // open reads the key from it
+};
+
+// StdioState remembers which of descriptors 0-2 were closed when esession started.
+using StdioState = std::array<bool, 3>;
+
+// reopen_stdio opens /dev/null on each of descriptors 0, 1 and 2 that is closed, so that no
+// file esession opens later (the database, a key file) takes one of their numbers and gets
+// stanzas or messages written into it. Returns which ones were closed.
+StdioState reopen_stdio() {
+  StdioState closed{};
+  for (int fd = 0; fd < 3; ++fd) {
+    if (::fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+      continue;
+    closed[fd] = true;
+    int n = ::open("/dev/null", O_RDWR | O_NOCTTY);  // the lowest free number: |fd|
+    if (n != fd) {
+      if (n >= 0)
+        ::close(n);
+      // Nothing is safe to write to: leave without opening anything.
+      ::_exit(kExitState);
+    }
+  }
+  return closed;
+}
+
+// check_fd_value returns why descriptor |fd|, given to |option|, cannot be used (empty: it
+// can), without opening anything: it must be open, for writing or reading as |write| says.
+std::string check_fd_value(const std::string& option, int fd, bool write,
+                           const StdioState& closed) {
+  std::string name = option + " " + std::to_string(fd);
+  if (fd < 0)
+    return name + " is not a file descriptor (they are 0 or more)";
+  if (write && fd == 0)
+    return name + " is standard input, which is not for writing";
+  if (!write && (fd == 1 || fd == 2))
+    return name + std::string(" is standard ") + (fd == 1 ? "output" : "error") +
+           ", which is not for reading";
+  int flags = ::fcntl(fd, F_GETFL);
+  struct stat st;
+  if (flags < 0 || (fd < 3 && closed[static_cast<size_t>(fd)]) || ::fstat(fd, &st) != 0)
+    return name + " is not an open file descriptor";
+#ifdef O_PATH
+  if (flags & O_PATH)
+    return name + " is not open for " + (write ? "writing" : "reading");
+#endif
+  int mode = flags & O_ACCMODE;
+  if (write ? mode == O_RDONLY : mode == O_WRONLY)
+    return name + " is not open for " + (write ? "writing" : "reading");
+  if (S_ISDIR(st.st_mode))
+    return name + " is a directory";
+  return {};
+}
+
+// check_fd_options checks every --*-fd option that |app| and the commands it parsed were
+// given, before anything else is opened: a descriptor that is not open would otherwise be
+// the number the next open() returns (the database's), and esession would read a passphrase
+// from its own files or write status lines into them. Prints the error and returns false on
+// the first bad one.
+bool check_fd_options(const CLI::App& app, const StdioState& closed) {
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt->count() == 0)
+      continue;
+    for (const std::string& l : opt->get_lnames()) {
+      std::string option = "--" + l;
+      if (option.size() < 4 || option.compare(option.size() - 3, 3, "-fd") != 0)
+        continue;
+      bool write = false;
+      for (const FdOption& f : kFdOptions)
+        if (option == f.name && (!f.command || app.get_name() == f.command))
+          write = f.write;
+      std::string why;
+      try {
+        why = check_fd_value(option, opt->as<int>(), write, closed);
+      } catch (const CLI::ConversionError&) {
+        why = option + " " + opt->as<std::string>() + " is not a file descriptor";
+      }
+      if (!why.empty()) {
+        std::fprintf(stderr, "esession: error: %s\n", why.c_str());
+        std::fprintf(stderr, "esession: hint: open it in the shell, e.g. %s 3 %s\n", option.c_str(),
+                     write ? "3>file" : "3<file");
+        return false;
+      }
+    }
+  }
+  for (const CLI::App* sub : app.get_subcommands())
+    if (!check_fd_options(*sub, closed))
+      return false;
+  return true;
+}
+
 // command_name returns the name of the command |app| parsed.
 std::string command_name(const CLI::App& app) {
   std::vector<CLI::App*> got = app.get_subcommands();
@@ -140,6 +247,14 @@ std::string command_name(const CLI::App& app) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything is opened: no file of ours may take the number of a closed 0, 1 or 2.
+  const StdioState closed = reopen_stdio();
+  // Every command handles secrets (keys, passphrases, session state, plaintext): none leaves
+  // a core dump, and no other process of the user may read our memory through ptrace or
+  // /proc/PID/mem (as gpg does). Set for the whole process, so that a crash anywhere is covered.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  struct rlimit no_core {};
+  ::setrlimit(RLIMIT_CORE, &no_core);
   // A closed pipe downstream is an I/O error we report, not a silent death.
   std::signal(SIGPIPE, SIG_IGN);
   Globals g;
@@ -179,6 +294,8 @@ int main(int argc, char** argv) {
   }
   if (!action)
     return kExitInput;
+  if (!check_fd_options(*app, closed))
+    return kExitInput;
   // encrypt and decrypt, which scripts run once per stanza, fetch their algorithms from the
   // providers and need none of the legacy name tables; filling them is a quarter of OpenSSL's
   // start-up (0.3 ms). Certificates and PKCS#12 files do look digests and ciphers up by name,
@@ -202,12 +319,6 @@ int main(int argc, char** argv) {
                                  : OPENSSL_INIT_ADD_ALL_CIPHERS | OPENSSL_INIT_ADD_ALL_DIGESTS) |
                             (stanza ? OPENSSL_INIT_NO_ATEXIT : 0),
                         nullptr);
-  if (g.status_fd >= 0 && ::fcntl(g.status_fd, F_GETFD) < 0) {
-    std::fprintf(stderr, "esession: error: --status-fd %d is not an open file descriptor\n",
-                 g.status_fd);
-    std::fprintf(stderr, "esession: hint: open it in the shell, e.g. --status-fd 3 3>status.log\n");
-    return kExitInput;
-  }
   try {
     return action();
   } catch (const Failure& f) {

@@ -89,8 +89,6 @@ xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
                            std::vector<xml::Element> payload,
                            const std::function<bool(const xml::Element&)>& marker);
 
-// check_fd fails unless |fd| (given as |option|) is open.
-void check_fd(int fd, const char* option);
 // open_input opens the input file, or returns standard input. |own| keeps a file open.
 int open_input(const ObjectOpts& o, fs::UniqueFd& own);
 

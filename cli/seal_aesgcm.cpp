@@ -62,8 +62,6 @@ int seal_aesgcm(Context& ctx, const ObjectOpts& o) {
               "aesgcm needs somewhere to put the key: --key-out FILE or --key-fd N",
               "the key never goes into the command line or the environment; e.g. "
               "--key-out photo.key");
-  if (o.key_fd >= 0)
-    check_fd(o.key_fd, "--key-fd");
   if (!o.key_out.empty() && (o.key_out == o.output || o.key_out == o.input))
     fail_with(Errc::malformed,
               "--key-out names the " + std::string(o.key_out == o.output ? "output" : "input") +
@@ -122,12 +120,10 @@ int open_aesgcm(Context& ctx, const ObjectOpts& o) {
     fail_with(Errc::malformed, "aesgcm needs the key: --key-file FILE or --key-fd N",
               "the key is the #fragment of the aesgcm:// URL; give the URL or its fragment in "
               "a file");
-  if (o.key_fd >= 0) {
-    check_fd(o.key_fd, "--key-fd");
-    if (o.key_fd == 0 && is_stdio(o.input))
-      fail_with(Errc::malformed, "--key-fd 0 is standard input, which holds the file",
-                "name the input file, or pass the key on another descriptor");
-  }
+  // main has checked that --key-fd is open for reading.
+  if (o.key_fd == 0 && is_stdio(o.input))
+    fail_with(Errc::malformed, "--key-fd 0 is standard input, which holds the file",
+              "name the input file, or pass the key on another descriptor");
   std::string key_name = o.key_file.empty() ? "--key-fd " + std::to_string(o.key_fd) : o.key_file;
   SecretBytes text = read_key(ctx, o);
   Result<aesgcm::FileKey> parsed = aesgcm::parse_key(view(text));

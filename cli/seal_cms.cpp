@@ -112,11 +112,11 @@ int open_cms(Context& ctx, const ObjectOpts& o) {
   HeldOutput held(out);
   int sink = held.fd();
   auto reread = [&]() -> Result<int> {
-    // A new open file description of the same file: the OutputFile is write-only, and the
-    // spool's offset must stay where it is.
+    // A new open file description of the same file, so that the sink's offset stays where it
+    // is.
     std::string p = "/proc/self/fd/" + std::to_string(sink);
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && held.to_file())
+    if (fd < 0 && !held.temp_path().empty())
       fd = ::open(held.temp_path().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0)
       return fail(Errc::io, "cannot read back the decrypted content: " + errno_text());

@@ -3,13 +3,27 @@
 #include <sqlite3.h>
 
 #include <limits>
+#include <system_error>
 
 namespace esession::sql {
 
 namespace {
 
+// sqlite_error describes the last error of |db| with what the system said, when SQLite's own
+// text is a generic one ("disk I/O error", "unable to open database file"): the errno of the
+// failed system call (No space left on device, Read-only file system, Permission denied...).
 Error sqlite_error(sqlite3* db, std::string_view what) {
-  std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+  if (!db)
+    return fail(Errc::io, std::string(what) + ": out of memory");
+  std::string msg = sqlite3_errmsg(db);
+  int code = sqlite3_errcode(db) & 0xff;
+  int e = sqlite3_system_errno(db);
+  if (e != 0 && (code == SQLITE_IOERR || code == SQLITE_CANTOPEN || code == SQLITE_FULL ||
+                 code == SQLITE_READONLY || code == SQLITE_PERM)) {
+    std::string sys = std::generic_category().message(e);
+    if (msg.find(sys) == std::string::npos)
+      msg += " (" + sys + ")";
+  }
   return fail(Errc::io, std::string(what) + ": " + msg);
 }
 

@@ -1,7 +1,12 @@
 // Store: opening a home, validation helpers, accounts and keys.
 #include "store/store.hpp"
 
+#include <sys/statvfs.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 
 #include "store/detail.hpp"
@@ -194,9 +199,54 @@ int64_t Store::now() const {
   return m_opts.clock ? m_opts.clock() : static_cast<int64_t>(std::time(nullptr));
 }
 
+namespace {
+
+// open_failure is the error for database |path| in directory |dir| that SQLite could not open
+// or read (|e|). SQLite's own words can mislead: on a read-only file system it says "unable to
+// open database file" with the errno of its last try (ENOENT, for a -shm file it could not
+// create), on a full one "disk I/O error"; the state of the file system, when it explains the
+// failure, comes first.
+Error open_failure(const std::string& path, const std::string& dir, const Error& e) {
+  std::string detail = e.detail;
+  for (const std::string& pre :
+       {std::string("database: "), path + ": ", fs::join(dir, kDbName) + ": "})
+    if (detail.compare(0, pre.size(), pre) == 0)
+      detail.erase(0, pre.size());
+  std::string cause;
+  struct statvfs vfs;
+  if (::statvfs(dir.c_str(), &vfs) == 0) {
+    if (vfs.f_flag & ST_RDONLY)
+      cause = std::strerror(EROFS);
+    else if (vfs.f_bfree == 0 || (::geteuid() != 0 && vfs.f_bavail == 0) ||
+             (vfs.f_files != 0 && vfs.f_ffree == 0))
+      cause = std::strerror(ENOSPC);
+  }
+  if (cause.empty() && ::access(dir.c_str(), W_OK) != 0 && errno == EACCES)
+    cause = std::strerror(EACCES);
+  std::string msg = path + ": cannot open the database: ";
+  if (cause.empty() || detail.find(cause) != std::string::npos) {
+    msg += detail;
+  } else {
+    // SQLite's errno is that of its last try, not the cause: keep only its words.
+    size_t paren = detail.rfind(" (");
+    if (paren != std::string::npos && detail.back() == ')')
+      detail.erase(paren);
+    msg += cause + " (SQLite: " + detail + ")";
+  }
+  return fail(Errc::io, msg);
+}
+
+}  // namespace
+
 Result<Store> Store::open(const std::string& home, StoreOptions opts) {
+  // The home itself must not be a symbolic link (ensure_private_dir refuses one); the
+  // directories above it may be (a symlinked $HOME or /home).
   ES_TRY(fs::ensure_private_dir(home));
   const std::string path = fs::join(home, kDbName);
+  // SQLite, told not to follow symbolic links, refuses them in every component of the name:
+  // it gets the home's canonical name, which has none. (The database itself may still not be
+  // one: check_private_file and SQLITE_OPEN_NOFOLLOW refuse that.)
+  ES_ASSIGN(const std::string real_home, fs::real_path(home));
   if (!fs::exists(path)) {
     // An empty file is an empty SQLite database; creating it ourselves gives it mode 0600
     // without depending on the umask (SQLite gives its -wal and -shm files the same mode).
@@ -210,10 +260,14 @@ Result<Store> Store::open(const std::string& home, StoreOptions opts) {
     if (fs::exists(aux))
       ES_TRY(fs::check_private_file(aux));
   }
-  ES_ASSIGN(sql::Db db, sql::Db::open(path, opts.busy_timeout_ms));
-  // Fail early and clearly on a file that is not a database at all.
+  Result<sql::Db> opened = sql::Db::open(fs::join(real_home, kDbName), opts.busy_timeout_ms);
+  if (!opened)
+    return open_failure(path, real_home, opened.error());
+  sql::Db db = std::move(opened).value();
+  // Fail early and clearly on a file that is not a database at all, or one that cannot be
+  // opened (the error says why).
   if (auto probe = read_int(db, "SELECT count(*) FROM sqlite_schema"); !probe)
-    return fail(Errc::io, path + ": cannot read the database: " + probe.error().detail);
+    return open_failure(path, real_home, probe.error());
   ES_TRY(set_pragma(db, path, "journal_mode", "WAL", "wal"));
   ES_TRY(set_pragma(db, path, "synchronous", "FULL", ""));
   ES_TRY(set_pragma(db, path, "foreign_keys", "ON", ""));

@@ -114,6 +114,25 @@ Status check_stat(const std::string& path, const struct stat& st, bool dir) {
   return {};
 }
 
+// without_trailing_slashes returns |path| without the slashes that end it (lstat follows a
+// symbolic link named "link/").
+std::string without_trailing_slashes(const std::string& path) {
+  size_t end = path.find_last_not_of('/');
+  return end == std::string::npos ? path.substr(0, 1) : path.substr(0, end + 1);
+}
+
+// symlinked_dir refuses |path|, a symbolic link where a private directory is wanted: whoever
+// can change the link can move the directory elsewhere.
+Error symlinked_dir(const std::string& path) {
+  std::string msg = path + ": is a symbolic link; refusing to use it as a private directory";
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (real) {
+    msg += std::string("; name the directory itself (") + real + ")";
+    std::free(real);
+  }
+  return fail(Errc::io, msg);
+}
+
 Status make_dirs(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) == 0)
@@ -170,15 +189,29 @@ Result<std::string> resolve_home(const std::optional<std::string>& explicit_home
 
 Status check_private_dir(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0)
+  if (::lstat(without_trailing_slashes(path).c_str(), &st) != 0)
     return io_error(path, "cannot use directory", errno);
+  if (S_ISLNK(st.st_mode))
+    return symlinked_dir(path);
   return check_stat(path, st, true);
+}
+
+Result<std::string> real_path(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real)
+    return io_error(path, "cannot resolve the name", errno);
+  std::string out(real);
+  std::free(real);
+  return out;
 }
 
 Status ensure_private_dir(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0)
+  if (::lstat(without_trailing_slashes(path).c_str(), &st) == 0) {
+    if (S_ISLNK(st.st_mode))
+      return symlinked_dir(path);
     return check_stat(path, st, true);
+  }
   if (errno != ENOENT)
     return io_error(path, "cannot examine", errno);
   std::string parent = parent_of(path);
@@ -204,7 +237,51 @@ Status check_private_file(const std::string& path) {
   return check_stat(path, st, false);
 }
 
+UniqueFd open_unnamed(const std::string& dir) {
+#ifdef O_TMPFILE
+  // Without O_EXCL, so that it can be linked. (Mode 0600: the umask can only remove bits.)
+  UniqueFd fd(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (!fd)
+    return fd;
+  // linkat(2) reaches the file through /proc/self/fd (AT_EMPTY_PATH would need
+  // CAP_DAC_READ_SEARCH): without /proc the file could never get a name.
+  struct stat st;
+  std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  if (::stat(self.c_str(), &st) != 0)
+    return UniqueFd();
+  return fd;
+#else
+  (void)dir;
+  errno = EOPNOTSUPP;
+  return UniqueFd();
+#endif
+}
+
+int link_unnamed(int fd, const std::string& path) {
+  std::string self = "/proc/self/fd/" + std::to_string(fd);
+  return ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
+}
+
 Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode) {
+  if (UniqueFd fd = open_unnamed(parent_of(path))) {
+    // Nothing has the name until the whole file is on disk.
+    if (::fchmod(fd.get(), mode) != 0)
+      return io_error(path, "cannot set permissions", errno);
+    ES_TRY(write_all(fd.get(), path, data));
+    if (::fsync(fd.get()) != 0)
+      return io_error(path, "cannot sync", errno);
+    if (link_unnamed(fd.get(), path) != 0) {
+      if (errno == EEXIST)
+        return fail(Errc::io, path + ": already exists; refusing to overwrite it");
+      return io_error(path, "cannot create", errno);
+    }
+    if (fd.close() != 0) {
+      int e = errno;
+      ::unlink(path.c_str());
+      return io_error(path, "close failed", e);
+    }
+    return fsync_dir(parent_of(path));
+  }
   UniqueFd fd(
       ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600));
   if (!fd) {
@@ -218,30 +295,6 @@ Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode)
     return st;
   }
   return fsync_dir(parent_of(path));
-}
-
-Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
-  std::string dir = parent_of(path);
-  // Built step by step: GCC 12 at -O3 warns (-Wrestrict, a false positive) on "." + s + "...".
-  std::string leaf(1, '.');
-  leaf.append(base_of(path));
-  leaf.append(".tmp.");
-  leaf.append(6, 'X');  // the six characters mkostemp replaces
-  std::string tmpl = join(dir, leaf);
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  UniqueFd fd(::mkostemp(name.data(), O_CLOEXEC));  // mode 0600, O_EXCL
-  if (!fd)
-    return io_error(tmpl, "cannot create temporary file", errno);
-  std::string tmp(name.data());
-  Status st = finish_file(fd, tmp, data, mode);
-  if (st && ::rename(tmp.c_str(), path.c_str()) != 0)
-    st = io_error(path, "cannot replace", errno);
-  if (!st) {
-    ::unlink(tmp.c_str());
-    return st;
-  }
-  return fsync_dir(dir);
 }
 
 Result<SecretBytes> read_private_file(const std::string& path, size_t max_size) {

@@ -75,20 +75,36 @@ Result<std::string> resolve_home(const std::optional<std::string>& explicit_home
 Status ensure_private_dir(const std::string& path);
 
 // check_private_dir checks an existing directory like ensure_private_dir without creating it.
+// Both refuse a |path| that is itself a symbolic link (links among its parents are followed).
 Status check_private_dir(const std::string& path);
+
+// real_path returns the canonical absolute name of the existing |path| (realpath(3)): no
+// symbolic link, "." or ".." in it. Errc::io naming the cause on failure.
+Result<std::string> real_path(const std::string& path);
 
 // check_private_file checks that |path| is a regular file (not a symbolic link) owned by the
 // effective user with no group or other permission bits. Errc::io on refusal, with a hint.
 Status check_private_file(const std::string& path);
 
-// write_file_exclusive creates |path| (O_CREAT|O_EXCL|O_NOFOLLOW) with |mode|, writes |data|,
-// and fsyncs the file and its directory. An existing file (or symbolic link) is never touched:
-// Errc::io "already exists". On any failure the partly written file is removed.
+// open_unnamed returns a read-write file with mode 0600 and no name in directory |dir|
+// (O_TMPFILE), which link_unnamed can give a name later; nothing is left behind if the process
+// dies first. An empty UniqueFd (errno set) when the file system or kernel has no O_TMPFILE, or
+// /proc/self/fd, which link_unnamed needs, is not there: the caller then uses a named file.
+UniqueFd open_unnamed(const std::string& dir);
+// link_unnamed gives the file |fd| from open_unnamed the name |path|; like link(2) it fails
+// with EEXIST if |path| exists (a symbolic link included). Returns 0, or -1 with errno set.
+int link_unnamed(int fd, const std::string& path);
+
+// write_file_exclusive creates |path| with |mode|: |data| is written to an unnamed file,
+// flushed, and linked to |path|, so that a crash leaves no partial file (where the file system
+// has no O_TMPFILE, |path| itself is created with O_EXCL|O_NOFOLLOW and written). An existing
+// file (or symbolic link) is never touched: Errc::io "already exists". On any failure nothing
+// is left at |path|.
 Status write_file_exclusive(const std::string& path, ByteView data, mode_t mode = 0600);
 
-// atomic_replace writes |data| to a fresh temporary file (mode |mode|) in the directory of
-// |path|, fsyncs it, renames it over |path| and fsyncs the directory: readers see the old or
-// the new contents, never a mixture.
+// atomic_replace writes |data| to a fresh temporary file (mode |mode|; an OutputFile that does
+// not follow a symbolic link at |path|), fsyncs it, renames it over |path| and fsyncs the
+// directory: readers see the old or the new contents, never a mixture. (output_file.cpp)
 Status atomic_replace(const std::string& path, ByteView data, mode_t mode = 0600);
 
 // read_private_file reads a file that passes check_private_file (checked on the opened

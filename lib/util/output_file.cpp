@@ -1,6 +1,9 @@
 #include "util/output_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +12,8 @@
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -45,51 +50,159 @@ Result<std::string> resolve_destination(const std::string& path) {
   return out;
 }
 
+// The temporary names are ".<destination's name>.tmp." and six of these (mkostemp's).
+constexpr std::string_view kTempInfix = ".tmp.";
+constexpr size_t kTempRandom = 6;
+constexpr std::string_view kTempAlphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+std::string temp_prefix(const std::string& base) {
+  std::string leaf(1, '.');  // built step by step: see fs.cpp on GCC's -Wrestrict
+  leaf.append(base);
+  leaf.append(kTempInfix);
+  return leaf;
+}
+
+// random_temp_name returns a fresh temporary name for |dest| (in its directory).
+std::string random_temp_name(const std::string& dest) {
+  uint8_t r[kTempRandom];
+  if (::getrandom(r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
+    // Uniqueness is all that is needed (the name is linked exclusively): any varying value.
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    uint64_t v = static_cast<uint64_t>(t.tv_nsec) ^ (static_cast<uint64_t>(::getpid()) << 32);
+    for (size_t i = 0; i < sizeof r; ++i)
+      r[i] = static_cast<uint8_t>(v >> (8 * i));
+  }
+  std::string leaf = temp_prefix(base_of(dest));
+  for (uint8_t b : r)
+    leaf.push_back(kTempAlphabet[b % kTempAlphabet.size()]);
+  return join(parent_of(dest), leaf);
+}
+
+// The time this process started (near enough: when the library was loaded). A temporary last
+// modified before then cannot be one this process is writing.
+const timespec kProcessStart = [] {
+  timespec t{};
+  ::clock_gettime(CLOCK_REALTIME, &t);
+  return t;
+}();
+
+bool before_start(const timespec& t) {
+  return t.tv_sec < kProcessStart.tv_sec ||
+         (t.tv_sec == kProcessStart.tv_sec && t.tv_nsec < kProcessStart.tv_nsec);
+}
+
 }  // namespace
 
-Result<OutputFile> OutputFile::create(const std::string& path, mode_t mode) {
+size_t remove_stale_temporaries(const std::string& path) {
+  const std::string dir = parent_of(path);
+  const std::string prefix = temp_prefix(base_of(path));
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd)
+    return 0;
+  DIR* d = ::fdopendir(::dup(dfd.get()));
+  if (!d)
+    return 0;
+  std::vector<std::string> candidates;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n.size() == prefix.size() + kTempRandom && n.substr(0, prefix.size()) == prefix &&
+        n.substr(prefix.size()).find_first_not_of(kTempAlphabet) == std::string_view::npos)
+      candidates.emplace_back(n);
+  }
+  ::closedir(d);
+  size_t removed = 0;
+  for (const std::string& n : candidates) {
+    UniqueFd fd(
+        ::openat(dfd.get(), n.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid() ||
+        st.st_nlink != 1 || !before_start(st.st_mtim))
+      continue;
+    // A live OutputFile holds a lock on its file; a killed process's lock went with it.
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0)
+      continue;
+    // Still the file examined (no one renamed another over the name in between)?
+    struct stat now;
+    if (::fstatat(dfd.get(), n.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 ||
+        now.st_ino != st.st_ino || now.st_dev != st.st_dev)
+      continue;
+    if (::unlinkat(dfd.get(), n.c_str(), 0) == 0)
+      ++removed;
+  }
+  return removed;
+}
+
+Result<OutputFile> OutputFile::create(const std::string& path, mode_t mode, bool follow) {
   if (path.empty())
     return fail(Errc::io, "empty output file name");
-  ES_ASSIGN(std::string dest, resolve_destination(path));
-  std::string leaf(1, '.');
-  leaf.append(base_of(dest));
-  leaf.append(".tmp.");
-  leaf.append(6, 'X');  // replaced by mkostemp
+  std::string dest = path;
+  if (follow) {
+    ES_ASSIGN(dest, resolve_destination(path));
+  } else {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+      return fail(Errc::io, path + ": is a directory");
+  }
   std::string dir = parent_of(dest);
-  std::string tmpl = dir == "/" ? "/" + leaf : dir + "/" + leaf;
-  std::vector<char> name(tmpl.begin(), tmpl.end());
-  name.push_back('\0');
-  int fd = ::mkostemp(name.data(), O_CLOEXEC);  // O_RDWR|O_CREAT|O_EXCL, mode 0600
-  if (fd < 0)
-    return io_error(path, "cannot create a temporary file in " + dir, errno);
-  return OutputFile(std::move(dest), std::string(name.data()), fd, mode);
+  remove_stale_temporaries(dest);
+  // Preferably a file without a name: a process killed before commit() leaves nothing.
+  UniqueFd fd = open_unnamed(dir);
+  std::string temp;
+  if (!fd) {
+    std::string tmpl = join(dir, temp_prefix(base_of(dest)));
+    tmpl.append(kTempRandom, 'X');  // replaced by mkostemp
+    std::vector<char> name(tmpl.begin(), tmpl.end());
+    name.push_back('\0');
+    fd.reset(::mkostemp(name.data(), O_CLOEXEC));  // O_RDWR|O_CREAT|O_EXCL, mode 0600
+    if (!fd)
+      return io_error(path, "cannot create a temporary file in " + dir, errno);
+    temp = name.data();
+  }
+  // The lock tells remove_stale_temporaries that the file is in use (a named one from the
+  // start; an unnamed one once commit() names it).
+  ::flock(fd.get(), LOCK_EX | LOCK_NB);
+  return OutputFile(std::move(dest), std::move(temp), std::move(fd), mode);
 }
 
 OutputFile::OutputFile(OutputFile&& o) noexcept
     : m_path(std::move(o.m_path)),
       m_temp(std::move(o.m_temp)),
       m_fd(std::move(o.m_fd)),
-      m_mode(o.m_mode) {
+      m_mode(o.m_mode),
+      m_open(o.m_open) {
   o.m_temp.clear();
+  o.m_open = false;
 }
 
 Status OutputFile::commit() {
-  if (m_temp.empty())
+  if (!m_open)
     return fail(Errc::internal, m_path + ": output already committed or discarded");
   Status st;
   if (::fchmod(m_fd.get(), m_mode) != 0)
     st = io_error(m_path, "cannot set permissions", errno);
   else if (::fsync(m_fd.get()) != 0)
     st = io_error(m_path, "cannot sync", errno);
-  else if (m_fd.close() != 0)
+  // An unnamed file gets a temporary name first: link(2) cannot replace an existing file.
+  // The contents are complete and verified by now.
+  for (int tries = 0; st && m_temp.empty(); ++tries) {
+    std::string name = random_temp_name(m_path);
+    if (link_unnamed(m_fd.get(), name) == 0)
+      m_temp = name;
+    else if (errno != EEXIST || tries == 100)
+      st = io_error(m_path, "cannot name the file in " + parent_of(m_path), errno);
+  }
+  if (st && m_fd.close() != 0)
     st = io_error(m_path, "write failed", errno);
-  else if (::rename(m_temp.c_str(), m_path.c_str()) != 0)
+  if (st && ::rename(m_temp.c_str(), m_path.c_str()) != 0)
     st = io_error(m_path, "cannot replace", errno);
   if (!st) {
     discard();
     return st;
   }
   m_temp.clear();
+  m_open = false;
   return fsync_dir(parent_of(m_path));
 }
 
@@ -98,6 +211,13 @@ void OutputFile::discard() {
   if (!m_temp.empty())
     ::unlink(m_temp.c_str());
   m_temp.clear();
+  m_open = false;
+}
+
+Status atomic_replace(const std::string& path, ByteView data, mode_t mode) {
+  ES_ASSIGN(OutputFile f, OutputFile::create(path, mode, false));
+  ES_TRY(write_all(f.fd(), data, path));
+  return f.commit();
 }
 
 struct WriteBehind::Impl {

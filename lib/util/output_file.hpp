@@ -2,11 +2,16 @@
 // complete and verified, an anonymous spool file, and the read/write loops around them.
 //
 // OutputFile is what lets a decrypting command write plaintext before it has authenticated it:
-// the bytes go to a temporary file next to the destination that nobody else can open (created
-// exclusively, mode 0600), and only commit() makes them visible, by renaming the file over the
-// destination. Any failure, or simply not committing, unlinks the temporary file, so the
-// destination is either untouched or complete. The aesgcm, CMS and OpenPGP file formats all use
-// it.
+// the bytes go to a file in the destination's directory that has no name (O_TMPFILE) and mode
+// 0600, and only commit() makes them visible, by linking the file to a temporary name and
+// renaming that over the destination. Any failure, not committing, or the process being killed
+// leaves nothing behind, so the destination is either untouched or complete. The aesgcm, CMS
+// and OpenPGP file formats all use it.
+//
+// Where the file system has no O_TMPFILE, the file is a named temporary ".<name>.tmp.XXXXXX"
+// (created exclusively, mode 0600, locked with flock(2) while in use) that failures unlink; one
+// left by a killed process is removed by the next OutputFile for the same destination (see
+// create()).
 #pragma once
 
 #include "util/fs.hpp"
@@ -25,11 +30,16 @@ namespace esession::fs {
 // OutputFile is a file under construction at |path|.
 class OutputFile {
  public:
-  // create makes the temporary file ".<name>.tmp.XXXXXX" in the directory of |path|, with
-  // O_EXCL and mode 0600. |mode| is the mode the file gets when committed. If |path| is a
-  // symbolic link, the file it points to is the destination (as with cp(1)); a dangling link is
-  // refused. Errc::io when the directory cannot take the file or |path| is a directory.
-  static Result<OutputFile> create(const std::string& path, mode_t mode = 0600);
+  // create makes the file in the directory of |path|: unnamed, or the named temporary
+  // ".<name>.tmp.XXXXXX" (O_EXCL, mode 0600). |mode| is the mode the file gets when committed.
+  // If |path| is a symbolic link, the file it points to is the destination (as with cp(1)); a
+  // dangling link is refused. With |follow| false a link at |path| is replaced instead.
+  // Errc::io when the directory cannot take the file or |path| is a directory.
+  //
+  // It first removes stale temporaries of the destination that a killed process left: files
+  // named ".<name>.tmp.XXXXXX" next to it, regular, owned by the effective user, last modified
+  // before this process started, and not locked by a live OutputFile.
+  static Result<OutputFile> create(const std::string& path, mode_t mode = 0600, bool follow = true);
 
   OutputFile(OutputFile&& o) noexcept;
   OutputFile& operator=(OutputFile&&) = delete;
@@ -38,27 +48,33 @@ class OutputFile {
   // The destructor discards an uncommitted file.
   ~OutputFile() { discard(); }
 
-  // fd is the descriptor to write to (O_WRONLY; -1 after commit or discard).
+  // fd is the descriptor to write to (read-write; -1 after commit or discard).
   int fd() const { return m_fd.get(); }
-  // path is the destination; temp_path the file being written.
+  // path is the destination; temp_path the name of the file being written, "" while it has
+  // none (O_TMPFILE).
   const std::string& path() const { return m_path; }
   const std::string& temp_path() const { return m_temp; }
 
-  // commit sets the mode, fsyncs and closes the file, renames it over the destination and
-  // fsyncs the directory. On failure the temporary file is removed and the destination is as it
-  // was. Call at most once.
+  // commit sets the mode and fsyncs the file, gives it a temporary name if it has none, closes
+  // it, renames it over the destination and fsyncs the directory. On failure the file is
+  // removed and the destination is as it was. Call at most once.
   Status commit();
-  // discard closes and removes the temporary file. Safe to call more than once.
+  // discard closes and removes the file. Safe to call more than once.
   void discard();
 
  private:
-  OutputFile(std::string path, std::string temp, int fd, mode_t mode)
-      : m_path(std::move(path)), m_temp(std::move(temp)), m_fd(fd), m_mode(mode) {}
+  OutputFile(std::string path, std::string temp, UniqueFd fd, mode_t mode)
+      : m_path(std::move(path)), m_temp(std::move(temp)), m_fd(std::move(fd)), m_mode(mode) {}
   std::string m_path;
   std::string m_temp;
   UniqueFd m_fd;
   mode_t m_mode;
+  bool m_open = true;  // neither committed nor discarded
 };
+
+// remove_stale_temporaries removes the temporaries of destination |path| that killed processes
+// left (what OutputFile::create does first); returns how many. Best effort: errors are ignored.
+size_t remove_stale_temporaries(const std::string& path);
 
 // WriteBehind writes a stream of buffers to a descriptor from a second thread, so that the
 // writing (into the page cache: mostly the kernel allocating pages and copying) overlaps the

@@ -3,10 +3,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -406,8 +408,10 @@ TEST_CASE("OutputFile appears at its destination only when committed") {
     REQUIRE(fs::write_all(f->fd(), view(std::string_view("partial")), "f"));
     CHECK_FALSE(fs::exists(dest));
     struct stat st;
-    REQUIRE(::stat(f->temp_path().c_str(), &st) == 0);
+    REQUIRE(::fstat(f->fd(), &st) == 0);
     CHECK((st.st_mode & 077) == 0);  // private while being written
+    // Unnamed where the file system allows (O_TMPFILE), else a named temporary.
+    CHECK(st.st_nlink == (f->temp_path().empty() ? 0u : 1u));
   }
   CHECK(d.names().empty());  // discarded by the destructor
   auto f = fs::OutputFile::create(dest, 0644);
@@ -435,6 +439,56 @@ TEST_CASE("OutputFile appears at its destination only when committed") {
   CHECK_FALSE(fs::OutputFile::create(d.path + "/dangling"));
   CHECK_FALSE(fs::OutputFile::create(d.path));  // a directory
   CHECK_FALSE(fs::OutputFile::create(d.path + "/no-such-dir/file"));
+}
+
+TEST_CASE("OutputFile removes the stale temporaries of killed processes, only those") {
+  TempDir d;
+  const std::string dest = d.path + "/out";
+  auto make = [&](const std::string& name, bool old) {
+    std::string p = d.path + "/" + name;
+    fs::UniqueFd fd(::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    REQUIRE(fd);
+    REQUIRE(fs::write_all(fd.get(), view(std::string_view("plaintext")), p));
+    if (old) {
+      timespec times[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+      REQUIRE(::futimens(fd.get(), times) == 0);
+    }
+    return p;
+  };
+  make(".out.tmp.Ab3xYz", true);    // a killed process's: removed
+  make(".out.tmp.Qw9Er7", true);    // another one
+  make(".out.tmp.Fresh1", false);   // written since this process started: in use
+  make(".other.tmp.Ab3xYz", true);  // another destination's
+  make(".out.tmp.Ab3xY", true);     // not our pattern (five characters)
+  make(".out.tmp.Ab3x-z", true);    // nor this
+  make("out.tmp.Ab3xYz", true);     // nor this (not hidden)
+  std::string locked = make(".out.tmp.Lock3d", true);
+  fs::UniqueFd holder(::open(locked.c_str(), O_RDONLY | O_CLOEXEC));  // a live OutputFile's
+  REQUIRE(::flock(holder.get(), LOCK_EX | LOCK_NB) == 0);
+  REQUIRE(::symlink(".out.tmp.Ab3xYz", (d.path + "/.out.tmp.Link12").c_str()) == 0);
+  std::string foreign;
+  if (::geteuid() == 0) {  // someone else's file is left alone
+    foreign = make(".out.tmp.N0tM1n", true);
+    REQUIRE(::chown(foreign.c_str(), 65534, 65534) == 0);
+  }
+
+  auto f = fs::OutputFile::create(dest, 0644);
+  REQUIRE(f);
+  std::vector<std::string> names = d.names();
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> want = {".other.tmp.Ab3xYz", ".out.tmp.Ab3x-z", ".out.tmp.Ab3xY",
+                                   ".out.tmp.Fresh1",   ".out.tmp.Link12", ".out.tmp.Lock3d",
+                                   "out.tmp.Ab3xYz"};
+  if (!foreign.empty())
+    want.push_back(".out.tmp.N0tM1n");
+  if (!f->temp_path().empty())  // no O_TMPFILE here: the new file has a name
+    want.push_back(fs::base_of(f->temp_path()));
+  std::sort(want.begin(), want.end());
+  CHECK(names == want);
+  // Once the lock is gone, the next run removes that one too.
+  holder.reset();
+  CHECK(fs::remove_stale_temporaries(dest) == 1);
+  CHECK_FALSE(fs::exists(locked));
 }
 
 TEST_CASE("open_spool gives an unlinked private file") {
