@@ -81,10 +81,16 @@ std::string random_temp_name(const std::string& dest) {
 }
 
 // The time this process started (near enough: when the library was loaded). A temporary last
-// modified before then cannot be one this process is writing.
+// modified before then cannot be one this process is writing. File times come from the coarse
+// clock (the last tick), which can be behind CLOCK_REALTIME by a tick: compared with a fine
+// start time, a file written just after the start would look older than it.
 const timespec kProcessStart = [] {
   timespec t{};
+#ifdef CLOCK_REALTIME_COARSE
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &t);
+#else
   ::clock_gettime(CLOCK_REALTIME, &t);
+#endif
   return t;
 }();
 
