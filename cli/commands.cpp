@@ -22,6 +22,9 @@ Status validate_full_jid(std::string_view jid) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == '<' || c == '>' || c == '"' || c == '\'' ||
         c == '&')
       return fail(Errc::malformed, "'" + std::string(jid) + "' holds characters a JID cannot");
+  if (jid.size() > 3071)  // RFC 7622 §3.1: three parts of at most 1023 bytes each
+    return fail(Errc::malformed,
+                "a JID of " + std::to_string(jid.size()) + " bytes is longer than 3071 bytes");
   size_t at = jid.find('@');
   if (at != std::string_view::npos && (at == 0 || at + 1 >= slash))
     return fail(Errc::malformed,
@@ -133,7 +136,8 @@ namespace esession::cli {
 
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
-                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier) {
+                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier,
+                         const std::function<void()>& after_commit) {
   Store& s = ctx.store();
   const Account& a = ctx.account();
   std::string peer_bare = bare_jid(peer_jid);
@@ -186,6 +190,10 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
       ES_TRY(s.set_session_status(rec.id, SessionStatus::ended));
     return {};
   }));
+  // Committed: now the last negotiation message may go out (the peer is established only when
+  // it gets it, and we are too, durably, whatever happens from here on).
+  if (after_commit)
+    after_commit();
   if (!est.new_retained_secret.empty() && !mine.empty() && !ss.continuity) {
     // We held a secret for this peer and it did not match: the peer lost its state, or someone
     // is in the middle (XEP-0116 §7.3). Only the SAS can tell.

@@ -1,6 +1,7 @@
 // The commands of the esession binary, one file each, and what they share.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "context.hpp"
@@ -48,11 +49,15 @@ class StoreVerifier : public Verifier {
 };
 
 // persist_established stores a new session and everything the negotiation produced: the
-// rotated retained secret, the peer's key and what a PKI said of it. Reports ESTABLISHED,
-// PKI, SAS and TRUST events.
+// rotated retained secret, the peer's key and what a PKI said of it, all in one transaction.
+// Once that has committed it calls |after_commit| (which writes the last negotiation message,
+// if any: nothing that establishes the peer may leave before our side is durable), then
+// reports ESTABLISHED, PKI, SAS and TRUST events. Throws Failure, having written nothing, when
+// the session cannot be stored.
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
-                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier);
+                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier,
+                         const std::function<void()>& after_commit = {});
 
 // open_session loads a stored session for an update; save_session writes it back.
 StoredSession open_stored(ByteView blob);

@@ -201,6 +201,93 @@ class Test:
         shutil.rmtree(d, ignore_errors=True)
         return out[0], out[1]
 
+    def relay_negotiation(self, home_a, jid_a, home_b, jid_b, neg_args=(), resp_args=(),
+                          a_to_b=None, b_to_a=None, kill=None, timeout=60):
+        """Runs `respond` (B) and `negotiate` (A) with this process in the middle: every stanza
+        (one per line) goes through a relay thread, which may rewrite it (a_to_b, b_to_a:
+        bytes -> bytes, the man in the middle). |kill|, if given, is (who, after, delay): SIGKILL
+        process |who| ("a" or "b") |delay| seconds after it wrote its stanza number |after|
+        (0-based) — killed before that stanza is passed on — or, when |after| is None, |delay|
+        seconds after both started. What a killed process had written still reaches its peer,
+        whose input then ends. Returns (result_a, result_b, killed) with status-fd output;
+        killed is True when the kill happened while the process was still running."""
+        import signal
+        import threading
+        d = tempfile.mkdtemp(dir=self.dir, prefix="relay-")
+        procs, files = {}, {}
+        for who, home, args in (("b", home_b, ["respond"] + list(resp_args)),
+                                ("a", home_a, ["negotiate", "--to", jid_b] + list(neg_args))):
+            st = open(os.path.join(d, who + ".status"), "wb")
+            er = open(os.path.join(d, who + ".err"), "wb")
+            files[who] = (st, er, args)
+            procs[who] = subprocess.Popen(
+                [self.esession, "--home", home, "--status-fd", str(st.fileno())] + args,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=er,
+                pass_fds=(st.fileno(),))
+        killed = [False]
+        lock = threading.Lock()
+
+        def do_kill(who):
+            with lock:
+                p = procs[who]
+                if p.poll() is None:
+                    p.send_signal(signal.SIGKILL)
+                    killed[0] = True
+
+        def pump(src, dst, transform, who):
+            n = 0
+            try:
+                for line in iter(procs[src].stdout.readline, b""):
+                    if kill and kill[0] == src and kill[1] == n:
+                        if kill[2]:
+                            time.sleep(kill[2])
+                        do_kill(src)
+                    n += 1
+                    if not line.endswith(b"\n"):
+                        break  # cut by a kill: not a stanza anybody receives
+                    if transform:
+                        line = transform(line)
+                    procs[dst].stdin.write(line)
+                    procs[dst].stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+            try:
+                procs[dst].stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+        threads = [threading.Thread(target=pump, args=("a", "b", a_to_b, "a"), daemon=True),
+                   threading.Thread(target=pump, args=("b", "a", b_to_a, "b"), daemon=True)]
+        for th in threads:
+            th.start()
+        if kill and kill[1] is None:
+            timer = threading.Timer(kill[2], do_kill, args=(kill[0],))
+            timer.start()
+        out = {}
+        for who in ("a", "b"):
+            p = procs[who]
+            try:
+                rc = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = p.wait()
+                self.check(False, "negotiation process timed out: %s" % files[who][2])
+            out[who] = rc
+        if kill and kill[1] is None:
+            timer.cancel()
+            timer.join()
+        for th in threads:
+            th.join(timeout=10)
+        res = []
+        for who in ("a", "b"):
+            st, er, args = files[who]
+            st.close()
+            er.close()
+            procs[who].stdout.close()
+            res.append(Result(args, out[who], b"", read(er.name), read(st.name)))
+        shutil.rmtree(d, ignore_errors=True)
+        return res[0], res[1], killed[0]
+
     def session_pair(self, label=""):
         """Two homes, Alice's and Bob's (named after |label|), with a 4-message session between
         them. Returns (home_a, home_b, result_a, result_b); ends the test if it fails."""
