@@ -109,14 +109,38 @@ StoredSession open_stored(ByteView blob) {
   return check(StoredSession::decode(blob));
 }
 
+std::string printable(std::string_view s, size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return "'" + out + (s.size() > max ? "…'" : "'");
+}
+
 SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
                                const xml::Element& stanza) {
   Store& s = ctx.store();
   const Account& a = ctx.account();
   if (const xml::Element* th = stanza.child("thread", xml::kNsClient)) {
-    auto rec = check(s.find_session(a.id, peer_jid, th->text_content()));
-    if (rec && rec->status != SessionStatus::ended)
+    // A thread names one session, and only that session's peer may use it: no fallback to
+    // another session, which would then decrypt (or be destroyed by) a stanza not its own.
+    std::string thread = th->text_content();
+    auto rec = check(s.find_session(a.id, peer_jid, thread));
+    if (rec && rec->status == SessionStatus::ended)
+      fail_with(Errc::terminated,
+                "the session with " + peer_jid + " on thread " + printable(thread) + " has ended",
+                "start a new one with: esession negotiate --to " + peer_jid);
+    if (rec)
       return *rec;
+    if (!check(s.find_sessions_by_thread(a.id, thread)).empty())
+      fail_with(Errc::no_session,
+                "thread " + printable(thread) + " belongs to a session with another peer, not " +
+                    peer_jid + "; stanza refused",
+                "a stanza may only use a thread of its own sender's session");
+    fail_with(
+        Errc::no_session,
+        "no session with " + peer_jid + " on thread " + printable(thread) + "; stanza refused",
+        "list the sessions with: esession session list");
   }
   auto rec = check(s.find_active_session(a.id, peer_jid));
   if (rec)
