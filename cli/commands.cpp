@@ -158,6 +158,34 @@ SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
 
 namespace esession::cli {
 
+namespace {
+
+// end_replaced ends session |id| because a newer one with the same peer replaces it: its keys
+// are destroyed (the state is rewritten without them; the secure_delete pragma zeroes what
+// the old state occupied) and its status becomes ended. What the CLI keeps beside the protocol
+// state (SAS, the peer's identification) stays, for `session show`.
+Status end_replaced(Store& s, int64_t id) {
+  return s.update_session(id, [](SecretBytes& blob, SessionStatus& status) -> Status {
+    status = SessionStatus::ended;
+    auto ss = StoredSession::decode(view(blob));
+    if (!ss) {  // unreadable: nothing of it is worth keeping
+      blob = SecretBytes();
+      return {};
+    }
+    auto sess = Session::deserialize(view(ss->session));
+    if (sess) {
+      sess->destroy();
+      ss->session = sess->serialize();
+    } else {
+      ss->session = SecretBytes();
+    }
+    blob = ss->encode();
+    return {};
+  });
+}
+
+}  // namespace
+
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
                          const std::vector<RetainedSecret>& others, const StoreVerifier* verifier,
@@ -172,6 +200,7 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
   bool verified_chain = false;
   bool key_verified = false, key_pinned = false;
   SessionRecord rec;
+  std::vector<std::string> replaced;  // the threads of the sessions the new one ends
   // The new retained secret, the peer's key and the session are stored together or not at all.
   check(s.atomically([&]() -> Status {
     if (!est.new_retained_secret.empty()) {
@@ -210,14 +239,31 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
     ns.flow =
         est.flow == Flow::three_message ? SessionFlow::three_message : SessionFlow::four_message;
     ES_ASSIGN(rec, s.create_session(ns, ss.encode()));
-    if (est.terminated)
+    if (est.terminated) {
+      // Three-message with terminate=1: over at once; it replaces nothing.
       ES_TRY(s.set_session_status(rec.id, SessionStatus::ended));
+      return {};
+    }
+    // At most one active session per pair of full JIDs (formats/esession-1.0.md §3): the new
+    // one ends the older ones, in this transaction.
+    replaced.clear();
+    ES_ASSIGN(auto all, s.list_sessions(a.id));
+    for (const auto& old : all)
+      if (old.id != rec.id && old.peer_jid == peer_jid && old.status != SessionStatus::ended) {
+        ES_TRY(end_replaced(s, old.id));
+        replaced.push_back(old.thread);
+      }
     return {};
   }));
   // Committed: now the last negotiation message may go out (the peer is established only when
   // it gets it, and we are too, durably, whatever happens from here on).
   if (after_commit)
     after_commit();
+  for (const auto& old : replaced) {
+    ctx.status("REPLACED", peer_jid + " " + old);
+    ctx.info("the older session with " + peer_jid + " (thread " + old +
+             ") has ended: the new one replaces it");
+  }
   if (!est.new_retained_secret.empty() && !mine.empty() && !ss.continuity) {
     // We held a secret for this peer and it did not match: the peer lost its state, or someone
     // is in the middle (XEP-0116 §7.3). Only the SAS can tell.

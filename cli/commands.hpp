@@ -53,11 +53,12 @@ class StoreVerifier : public Verifier {
 };
 
 // persist_established stores a new session and everything the negotiation produced: the
-// rotated retained secret, the peer's key and what a PKI said of it, all in one transaction.
-// Once that has committed it calls |after_commit| (which writes the last negotiation message,
-// if any: nothing that establishes the peer may leave before our side is durable), then
-// reports ESTABLISHED, PKI, SAS and TRUST events. Throws Failure, having written nothing, when
-// the session cannot be stored.
+// rotated retained secret, the peer's key and what a PKI said of it, and ends the older
+// sessions with the same full JID (their keys destroyed), all in one transaction. Once that
+// has committed it calls |after_commit| (which writes the last negotiation message, if any:
+// nothing that establishes the peer may leave before our side is durable), then reports
+// REPLACED, ESTABLISHED, PKI, SAS and TRUST events. Throws Failure, having written nothing,
+// when the session cannot be stored.
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
                          const std::vector<RetainedSecret>& others, const StoreVerifier* verifier,

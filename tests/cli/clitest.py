@@ -351,6 +351,70 @@ def read(path):
         return b""
 
 
+# --- stored session state ---
+
+def stored_session(blob):
+    """The fields of a stored session (cli/state.cpp, "ESC1"): sas, mode, fingerprint,
+    retained id, continuity, the protocol state (ESS1) and, if present, the PKI verdict."""
+    assert blob[:4] == b"ESC1", "not a stored session"
+    pos, out = 4, []
+    while pos < len(blob):
+        n = int.from_bytes(blob[pos:pos + 4], "big")
+        out.append(blob[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    keys = ["sas", "mode", "fingerprint", "retained", "continuity", "session", "pki"]
+    return dict(zip(keys, out))
+
+
+def session_secrets(ess1):
+    """The secret fields of a protocol state (lib/session/session_state.cpp, "ESS1" version 1):
+    state (0 active, 1 closing, 2 ended) and every key, private value and MAC key it holds."""
+    pos = [0]
+
+    def take(n):
+        v = ess1[pos[0]:pos[0] + n]
+        assert len(v) == n, "truncated session state"
+        pos[0] += n
+        return v
+
+    def u32():
+        return int.from_bytes(take(4), "big")
+
+    def blob():
+        return take(u32())
+    assert take(4) == b"ESS1" and take(1) == b"\x01", "not an ESS1 version 1 state"
+    take(5 + 1)            # compat, g1, g2, g4, g5a; flow
+    take(4 + 1 + 1)        # modp, cipher, hash
+    for _ in range(u32()):  # stanzas
+        blob()
+    take(2)                # init_pubkey, resp_pubkey
+    blob()                 # sign_alg
+    take(4)                # rekey_freq
+    blob()                 # logging
+    blob()                 # ver
+    take(1)                # initiator
+    blob(), blob(), blob()  # local_jid, peer_jid, thread
+    s = {"send_cipher": blob(), "send_mac": blob()}
+    take(32)               # send_ctr, recv_ctr
+    s["my_private"] = blob()
+    blob()                 # peer_public (public)
+    s["state"] = take(1)[0]
+    s["recv"] = [(blob(), blob()) for _ in range(u32())]
+    s["pending_private"] = blob() if take(1) == b"\x01" else b""
+    take(4 + 8)            # keys_received, sent_since_rekey
+    s["old_mac_keys"] = [blob() for _ in range(u32())]
+    s["prev_send_mac"] = blob()
+    assert pos[0] == len(ess1), "trailing bytes in the session state"
+    return s
+
+
+def secret_values(s):
+    """Every non-trivial secret byte string of session_secrets() output."""
+    vals = [s["send_cipher"], s["send_mac"], s["my_private"], s["pending_private"],
+            s["prev_send_mac"]] + s["old_mac_keys"] + [k for pair in s["recv"] for k in pair]
+    return [v for v in vals if len(v) >= 16]
+
+
 # --- stanzas ---
 
 def esc(s):
