@@ -108,6 +108,12 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
           fail_with(Errc::wrong_state, "a negotiation request from " + peer + " (not decrypted)",
                     "answer it with: esession respond");
         }
+        // A stanza for someone else is not ours to decrypt (nor to let destroy a session).
+        if (const std::string* to = st.attr("to"); to && *to != ctx.account().jid)
+          fail_with(Errc::no_session,
+                    "a stanza from " + peer + " addressed to " + printable(*to, 256) + ", not to " +
+                        ctx.account().jid + "; refused",
+                    "decrypt stanzas with the home of the account they are addressed to");
         const SessionRecord& rec = cache.find(peer, st);
         if (!st.child("c", xml::kNsC) && !st.child("feature", xml::kNsFeatureNeg))
           fail_with(Errc::auth_failed, "unencrypted stanza from " + peer + " refused",

@@ -148,8 +148,7 @@ int run_verify(Context& ctx, const PeerOpts& o) {
   if (!rec)
     fail_with(Errc::no_session, "no session with " + bare + " to verify",
               "negotiate one first, then compare its SAS");
-  StoredSession ss = open_stored(check(
-      s.update_session(rec->id, [](SecretBytes& blob) -> Result<SecretBytes> { return blob; })));
+  StoredSession ss = open_stored(check(s.read_session_state(rec->id)));
   if (ss.sas.empty())
     fail_with(Errc::malformed, "that session has no SAS (three-message flow)",
               "verify the peer's key fingerprint instead: esession peer verify JID --key FPR");

@@ -66,15 +66,15 @@ int run_show(Context& ctx, const SessionOpts& o) {
       rec.reset();
   } else {
     rec = check(st.find_active_session(ctx.account().id, o.which));
-    if (!rec)  // else the most recently updated one, whatever its status
+    if (!rec)  // else the newest one, whatever its status
       for (auto& s : check(st.list_sessions(ctx.account().id)))
-        if (s.peer_jid == o.which && (!rec || s.updated >= rec->updated))
+        if (s.peer_jid == o.which && (!rec || s.id > rec->id))
           rec = s;
   }
   if (!rec)
     fail_with(Errc::no_session, "no session " + o.which, "list them with: esession session list");
-  StoredSession ss = open_stored(check(
-      st.update_session(rec->id, [](SecretBytes& blob) -> Result<SecretBytes> { return blob; })));
+  // Reading never writes: a write would move the session's |updated| time.
+  StoredSession ss = open_stored(check(st.read_session_state(rec->id)));
   Session s = check(Session::deserialize(view(ss.session)));
   const Suite& su = s.suite();
   std::string trust = trust_level(ctx, *rec, ss);

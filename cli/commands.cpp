@@ -22,6 +22,9 @@ Status validate_full_jid(std::string_view jid) {
     if (static_cast<unsigned char>(c) <= 0x20 || c == '<' || c == '>' || c == '"' || c == '\'' ||
         c == '&')
       return fail(Errc::malformed, "'" + std::string(jid) + "' holds characters a JID cannot");
+  if (jid.size() > 3071)  // RFC 7622 §3.1: three parts of at most 1023 bytes each
+    return fail(Errc::malformed,
+                "a JID of " + std::to_string(jid.size()) + " bytes is longer than 3071 bytes");
   size_t at = jid.find('@');
   if (at != std::string_view::npos && (at == 0 || at + 1 >= slash))
     return fail(Errc::malformed,
@@ -106,14 +109,38 @@ StoredSession open_stored(ByteView blob) {
   return check(StoredSession::decode(blob));
 }
 
+std::string printable(std::string_view s, size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return "'" + out + (s.size() > max ? "…'" : "'");
+}
+
 SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
                                const xml::Element& stanza) {
   Store& s = ctx.store();
   const Account& a = ctx.account();
   if (const xml::Element* th = stanza.child("thread", xml::kNsClient)) {
-    auto rec = check(s.find_session(a.id, peer_jid, th->text_content()));
-    if (rec && rec->status != SessionStatus::ended)
+    // A thread names one session, and only that session's peer may use it: no fallback to
+    // another session, which would then decrypt (or be destroyed by) a stanza not its own.
+    std::string thread = th->text_content();
+    auto rec = check(s.find_session(a.id, peer_jid, thread));
+    if (rec && rec->status == SessionStatus::ended)
+      fail_with(Errc::terminated,
+                "the session with " + peer_jid + " on thread " + printable(thread) + " has ended",
+                "start a new one with: esession negotiate --to " + peer_jid);
+    if (rec)
       return *rec;
+    if (!check(s.find_sessions_by_thread(a.id, thread)).empty())
+      fail_with(Errc::no_session,
+                "thread " + printable(thread) + " belongs to a session with another peer, not " +
+                    peer_jid + "; stanza refused",
+                "a stanza may only use a thread of its own sender's session");
+    fail_with(
+        Errc::no_session,
+        "no session with " + peer_jid + " on thread " + printable(thread) + "; stanza refused",
+        "list the sessions with: esession session list");
   }
   auto rec = check(s.find_active_session(a.id, peer_jid));
   if (rec)
@@ -131,9 +158,38 @@ SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
 
 namespace esession::cli {
 
+namespace {
+
+// end_replaced ends session |id| because a newer one with the same peer replaces it: its keys
+// are destroyed (the state is rewritten without them; the secure_delete pragma zeroes what
+// the old state occupied) and its status becomes ended. What the CLI keeps beside the protocol
+// state (SAS, the peer's identification) stays, for `session show`.
+Status end_replaced(Store& s, int64_t id) {
+  return s.update_session(id, [](SecretBytes& blob, SessionStatus& status) -> Status {
+    status = SessionStatus::ended;
+    auto ss = StoredSession::decode(view(blob));
+    if (!ss) {  // unreadable: nothing of it is worth keeping
+      blob = SecretBytes();
+      return {};
+    }
+    auto sess = Session::deserialize(view(ss->session));
+    if (sess) {
+      sess->destroy();
+      ss->session = sess->serialize();
+    } else {
+      ss->session = SecretBytes();
+    }
+    blob = ss->encode();
+    return {};
+  });
+}
+
+}  // namespace
+
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
-                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier) {
+                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier,
+                         const std::function<void()>& after_commit) {
   Store& s = ctx.store();
   const Account& a = ctx.account();
   std::string peer_bare = bare_jid(peer_jid);
@@ -144,6 +200,7 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
   bool verified_chain = false;
   bool key_verified = false, key_pinned = false;
   SessionRecord rec;
+  std::vector<std::string> replaced;  // the threads of the sessions the new one ends
   // The new retained secret, the peer's key and the session are stored together or not at all.
   check(s.atomically([&]() -> Status {
     if (!est.new_retained_secret.empty()) {
@@ -182,10 +239,31 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
     ns.flow =
         est.flow == Flow::three_message ? SessionFlow::three_message : SessionFlow::four_message;
     ES_ASSIGN(rec, s.create_session(ns, ss.encode()));
-    if (est.terminated)
+    if (est.terminated) {
+      // Three-message with terminate=1: over at once; it replaces nothing.
       ES_TRY(s.set_session_status(rec.id, SessionStatus::ended));
+      return {};
+    }
+    // At most one active session per pair of full JIDs (formats/esession-1.0.md §3): the new
+    // one ends the older ones, in this transaction.
+    replaced.clear();
+    ES_ASSIGN(auto all, s.list_sessions(a.id));
+    for (const auto& old : all)
+      if (old.id != rec.id && old.peer_jid == peer_jid && old.status != SessionStatus::ended) {
+        ES_TRY(end_replaced(s, old.id));
+        replaced.push_back(old.thread);
+      }
     return {};
   }));
+  // Committed: now the last negotiation message may go out (the peer is established only when
+  // it gets it, and we are too, durably, whatever happens from here on).
+  if (after_commit)
+    after_commit();
+  for (const auto& old : replaced) {
+    ctx.status("REPLACED", peer_jid + " " + old);
+    ctx.info("the older session with " + peer_jid + " (thread " + old +
+             ") has ended: the new one replaces it");
+  }
   if (!est.new_retained_secret.empty() && !mine.empty() && !ss.continuity) {
     // We held a secret for this peer and it did not match: the peer lost its state, or someone
     // is in the middle (XEP-0116 §7.3). Only the SAS can tell.

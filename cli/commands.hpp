@@ -1,6 +1,7 @@
 // The commands of the esession binary, one file each, and what they share.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "context.hpp"
@@ -28,6 +29,10 @@ void add_open(CLI::App& app, Context& ctx, Action& action);
 // validate_full_jid accepts local@domain/resource (or domain/resource): no spaces or controls.
 Status validate_full_jid(std::string_view jid);
 
+// printable quotes untrusted text (a thread, an address) for an error line: at most |max|
+// bytes, control characters replaced by '?'.
+std::string printable(std::string_view s, size_t max = 48);
+
 // StoreVerifier answers the negotiation's questions from the trust database: the keys we hold
 // for a JID, and whether a key may identify it (a different key than a verified or pinned one
 // is refused; an unknown JID is accepted on first use and reported). A credential that came
@@ -48,17 +53,26 @@ class StoreVerifier : public Verifier {
 };
 
 // persist_established stores a new session and everything the negotiation produced: the
-// rotated retained secret, the peer's key and what a PKI said of it. Reports ESTABLISHED,
-// PKI, SAS and TRUST events.
+// rotated retained secret, the peer's key and what a PKI said of it, and ends the older
+// sessions with the same full JID (their keys destroyed), all in one transaction. Once that
+// has committed it calls |after_commit| (which writes the last negotiation message, if any:
+// nothing that establishes the peer may leave before our side is durable), then reports
+// REPLACED, ESTABLISHED, PKI, SAS and TRUST events. Throws Failure, having written nothing,
+// when the session cannot be stored.
 void persist_established(Context& ctx, const std::string& peer_jid, const std::string& thread,
                          bool initiator, Established& est, const std::vector<RetainedSecret>& mine,
-                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier);
+                         const std::vector<RetainedSecret>& others, const StoreVerifier* verifier,
+                         const std::function<void()>& after_commit = {});
 
 // open_session loads a stored session for an update; save_session writes it back.
 StoredSession open_stored(ByteView blob);
 
-// find_session_for returns the stored session with |peer_jid| for |stanza| (by its <thread/>,
-// else the most recent active one). Throws Failure (Errc::no_session) with a hint.
+// find_session_for returns the stored session with |peer_jid| for |stanza|. A stanza with a
+// <thread/> belongs to the session on that thread, which must be |peer_jid|'s and not ended:
+// an unknown thread, another peer's thread (Errc::no_session) or an ended session's
+// (Errc::terminated) is refused, never routed to another session. A stanza without a thread
+// belongs to the active session with |peer_jid| (at most one exists). Throws Failure with a
+// hint; changes nothing.
 SessionRecord find_session_for(Context& ctx, const std::string& peer_jid,
                                const xml::Element& stanza);
 

@@ -105,13 +105,19 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
                  const std::string& peer_jid, StanzaInput& in) {
   SystemRandom rng;
   for (;;) {
-    for (const auto& m : step.send)
-      write_stanza(m);
     if (step.established) {
+      // Validate and commit first, then write (DESIGN §4): the message that establishes the
+      // peer (Bob's fourth, Alice's third in the three-message flow) leaves only once our
+      // session is durable. A failure to store it leaves both sides without a session.
       persist_established(ctx, peer_jid, neg.thread(), neg.initiator(), *step.established, p.mine,
-                          p.others, p.verifier.get());
+                          p.others, p.verifier.get(), [&] {
+                            for (const auto& m : step.send)
+                              write_stanza(m);
+                          });
       return kExitOk;
     }
+    for (const auto& m : step.send)
+      write_stanza(m);
     std::optional<xml::Element> st;
     for (;;) {
       st = in.next(o.timeout * 1000);

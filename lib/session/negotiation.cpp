@@ -524,6 +524,14 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   if (!th || th->text_content().empty())
     return fail(Errc::malformed, "negotiation request without <thread/>");
   cfg.thread = th->text_content();
+  // Refused before anything is answered: a thread no store could keep would fail only once
+  // the session is established, after the initiator had been told it was.
+  if (cfg.thread.size() > kMaxThreadBytes)
+    return fail(Errc::malformed, "negotiation request with a <thread/> longer than " +
+                                     std::to_string(kMaxThreadBytes) + " bytes");
+  if (std::any_of(cfg.thread.begin(), cfg.thread.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+    return fail(Errc::malformed, "negotiation request with control characters in <thread/>");
 
   bool has_hashes = f.field("dhhashes") != nullptr, has_keys = f.field("dhkeys") != nullptr;
   if (has_hashes == has_keys) {

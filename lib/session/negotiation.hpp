@@ -16,6 +16,10 @@
 
 namespace esession {
 
+// kMaxThreadBytes is the longest <thread/> a responder accepts in an offer (the store keeps no
+// longer one).
+constexpr size_t kMaxThreadBytes = 1024;
+
 // Policy is what one party offers (initiator) or accepts (responder), in preference order.
 struct Policy {
   Compat compat = Compat::spec;

@@ -142,9 +142,19 @@ Result<std::optional<SessionRecord>> Store::find_active_session(int64_t account_
   ES_ASSIGN(sql::Stmt st, query(m_db,
                                 "SELECT " + std::string(kSessionCols) +
                                     " FROM sessions WHERE account_id = ? AND peer_jid = ? AND "
-                                    "status = 'active' ORDER BY updated DESC, id DESC LIMIT 1",
+                                    "status = 'active' ORDER BY id DESC LIMIT 1",
                                 account_id, peer_jid));
   return one_session(st);
+}
+
+Result<std::vector<SessionRecord>> Store::find_sessions_by_thread(int64_t account_id,
+                                                                  const std::string& thread) {
+  ES_ASSIGN(sql::Stmt st,
+            query(m_db,
+                  "SELECT " + std::string(kSessionCols) +
+                      " FROM sessions WHERE account_id = ? AND thread = ? ORDER BY id DESC",
+                  account_id, thread));
+  return sessions_from(st);
 }
 
 Result<std::optional<SessionRecord>> Store::get_session(int64_t id) {
@@ -156,10 +166,17 @@ Result<std::optional<SessionRecord>> Store::get_session(int64_t id) {
 Result<std::vector<SessionRecord>> Store::list_sessions(int64_t account_id) {
   ES_ASSIGN(sql::Stmt st, query(m_db,
                                 "SELECT " + std::string(kSessionCols) +
-                                    " FROM sessions WHERE account_id = ? ORDER BY updated DESC, "
-                                    "id DESC",
+                                    " FROM sessions WHERE account_id = ? ORDER BY id DESC",
                                 account_id));
   return sessions_from(st);
+}
+
+Result<SecretBytes> Store::read_session_state(int64_t id) {
+  ES_ASSIGN(sql::Stmt st, query(m_db, "SELECT state FROM sessions WHERE id = ?", id));
+  ES_ASSIGN(bool row, st.step());
+  if (!row)
+    return fail(Errc::no_session, "no session with id " + std::to_string(id));
+  return st.column_secret(0);
 }
 
 Status Store::delete_session(int64_t id) {

@@ -245,11 +245,23 @@ class Store {
   Result<SessionRecord> create_session(const NewSession& s, const SecretBytes& state);
   Result<std::optional<SessionRecord>> find_session(int64_t account_id, const std::string& peer_jid,
                                                     const std::string& thread);
-  // find_active_session returns the most recently updated active session with |peer_jid|.
+  // find_active_session returns the active session with |peer_jid|: the CLI keeps at most one
+  // per pair of full JIDs (formats/esession-1.0.md §3); should there be several (a database
+  // written by an older esession), the newest (the highest id), never the one a timestamp
+  // happens to favour.
   Result<std::optional<SessionRecord>> find_active_session(int64_t account_id,
                                                            const std::string& peer_jid);
+  // find_sessions_by_thread returns every session of the account on |thread|, whatever its peer
+  // or status, newest first.
+  Result<std::vector<SessionRecord>> find_sessions_by_thread(int64_t account_id,
+                                                             const std::string& thread);
   Result<std::optional<SessionRecord>> get_session(int64_t id);
+  // list_sessions returns the account's sessions, newest (highest id) first.
   Result<std::vector<SessionRecord>> list_sessions(int64_t account_id);
+  // read_session_state returns the state blob of session |id| without changing anything (no
+  // write transaction, |updated| untouched): for commands that only look. Errc::no_session if
+  // there is no such session.
+  Result<SecretBytes> read_session_state(int64_t id);
   Status delete_session(int64_t id);
   Status set_session_status(int64_t id, SessionStatus status);
 

@@ -201,6 +201,93 @@ class Test:
         shutil.rmtree(d, ignore_errors=True)
         return out[0], out[1]
 
+    def relay_negotiation(self, home_a, jid_a, home_b, jid_b, neg_args=(), resp_args=(),
+                          a_to_b=None, b_to_a=None, kill=None, timeout=60):
+        """Runs `respond` (B) and `negotiate` (A) with this process in the middle: every stanza
+        (one per line) goes through a relay thread, which may rewrite it (a_to_b, b_to_a:
+        bytes -> bytes, the man in the middle). |kill|, if given, is (who, after, delay): SIGKILL
+        process |who| ("a" or "b") |delay| seconds after it wrote its stanza number |after|
+        (0-based) — killed before that stanza is passed on — or, when |after| is None, |delay|
+        seconds after both started. What a killed process had written still reaches its peer,
+        whose input then ends. Returns (result_a, result_b, killed) with status-fd output;
+        killed is True when the kill happened while the process was still running."""
+        import signal
+        import threading
+        d = tempfile.mkdtemp(dir=self.dir, prefix="relay-")
+        procs, files = {}, {}
+        for who, home, args in (("b", home_b, ["respond"] + list(resp_args)),
+                                ("a", home_a, ["negotiate", "--to", jid_b] + list(neg_args))):
+            st = open(os.path.join(d, who + ".status"), "wb")
+            er = open(os.path.join(d, who + ".err"), "wb")
+            files[who] = (st, er, args)
+            procs[who] = subprocess.Popen(
+                [self.esession, "--home", home, "--status-fd", str(st.fileno())] + args,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=er,
+                pass_fds=(st.fileno(),))
+        killed = [False]
+        lock = threading.Lock()
+
+        def do_kill(who):
+            with lock:
+                p = procs[who]
+                if p.poll() is None:
+                    p.send_signal(signal.SIGKILL)
+                    killed[0] = True
+
+        def pump(src, dst, transform, who):
+            n = 0
+            try:
+                for line in iter(procs[src].stdout.readline, b""):
+                    if kill and kill[0] == src and kill[1] == n:
+                        if kill[2]:
+                            time.sleep(kill[2])
+                        do_kill(src)
+                    n += 1
+                    if not line.endswith(b"\n"):
+                        break  # cut by a kill: not a stanza anybody receives
+                    if transform:
+                        line = transform(line)
+                    procs[dst].stdin.write(line)
+                    procs[dst].stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+            try:
+                procs[dst].stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+
+        threads = [threading.Thread(target=pump, args=("a", "b", a_to_b, "a"), daemon=True),
+                   threading.Thread(target=pump, args=("b", "a", b_to_a, "b"), daemon=True)]
+        for th in threads:
+            th.start()
+        if kill and kill[1] is None:
+            timer = threading.Timer(kill[2], do_kill, args=(kill[0],))
+            timer.start()
+        out = {}
+        for who in ("a", "b"):
+            p = procs[who]
+            try:
+                rc = p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = p.wait()
+                self.check(False, "negotiation process timed out: %s" % files[who][2])
+            out[who] = rc
+        if kill and kill[1] is None:
+            timer.cancel()
+            timer.join()
+        for th in threads:
+            th.join(timeout=10)
+        res = []
+        for who in ("a", "b"):
+            st, er, args = files[who]
+            st.close()
+            er.close()
+            procs[who].stdout.close()
+            res.append(Result(args, out[who], b"", read(er.name), read(st.name)))
+        shutil.rmtree(d, ignore_errors=True)
+        return res[0], res[1], killed[0]
+
     def session_pair(self, label=""):
         """Two homes, Alice's and Bob's (named after |label|), with a 4-message session between
         them. Returns (home_a, home_b, result_a, result_b); ends the test if it fails."""
@@ -262,6 +349,70 @@ def read(path):
             return f.read()
     except OSError:
         return b""
+
+
+# --- stored session state ---
+
+def stored_session(blob):
+    """The fields of a stored session (cli/state.cpp, "ESC1"): sas, mode, fingerprint,
+    retained id, continuity, the protocol state (ESS1) and, if present, the PKI verdict."""
+    assert blob[:4] == b"ESC1", "not a stored session"
+    pos, out = 4, []
+    while pos < len(blob):
+        n = int.from_bytes(blob[pos:pos + 4], "big")
+        out.append(blob[pos + 4:pos + 4 + n])
+        pos += 4 + n
+    keys = ["sas", "mode", "fingerprint", "retained", "continuity", "session", "pki"]
+    return dict(zip(keys, out))
+
+
+def session_secrets(ess1):
+    """The secret fields of a protocol state (lib/session/session_state.cpp, "ESS1" version 1):
+    state (0 active, 1 closing, 2 ended) and every key, private value and MAC key it holds."""
+    pos = [0]
+
+    def take(n):
+        v = ess1[pos[0]:pos[0] + n]
+        assert len(v) == n, "truncated session state"
+        pos[0] += n
+        return v
+
+    def u32():
+        return int.from_bytes(take(4), "big")
+
+    def blob():
+        return take(u32())
+    assert take(4) == b"ESS1" and take(1) == b"\x01", "not an ESS1 version 1 state"
+    take(5 + 1)            # compat, g1, g2, g4, g5a; flow
+    take(4 + 1 + 1)        # modp, cipher, hash
+    for _ in range(u32()):  # stanzas
+        blob()
+    take(2)                # init_pubkey, resp_pubkey
+    blob()                 # sign_alg
+    take(4)                # rekey_freq
+    blob()                 # logging
+    blob()                 # ver
+    take(1)                # initiator
+    blob(), blob(), blob()  # local_jid, peer_jid, thread
+    s = {"send_cipher": blob(), "send_mac": blob()}
+    take(32)               # send_ctr, recv_ctr
+    s["my_private"] = blob()
+    blob()                 # peer_public (public)
+    s["state"] = take(1)[0]
+    s["recv"] = [(blob(), blob()) for _ in range(u32())]
+    s["pending_private"] = blob() if take(1) == b"\x01" else b""
+    take(4 + 8)            # keys_received, sent_since_rekey
+    s["old_mac_keys"] = [blob() for _ in range(u32())]
+    s["prev_send_mac"] = blob()
+    assert pos[0] == len(ess1), "trailing bytes in the session state"
+    return s
+
+
+def secret_values(s):
+    """Every non-trivial secret byte string of session_secrets() output."""
+    vals = [s["send_cipher"], s["send_mac"], s["my_private"], s["pending_private"],
+            s["prev_send_mac"]] + s["old_mac_keys"] + [k for pair in s["recv"] for k in pair]
+    return [v for v in vals if len(v) >= 16]
 
 
 # --- stanzas ---

@@ -131,8 +131,7 @@ int main(int argc, char** argv) {
                  home.c_str());
     return 3;
   }
-  auto blob = store->update_session(
-      (*rec)->id, [](SecretBytes& b) -> Result<SecretBytes> { return SecretBytes(b); });
+  auto blob = store->read_session_state((*rec)->id);
   if (!blob) {
     std::fprintf(stderr, "esession-counters: %s\n", blob.error().detail.c_str());
     return 3;

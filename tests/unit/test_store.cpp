@@ -480,10 +480,24 @@ TEST_CASE("sessions: create, find, status, delete") {
   CHECK(store->find_session(acct, bob, "t2").value()->flow == SessionFlow::three_message);
   CHECK(store->find_active_session(acct, bob).value()->id == s2->id);
   clock = 300;
-  REQUIRE(increment(*store, s1->id));  // s1 becomes the most recently updated
+  // Using (or looking at) a session never changes which one is selected: the newest.
+  REQUIRE(increment(*store, s1->id));
+  CHECK(store->find_active_session(acct, bob).value()->id == s2->id);
+  REQUIRE(store->set_session_status(s2->id, SessionStatus::ended));
   CHECK(store->find_active_session(acct, bob).value()->id == s1->id);
+  REQUIRE(store->set_session_status(s2->id, SessionStatus::active));
   REQUIRE(store->set_session_status(s1->id, SessionStatus::ended));
   CHECK(store->find_active_session(acct, bob).value()->id == s2->id);
+  // Listed newest first; found by thread whatever the peer.
+  CHECK(store->list_sessions(acct)->front().id == s2->id);
+  CHECK(store->find_sessions_by_thread(acct, "t1")->size() == 1);
+  CHECK(store->find_sessions_by_thread(acct, "t9")->empty());
+  // read_session_state reads without writing: |updated| stays.
+  clock = 400;
+  auto before = store->get_session(s2->id).value();
+  CHECK(store->read_session_state(s2->id).value() == counter_blob(2));
+  CHECK(store->get_session(s2->id).value()->updated == before->updated);
+  CHECK(store->read_session_state(999).error().code == Errc::no_session);
   CHECK_FALSE(store->find_active_session(acct, "bob@example.com/phone").value());
   // An ended session's thread can be reused.
   auto s3 = store->create_session(NewSession{acct, bob, "t1"}, counter_blob(5));
