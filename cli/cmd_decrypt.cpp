@@ -87,9 +87,9 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
           answers.push_back(std::move(*r.reply));
         }
         if (r.rekeyed)
-          ctx.status("REKEYED", group_peer + " " + group_thread);
+          ctx.status("REKEYED", {group_peer, group_thread});
         if (r.terminated) {
-          ctx.status("TERMINATED", group_peer + " " + group_thread);
+          ctx.status("TERMINATED", {group_peer, group_thread});
           ctx.info("the session with " + group_peer + " has ended");
         }
       }
@@ -103,13 +103,14 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
         if (peer.empty())
           fail_with(Errc::malformed, "stanza without a 'from' attribute",
                     "give the peer with --from");
+        peer = prepared_jid(peer, JidKind::any, "the sender");
         if (is_negotiation_stanza(st)) {
-          ctx.status("NEGOTIATION_REQUEST", peer);
+          ctx.status("NEGOTIATION_REQUEST", {peer});
           fail_with(Errc::wrong_state, "a negotiation request from " + peer + " (not decrypted)",
                     "answer it with: esession respond");
         }
         // A stanza for someone else is not ours to decrypt (nor to let destroy a session).
-        if (const std::string* to = st.attr("to"); to && *to != ctx.account().jid)
+        if (const std::string* to = st.attr("to"); to && !same_jid(*to, ctx.account().jid))
           fail_with(Errc::no_session,
                     "a stanza from " + peer + " addressed to " + printable(*to, 256) + ", not to " +
                         ctx.account().jid + "; refused",

@@ -61,6 +61,7 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
         std::string peer = o.peer.empty() ? st.attr_or("to") : o.peer;
         if (peer.empty())
           fail_with(Errc::malformed, "stanza without a 'to' attribute", "give the peer with --to");
+        peer = prepared_jid(peer, JidKind::any, "the recipient");
         const SessionRecord& rec = cache.find(peer, st);
         st.set_attr("to", peer);
         if (!st.attr("from"))

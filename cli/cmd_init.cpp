@@ -10,11 +10,11 @@ struct InitOpts {
 };
 
 int run_init(Context& ctx, const InitOpts& o) {
-  check(validate_full_jid(o.jid));
+  std::string jid = prepared_jid(o.jid, JidKind::full, "--jid");
   Store& s = ctx.store(/*create=*/true);
-  Account a = check(s.create_account(o.jid), "list the accounts with: esession key list");
+  Account a = check(s.create_account(jid), "list the accounts with: esession key list");
   ctx.info("created account " + a.jid + " in " + s.home());
-  ctx.status("ACCOUNT_CREATED", a.jid);
+  ctx.status("ACCOUNT_CREATED", {a.jid});
   if (ctx.json())
     std::printf("{\"account\":%s,\"home\":%s}\n", json_escape(a.jid).c_str(),
                 json_escape(s.home()).c_str());

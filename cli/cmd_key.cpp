@@ -103,7 +103,7 @@ KeyRecord store_private_key(Context& ctx, const PrivateKey& key, KeyKind kind, B
   KeyRecord rec = check(ctx.store().add_key(a.id, kind, fpr, rel, data));
   if (make_default || !a.default_key)
     check(ctx.store().set_default_key(a.id, rec.id));
-  ctx.status("KEY_CREATED", std::string(key_kind_name(kind)) + " " + fpr);
+  ctx.status("KEY_CREATED", {key_kind_name(kind), fpr});
   return rec;
 }
 
@@ -301,7 +301,7 @@ int import_openpgp(Context& ctx, const KeyOpts& o) {
   KeyRecord rec = check(ctx.store().add_key(a.id, KeyKind::openpgp, ours, std::nullopt, view(fpr)));
   if (o.make_default || !a.default_key)
     check(ctx.store().set_default_key(a.id, rec.id));
-  ctx.status("KEY_CREATED", "openpgp " + ours);
+  ctx.status("KEY_CREATED", {"openpgp", ours});
   ctx.info("bound the OpenPGP key " + group_hex(fpr) + " (it stays in GnuPG)");
   std::printf("%s\n", group_hex(ours).c_str());
   return kExitOk;
@@ -369,7 +369,7 @@ int run_delete(Context& ctx, const KeyOpts& o) {
     fail_with(Errc::malformed, "name the key to delete by its fingerprint");
   KeyRecord k = find_key(ctx, o.which);
   check(ctx.store().delete_key(k.id));
-  ctx.status("KEY_DELETED", k.fingerprint);
+  ctx.status("KEY_DELETED", {k.fingerprint});
   ctx.info("deleted key " + group_hex(k.fingerprint) +
            (k.kind == KeyKind::openpgp ? " (the OpenPGP key stays in GnuPG)" : ""));
   return kExitOk;

@@ -6,18 +6,18 @@ namespace esession::cli {
 namespace {
 
 int run_negotiate(Context& ctx, const NegOpts& o) {
-  check(validate_full_jid(o.to));
-  Prepared p = prepare(ctx, o, o.to, true);
+  const std::string to = prepared_jid(o.to, JidKind::full, "--to");
+  Prepared p = prepare(ctx, o, to, true);
   SystemRandom rng;
-  auto started = Negotiation::start(p.cfg, o.to, rng);
+  auto started = Negotiation::start(p.cfg, to, rng);
   if (!started)
     throw Failure{started.error(), {}};
   auto& [neg, step] = started.value();
   for (auto& m : step.send)
     m.set_attr("from", ctx.account().jid);
-  ctx.status("NEGOTIATION_STARTED", o.to + " " + neg.thread());
+  ctx.status("NEGOTIATION_STARTED", {to, neg.thread()});
   StanzaInput in;
-  return run_exchange(ctx, o, p, neg, std::move(step), o.to, in);
+  return run_exchange(ctx, o, p, neg, std::move(step), to, in);
 }
 
 }  // namespace

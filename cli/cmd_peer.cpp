@@ -14,7 +14,7 @@ struct PeerOpts {
 };
 
 PeerRecord need_peer(Context& ctx, const std::string& jid) {
-  std::string bare = bare_jid(jid);
+  std::string bare = bare_jid(prepared_jid(jid, JidKind::any, "the peer"));
   auto p = check(ctx.store().get_peer(ctx.account().id, bare));
   if (!p)
     fail_with(Errc::malformed, "no peer " + bare, "list them with: esession peer list");
@@ -127,7 +127,7 @@ bool same_sas(std::string a, std::string b) {
 }
 
 int run_verify(Context& ctx, const PeerOpts& o) {
-  std::string bare = bare_jid(o.jid);
+  std::string bare = bare_jid(prepared_jid(o.jid, JidKind::any, "the peer"));
   Store& s = ctx.store();
   if (!o.key.empty() && !o.sas.empty())
     fail_with(Errc::malformed, "give either --sas or --key, not both");
@@ -140,7 +140,7 @@ int run_verify(Context& ctx, const PeerOpts& o) {
     if (fpr.size() != 64 || !unhex(fpr))
       fail_with(Errc::malformed, "--key needs the full SHA-256 fingerprint (64 hex digits)");
     check(s.record_peer_key(ctx.account().id, bare, fpr, TrustSource::pinned, true));
-    ctx.status("KEY_PINNED", bare + " " + fpr);
+    ctx.status("KEY_PINNED", {bare, fpr});
     ctx.info("pinned key " + group_hex(fpr) + " for " + bare);
     return kExitOk;
   }
@@ -153,7 +153,7 @@ int run_verify(Context& ctx, const PeerOpts& o) {
     fail_with(Errc::malformed, "that session has no SAS (three-message flow)",
               "verify the peer's key fingerprint instead: esession peer verify JID --key FPR");
   if (!o.sas.empty() && !same_sas(o.sas, ss.sas)) {
-    ctx.status("SAS_MISMATCH", bare);
+    ctx.status("SAS_MISMATCH", {bare});
     fail_with(Errc::auth_failed,
               "the SAS you compared (" + o.sas + ") is not this session's (" + ss.sas +
                   "): someone may be in the middle",
@@ -163,17 +163,17 @@ int run_verify(Context& ctx, const PeerOpts& o) {
     check(s.mark_retained_verified(*ss.retained_id));
   if (!ss.peer_fingerprint.empty())
     check(s.record_peer_key(ctx.account().id, bare, ss.peer_fingerprint, TrustSource::sas, true));
-  ctx.status("SAS_VERIFIED", bare + " " + ss.sas);
+  ctx.status("SAS_VERIFIED", {bare, ss.sas});
   ctx.info("recorded that the SAS " + ss.sas + " of the session with " + rec->peer_jid +
            " was verified");
   return kExitOk;
 }
 
 int run_forget(Context& ctx, const PeerOpts& o) {
-  std::string bare = bare_jid(o.jid);
+  std::string bare = bare_jid(prepared_jid(o.jid, JidKind::any, "the peer"));
   if (!check(ctx.store().forget_peer(ctx.account().id, bare)))
     fail_with(Errc::malformed, "no peer " + bare);
-  ctx.status("PEER_FORGOTTEN", bare);
+  ctx.status("PEER_FORGOTTEN", {bare});
   ctx.info("forgot " + bare + ": its keys, retained secrets and sessions");
   return kExitOk;
 }

@@ -41,11 +41,11 @@ int run_respond(Context& ctx, const NegOpts& o) {
   if (peer.empty())
     fail_with(Errc::malformed, "the negotiation request has no 'from'",
               "name the peer with --from FULLJID");
-  check(validate_full_jid(peer));
-  ctx.status("NEGOTIATION_REQUEST", peer);
+  peer = prepared_jid(peer, JidKind::full, "the peer");
+  ctx.status("NEGOTIATION_REQUEST", {peer});
   if (const xml::Element* th = offer->child("thread", xml::kNsClient))
     if (Status free = thread_is_free(ctx, peer, th->text_content()); !free) {
-      ctx.status("NEGOTIATION_FAILED", peer + " " + errc_name(free.error().code));
+      ctx.status("NEGOTIATION_FAILED", {peer, errc_name(free.error().code)});
       throw Failure{free.error(), {}};
     }
   Prepared p = prepare(ctx, o, peer, false);
@@ -55,7 +55,7 @@ int run_respond(Context& ctx, const NegOpts& o) {
   if (!responded) {
     if (reply)
       write_stanza(*reply);
-    ctx.status("NEGOTIATION_FAILED", peer + " " + errc_name(responded.error().code));
+    ctx.status("NEGOTIATION_FAILED", {peer, errc_name(responded.error().code)});
     throw Failure{responded.error(), {}};
   }
   auto& [neg, step] = responded.value();

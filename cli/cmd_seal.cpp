@@ -81,6 +81,13 @@ void ProgressBar::update(uint64_t done, uint64_t total) {
   std::fflush(stderr);
 }
 
+std::string stanza_bare_jid(const xml::Element& st, const char* attr) {
+  const std::string* v = st.attr(attr);
+  if (!v)
+    return {};
+  return bare_jid(prepared_jid(*v, JidKind::any, std::string("the stanza's ") + attr));
+}
+
 xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
                            std::vector<xml::Element> payload,
                            const std::function<bool(const xml::Element&)>& marker) {
@@ -95,7 +102,7 @@ xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
       continue;
     ctx.warn("dropped the unprotected <" + c.name + "/> (" + c.ns +
              ") outside the sealed part: anyone on the way could have put it there");
-    ctx.status("DROPPED", status_field(c.name) + " " + status_field(c.ns));
+    ctx.status("DROPPED", {c.name, c.ns});
   }
   return out;
 }

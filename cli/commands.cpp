@@ -13,23 +13,19 @@ const std::vector<Command>& command_table() {
   return table;
 }
 
-Status validate_full_jid(std::string_view jid) {
-  size_t slash = jid.find('/');
-  if (jid.empty() || slash == std::string_view::npos || slash == 0 || slash + 1 == jid.size())
-    return fail(Errc::malformed,
-                "'" + std::string(jid) + "' is not a full JID (user@domain/resource)");
-  for (char c : jid)
-    if (static_cast<unsigned char>(c) <= 0x20 || c == '<' || c == '>' || c == '"' || c == '\'' ||
-        c == '&')
-      return fail(Errc::malformed, "'" + std::string(jid) + "' holds characters a JID cannot");
-  if (jid.size() > 3071)  // RFC 7622 §3.1: three parts of at most 1023 bytes each
-    return fail(Errc::malformed,
-                "a JID of " + std::to_string(jid.size()) + " bytes is longer than 3071 bytes");
-  size_t at = jid.find('@');
-  if (at != std::string_view::npos && (at == 0 || at + 1 >= slash))
-    return fail(Errc::malformed,
-                "'" + std::string(jid) + "' is not a full JID (user@domain/resource)");
-  return {};
+std::string prepared_jid(std::string_view jid, JidKind kind, std::string_view what) {
+  Result<std::string> r = kind == JidKind::full   ? prep_full_jid(jid)
+                          : kind == JidKind::bare ? prep_bare_jid(jid)
+                                                  : prep_jid(jid);
+  if (!r)
+    fail_with(Errc::malformed, std::string(what) + ": " + r.error().detail,
+              kind == JidKind::full ? "a full JID is user@domain/resource" : "");
+  return std::move(r).value();
+}
+
+bool same_jid(std::string_view a, std::string_view b) {
+  Result<std::string> pa = prep_jid(a), pb = prep_jid(b);
+  return pa && pb && *pa == *pb;
 }
 
 std::vector<PublicKey> StoreVerifier::known_keys(std::string_view bare) const {
@@ -59,7 +55,7 @@ Status StoreVerifier::accept(std::string_view bare, const PublicKey& key,
   std::string fpr = fingerprint_of(key);
   if (cred) {
     PkiVerdict v = evaluate_pki(m_ctx, bare, *cred);
-    m_ctx.status("PKI", std::string(bare) + " " + fpr + " " + v.kind + " " + v.status);
+    m_ctx.status("PKI", {bare, fpr, v.kind, v.status});
     if (v.refuse)
       return fail(Errc::auth_failed, std::string(bare) + ": " + v.reason);
     if (!v.valid)
@@ -78,7 +74,7 @@ Status StoreVerifier::accept(std::string_view bare, const PublicKey& key,
     }
     for (const auto& t : records)
       if (t.fingerprint == fpr) {
-        m_ctx.status("KEY_OTHER_JID", std::string(bare) + " " + fpr + " " + p.jid);
+        m_ctx.status("KEY_OTHER_JID", {bare, fpr, p.jid});
         m_ctx.warn(std::string(bare) + " identifies with a key we know as " + p.jid + "'s (" +
                    group_hex(fpr.substr(0, 16)) + "…)");
       }
@@ -91,14 +87,14 @@ Status StoreVerifier::accept(std::string_view bare, const PublicKey& key,
       other_verified = true;
   }
   if (!known && other_verified) {
-    m_ctx.status("KEY_CHANGED", std::string(bare) + " " + fpr + " refused");
+    m_ctx.status("KEY_CHANGED", {bare, fpr, "refused"});
     return fail(Errc::auth_failed, std::string(bare) +
                                        " presented a key other than the verified one (" +
                                        group_hex(fpr.substr(0, 16)) + "…)");
   }
   if (!known && !trust.empty()) {
     // Only unverified keys were seen before: accept, but say so loudly.
-    m_ctx.status("KEY_CHANGED", std::string(bare) + " " + fpr + " accepted");
+    m_ctx.status("KEY_CHANGED", {bare, fpr, "accepted"});
     m_ctx.warn(std::string(bare) + " now identifies with another key (" +
                group_hex(fpr.substr(0, 16)) + "…); compare the SAS or the fingerprint");
   }
@@ -260,32 +256,30 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
   if (after_commit)
     after_commit();
   for (const auto& old : replaced) {
-    ctx.status("REPLACED", peer_jid + " " + old);
+    ctx.status("REPLACED", {peer_jid, old});
     ctx.info("the older session with " + peer_jid + " (thread " + old +
              ") has ended: the new one replaces it");
   }
   if (!est.new_retained_secret.empty() && !mine.empty() && !ss.continuity) {
     // We held a secret for this peer and it did not match: the peer lost its state, or someone
     // is in the middle (XEP-0116 §7.3). Only the SAS can tell.
-    ctx.status("RETAINED_MISMATCH", peer_jid);
+    ctx.status("RETAINED_MISMATCH", {peer_jid});
     ctx.warn("the secret retained from the last session with " + peer_bare +
              " did not match: compare the SAS before trusting this session");
   }
   std::string trust = session_trust(key_verified, key_pinned, verified_chain && ss.continuity, ss);
   if (est.peer_key)
-    ctx.status("PEER_KEY", peer_bare + " " + ss.peer_fingerprint + " " + ss.peer_mode);
+    ctx.status("PEER_KEY", {peer_bare, ss.peer_fingerprint, ss.peer_mode});
   const Suite& su = est.session->suite();
-  ctx.status("ESTABLISHED", peer_jid + " " + thread + " " +
-                                (est.flow == Flow::three_message ? "3" : "4") + " " +
-                                std::string(cipher_name(su.cipher)) + " " +
-                                std::string(hash_name(su.hash)) + " " + std::to_string(su.modp));
-  ctx.status("TRUST", peer_jid + " " + trust);
+  ctx.status("ESTABLISHED", {peer_jid, thread, est.flow == Flow::three_message ? "3" : "4",
+                             cipher_name(su.cipher), hash_name(su.hash), std::to_string(su.modp)});
+  ctx.status("TRUST", {peer_jid, trust});
   ctx.info("encrypted session " + std::to_string(rec.id) + " with " + peer_jid + " established (" +
            (est.flow == Flow::three_message ? "3" : "4") + "-message, " +
            std::string(cipher_name(su.cipher)) + ", " + std::string(hash_name(su.hash)) +
            ", MODP " + std::to_string(su.modp) + ")");
   if (!ss.sas.empty()) {
-    ctx.status("SAS", peer_jid + " " + ss.sas);
+    ctx.status("SAS", {peer_jid, ss.sas});
     if (verified_chain) {
       ctx.info("SAS " + ss.sas + " (this peer's SAS was verified in an earlier session)");
     } else {

@@ -1,6 +1,8 @@
 // The commands of the esession binary, one file each, and what they share.
 #pragma once
 
+#include "util/jid.hpp"
+
 #include <functional>
 #include <memory>
 
@@ -26,8 +28,13 @@ void add_demo(CLI::App& app, Context& ctx, Action& action);
 void add_seal(CLI::App& app, Context& ctx, Action& action);
 void add_open(CLI::App& app, Context& ctx, Action& action);
 
-// validate_full_jid accepts local@domain/resource (or domain/resource): no spaces or controls.
-Status validate_full_jid(std::string_view jid);
+// prepared_jid returns |jid| prepared as RFC 7622 says (util/jid: localpart and domain
+// case-folded, each part checked), so that one entity has one spelling everywhere: in the store,
+// in lookups and in status lines. Throws Failure naming |what| when it is not a JID of |kind|.
+enum class JidKind { any, full, bare };
+std::string prepared_jid(std::string_view jid, JidKind kind, std::string_view what = "JID");
+// same_jid: do |a| and |b| name the same entity (false when either is not a JID)?
+bool same_jid(std::string_view a, std::string_view b);
 
 // printable quotes untrusted text (a thread, an address) for an error line: at most |max|
 // bytes, control characters replaced by '?'.

@@ -1,10 +1,14 @@
 #include "context.hpp"
 
+#include <cerrno>
+#include <cstring>
+
 #include <ctime>
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "commands.hpp"
 #include "crypto/hash.hpp"
 #include "util/fs.hpp"
 
@@ -56,12 +60,13 @@ const Account& Context::account() {
     return *m_account;
   Store& s = store();
   if (!m_g.account.empty()) {
-    auto a = check(s.get_account(m_g.account));
+    Result<std::string> named = prep_jid(m_g.account);
+    auto a = check(s.get_account(named ? *named : m_g.account));
     if (!a) {
       // Accept the bare JID of a full-JID account when it names exactly one.
       std::optional<Account> match;
       for (auto& acc : check(s.list_accounts()))
-        if (bare_jid(acc.jid) == m_g.account) {
+        if (same_jid(bare_jid(acc.jid), m_g.account)) {
           if (match)
             fail_with(Errc::malformed, "several accounts match " + m_g.account,
                       "give the full JID to --account");
@@ -89,29 +94,39 @@ int Context::report(const Failure& f, const std::string& about) {
   std::fprintf(stderr, "esession: error: %s\n", f.error.detail.c_str());
   if (!f.hint.empty())
     std::fprintf(stderr, "esession: hint: %s\n", f.hint.c_str());
-  status("ERROR", std::string(errc_name(f.error.code)) + (about.empty() ? "" : " " + about));
+  if (about.empty())
+    status("ERROR", {errc_name(f.error.code)});
+  else
+    status("ERROR", {errc_name(f.error.code), about});
   return exit_for(f.error.code);
 }
 
-void Context::status(const std::string& keyword, const std::string& args) {
+void Context::status(std::string_view keyword, std::initializer_list<std::string_view> fields) {
   if (m_g.status_fd < 0)
     return;
   if (!m_status) {
     int fd = ::dup(m_g.status_fd);
     if (fd < 0 || !(m_status = ::fdopen(fd, "w")))
-      fail_with(Errc::io, "--status-fd " + std::to_string(m_g.status_fd) + " is not open",
-                "open it in the shell, e.g. 3>status.log");
+      fail_with(Errc::io,
+                "--status-fd " + std::to_string(m_g.status_fd) + ": " + std::strerror(errno));
   }
-  std::string line = "[ESESSION:] " + keyword;
-  if (!args.empty())
-    line += " " + args;
-  // Status lines are one line each, whatever the arguments hold.
-  for (char& c : line)
-    if (c == '\n' || c == '\r')
-      c = ' ';
+  // One line, whose fields no value can add to, shift or break (status_field).
+  std::string line = "[ESESSION:] ";
+  line += keyword;
+  for (std::string_view f : fields) {
+    line += ' ';
+    line += status_field(f);
+  }
   line += '\n';
   std::fputs(line.c_str(), m_status);
   std::fflush(m_status);
+}
+
+void status_signature(Context& ctx, std::string_view verdict, std::string_view signer) {
+  if (signer.empty())
+    ctx.status("SIGNATURE", {verdict});
+  else
+    ctx.status("SIGNATURE", {verdict, signer});
 }
 
 void Context::info(const std::string& line) const {

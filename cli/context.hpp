@@ -60,8 +60,9 @@ class Context {
   // account returns the account selected by --account, or the only one. Throws Failure.
   const Account& account();
 
-  // status writes one machine-readable line "[ESESSION:] KEYWORD args" to --status-fd.
-  void status(const std::string& keyword, const std::string& args = {});
+  // status writes one machine-readable line "[ESESSION:] KEYWORD field ..." to --status-fd,
+  // each field encoded by status_field.
+  void status(std::string_view keyword, std::initializer_list<std::string_view> fields = {});
   // report prints |f| as the command's error line (and hint) on stderr and its ERROR status
   // line (the error's name, then |about| if any), and returns the exit status for it.
   int report(const Failure& f, const std::string& about = {});
@@ -105,6 +106,9 @@ const std::vector<Command>& command_table();
 // and DEL as %XX (as gpg's [GNUPG:] lines do), so that data from a peer can neither add nor
 // shift fields. An empty value is written as "-".
 std::string status_field(std::string_view s);
+
+// status_signature writes "SIGNATURE verdict [signer]".
+void status_signature(Context& ctx, std::string_view verdict, std::string_view signer);
 
 // Helpers shared by commands.
 std::string group_hex(std::string_view hex);  // "ab12cd34…" as "AB12 CD34 …"

@@ -17,9 +17,9 @@ void write_all(const std::vector<xml::Element>& out, FILE* f) {
 }
 
 int run_control(Context& ctx, const FilterOpts& o, bool terminate) {
-  check(validate_full_jid(o.peer));
+  const std::string peer = prepared_jid(o.peer, JidKind::full, "--to");
   xml::Element probe("message", std::string(xml::kNsClient));
-  SessionRecord rec = find_session_for(ctx, o.peer, probe);
+  SessionRecord rec = find_session_for(ctx, peer, probe);
   SystemRandom rng;
   xml::Element out =
       with_session<xml::Element>(ctx, rec.id, [&](Session& s) -> Result<xml::Element> {
@@ -27,7 +27,7 @@ int run_control(Context& ctx, const FilterOpts& o, bool terminate) {
       });
   out.set_attr("from", ctx.account().jid);
   write_stanza(out);
-  ctx.status(terminate ? "TERMINATING" : "REKEY_SENT", o.peer + " " + rec.thread);
+  ctx.status(terminate ? "TERMINATING" : "REKEY_SENT", {peer, rec.thread});
   return kExitOk;
 }
 

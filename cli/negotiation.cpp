@@ -133,7 +133,7 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
     if (!r) {
       if (neg.error_reply())
         write_stanza(*neg.error_reply());
-      ctx.status("NEGOTIATION_FAILED", peer_jid + " " + errc_name(r.error().code));
+      ctx.status("NEGOTIATION_FAILED", {peer_jid, errc_name(r.error().code)});
       throw Failure{r.error(), {}};
     }
     step = std::move(r).value();

@@ -80,6 +80,10 @@ class ProgressBar {
 int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool keep_going,
                     const std::function<void(xml::Element&)>& fn);
 
+// stanza_bare_jid returns the prepared bare JID of |st|'s attribute |attr| (empty when it has
+// none); throws Failure when it is not a JID.
+std::string stanza_bare_jid(const xml::Element& st, const char* attr);
+
 // opened_stanza is what open writes for a stanza object: |outer|'s routing attributes (to, from,
 // type, id, xml:lang) around |payload|, the authenticated content, and nothing else. Every other
 // child of |outer| is unauthenticated (anyone on the way can add it): it is dropped, with a

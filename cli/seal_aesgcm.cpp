@@ -108,7 +108,7 @@ int seal_aesgcm(Context& ctx, const ObjectOpts& o) {
       check(std::move(r));
     check(committed);
   }
-  ctx.status("SEALED", "aesgcm " + std::to_string(*r));
+  ctx.status("SEALED", {"aesgcm", std::to_string(*r)});
   ctx.info("sealed " + human_size(*r) + " (aesgcm)" +
            (o.key_out.empty() ? "" : "; the key is in " + o.key_out + ": keep it secret"));
   return kExitOk;
@@ -145,7 +145,7 @@ int open_aesgcm(Context& ctx, const ObjectOpts& o) {
           : aesgcm::open_to_file(key, in_fd, out.path, 0600, so, in_name);
   bar.clear();
   uint64_t n = check(std::move(r));
-  ctx.status("OPENED", "aesgcm " + std::to_string(n));
+  ctx.status("OPENED", {"aesgcm", std::to_string(n)});
   ctx.debug("opened " + human_size(n) + " (aesgcm)");
   return kExitOk;
 }

@@ -81,7 +81,7 @@ int seal_cms(Context& ctx, const ObjectOpts& o) {
   uint64_t n = check(std::move(r));
   if (file)
     check(file->commit());
-  ctx.status("SEALED", "cms " + std::to_string(n));
+  ctx.status("SEALED", {"cms", std::to_string(n)});
   ctx.info("sealed " + human_size(n) + " (cms" + std::string(signer ? ", signed" : "") + ")");
   return kExitOk;
 }
@@ -140,7 +140,7 @@ int open_cms(Context& ctx, const ObjectOpts& o) {
   if (verdict.state == cms::Verdict::State::none)
     ctx.warn("the file is not signed: nothing shows who made it or that it is unchanged");
   held.release(out);
-  ctx.status("OPENED", "cms " + std::to_string(n));
+  ctx.status("OPENED", {"cms", std::to_string(n)});
   ctx.debug("opened " + human_size(n) + " (cms)");
   return kExitOk;
 }

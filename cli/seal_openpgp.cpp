@@ -152,7 +152,7 @@ int seal_openpgp(Context& ctx, const ObjectOpts& o) {
   uint64_t n = check(std::move(r));
   if (file)
     check(file->commit());
-  ctx.status("SEALED", "openpgp " + std::to_string(n));
+  ctx.status("SEALED", {"openpgp", std::to_string(n)});
   size_t keys = fprs.size() + files.size();
   ctx.info("sealed " + human_size(n) + " (openpgp) for " + std::to_string(keys) +
            (keys == 1 ? " key" : " keys") + (signer.empty() ? "" : ", signed"));
@@ -186,8 +186,7 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
   bar.clear();
   openpgp::Decrypted d = check(std::move(r));
 
-  ctx.status("SIGNATURE", std::string(openpgp::signature_verdict_name(d.signature)) +
-                              (d.signer.empty() ? "" : " " + d.signer));
+  status_signature(ctx, openpgp::signature_verdict_name(d.signature), d.signer);
   using V = openpgp::SignatureVerdict;
   if (d.signature == V::bad)
     fail_with(Errc::auth_failed, in_name + ": bad OpenPGP signature by " + d.signer);
@@ -210,7 +209,7 @@ int open_openpgp(Context& ctx, const ObjectOpts& o) {
     ctx.warn("signed by " + d.signer + ", a key not in GnuPG: the signature is not checked");
   }
   held.release(out);
-  ctx.status("OPENED", "openpgp " + std::to_string(d.bytes));
+  ctx.status("OPENED", {"openpgp", std::to_string(d.bytes)});
   ctx.debug("opened " + human_size(d.bytes) + " (openpgp)");
   return kExitOk;
 }

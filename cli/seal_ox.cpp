@@ -109,8 +109,8 @@ void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpg
               const std::optional<SecretBytes>& pass, xml::Element& msg) {
   bool signs = mode != "crypt", encrypts = mode != "sign";
   check_message(msg);
-  std::string to = bare_jid(msg.attr_or("to"));
-  std::string from = bare_jid(msg.attr_or("from"));
+  std::string to = stanza_bare_jid(msg, "to");
+  std::string from = stanza_bare_jid(msg, "from");
   if (signs && to.empty())
     fail_with(Errc::malformed, "the message has no 'to': --mode " + mode + " needs one for <to/>",
               "XEP-0373 §3.1: a signed content element names its recipient");
@@ -185,7 +185,7 @@ void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpg
   if (!out.child("encryption", kNsEme))
     out.add(xml::Element("encryption", std::string(kNsEme))).set_attr("namespace", kNsOx);
   write_stanza(out);
-  ctx.status("SEALED", "ox " + std::to_string(plain.size()));
+  ctx.status("SEALED", {"ox", std::to_string(plain.size())});
   ctx.info("sealed a message (ox " + mode + ")" +
            (encrypts ? " for " + std::to_string(recipients.size() + files.size()) +
                            (recipients.size() + files.size() == 1 ? " recipient" : " recipients")
@@ -292,9 +292,10 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
   check_message(msg);
   std::string want = o.signers.empty() ? std::string() : o.signers.front();
   bool want_named = !want.empty() && !openpgp::fingerprint_from_text(want) && !is_key_file(want);
-  std::string want_jid = want_named ? bare_jid(want) : std::string();
-  std::string to = bare_jid(msg.attr_or("to"));
-  std::string from = bare_jid(msg.attr_or("from"));
+  std::string want_jid =
+      want_named ? bare_jid(prepared_jid(want, JidKind::any, "-i")) : std::string();
+  std::string to = stanza_bare_jid(msg, "to");
+  std::string from = stanza_bare_jid(msg, "from");
   if (msg.count_children("openpgp", kNsOx) != 1)
     fail_with(Errc::malformed,
               "the message must have exactly one <openpgp xmlns='" + std::string(kNsOx) + "'/>");
@@ -325,8 +326,7 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
   } else {
     d = check(gpg.verify(*raw, plain));
   }
-  ctx.status("SIGNATURE", std::string(openpgp::signature_verdict_name(d.signature)) +
-                              (d.signer.empty() ? "" : " " + d.signer));
+  status_signature(ctx, openpgp::signature_verdict_name(d.signature), d.signer);
 
   // The content element, authenticated or decrypted: now its form and meaning.
   Result<xml::Element> parsed =
@@ -412,7 +412,7 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
   if (!tos.empty()) {
     if (to.empty())
       fail_with(Errc::malformed, "the message has no 'to' to compare with <to/>");
-    if (std::find(tos.begin(), tos.end(), to) == tos.end())
+    if (std::none_of(tos.begin(), tos.end(), [&](const std::string& j) { return same_jid(j, to); }))
       fail_with(Errc::auth_failed, "<to/> names " + tos.front() + ", not " + to,
                 "the object was made for someone else and forwarded");
   }
@@ -439,7 +439,7 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
            (c.is("encryption", kNsEme) && c.attr_or("namespace") == kNsOx);
   });
   write_stanza(out);
-  ctx.status("OPENED", "ox " + std::to_string(plain.size()));
+  ctx.status("OPENED", {"ox", std::to_string(plain.size())});
   if (d.signature == V::good)
     ctx.info("opened <" + mode + "/> signed by " + d.signer +
              (from.empty() ? "" : " (" + from + ")"));

@@ -76,8 +76,8 @@ void seal_one(Context& ctx, const cms::KeyedIdentity& signer,
   check_stanza(stanza);
   if (stanza.child("e2e", kNsE2e))
     fail_with(Errc::malformed, "the stanza already carries an <e2e/>");
-  std::string from = bare_jid(stanza.attr_or("from"));
-  std::string to = bare_jid(stanza.attr_or("to"));
+  std::string from = stanza_bare_jid(stanza, "from");
+  std::string to = stanza_bare_jid(stanza, "to");
   if (from.empty() || to.empty())
     fail_with(Errc::malformed, "the stanza needs from and to attributes",
               "RFC 3923 binds the object to both JIDs: give from='...' and to='...'");
@@ -104,7 +104,7 @@ void seal_one(Context& ctx, const cms::KeyedIdentity& signer,
         smime::e2e_text(check(cms::seal_bytes(recipients, nullptr, view(entity))))));
   sealed.add(std::move(e2e));
   write_stanza(sealed);
-  ctx.status("SEALED", "smime " + std::to_string(n));
+  ctx.status("SEALED", {"smime", std::to_string(n)});
   ctx.info("sealed " + stanza.name + " stanza (smime" + (recipients.empty() ? " sign" : "") +
            ", signed by " + signer.chain.front().subject() + ")");
 }
@@ -180,8 +180,8 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
   if (stanza.count_children("e2e", kNsE2e) != 1)
     fail_with(Errc::malformed,
               "the stanza needs exactly one <e2e xmlns='" + std::string(kNsE2e) + "'/>");
-  std::string from = bare_jid(stanza.attr_or("from"));
-  std::string to = bare_jid(stanza.attr_or("to"));
+  std::string from = stanza_bare_jid(stanza, "from");
+  std::string to = stanza_bare_jid(stanza, "to");
   if (from.empty() || to.empty())
     fail_with(Errc::malformed, "the stanza needs from and to attributes to check the object by");
   // From here, a refusal falls in a case of RFC 3923 §7, which --error-reply answers.
@@ -224,7 +224,7 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
     stage = E2eFailure::none;  // a malformed CPIM entity, signed by its sender, is not a §7 case
     smime::Protected p = check(smime::parse_cpim(string_of(view(plain))));
     stage = E2eFailure::signature;  // signed, but not by the sender
-    if (lower(p.from) != lower(from))
+    if (!same_jid(p.from, from))
       fail_with(Errc::auth_failed,
                 "the protected From (" + p.from + ") is not the stanza's from (" + from + ")",
                 "the object was made for another conversation, or forwarded");
@@ -234,11 +234,11 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
     std::vector<std::string> names;
     if (cert) {
       for (const auto& a : cert->xmpp_addrs())
-        names.push_back(lower(bare_jid(a)));
+        names.push_back(bare_jid(a));
       for (const auto& u : cert->uris())
         for (const char* scheme : {"im:", "pres:", "xmpp:"})
           if (lower(u).starts_with(scheme))
-            names.push_back(lower(bare_jid(u.substr(std::strlen(scheme)))));
+            names.push_back(bare_jid(u.substr(std::strlen(scheme))));
     }
     if (names.empty() && !trust.expected)
       fail_with(Errc::auth_failed,
@@ -247,12 +247,13 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
                     "binds it to " +
                     from,
                 "if it is " + from + "'s, name it with -i CERTFILE");
-    if (!names.empty() && std::find(names.begin(), names.end(), lower(from)) == names.end())
+    if (!names.empty() &&
+        std::none_of(names.begin(), names.end(), [&](const auto& name) { return same_jid(name, from); }))
       fail_with(Errc::auth_failed,
                 "the signer's certificate names " + names.front() + ", not the sender " + from,
                 "someone else signed it");
     stage = E2eFailure::none;  // made for someone else: not a §7 case
-    if (lower(p.to) != lower(to))
+    if (!same_jid(p.to, to))
       fail_with(Errc::auth_failed,
                 "the protected To (" + p.to + ") is not the stanza's to (" + to + ")",
                 "the object was made for someone else, or forwarded");
@@ -286,7 +287,7 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
         opened.set_attr("type", *p.presence_type);
     }
     write_stanza(opened);
-    ctx.status("OPENED", "smime " + std::to_string(n));
+    ctx.status("OPENED", {"smime", std::to_string(n)});
     ctx.info("good signature by " + verdict.signer);
     if (!object.encrypted())
       ctx.warn("the object was signed but not encrypted: anyone on the way could read it");

@@ -168,13 +168,13 @@ bool is_file(const std::string& path) {
 void signature_status(Context& ctx, const cms::Verdict& v) {
   switch (v.state) {
     case cms::Verdict::State::good:
-      ctx.status("SIGNATURE", "good " + v.signer);
+      status_signature(ctx, "good", v.signer);
       break;
     case cms::Verdict::State::bad:
-      ctx.status("SIGNATURE", "bad " + v.signer);
+      status_signature(ctx, "bad", v.signer);
       break;
     case cms::Verdict::State::none:
-      ctx.status("SIGNATURE", "none");
+      ctx.status("SIGNATURE", {"none"});
       break;
     case cms::Verdict::State::unknown:
       break;

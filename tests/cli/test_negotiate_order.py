@@ -3,7 +3,7 @@
 after its last message has established the initiator. A man in the middle rewrites Alice's
 messages to Bob (and Bob's answers back) so that Bob's session could not be stored: a thread
 longer than 1024 bytes, a thread that names Bob's active session with Alice, a `from` JID
-longer than 3071 bytes. Each time neither side may be established, Bob stores nothing, and
+longer than a JID can be (a domain over 1023 bytes). Each time neither side may be established, Bob stores nothing, and
 Bob's existing session stays as it was."""
 
 import re
@@ -72,7 +72,7 @@ refused_before_answer("thread of 1100 bytes", a, b, a2b, b2a, "thread")
 # 2. A 'from' longer than a JID can be.
 long_jid = "alice@" + "x" * 3100 + ".example.org/pda"
 a2b, b2a = mitm(to_bob_from=long_jid)
-refused_before_answer("from of %d bytes" % len(long_jid), a, b, a2b, b2a, "3071")
+refused_before_answer("from of %d bytes" % len(long_jid), a, b, a2b, b2a, "1023")
 
 # 3. A thread that names Bob's active session with Alice: Bob cannot store a second session on
 # it, so it must not answer either (and its session must stay).
