@@ -306,15 +306,19 @@ class Test:
                 if l == pre or l.startswith(pre + " ")]
 
     # --- state inspection ---
-    def session_rows(self, home):
-        """Every session's (id, peer_jid, thread, status, state), read-only from the database."""
+    def query(self, home, sql):
+        """The rows of |sql| run on the home's database, opened read-only."""
         con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "esession.db"), uri=True,
                               timeout=30)
         try:
-            return con.execute(
-                "SELECT id, peer_jid, thread, status, state FROM sessions ORDER BY id").fetchall()
+            return con.execute(sql).fetchall()
         finally:
             con.close()
+
+    def session_rows(self, home):
+        """Every session's (id, peer_jid, thread, status, state), read-only from the database."""
+        return self.query(home, "SELECT id, peer_jid, thread, status, state FROM sessions "
+                                "ORDER BY id")
 
     def session_status(self, home, peer):
         r = self.run(home, "--json", "session", "list")

@@ -12,7 +12,6 @@ negotiation takes), half right after the victim wrote one of its stanzas (a rand
 is where a responder that writes before it commits loses its session."""
 
 import os
-import sqlite3
 import time
 
 from clitest import ALICE, BOB, Test
@@ -25,21 +24,11 @@ t = Test("cli.negotiate-crash")
 
 
 def threads_in(home):
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "esession.db"), uri=True,
-                          timeout=30)
-    try:
-        return {r[0]: r[1] for r in con.execute("SELECT thread, status FROM sessions")}
-    finally:
-        con.close()
+    return {r[0]: r[1] for r in t.query(home, "SELECT thread, status FROM sessions")}
 
 
 def integrity(home):
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "esession.db"), uri=True,
-                          timeout=30)
-    try:
-        return con.execute("PRAGMA integrity_check").fetchall()
-    finally:
-        con.close()
+    return t.query(home, "PRAGMA integrity_check")
 
 
 def campaign(label, flow, victim, runs, extra=()):

@@ -11,9 +11,7 @@ sender. Three parties: Alice and Mallory each have a session with Bob.
 - encrypt refuses a thread that names none of the peer's sessions, or an ended one;
 - respond refuses a negotiation request on another peer's thread."""
 
-import os
 import re
-import sqlite3
 
 from clitest import ALICE, BOB, EXIT_INPUT, EXIT_REFUSED, Test
 
@@ -24,12 +22,7 @@ t = Test("cli.thread-binding")
 
 
 def dump(home):
-    con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "esession.db"), uri=True,
-                          timeout=30)
-    try:
-        return con.execute("SELECT * FROM sessions ORDER BY id").fetchall()
-    finally:
-        con.close()
+    return t.query(home, "SELECT * FROM sessions ORDER BY id")
 
 
 def thread_of(line):
