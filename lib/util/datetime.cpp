@@ -58,8 +58,11 @@ std::optional<int64_t> parse_datetime(std::string_view s) {
   int64_t offset = 0;
   if (pos + 1 == s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
     offset = 0;
-  } else if (pos + 6 == s.size() && (s[pos] == '+' || s[pos] == '-') && s[pos + 3] == ':') {
-    auto oh = digits(pos + 1, 2), om = digits(pos + 4, 2);
+  } else if ((s[pos] == '+' || s[pos] == '-') &&
+             ((pos + 6 == s.size() && s[pos + 3] == ':') || pos + 5 == s.size())) {
+    // +hh:mm, and +hhmm as deployed clients write it (Profanity 0.13), a concession.
+    size_t mm = pos + 5 == s.size() ? pos + 3 : pos + 4;
+    auto oh = digits(pos + 1, 2), om = digits(mm, 2);
     if (!oh || !om || *oh > 23 || *om > 59)
       return std::nullopt;
     offset = (*oh * 3600 + *om * 60) * (s[pos] == '-' ? -1 : 1);

@@ -16,7 +16,10 @@ std::string format_datetime(int64_t seconds);
 std::string format_datetime_ms(int64_t ms);
 
 // parse_datetime reads a DateTime as seconds since the epoch: digits where digits belong, a
-// fraction of any length (ignored), and Z (or z) or an offset of at most 23:59. Nothing else.
+// fraction of any length (ignored), and Z (or z) or an offset of at most 23:59. Nothing else,
+// but for one concession to deployed clients: an offset without its colon (+hhmm, as Profanity
+// 0.13 writes XEP-0373's <time/>), which XEP-0082 does not allow. format_datetime never writes
+// one.
 std::optional<int64_t> parse_datetime(std::string_view s);
 
 }  // namespace esession

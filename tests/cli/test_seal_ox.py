@@ -211,6 +211,20 @@ try:
             p.stdout.startswith(b"<sign xmlns=\"urn:xmpp:openpgp:0\">") and b"<rpad>" not in
             p.stdout, "gpg verifies our <sign/>", p.stdout + p.stderr)
 
+    # A message shaped as Profanity 0.13 sends it: <time/> with an offset without its colon
+    # (+0000, not XEP-0082, read as a concession) and a clear fallback <body/> beside
+    # <openpgp/>, which is dropped: only the authenticated payload's body comes out.
+    s = gpg_stanza("alice", "bob", content("signcrypt", ["bob@example.org"],
+                                           stamp().replace("Z", "+0000"), body="from profanity"))
+    s = s.replace("<openpgp ", "<body>This message is encrypted (XEP-0373: OpenPGP for XMPP)."
+                  "</body><openpgp ", 1)
+    o = open_("bob", s)
+    if t.check_rc(o, EXIT_OK, "open a Profanity-shaped message (+0000, fallback body)"):
+        bodies = [e.text for e in parse(o.out).findall(q("body"))]
+        t.check(bodies == ["from profanity"], "Profanity-shaped: only the sealed body", o.out)
+        t.check(["body", NS_CLIENT] in status(o, "DROPPED"), "Profanity-shaped: DROPPED body",
+                o.status_text)
+
     # We read what gpg makes.
     s = gpg_stanza("alice", "bob", content("signcrypt", ["bob@example.org"], stamp()))
     o = open_("bob", s)

@@ -92,6 +92,13 @@ TEST_CASE("smime: CPIM addresses, DateTime and the three bodies", "[smime]") {
     CHECK(parse_datetime("2003-12-09T12:45:36.5+01:00") == 1070970336);
     CHECK(parse_datetime("2003-12-09T10:45:36-01:00") == 1070970336);
     CHECK(parse_datetime("2003-12-09T11:45:36z") == 1070970336);
+    // Profanity 0.13's <time/>: an offset without the colon, read as a concession.
+    CHECK(parse_datetime("2003-12-09T11:45:36+0000") == 1070970336);
+    CHECK(parse_datetime("2003-12-09T12:45:36+0100") == 1070970336);
+    CHECK(parse_datetime("2003-12-09T10:45:36-0100") == 1070970336);
+    CHECK_FALSE(parse_datetime("2003-12-09T11:45:36+000"));
+    CHECK_FALSE(parse_datetime("2003-12-09T11:45:36+2400"));
+    CHECK_FALSE(parse_datetime("2003-12-09T11:45:36+00:0"));
     CHECK_FALSE(parse_datetime("2003-12-09 11:45:36Z"));
     CHECK_FALSE(parse_datetime("2003-12-09T11:45:36"));
     CHECK_FALSE(parse_datetime("2003-12-09T11:45:36.Z"));
