@@ -98,18 +98,23 @@ static std::array<int8_t, 256> b64_table() {
   return t;
 }
 
-static bool is_xml_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+Result<uint64_t> parse_decimal(std::string_view s, uint64_t max) {
+  if (s.empty() || (s.size() > 1 && s[0] == '0'))
+    return fail(Errc::malformed, "'" + std::string(s.substr(0, 24)) +
+                                     "' is not a decimal without sign or leading zeros");
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9')
+      return fail(Errc::malformed, "'" + std::string(s.substr(0, 24)) + "' is not a decimal");
+    if (v > (max - static_cast<uint64_t>(c - '0')) / 10)
+      return fail(Errc::malformed, "decimal larger than " + std::to_string(max));
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
 }
 
-Result<Bytes> unbase64(std::string_view s, bool trim) {
+Result<Bytes> unbase64(std::string_view s) {
   static const std::array<int8_t, 256> kTable = b64_table();
-  if (trim) {
-    while (!s.empty() && is_xml_space(s.front()))
-      s.remove_prefix(1);
-    while (!s.empty() && is_xml_space(s.back()))
-      s.remove_suffix(1);
-  }
   if (s.size() % 4 != 0)
     return fail(Errc::malformed, "base64 length is not a multiple of 4");
   size_t pad = 0;

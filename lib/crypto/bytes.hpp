@@ -72,9 +72,14 @@ Result<Bytes> unhex(std::string_view s);
 // base64 encodes RFC 4648 §4 with padding and no line breaks.
 std::string base64(ByteView b);
 
-// unbase64 decodes strict RFC 4648 §4: the standard alphabet, required padding, no whitespace
-// except what |trim| removes from both ends, and zero bits in the unused part of the last symbol
-// (so every byte string has exactly one accepted encoding).
-Result<Bytes> unbase64(std::string_view s, bool trim = true);
+// unbase64 decodes strict RFC 4648 §4 (formats §1.3): the standard alphabet, required padding,
+// no whitespace anywhere (not even around it), and zero bits in the unused part of the last
+// symbol, so every byte string has exactly one accepted encoding. Any other spelling is
+// Errc::malformed. Formats that allow line breaks (MIME, OX) remove them first, themselves.
+Result<Bytes> unbase64(std::string_view s);
+
+// parse_decimal reads formats §1.3's decimals: ASCII digits only, no sign, no leading zeros
+// ("0" itself excepted), at most |max|. Anything else is Errc::malformed.
+Result<uint64_t> parse_decimal(std::string_view s, uint64_t max = UINT32_MAX);
 
 }  // namespace esession

@@ -132,7 +132,7 @@ Result<Credential> parse_credential(const Element& e) {
   for (const Element* k : kids) {
     if (k->name != item_name || !k->element_children().empty())
       return fail(Errc::malformed, "<" + e.name + "/> expects <" + std::string(item_name) + "/>");
-    ES_ASSIGN(Bytes b, unbase64(k->text_content(), false));
+    ES_ASSIGN(Bytes b, unbase64(k->text_content()));
     if (b.empty() || b.size() > kMaxCredentialItemBytes)
       return fail(Errc::malformed, "a credential item of a bad size");
     c.items.push_back(std::move(b));
@@ -230,7 +230,7 @@ Result<IdentityProof> check_identity(PubkeyMode mode, HashAlg h, std::optional<S
     ES_ASSIGN(Credential c, parse_credential(parts[2]));
     cred = std::move(c);
   }
-  ES_ASSIGN(Bytes sig, unbase64(sv.text_content(), false));
+  ES_ASSIGN(Bytes sig, unbase64(sv.text_content()));
 
   std::optional<PublicKey> key;
   if (mode == PubkeyMode::key) {
@@ -241,7 +241,7 @@ Result<IdentityProof> check_identity(PubkeyMode mode, HashAlg h, std::optional<S
   } else {
     if (id.name != "fingerprint" || !id.element_children().empty())
       return fail(Errc::malformed, "expected the peer's <fingerprint/> ('hash' identification)");
-    ES_ASSIGN(Bytes fp, unbase64(id.text_content(), false));
+    ES_ASSIGN(Bytes fp, unbase64(id.text_content()));
     if (fp.size() != hash_size(h))
       return fail(Errc::malformed, "fingerprint of the wrong length");
     if (verifier)

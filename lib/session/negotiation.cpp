@@ -578,15 +578,10 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   std::string disclosure = pick("disclosure", [](auto& v) { return v == "never"; });
   std::string security = pick("security", [](auto& v) { return v == "e2e"; });
   std::string modp = pick("modp", [&](const std::string& v) {
-    int id = 0;
-    try {
-      size_t pos = 0;
-      id = std::stoi(v, &pos);
-      if (pos != v.size())
-        return false;
-    } catch (...) {
+    Result<uint64_t> n = parse_decimal(v, 1u << 16);
+    if (!n)
       return false;
-    }
+    int id = static_cast<int>(*n);
     const DhGroup* g = dh_group(id);
     if (!g || (g->weak && !pol.allow_weak_groups))
       return false;
@@ -631,15 +626,11 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
       three ? std::string() : pick("sas_algs", [](auto& v) { return v == "sas28x5"; });
   uint32_t rekey = pol.rekey_freq;
   if (auto rf = f.offered_single("rekey_freq")) {
-    try {
-      size_t pos = 0;
-      unsigned long v = std::stoul(*rf, &pos);
-      if (pos != rf->size() || v == 0 || v > 0xffffffffUL)
-        throw 0;
-      rekey = std::max<uint32_t>(rekey, static_cast<uint32_t>(v));
-    } catch (...) {
+    Result<uint64_t> v = parse_decimal(*rf);
+    if (v && *v != 0)
+      rekey = std::max<uint32_t>(rekey, static_cast<uint32_t>(*v));
+    else
       bad.push_back("rekey_freq");
-    }
   } else {
     bad.push_back("rekey_freq");
   }
@@ -673,7 +664,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     rej = {"not-acceptable", bad};
     return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad));
   }
-  suite.modp = std::stoi(modp);
+  suite.modp = static_cast<int>(parse_decimal(modp, 1u << 16).value());
   suite.cipher = *cipher_from_name(crypt);
   suite.hash = *hash_from_name(hash_s);
   suite.stanzas = stanzas;
@@ -868,15 +859,10 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
     }
   suite.stanzas = sf->values;
   if (auto rf = f.offered_single("rekey_freq")) {
-    try {
-      size_t pos = 0;
-      unsigned long v = std::stoul(*rf, &pos);
-      if (pos != rf->size() || v == 0 || v > 0xffffffffUL)
-        throw 0;
-      suite.rekey_freq = static_cast<uint32_t>(v);
-    } catch (...) {
-      return fail(Errc::malformed, "bad rekey_freq");
-    }
+    Result<uint64_t> v = parse_decimal(*rf);
+    if (!v || *v == 0)
+      return fail(Errc::malformed, "bad rekey_freq '" + rf->substr(0, 24) + "'");
+    suite.rekey_freq = static_cast<uint32_t>(*v);
   } else {
     return fail(Errc::malformed, "response without rekey_freq");
   }

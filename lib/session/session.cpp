@@ -35,11 +35,8 @@ size_t utf8_chars(std::string_view s) {
 }
 
 Result<uint32_t> parse_u32(std::string_view s) {
-  uint32_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || s.empty())
-    return fail(Errc::malformed, "not a 32-bit decimal integer");
-  return v;
+  ES_ASSIGN(uint64_t v, parse_decimal(s));
+  return static_cast<uint32_t>(v);
 }
 
 }  // namespace
@@ -384,7 +381,17 @@ Result<Received> Session::open(const xml::Element& stanza) {
   }
   if (!mac)
     return fail(Errc::malformed, "<c/> without <mac/>");
+  // Every Base64 value is decoded (strictly, formats §1.3) before the MAC is checked, so a
+  // malformed one is refused as malformed, not as an authentication failure.
   ES_ASSIGN(Bytes a_mac, unbase64(mac->text_content()));
+  Bytes m_final;
+  if (data) {
+    ES_ASSIGN(m_final, unbase64(data->text_content()));
+  }
+  Bytes key_bytes;
+  if (key) {
+    ES_ASSIGN(key_bytes, unbase64(key->text_content()));
+  }
 
   // Select the key set (XEP-0200 §8 step 1).
   size_t set = 0;
@@ -412,7 +419,6 @@ Result<Received> Session::open(const xml::Element& stanza) {
   Received out;
   Counter128 after = before.add(1);
   if (data) {
-    ES_ASSIGN(Bytes m_final, unbase64(data->text_content()));
     out.plaintext.resize(m_final.size());
     after = ctr_encrypt(m_p.suite.conv, m_cache.cipher(1 + set, keys.cipher), before, m_final,
                         out.plaintext.data());
@@ -448,8 +454,7 @@ Result<Received> Session::open(const xml::Element& stanza) {
   bool crossing = key && set == 0 && m_recv.size() > 1;
   if (key) {
     const DhGroup* g = dh_group(m_p.suite.modp);
-    ES_ASSIGN(Bytes e_bytes, unbase64(key->text_content()));
-    ES_ASSIGN(BigNum e, dh_parse_public(*g, e_bytes));
+    ES_ASSIGN(BigNum e, dh_parse_public(*g, key_bytes));
     const BigNum& mine = (set > 0 && m_pending_private) ? *m_pending_private : m_p.my_private;
     SecretBytes k = dh_shared(*g, e, mine);
     HashAlg h = m_p.suite.hash;

@@ -172,6 +172,19 @@ TEST_CASE("stanza tampering, replay, reordering and loss destroy the session") {
       CHECK(l.b->decrypt(e.value()).error().code == Errc::terminated);
     }
   }
+  for (const char* spelling : {" ", "\t", "\n"}) {
+    DYNAMIC_SECTION("<data/> with whitespace around its Base64 (" << int(spelling[0]) << ")") {
+      // formats §1.3: any other spelling is malformed input, found before the MAC is checked
+      // (it used to be trimmed away, or to fail as a MAC mismatch).
+      Live l = live_session(rng);
+      xml::Element st = l.a->encrypt(chat("hi", l.thread), rng).value();
+      xml::Element* data = st.child("c", xml::kNsC)->child("data", xml::kNsC);
+      data->children.front().text = spelling + data->children.front().text;
+      auto r = l.b->decrypt(st);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == Errc::malformed);
+    }
+  }
   SECTION("flipped <key/>") {
     Live l = live_session(rng);
     auto k = l.a->rekey(rng);

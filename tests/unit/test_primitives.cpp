@@ -10,7 +10,13 @@ TEST_CASE("base64 is strict RFC 4648 §4") {
   CHECK(base64(view(std::string_view("foobar"))) == "Zm9vYmFy");
   CHECK(base64(view(std::string_view("fo"))) == "Zm8=");
   CHECK(string_of(unbase64("Zm8=").value()) == "fo");
-  CHECK(string_of(unbase64("  Zm9v\n").value()) == "foo");
+  // formats §1.3: no whitespace at all, not even around the value (issue 13, defect 1).
+  for (const char* spaced :
+       {"  Zm9v\n", " Zm9v", "Zm9v ", "\tZm9v", "Zm9v\t", "\nZm9v", "Zm9v\r\n"}) {
+    INFO(spaced);
+    CHECK_FALSE(unbase64(spaced));
+    CHECK(unbase64(spaced).error().code == Errc::malformed);
+  }
   CHECK_FALSE(unbase64("Zm8"));               // missing padding
   CHECK_FALSE(unbase64("Zm9=").has_value());  // non-zero padding bits: not canonical
   CHECK_FALSE(unbase64("Zm-v"));              // URL alphabet refused
@@ -19,6 +25,17 @@ TEST_CASE("base64 is strict RFC 4648 §4") {
   CHECK_FALSE(unbase64("Zg==Zm9v"));  // padding before the last group
   CHECK_FALSE(unbase64("Zm9vZ=9v"));
   CHECK(string_of(unbase64("Zm9vYmFyYmF6").value()) == "foobarbaz");
+}
+
+TEST_CASE("decimals have no sign, no leading zeros, nothing around them") {
+  CHECK(parse_decimal("0").value() == 0);
+  CHECK(parse_decimal("100").value() == 100);
+  CHECK(parse_decimal("4294967295").value() == 4294967295u);
+  for (const char* bad :
+       {"", "+1", "-1", "01", "00", " 1", "1 ", "1\n", "0x10", "4294967296", "1e3"}) {
+    INFO(bad);
+    CHECK_FALSE(parse_decimal(bad));
+  }
 }
 
 TEST_CASE("MPI encoding of counters and integers") {
