@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """cli.temporaries: no plaintext left behind, no core dumps.
 
-`open -o OUT` of an aesgcm file killed with SIGKILL half-way, or (open and seal, under strace) at
-the moment the output takes its name, (its input a fifo that is only
+`open -o OUT` of an aesgcm file killed with SIGKILL half-way (its input a fifo that is only
 partly written, so the kill lands while it waits, with plaintext not yet authenticated already
 written) leaves no file in OUT's directory: the plaintext is in a file without a name
-(O_TMPFILE). A stale temporary of OUT's (".OUT.tmp.XXXXXX", as a killed process on a file
+(O_TMPFILE). Nor does `open -o NEW` or `seal -o NEW` killed (by strace) at rename(2): a new
+output takes its name in one link. A stale temporary of OUT's (".OUT.tmp.XXXXXX", as a killed process on a file
 system without O_TMPFILE leaves one) older than the next run is removed by it; a newer one, one
 of another name, and one that is not a regular file are left alone.
 
