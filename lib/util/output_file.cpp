@@ -190,18 +190,26 @@ Status OutputFile::commit() {
     st = io_error(m_path, "cannot set permissions", errno);
   else if (::fsync(m_fd.get()) != 0)
     st = io_error(m_path, "cannot sync", errno);
-  // An unnamed file gets a temporary name first: link(2) cannot replace an existing file.
-  // The contents are complete and verified by now.
-  for (int tries = 0; st && m_temp.empty(); ++tries) {
+  // The contents are complete and verified by now. Where the destination does not exist, the
+  // unnamed file takes its name in one step: a process killed at any moment leaves nothing or
+  // the complete file, never a temporary. To replace an existing file it gets a temporary name
+  // first (link(2) cannot replace), renamed over the destination below.
+  bool linked = false;
+  if (st && m_temp.empty() && link_unnamed(m_fd.get(), m_path) == 0)
+    linked = true;
+  for (int tries = 0; st && !linked && m_temp.empty(); ++tries) {
     std::string name = random_temp_name(m_path);
     if (link_unnamed(m_fd.get(), name) == 0)
       m_temp = name;
     else if (errno != EEXIST || tries == 100)
       st = io_error(m_path, "cannot name the file in " + parent_of(m_path), errno);
   }
-  if (st && m_fd.close() != 0)
+  if (st && m_fd.close() != 0) {
     st = io_error(m_path, "write failed", errno);
-  if (st && ::rename(m_temp.c_str(), m_path.c_str()) != 0)
+    if (linked)
+      ::unlink(m_path.c_str());  // ours: linked just now
+  }
+  if (st && !linked && ::rename(m_temp.c_str(), m_path.c_str()) != 0)
     st = io_error(m_path, "cannot replace", errno);
   if (!st) {
     discard();

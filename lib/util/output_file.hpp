@@ -3,9 +3,12 @@
 //
 // OutputFile is what lets a decrypting command write plaintext before it has authenticated it:
 // the bytes go to a file in the destination's directory that has no name (O_TMPFILE) and mode
-// 0600, and only commit() makes them visible, by linking the file to a temporary name and
-// renaming that over the destination. Any failure, not committing, or the process being killed
-// leaves nothing behind, so the destination is either untouched or complete. The aesgcm, CMS
+// 0600, and only commit() makes them visible: by linking the file to the destination's name
+// when nothing has it, or else to a temporary name renamed over the destination. Any failure,
+// not committing, or the process being killed leaves nothing behind, so the destination is
+// either untouched or complete (a kill between that link and the rename, when a file is
+// replaced, leaves the complete file under its temporary name; the next OutputFile for the
+// destination removes it). The aesgcm, CMS
 // and OpenPGP file formats all use it.
 //
 // Where the file system has no O_TMPFILE, the file is a named temporary ".<name>.tmp.XXXXXX"
@@ -55,8 +58,9 @@ class OutputFile {
   const std::string& path() const { return m_path; }
   const std::string& temp_path() const { return m_temp; }
 
-  // commit sets the mode and fsyncs the file, gives it a temporary name if it has none, closes
-  // it, renames it over the destination and fsyncs the directory. On failure the file is
+  // commit sets the mode and fsyncs the file, links it to the destination if it has no name
+  // and the destination does not exist, else gives it a temporary name and renames that over
+  // the destination; closes it and fsyncs the directory. On failure the file is
   // removed and the destination is as it was. Call at most once.
   Status commit();
   // discard closes and removes the file. Safe to call more than once.

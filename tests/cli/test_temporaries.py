@@ -4,7 +4,8 @@
 `open -o OUT` of an aesgcm file killed with SIGKILL half-way (its input a fifo that is only
 partly written, so the kill lands while it waits, with plaintext not yet authenticated already
 written) leaves no file in OUT's directory: the plaintext is in a file without a name
-(O_TMPFILE). A stale temporary of OUT's (".OUT.tmp.XXXXXX", as a killed process on a file
+(O_TMPFILE). Nor does `open -o NEW` or `seal -o NEW` killed (by strace) at rename(2): a new
+output takes its name in one link. A stale temporary of OUT's (".OUT.tmp.XXXXXX", as a killed process on a file
 system without O_TMPFILE leaves one) older than the next run is removed by it; a newer one, one
 of another name, and one that is not a regular file are left alone.
 
@@ -21,6 +22,7 @@ ESESSION_LEFTOVER_SIZE sets the size of the sealed file (default 200M).
 import os
 import pwd
 import resource
+import shutil
 import signal
 import stat
 import subprocess
@@ -131,6 +133,48 @@ t.check(sorted(set(names) - set(keep)) == ["OUT"], "unexpected files: %s"
         % sorted(set(names) - set(keep) - {"OUT"}))
 with open(out, "rb") as f:
     t.check(f.read() == b"small plaintext\n", "OUT holds the wrong plaintext")
+
+# --- SIGKILL at the moment the output takes its name ----------------------------------------
+# strace kills open at its first rename(2) (or whatever it does instead): a new OUT takes its
+# name in one step (linked from the unnamed file), so the kill leaves OUT complete or absent
+# and no ".OUT.tmp.*" (found by the crash campaign: the unnamed file was linked to a temporary
+# name first and renamed, and a kill in between left the temporary).
+t.log("open -o NEW killed at rename(2)")
+
+
+def strace_works():
+    if not shutil.which("strace"):
+        return "strace is not installed"
+    p = subprocess.run(["strace", "-f", "-o", "/dev/null", "true"], capture_output=True)
+    return None if p.returncode == 0 else "strace cannot trace here: %s" % p.stderr.decode()
+
+
+why = strace_works()
+if why:
+    t.log("not checking a kill at rename(2): " + why)
+else:
+    calls = "rename,renameat,renameat2"
+    for fmt_args, sealed_in, kind in (
+            (["--format", "aesgcm", "--key-file", small_key], small, "open"),
+            (None, None, "seal")):
+        work2 = t.path("work-" + kind)
+        os.mkdir(work2)
+        new = os.path.join(work2, "NEW")
+        if kind == "open":
+            argv = ["open", "--file"] + fmt_args + ["-o", new, sealed_in]
+        else:
+            argv = ["seal", "--file", "--format", "aesgcm", "--key-out",
+                    os.path.join(work2, "NEW.key"), "-o", new, small_key]
+        r = subprocess.run(["strace", "-f", "-o", "/dev/null", "-e", "trace=" + calls,
+                            "-e", "inject=%s:signal=SIGKILL" % calls, t.esession] + argv,
+                           capture_output=True, env=env)
+        names = listing(work2)
+        t.check(not [n for n in names if ".tmp" in n],
+                "%s -o NEW killed at rename(2): a temporary is left: %s (exit %s)"
+                % (kind, names, r.returncode), r.stderr.decode(errors="replace"))
+        if kind == "open" and "NEW" in names:
+            with open(new, "rb") as f:
+                t.check(f.read() == b"small plaintext\n", "open: NEW holds the wrong plaintext")
 
 # --- no core dumps -------------------------------------------------------------------------
 t.log("core dumps")
