@@ -158,6 +158,9 @@ Output plan_output(const ObjectOpts& o) {
     if (!out.own)
       fail_with(Errc::io, o.output + ": cannot open: " + errno_text());
     out.fd = out.own.get();
+    if (::isatty(out.fd))
+      fail_with(Errc::malformed, o.output + ": refusing to write binary output to a terminal",
+                "write it to a file with -o FILE");
     return out;
   }
   out.path = o.output;
@@ -196,6 +199,23 @@ void HeldOutput::release(const Output& out) {
       return;
     check(fs::write_all(out.fd, {buf.data(), n}, out.name));
   }
+}
+
+void check_output(const ObjectOpts& o, const char* verb) {
+  std::string v(verb);
+  if (is_stdio(o.output)) {
+    // The file formats are binary: on a terminal they would only garble it (and a terminal
+    // interprets some bytes).
+    if (::isatty(1))
+      fail_with(Errc::malformed, "refusing to write binary output to a terminal (" + o.format + ")",
+                "write it to a file with -o FILE, or redirect standard output: esession " + v +
+                    " --file --format " + o.format + " ... -o FILE");
+    return;
+  }
+  struct stat st;
+  if (!o.force && ::stat(o.output.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+    fail_with(Errc::malformed, o.output + ": the output file exists",
+              "--force overwrites it; or choose another name with -o");
 }
 
 namespace {
@@ -262,7 +282,9 @@ void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
               "the object is a file (without it: stanzas on standard input, each one object)");
   c->add_option("--format", o.format,
                 "the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime");
-  c->add_option("-o,--output", o.output, "write to this file (default or -: standard output)");
+  c->add_option("-o,--output", o.output,
+                "write to this file, which must not exist (default or -: standard output)");
+  c->add_flag("--force", o.force, "-o replaces an existing file");
   if (std::string(verb) == "seal") {
     c->add_option(
          "-r,--recipient", o.recipients,
@@ -292,8 +314,14 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
   c->add_option("--mode", o->mode,
                 "ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign");
   c->add_option("input", o->input, "the file to encrypt (default or -: standard input)");
-  c->callback(
-      [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "seal").seal(ctx, *o); }; });
+  c->callback([&ctx, &action, o] {
+    action = [&ctx, o] {
+      const Format& f = find_format(*o, "seal");
+      if (o->file)
+        check_output(*o, "seal");
+      return f.seal(ctx, *o);
+    };
+  });
 }
 
 void add_open(CLI::App& app, Context& ctx, Action& action) {
@@ -314,8 +342,14 @@ void add_open(CLI::App& app, Context& ctx, Action& action) {
   c->add_flag("--error-reply", o->error_reply,
               "smime: on failure, write the error stanza for the sender (RFC 3923 §7)");
   c->add_option("input", o->input, "the file to decrypt (default or -: standard input)");
-  c->callback(
-      [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "open").open(ctx, *o); }; });
+  c->callback([&ctx, &action, o] {
+    action = [&ctx, o] {
+      const Format& f = find_format(*o, "open");
+      if (o->file)
+        check_output(*o, "open");
+      return f.open(ctx, *o);
+    };
+  });
 }
 
 }  // namespace esession::cli

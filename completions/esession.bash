@@ -39,8 +39,8 @@ _esession_opts() {
         'session list') echo '-h --help' ;;
         'session show') echo '-h --help' ;;
         'demo') echo '-h --help --gajim' ;;
-        'seal') echo '-h --help --file --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
-        'open') echo '-h --help --file --format -o --output -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
+        'seal') echo '-h --help --file --format -o --output --force -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
+        'open') echo '-h --help --file --format -o --output --force -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
     esac
 }
 
