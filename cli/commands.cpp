@@ -4,11 +4,11 @@ namespace esession::cli {
 
 const std::vector<Command>& command_table() {
   static const std::vector<Command> table = {
-      {"init", add_init},           {"key", add_key},         {"peer", add_peer},
-      {"negotiate", add_negotiate}, {"respond", add_respond}, {"encrypt", add_encrypt},
-      {"decrypt", add_decrypt},     {"rekey", add_rekey},     {"terminate", add_terminate},
-      {"session", add_session},     {"demo", add_demo},       {"seal", add_seal},
-      {"open", add_open},
+      {"init", add_init},           {"account", add_account},     {"key", add_key},
+      {"peer", add_peer},           {"negotiate", add_negotiate}, {"respond", add_respond},
+      {"encrypt", add_encrypt},     {"decrypt", add_decrypt},     {"rekey", add_rekey},
+      {"terminate", add_terminate}, {"session", add_session},     {"demo", add_demo},
+      {"seal", add_seal},           {"open", add_open},
   };
   return table;
 }

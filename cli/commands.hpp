@@ -16,6 +16,7 @@ namespace esession::cli {
 
 void add_init(CLI::App& app, Context& ctx, Action& action);
 void add_key(CLI::App& app, Context& ctx, Action& action);
+void add_account(CLI::App& app, Context& ctx, Action& action);
 void add_peer(CLI::App& app, Context& ctx, Action& action);
 void add_negotiate(CLI::App& app, Context& ctx, Action& action);
 void add_respond(CLI::App& app, Context& ctx, Action& action);

@@ -4,7 +4,8 @@
 # _esession_cmds PATH: the subcommands of the command PATH ("" for esession itself).
 _esession_cmds() {
     case $1 in
-        '') echo 'init key peer negotiate respond encrypt decrypt rekey terminate session demo seal open' ;;
+        '') echo 'init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open' ;;
+        'account') echo 'list default' ;;
         'key') echo 'generate list show fingerprint export import delete' ;;
         'peer') echo 'list show verify forget' ;;
         'session') echo 'list show' ;;
@@ -15,7 +16,10 @@ _esession_cmds() {
 _esession_opts() {
     case $1 in
         '') echo '-h --help --version --home --account --status-fd --json -q --quiet -v --verbose --passphrase-fd --ca-file --gnupg-home' ;;
-        'init') echo '-h --help --jid' ;;
+        'init') echo '-h --help --jid --default' ;;
+        'account') echo '-h --help' ;;
+        'account list') echo '-h --help' ;;
+        'account default') echo '-h --help --clear' ;;
         'key') echo '-h --help' ;;
         'key generate') echo '-h --help --type --bits --default --protect' ;;
         'key list') echo '-h --help' ;;

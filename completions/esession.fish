@@ -4,7 +4,9 @@
 function __esession_cmds
     switch "$argv"
         case ''
-            printf '%s\n' init key peer negotiate respond encrypt decrypt rekey terminate session demo seal open
+            printf '%s\n' init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open
+        case 'account'
+            printf '%s\n' list default
         case 'key'
             printf '%s\n' generate list show fingerprint export import delete
         case 'peer'
@@ -77,6 +79,7 @@ complete -c esession -f
 
 # esession
 complete -c esession -n "__esession_at ''" -a init -d 'create the home directory and an account'
+complete -c esession -n "__esession_at ''" -a account -d 'the home\'s accounts and the default one'
 complete -c esession -n "__esession_at ''" -a key -d 'manage the keys we identify with'
 complete -c esession -n "__esession_at ''" -a peer -d 'the trust database: peers, keys, SAS verification'
 complete -c esession -n "__esession_at ''" -a negotiate -d 'start an encrypted session: write the offer, read the answers on stdin'
@@ -104,6 +107,19 @@ complete -c esession -n "__esession_at ''" -l gnupg-home -x -d 'GnuPG home for O
 # esession init
 complete -c esession -n "__esession_at 'init'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'init'" -l jid -x -d 'the account\'s full JID (user@domain/resource)'
+complete -c esession -n "__esession_at 'init'" -l default -d 'make it the default account (used when nothing else selects one)'
+
+# esession account
+complete -c esession -n "__esession_at 'account'" -a list -d 'list the accounts, marking the default'
+complete -c esession -n "__esession_at 'account'" -a default -d 'make an account the default (used when nothing else selects one)'
+complete -c esession -n "__esession_at 'account'" -s h -l help -d 'Print this help message and exit'
+
+# esession account list
+complete -c esession -n "__esession_at 'account list'" -s h -l help -d 'Print this help message and exit'
+
+# esession account default
+complete -c esession -n "__esession_at 'account default'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'account default'" -l clear -d 'have no default account'
 
 # esession key
 complete -c esession -n "__esession_at 'key'" -a generate -d 'create a signing key (Ed25519 or RSA)'

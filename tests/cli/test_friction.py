@@ -8,15 +8,22 @@ Checks:
   file and any --key-out untouched) and replace it with --force; `open` of a file format to a
   terminal is refused (exit 2, hint -o, nothing shown), as `seal` is, also with -o naming a
   terminal; the stanza formats (smime) still print their XML to a terminal.
+- accounts: in homes holding several accounts, respond picks the account by the request's
+  'to', encrypt by the stanza's 'from', decrypt by its 'to' (full JID, or a bare JID naming
+  one account); with nothing to select, the error lists the accounts and hints at --account
+  and the default; `init --default` and `account default JID` set the default, which is then
+  used (`account list` marks it, --json too), `account default --clear` removes it; --account
+  still wins; one encrypt run refuses a stanza from another of its home's accounts.
 """
 
 import os
 import pty
 import select
 import shutil
+import json
 import subprocess
 
-from clitest import EXIT_INPUT, EXIT_OK, Test
+from clitest import ALICE, BOB, EXIT_INPUT, EXIT_OK, Test
 
 t = Test("cli.friction")
 noenv = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),
@@ -168,5 +175,100 @@ if shutil.which("openssl"):
             "open smime to a terminal prints the stanza", "rc=%s %s %r" % (rc, err, shown[:200]))
 else:
     t.log("SKIP the stanza formats on a terminal: the openssl command is not installed")
+
+
+# === item 1: several accounts in one home ========================================================
+t.log("accounts: several in one home")
+A2, B2 = "alice@example.net/work", "bob@example.net/desk"
+home_a = t.init_home("A", ALICE)
+home_b = t.init_home("B", BOB)
+for home, jid in ((home_a, A2), (home_b, B2)):
+    r = t.run(home, "init", "--jid", jid)
+    t.check_rc(r, EXIT_OK, "init a second account " + jid)
+    t.check("two accounts" in r.err_text, "init says the home now holds two accounts", r.err_text)
+
+# With two accounts and nothing selecting one: the error names both and the ways to choose.
+r = t.run(home_a, "key", "list")
+t.check_rc(r, EXIT_INPUT, "key list in a home of two accounts")
+t.check_error_line(r, "key list in a home of two accounts", "accounts")
+t.check(ALICE in r.err_text and A2 in r.err_text, "the error lists the accounts", r.err_text)
+t.check("--account" in r.err_text and "account default" in r.err_text,
+        "the hint names --account and the default", r.err_text)
+
+# respond chooses Bob's account by the request's 'to'.
+ra, rb = t.negotiate(home_a, ALICE, home_b, BOB, neg_args=("--account", ALICE))
+t.check_rc(ra, EXIT_OK, "negotiate --account from a home of two accounts")
+t.check_rc(rb, EXIT_OK, "respond in a home of two accounts (chosen by the request's 'to')")
+
+msg = '<message to="%s" from="%s" type="chat"><body>%s</body></message>\n'
+# encrypt chooses Alice's account by the stanza's 'from' (full JID)...
+r = t.run(home_a, "encrypt", input=(msg % (BOB, ALICE, "by from")).encode())
+t.check_rc(r, EXIT_OK, "encrypt, the account named by the stanza's from")
+enc1 = r.out
+# ... or by a bare 'from' naming one account (the stanza then goes from its full JID).
+r = t.run(home_a, "encrypt", input=(msg % (BOB, "alice@example.org", "by bare from")).encode())
+t.check_rc(r, EXIT_OK, "encrypt, the account named by a bare from")
+enc2 = r.out
+# decrypt chooses Bob's account by the stanza's 'to'.
+r = t.run(home_b, "decrypt", input=enc1 + enc2)
+t.check_rc(r, EXIT_OK, "decrypt, the account named by the stanza's to")
+t.check(b"by from" in r.out and b"by bare from" in r.out, "decrypt released both stanzas",
+        r.out[:300])
+
+# Without a 'from' nothing selects: the same error, nothing encrypted.
+r = t.run(home_a, "encrypt", input=('<message to="%s"><body>x</body></message>\n' % BOB).encode())
+t.check_rc(r, EXIT_INPUT, "encrypt without from, no default")
+t.check(ALICE in r.err_text and A2 in r.err_text and r.out == b"",
+        "encrypt without from: the accounts listed, nothing written", r.err_text)
+# One run encrypts as one account: a later stanza from the other account is refused.
+r = t.run(home_a, "encrypt", input=((msg % (BOB, ALICE, "first")) +
+                                    (msg % (BOB, A2, "second"))).encode())
+t.check_rc(r, EXIT_INPUT, "encrypt: a stanza from another account in the same run")
+t.check(r.out.count(b"\n") == 1 and b"second" not in r.out,
+        "encrypt: only the first account's stanza was written", r.out[:300])
+enc3 = r.out
+
+# The default account: set, listed, used, cleared.
+r = t.run(home_a, "account", "default", "alice@example.org")
+t.check_rc(r, EXIT_OK, "account default BAREJID")
+r = t.run(home_a, "--json", "account", "list")
+t.check_rc(r, EXIT_OK, "account list --json")
+try:
+    listed = json.loads(r.out)
+except ValueError:
+    listed = []
+t.check([(x["jid"], x["default"]) for x in listed] == [(ALICE, True), (A2, False)],
+        "account list --json marks the default", r.out_text)
+r = t.run(home_a, "account", "list")
+t.check(r.rc == EXIT_OK and (ALICE + "  (default)") in r.out_text and A2 + "\n" in r.out_text,
+        "account list marks the default", r.out_text)
+r = t.run(home_a, "encrypt", input=('<message to="%s"><body>dflt</body></message>\n' % BOB).encode())
+t.check_rc(r, EXIT_OK, "encrypt without from uses the default account")
+r2 = t.run(home_b, "decrypt", input=enc3 + r.out)
+t.check(r2.rc == EXIT_OK and b"dflt" in r2.out, "what the default account encrypted decrypts",
+        r2.describe())
+r = t.run(home_a, "key", "list")
+t.check_rc(r, EXIT_OK, "key list uses the default account")
+# --account still wins over the default (the other account has no session with Bob).
+r = t.run(home_a, "--account", A2, "encrypt",
+          input=('<message to="%s"><body>x</body></message>\n' % BOB).encode())
+t.check(r.rc != EXIT_OK and r.out == b"", "--account overrides the default", r.describe())
+# The stanza's from wins over the default too.
+r = t.run(home_a, "encrypt", input=(msg % (BOB, A2, "as A2")).encode())
+t.check(r.rc != EXIT_OK and r.out == b"", "the stanza's from overrides the default",
+        r.describe())
+r = t.run(home_a, "account", "default", "nobody@example.org")
+t.check_rc(r, EXIT_INPUT, "account default of an unknown JID")
+t.check(ALICE in r.err_text and A2 in r.err_text, "the refusal lists the accounts", r.err_text)
+r = t.run(home_a, "account", "default", "--clear")
+t.check_rc(r, EXIT_OK, "account default --clear")
+r = t.run(home_a, "key", "list")
+t.check_rc(r, EXIT_INPUT, "no default again after --clear")
+# init --default makes the new account the default.
+r = t.run(home_a, "init", "--jid", "carol@example.org/x", "--default")
+t.check_rc(r, EXIT_OK, "init --default")
+r = t.run(home_a, "--json", "account", "list")
+t.check([x["jid"] for x in json.loads(r.out or b"[]") if x["default"]] == ["carol@example.org/x"],
+        "init --default made the new account the default", r.out_text)
 
 t.finish()
