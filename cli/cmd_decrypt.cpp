@@ -110,7 +110,8 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
                     "answer it with: esession respond");
         }
         // A stanza for someone else is not ours to decrypt (nor to let destroy a session).
-        if (const std::string* to = st.attr("to"); to && !same_jid(*to, ctx.account().jid))
+        // The first stanza's 'to' chooses the account when the home holds several.
+        if (const std::string* to = st.attr("to"); to && !same_jid(*to, ctx.account(*to).jid))
           fail_with(Errc::no_session,
                     "a stanza from " + peer + " addressed to " + printable(*to, 256) + ", not to " +
                         ctx.account().jid + "; refused",

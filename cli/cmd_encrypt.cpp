@@ -18,7 +18,6 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
   StanzaInput in;
   widen_pipe(1);
   SystemRandom rng;
-  const Account& a = ctx.account();
   SessionCache cache(ctx);
   size_t n = 0;
   for (;;) {
@@ -62,9 +61,21 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
         if (peer.empty())
           fail_with(Errc::malformed, "stanza without a 'to' attribute", "give the peer with --to");
         peer = prepared_jid(peer, JidKind::any, "the recipient");
+        // The first stanza's 'from' chooses the account when the home holds several (and
+        // --account does not); one run encrypts as one account.
+        const Account& a = ctx.account(st.attr_or("from"));
+        if (const std::string* from = st.attr("from"); from && !same_jid(*from, a.jid))
+          if (std::optional<Account> other = ctx.account_named(*from); other && other->id != a.id)
+            fail_with(
+                Errc::malformed,
+                "a stanza from the account " + other->jid + " in a run that encrypts as " + a.jid,
+                "encrypt each account's stanzas in a run of their own");
         const SessionRecord& rec = cache.find(peer, st);
         st.set_attr("to", peer);
-        if (!st.attr("from"))
+        // A stanza goes from the account's full JID: the session binds it (a bare 'from'
+        // naming the account is completed, as a server would).
+        if (const std::string* from = st.attr("from");
+            !from || (bare_jid(*from) == *from && same_jid(*from, bare_jid(a.jid))))
           st.set_attr("from", a.jid);
         if (st.name == "message" && !st.child("thread", xml::kNsClient))
           st.add_text_child("thread", rec.thread);

@@ -382,7 +382,8 @@ void add_key(CLI::App& app, Context& ctx, Action& action) {
   auto* key = app.add_subcommand("key", "manage the keys we identify with");
   key->require_subcommand(1);
   auto* gen = key->add_subcommand("generate", "create a signing key (Ed25519 or RSA)");
-  gen->add_option("--type", o->type, "ed25519 (default) or rsa");
+  value_is(gen->add_option("--type", o->type, "ed25519 (default) or rsa"), ValueKind::choice,
+           {"ed25519", "rsa"});
   gen->add_option("--bits", o->bits, "RSA modulus size (default 3072)");
   gen->add_flag("--default", o->make_default, "make it the account's default key");
   gen->add_flag("--protect", o->protect, "encrypt the key file under a passphrase (scrypt)");
@@ -402,7 +403,8 @@ void add_key(CLI::App& app, Context& ctx, Action& action) {
   exp->callback([&ctx, &action, o] { action = [&ctx, o] { return run_export(ctx, *o); }; });
   auto* imp = key->add_subcommand(
       "import", "import a private key or X.509 identity (PEM, PKCS#12), or bind an OpenPGP key");
-  imp->add_option("file", o->file, "the PEM or PKCS#12 file, or - for stdin");
+  value_is(imp->add_option("file", o->file, "the PEM or PKCS#12 file, or - for stdin"),
+           ValueKind::file);
   imp->add_option("--openpgp", o->openpgp,
                   "bind a GnuPG secret key: its fingerprint, or a JID for User ID xmpp:JID "
                   "(default: the account's)")

@@ -27,7 +27,8 @@ void add_negotiate(CLI::App& app, Context& ctx, Action& action) {
   auto* c = app.add_subcommand(
       "negotiate", "start an encrypted session: write the offer, read the answers on stdin");
   c->add_option("--to", o->to, "the peer's full JID")->required();
-  c->add_option("--flow", o->flow, "4 (SIGMA-R, SAS; default) or 3 (SIGMA-I, needs keys)");
+  value_is(c->add_option("--flow", o->flow, "4 (SIGMA-R, SAS; default) or 3 (SIGMA-I, needs keys)"),
+           ValueKind::choice, {"4", "3"});
   c->add_flag("--xep0217", o->xep0217, "offer the simplified XEP-0217 profile");
   add_common(c, *o);
   c->callback([&ctx, &action, o] { action = [&ctx, o] { return run_negotiate(ctx, *o); }; });

@@ -42,6 +42,8 @@ int run_respond(Context& ctx, const NegOpts& o) {
     fail_with(Errc::malformed, "the negotiation request has no 'from'",
               "name the peer with --from FULLJID");
   peer = prepared_jid(peer, JidKind::full, "the peer");
+  // The request's 'to' chooses the account when the home holds several.
+  (void)ctx.account(offer->attr_or("to"));
   ctx.status("NEGOTIATION_REQUEST", {peer});
   if (const xml::Element* th = offer->child("thread", xml::kNsClient))
     if (Status free = thread_is_free(ctx, peer, th->text_content()); !free) {

@@ -158,6 +158,9 @@ Output plan_output(const ObjectOpts& o) {
     if (!out.own)
       fail_with(Errc::io, o.output + ": cannot open: " + errno_text());
     out.fd = out.own.get();
+    if (::isatty(out.fd))
+      fail_with(Errc::malformed, o.output + ": refusing to write binary output to a terminal",
+                "write it to a file with -o FILE");
     return out;
   }
   out.path = o.output;
@@ -196,6 +199,23 @@ void HeldOutput::release(const Output& out) {
       return;
     check(fs::write_all(out.fd, {buf.data(), n}, out.name));
   }
+}
+
+void check_output(const ObjectOpts& o, const char* verb) {
+  std::string v(verb);
+  if (is_stdio(o.output)) {
+    // The file formats are binary: on a terminal they would only garble it (and a terminal
+    // interprets some bytes).
+    if (::isatty(1))
+      fail_with(Errc::malformed, "refusing to write binary output to a terminal (" + o.format + ")",
+                "write it to a file with -o FILE, or redirect standard output: esession " + v +
+                    " --file --format " + o.format + " ... -o FILE");
+    return;
+  }
+  struct stat st;
+  if (!o.force && ::stat(o.output.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+    fail_with(Errc::malformed, o.output + ": the output file exists",
+              "--force overwrites it; or choose another name with -o");
 }
 
 namespace {
@@ -257,24 +277,42 @@ const Format& find_format(const ObjectOpts& o, const char* verb) {
             "the " + kind + " formats: " + names);
 }
 
+// all_format_names lists every format, file formats first (the completions offer them).
+std::vector<std::string> all_format_names() {
+  std::vector<std::string> out;
+  for (const auto& f : kFileFormats)
+    out.emplace_back(f.name);
+  for (const auto& f : stanza_formats())
+    out.emplace_back(f.name);
+  return out;
+}
+
 void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
   c->add_flag("--file", o.file,
               "the object is a file (without it: stanzas on standard input, each one object)");
-  c->add_option("--format", o.format,
-                "the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime");
-  c->add_option("-o,--output", o.output, "write to this file (default or -: standard output)");
+  value_is(c->add_option("--format", o.format,
+                         "the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime"),
+           ValueKind::choice, all_format_names());
+  value_is(
+      c->add_option("-o,--output", o.output,
+                    "write to this file, which must not exist (default or -: standard output)"),
+      ValueKind::file);
+  c->add_flag("--force", o.force, "-o replaces an existing file");
   if (std::string(verb) == "seal") {
-    c->add_option(
-         "-r,--recipient", o.recipients,
-         "who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)")
+    value_is(c->add_option("-r,--recipient", o.recipients,
+                           "who can open it: a JID, fingerprint or certificate file "
+                           "(repeatable; not for aesgcm)"),
+             ValueKind::file)
         ->allow_extra_args(false);  // one value each: "-r A IN" leaves IN
-    c->add_option("-i,--sign-as", o.signers,
-                  "sign as this JID, fingerprint or identity file (not for aesgcm)")
+    value_is(c->add_option("-i,--sign-as", o.signers,
+                           "sign as this JID, fingerprint or identity file (not for aesgcm)"),
+             ValueKind::file)
         ->allow_extra_args(false);  // one value each: "-r A IN" leaves IN
   } else {
-    c->add_option(
-         "-i,--sign-as", o.signers,
-         "require a signature by this JID, fingerprint or certificate file (not for aesgcm)")
+    value_is(c->add_option("-i,--sign-as", o.signers,
+                           "require a signature by this JID, fingerprint or certificate file "
+                           "(not for aesgcm)"),
+             ValueKind::file)
         ->allow_extra_args(false);  // one value each: "-r A IN" leaves IN
   }
 }
@@ -285,37 +323,56 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
   auto o = std::make_shared<ObjectOpts>();
   auto* c = app.add_subcommand("seal", "encrypt (and sign) a file, or stanzas, without a session");
   add_common(c, *o, "seal");
-  auto* out = c->add_option("--key-out", o->key_out,
-                            "create this file (exclusively, mode 0600) holding the key");
+  auto* out = value_is(c->add_option("--key-out", o->key_out,
+                                     "create this file (exclusively, mode 0600) holding the key"),
+                       ValueKind::file);
   auto* fd = c->add_option("--key-fd", o->key_fd, "write the key to this file descriptor");
   out->excludes(fd);
-  c->add_option("--mode", o->mode,
-                "ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign");
-  c->add_option("input", o->input, "the file to encrypt (default or -: standard input)");
-  c->callback(
-      [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "seal").seal(ctx, *o); }; });
+  value_is(c->add_option("--mode", o->mode,
+                         "ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or "
+                         "sign"),
+           ValueKind::choice, {"signcrypt", "sign", "crypt"});
+  value_is(c->add_option("input", o->input, "the file to encrypt (default or -: standard input)"),
+           ValueKind::file);
+  c->callback([&ctx, &action, o] {
+    action = [&ctx, o] {
+      const Format& f = find_format(*o, "seal");
+      if (o->file)
+        check_output(*o, "seal");
+      return f.seal(ctx, *o);
+    };
+  });
 }
 
 void add_open(CLI::App& app, Context& ctx, Action& action) {
   auto o = std::make_shared<ObjectOpts>();
   auto* c = app.add_subcommand("open", "decrypt and verify a sealed file, or sealed stanzas");
   add_common(c, *o, "open");
-  auto* file = c->add_option("--key-file", o->key_file,
-                             "read the key (the URL, or its #fragment) from this file");
+  auto* file = value_is(c->add_option("--key-file", o->key_file,
+                                      "read the key (the URL, or its #fragment) from this file"),
+                        ValueKind::file);
   auto* fd = c->add_option("--key-fd", o->key_fd, "read the key from this file descriptor");
   file->excludes(fd);
-  c->add_option(
-      "--identity", o->identity,
-      "cms, smime: decrypt with this PEM or PKCS#12 identity (default: the account's X.509 key)");
+  value_is(c->add_option("--identity", o->identity,
+                         "cms, smime: decrypt with this PEM or PKCS#12 identity (default: the "
+                         "account's X.509 key)"),
+           ValueKind::file);
   c->add_flag("--allow-unsigned", o->allow_unsigned,
               "cms, ox: open an object without a signature (nothing authenticates it)");
   c->add_option("--max-age", o->max_age,
                 "ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)");
   c->add_flag("--error-reply", o->error_reply,
               "smime: on failure, write the error stanza for the sender (RFC 3923 §7)");
-  c->add_option("input", o->input, "the file to decrypt (default or -: standard input)");
-  c->callback(
-      [&ctx, &action, o] { action = [&ctx, o] { return find_format(*o, "open").open(ctx, *o); }; });
+  value_is(c->add_option("input", o->input, "the file to decrypt (default or -: standard input)"),
+           ValueKind::file);
+  c->callback([&ctx, &action, o] {
+    action = [&ctx, o] {
+      const Format& f = find_format(*o, "open");
+      if (o->file)
+        check_output(*o, "open");
+      return f.open(ctx, *o);
+    };
+  });
 }
 
 }  // namespace esession::cli

@@ -1,14 +1,35 @@
 #include "commands.hpp"
 
+#include <map>
+
 namespace esession::cli {
+
+namespace {
+
+std::map<const CLI::Option*, ValueHint>& value_hints() {
+  static std::map<const CLI::Option*, ValueHint> hints;
+  return hints;
+}
+
+}  // namespace
+
+CLI::Option* value_is(CLI::Option* opt, ValueKind kind, std::vector<std::string> choices) {
+  value_hints()[opt] = ValueHint{kind, std::move(choices)};
+  return opt;
+}
+
+ValueHint value_hint(const CLI::Option* opt) {
+  auto it = value_hints().find(opt);
+  return it == value_hints().end() ? ValueHint{} : it->second;
+}
 
 const std::vector<Command>& command_table() {
   static const std::vector<Command> table = {
-      {"init", add_init},           {"key", add_key},         {"peer", add_peer},
-      {"negotiate", add_negotiate}, {"respond", add_respond}, {"encrypt", add_encrypt},
-      {"decrypt", add_decrypt},     {"rekey", add_rekey},     {"terminate", add_terminate},
-      {"session", add_session},     {"demo", add_demo},       {"seal", add_seal},
-      {"open", add_open},
+      {"init", add_init},           {"account", add_account},     {"key", add_key},
+      {"peer", add_peer},           {"negotiate", add_negotiate}, {"respond", add_respond},
+      {"encrypt", add_encrypt},     {"decrypt", add_decrypt},     {"rekey", add_rekey},
+      {"terminate", add_terminate}, {"session", add_session},     {"demo", add_demo},
+      {"seal", add_seal},           {"open", add_open},
   };
   return table;
 }

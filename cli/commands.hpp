@@ -16,6 +16,7 @@ namespace esession::cli {
 
 void add_init(CLI::App& app, Context& ctx, Action& action);
 void add_key(CLI::App& app, Context& ctx, Action& action);
+void add_account(CLI::App& app, Context& ctx, Action& action);
 void add_peer(CLI::App& app, Context& ctx, Action& action);
 void add_negotiate(CLI::App& app, Context& ctx, Action& action);
 void add_respond(CLI::App& app, Context& ctx, Action& action);
@@ -27,6 +28,19 @@ void add_session(CLI::App& app, Context& ctx, Action& action);
 void add_demo(CLI::App& app, Context& ctx, Action& action);
 void add_seal(CLI::App& app, Context& ctx, Action& action);
 void add_open(CLI::App& app, Context& ctx, Action& action);
+
+// What an option's (or a positional's) value is, for `esession --dump-cli` and so for the shell
+// completions (scripts/gen-completions): a file, a directory, or one of a fixed set of words.
+// It is a hint only: the commands check their values themselves.
+enum class ValueKind { text, file, dir, choice };
+struct ValueHint {
+  ValueKind kind = ValueKind::text;
+  std::vector<std::string> choices;
+};
+// value_is records the hint for |opt| and returns it, to chain.
+CLI::Option* value_is(CLI::Option* opt, ValueKind kind, std::vector<std::string> choices = {});
+// value_hint returns what value_is recorded for |opt| (text when nothing).
+ValueHint value_hint(const CLI::Option* opt);
 
 // prepared_jid returns |jid| prepared as RFC 7622 says (util/jid: localpart and domain
 // case-folded, each part checked), so that one entity has one spelling everywhere: in the store,

@@ -55,37 +55,82 @@ Store& Context::store(bool create) {
   return *m_store;
 }
 
-const Account& Context::account() {
+namespace {
+
+// account_matching returns the account |jid| names: the one with that (prepared) full JID, or,
+// for a bare |jid|, the only one with that bare JID. Throws Failure when a bare JID names
+// several and |ambiguous| is given (the hint); otherwise that is no match.
+std::optional<Account> account_matching(const std::vector<Account>& all, const std::string& jid,
+                                        const std::string& ambiguous) {
+  Result<std::string> prepped = prep_jid(jid);
+  const std::string& want = prepped ? *prepped : jid;
+  for (const auto& acc : all)
+    if (acc.jid == want)
+      return acc;
+  std::string want_bare = bare_jid(want);
+  if (want_bare != want)
+    return std::nullopt;
+  std::optional<Account> match;
+  for (const auto& acc : all)
+    if (same_jid(bare_jid(acc.jid), want_bare)) {
+      if (match) {
+        if (!ambiguous.empty())
+          fail_with(Errc::malformed, "several accounts match " + jid, ambiguous);
+        return std::nullopt;
+      }
+      match = acc;
+    }
+  return match;
+}
+
+std::string account_names(const std::vector<Account>& all) {
+  std::string out;
+  for (const auto& acc : all)
+    out += (out.empty() ? "" : ", ") + acc.jid;
+  return out;
+}
+
+}  // namespace
+
+std::optional<Account> Context::account_named(const std::string& jid) {
+  return account_matching(check(store().list_accounts()), jid, {});
+}
+
+const Account& Context::account(const std::string& jid) {
   if (m_account)
     return *m_account;
   Store& s = store();
+  auto all = check(s.list_accounts());
   if (!m_g.account.empty()) {
-    Result<std::string> named = prep_jid(m_g.account);
-    auto a = check(s.get_account(named ? *named : m_g.account));
-    if (!a) {
-      // Accept the bare JID of a full-JID account when it names exactly one.
-      std::optional<Account> match;
-      for (auto& acc : check(s.list_accounts()))
-        if (same_jid(bare_jid(acc.jid), m_g.account)) {
-          if (match)
-            fail_with(Errc::malformed, "several accounts match " + m_g.account,
-                      "give the full JID to --account");
-          match = acc;
-        }
-      if (!match)
-        fail_with(Errc::malformed, "no account " + m_g.account + " in " + s.home(),
-                  "list them with: esession session list --json, or create one with init");
-      a = match;
-    }
+    std::optional<Account> a = account_matching(all, m_g.account, "give the full JID to --account");
+    if (!a)
+      fail_with(Errc::malformed, "no account " + m_g.account + " in " + s.home(),
+                all.empty() ? "create one with: esession init --jid YOU@DOMAIN/RESOURCE"
+                            : "the accounts: " + account_names(all));
     m_account = *a;
     return *m_account;
   }
-  auto all = check(s.list_accounts());
   if (all.empty())
     fail_with(Errc::io, "the home " + s.home() + " has no account",
               "create one with: esession init --jid YOU@DOMAIN/RESOURCE");
-  if (all.size() > 1)
-    fail_with(Errc::malformed, "the home holds several accounts", "choose one with --account JID");
+  if (all.size() > 1 && !jid.empty())
+    if (std::optional<Account> a = account_matching(all, jid, {})) {
+      debug("account " + a->jid + ", named by the stanza");
+      m_account = *a;
+      return *m_account;
+    }
+  if (all.size() > 1) {
+    for (const auto& acc : all)
+      if (acc.is_default) {
+        m_account = acc;
+        return *m_account;
+      }
+    fail_with(Errc::malformed,
+              "the home holds " + std::to_string(all.size()) +
+                  " accounts and nothing selects one: " + account_names(all),
+              "choose one with --account JID, or set a default with: esession account "
+              "default JID");
+  }
   m_account = all.front();
   return *m_account;
 }

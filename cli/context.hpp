@@ -57,8 +57,15 @@ class Context {
   // store opens the home's database (once); a missing home is an error unless |create|.
   // Throws Failure.
   Store& store(bool create = false);
-  // account returns the account selected by --account, or the only one. Throws Failure.
-  const Account& account();
+  // account returns the account of this run, chosen once: the one --account names; else the
+  // one |jid| names (a stanza's 'from' for encrypt, its 'to' for decrypt and respond: the
+  // account with that full JID, or for a bare JID the only account with it); else the home's
+  // default account; else the only one. Throws Failure (the accounts listed) when the home
+  // holds several and nothing selects one.
+  const Account& account(const std::string& jid = {});
+  // account_named returns the account |jid| names (its full JID, or for a bare |jid| the only
+  // account with that bare JID), if any, without choosing it.
+  std::optional<Account> account_named(const std::string& jid);
 
   // status writes one machine-readable line "[ESESSION:] KEYWORD field ..." to --status-fd,
   // each field encoded by status_field.

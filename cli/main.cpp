@@ -41,6 +41,19 @@ void dump_cli(const CLI::App& app, std::string& out) {
   for (const CLI::Option* opt : app.get_options()) {
     std::string common = ",\"description\":" + json_escape(opt->get_description()) +
                          ",\"required\":" + (opt->get_required() ? "true" : "false");
+    if (opt->get_expected_max() > 0) {
+      // What the value is, for the completions: "text", "file", "dir" or "choice" (then
+      // "choices" lists the words).
+      static const char* const kKinds[] = {"text", "file", "dir", "choice"};
+      ValueHint h = value_hint(opt);
+      common += ",\"value\":" + json_escape(kKinds[static_cast<int>(h.kind)]);
+      if (h.kind == ValueKind::choice) {
+        common += ",\"choices\":";
+        std::swap(out, common);  // list() appends to out
+        list(h.choices);
+        std::swap(out, common);
+      }
+    }
     if (!opt->nonpositional()) {
       positionals += std::string(positionals.empty() ? "" : ",") +
                      "{\"name\":" + json_escape(opt->get_name(true)) + common + "}";
@@ -78,9 +91,10 @@ std::unique_ptr<CLI::App> make_app(Globals& g) {
       "esession: end-to-end encrypted XMPP sessions (XEP-0116, XEP-0200)");
   app->set_version_flag("--version", std::string("esession ") + ESESSION_VERSION);
   app->require_subcommand(1);
-  app->add_option("--home", g.home,
-                  "the home directory (default $ESESSION_HOME, else "
-                  "$XDG_DATA_HOME/esession)");
+  value_is(app->add_option("--home", g.home,
+                           "the home directory (default $ESESSION_HOME, else "
+                           "$XDG_DATA_HOME/esession)"),
+           ValueKind::dir);
   app->add_option("--account", g.account, "the account's JID, when the home holds several");
   app->add_option("--status-fd", g.status_fd, "write machine-readable status lines to this fd");
   app->add_flag("--json", g.json, "machine-readable output for listing commands");
@@ -88,10 +102,13 @@ std::unique_ptr<CLI::App> make_app(Globals& g) {
   app->add_flag("-v,--verbose", g.verbose, "more detail on stderr");
   app->add_option("--passphrase-fd", g.passphrase_fd,
                   "read key passphrases from this fd (one line each) instead of the terminal");
-  app->add_option("--ca-file", g.ca_file,
-                  "PEM file of CA certificates for peers' X.509 identities (default: HOME/ca.pem)");
-  app->add_option("--gnupg-home", g.gnupg_home,
-                  "GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)");
+  value_is(app->add_option(
+               "--ca-file", g.ca_file,
+               "PEM file of CA certificates for peers' X.509 identities (default: HOME/ca.pem)"),
+           ValueKind::file);
+  value_is(app->add_option("--gnupg-home", g.gnupg_home,
+                           "GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)"),
+           ValueKind::dir);
   return app;
 }
 

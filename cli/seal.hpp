@@ -23,6 +23,7 @@ struct ObjectOpts {
   bool file = false;
   std::string format;
   std::string output;    // -o: a path, "-" or empty for standard output
+  bool force = false;    // --force: -o may replace an existing file
   std::string input;     // a path, "-" or empty for standard input
   std::string key_out;   // seal: a file to create with the key (aesgcm)
   std::string key_file;  // open: a file holding the key (aesgcm)
@@ -105,6 +106,10 @@ struct Output {
   fs::UniqueFd own;  // an opened device or fifo
 };
 Output plan_output(const ObjectOpts& o);
+// check_output refuses, before a file format reads keys or input, an output that would be
+// binary on a terminal (standard output is one) and an existing regular file at -o without
+// --force (Errc::malformed). |verb| is "seal" or "open", for the hint.
+void check_output(const ObjectOpts& o, const char* verb);
 // sealed_file makes, when |out| is a file, the OutputFile a sealed file is written to (mode
 // 0666 less the umask: ciphertext is not secret) and points out.fd at it; nothing for a
 // stream.

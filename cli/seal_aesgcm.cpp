@@ -68,9 +68,6 @@ int seal_aesgcm(Context& ctx, const ObjectOpts& o) {
                   " file too",
               "keep the key in a file of its own");
   Output out = plan_output(o);
-  if (out.path.empty() && ::isatty(out.fd))
-    fail_with(Errc::malformed, "refusing to write binary output to a terminal, use -o",
-              "esession seal --file --format aesgcm --key-out KEYFILE -o OUT IN");
   if (out.path.empty() && out.fd == o.key_fd)
     fail_with(Errc::malformed, "--key-fd " + std::to_string(o.key_fd) + " is the output as well",
               "send the key to another descriptor, or the ciphertext to a file with -o");

@@ -65,9 +65,6 @@ int seal_cms(Context& ctx, const ObjectOpts& o) {
         "whether it was changed");
 
   Output out = plan_output(o);
-  if (out.path.empty() && ::isatty(out.fd))
-    fail_with(Errc::malformed, "refusing to write binary output to a terminal, use -o",
-              "esession seal --file --format cms -r CERT -o OUT IN");
   fs::UniqueFd in_own;
   int in_fd = open_input(o, in_own);
   std::string in_name = is_stdio(o.input) ? "standard input" : o.input;

@@ -103,9 +103,6 @@ int seal_openpgp(Context& ctx, const ObjectOpts& o) {
   for (const auto& s : o.signers)
     refuse_signer_file(s);
   Output out = plan_output(o);
-  if (out.path.empty() && ::isatty(out.fd))
-    fail_with(Errc::malformed, "refusing to write binary output to a terminal, use -o",
-              "esession seal --file --format openpgp -r JID -o OUT IN");
 
   auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
   std::string signer;

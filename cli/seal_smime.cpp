@@ -247,8 +247,8 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
                     "binds it to " +
                     from,
                 "if it is " + from + "'s, name it with -i CERTFILE");
-    if (!names.empty() &&
-        std::none_of(names.begin(), names.end(), [&](const auto& name) { return same_jid(name, from); }))
+    if (!names.empty() && std::none_of(names.begin(), names.end(),
+                                       [&](const auto& name) { return same_jid(name, from); }))
       fail_with(Errc::auth_failed,
                 "the signer's certificate names " + names.front() + ", not the sender " + from,
                 "someone else signed it");

@@ -4,7 +4,8 @@
 # _esession_cmds PATH: the subcommands of the command PATH ("" for esession itself).
 _esession_cmds() {
     case $1 in
-        '') echo 'init key peer negotiate respond encrypt decrypt rekey terminate session demo seal open' ;;
+        '') echo 'init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open' ;;
+        'account') echo 'list default' ;;
         'key') echo 'generate list show fingerprint export import delete' ;;
         'peer') echo 'list show verify forget' ;;
         'session') echo 'list show' ;;
@@ -15,7 +16,10 @@ _esession_cmds() {
 _esession_opts() {
     case $1 in
         '') echo '-h --help --version --home --account --status-fd --json -q --quiet -v --verbose --passphrase-fd --ca-file --gnupg-home' ;;
-        'init') echo '-h --help --jid' ;;
+        'init') echo '-h --help --jid --default' ;;
+        'account') echo '-h --help' ;;
+        'account list') echo '-h --help' ;;
+        'account default') echo '-h --help --clear' ;;
         'key') echo '-h --help' ;;
         'key generate') echo '-h --help --type --bits --default --protect' ;;
         'key list') echo '-h --help' ;;
@@ -39,8 +43,8 @@ _esession_opts() {
         'session list') echo '-h --help' ;;
         'session show') echo '-h --help' ;;
         'demo') echo '-h --help --gajim' ;;
-        'seal') echo '-h --help --file --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
-        'open') echo '-h --help --file --format -o --output -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
+        'seal') echo '-h --help --file --format -o --output --force -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
+        'open') echo '-h --help --file --format -o --output --force -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
     esac
 }
 
@@ -63,16 +67,49 @@ _esession_valued() {
     esac
 }
 
+# _esession_value PATH OPTION: what OPTION's value is, after the command PATH: file, dir,
+# or choice followed by the words.
+_esession_value() {
+    case "$1 $2" in
+        'key generate --type') echo 'choice ed25519 rsa' ;;
+        'negotiate --flow') echo 'choice 4 3' ;;
+        'seal --format') echo 'choice aesgcm openpgp cms ox smime' ;;
+        'seal -o'|'seal --output') echo 'file' ;;
+        'seal -r'|'seal --recipient') echo 'file' ;;
+        'seal -i'|'seal --sign-as') echo 'file' ;;
+        'seal --key-out') echo 'file' ;;
+        'seal --mode') echo 'choice signcrypt sign crypt' ;;
+        'open --format') echo 'choice aesgcm openpgp cms ox smime' ;;
+        'open -o'|'open --output') echo 'file' ;;
+        'open -i'|'open --sign-as') echo 'file' ;;
+        'open --key-file') echo 'file' ;;
+        'open --identity') echo 'file' ;;
+        *' --home') echo 'dir' ;;
+        *' --ca-file') echo 'file' ;;
+        *' --gnupg-home') echo 'dir' ;;
+    esac
+}
+
+# _esession_args PATH: what the positional arguments are (file) of the command PATH ("" for esession itself).
+_esession_args() {
+    case $1 in
+        'key import') echo 'file' ;;
+        'seal') echo 'file' ;;
+        'open') echo 'file' ;;
+    esac
+}
+
 _esession() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local path='' skip=0 i w opt
+    local globals='--home --account --status-fd --json -q --quiet -v --verbose --passphrase-fd --ca-file --gnupg-home'
     COMPREPLY=()
     # Follow the command path (`key generate`), stepping over options and their values.
     for ((i = 1; i < COMP_CWORD; i++)); do
         w=${COMP_WORDS[i]}
         if ((skip)); then skip=0; continue; fi
         case $w in
-            -*) [[ " $(_esession_valued "$path") " == *" $w "* ]] && skip=1 ;;
+            -*) [[ " $(_esession_valued "$path") $(_esession_valued '') " == *" $w "* ]] && skip=1 ;;
             *) [[ " $(_esession_cmds "$path") " == *" $w "* ]] && path=${path:+$path }$w ;;
         esac
     done
@@ -80,21 +117,33 @@ _esession() {
     opt=
     if ((skip)); then opt=$prev
     elif [[ $prev == = && COMP_CWORD -ge 2 ]]; then opt=${COMP_WORDS[COMP_CWORD-2]}
-    elif [[ $cur == =* && " $(_esession_valued "$path") " == *" $prev "* ]]; then
+    elif [[ $cur == =* && " $(_esession_valued "$path") $(_esession_valued '') " == *" $prev "* ]]; then
         opt=$prev cur=${cur#=}
     fi
     if [[ -n $opt ]]; then
-        case $opt in
-            --home)
+        local what
+        what=$(_esession_value "$path" "$opt")
+        case $what in
+            dir)
                 compopt -o filenames 2>/dev/null
                 mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+            file)
+                compopt -o filenames 2>/dev/null
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
+            choice\ *)
+                mapfile -t COMPREPLY < <(compgen -W "${what#choice }" -- "$cur") ;;
         esac
         return 0
     fi
     if [[ $cur == -* ]]; then
-        mapfile -t COMPREPLY < <(compgen -W "$(_esession_opts "$path")" -- "$cur")
+        # The command's options, and the global ones after a command.
+        mapfile -t COMPREPLY < <(compgen -W "$(_esession_opts "$path") ${path:+$globals}" -- "$cur")
     else
         mapfile -t COMPREPLY < <(compgen -W "$(_esession_cmds "$path")" -- "$cur")
+        if [[ $(_esession_args "$path") == file ]]; then
+            compopt -o filenames 2>/dev/null
+            mapfile -t -O ${#COMPREPLY[@]} COMPREPLY < <(compgen -f -- "$cur")
+        fi
     fi
     return 0
 }

@@ -4,7 +4,9 @@
 function __esession_cmds
     switch "$argv"
         case ''
-            printf '%s\n' init key peer negotiate respond encrypt decrypt rekey terminate session demo seal open
+            printf '%s\n' init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open
+        case 'account'
+            printf '%s\n' list default
         case 'key'
             printf '%s\n' generate list show fingerprint export import delete
         case 'peer'
@@ -59,7 +61,7 @@ function __esession_path
         end
         switch $t
             case '-*'
-                contains -- $t (__esession_valued "$path"); and set skip 1
+                contains -- $t (__esession_valued "$path") (__esession_valued ''); and set skip 1
             case '*'
                 contains -- $t (__esession_cmds "$path"); and set -a path $t
         end
@@ -77,6 +79,7 @@ complete -c esession -f
 
 # esession
 complete -c esession -n "__esession_at ''" -a init -d 'create the home directory and an account'
+complete -c esession -n "__esession_at ''" -a account -d 'the home\'s accounts and the default one'
 complete -c esession -n "__esession_at ''" -a key -d 'manage the keys we identify with'
 complete -c esession -n "__esession_at ''" -a peer -d 'the trust database: peers, keys, SAS verification'
 complete -c esession -n "__esession_at ''" -a negotiate -d 'start an encrypted session: write the offer, read the answers on stdin'
@@ -98,12 +101,25 @@ complete -c esession -n "__esession_at ''" -l json -d 'machine-readable output f
 complete -c esession -n "__esession_at ''" -s q -l quiet -d 'only errors on stderr'
 complete -c esession -n "__esession_at ''" -s v -l verbose -d 'more detail on stderr'
 complete -c esession -n "__esession_at ''" -l passphrase-fd -x -d 'read key passphrases from this fd (one line each) instead of the terminal'
-complete -c esession -n "__esession_at ''" -l ca-file -x -d 'PEM file of CA certificates for peers\' X.509 identities (default: HOME/ca.pem)'
-complete -c esession -n "__esession_at ''" -l gnupg-home -x -d 'GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)'
+complete -c esession -n "__esession_at ''" -l ca-file -r -F -d 'PEM file of CA certificates for peers\' X.509 identities (default: HOME/ca.pem)'
+complete -c esession -n "__esession_at ''" -l gnupg-home -x -a '(__fish_complete_directories (commandline -ct))' -d 'GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)'
 
 # esession init
 complete -c esession -n "__esession_at 'init'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'init'" -l jid -x -d 'the account\'s full JID (user@domain/resource)'
+complete -c esession -n "__esession_at 'init'" -l default -d 'make it the default account (used when nothing else selects one)'
+
+# esession account
+complete -c esession -n "__esession_at 'account'" -a list -d 'list the accounts, marking the default'
+complete -c esession -n "__esession_at 'account'" -a default -d 'make an account the default (used when nothing else selects one)'
+complete -c esession -n "__esession_at 'account'" -s h -l help -d 'Print this help message and exit'
+
+# esession account list
+complete -c esession -n "__esession_at 'account list'" -s h -l help -d 'Print this help message and exit'
+
+# esession account default
+complete -c esession -n "__esession_at 'account default'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'account default'" -l clear -d 'have no default account'
 
 # esession key
 complete -c esession -n "__esession_at 'key'" -a generate -d 'create a signing key (Ed25519 or RSA)'
@@ -117,7 +133,7 @@ complete -c esession -n "__esession_at 'key'" -s h -l help -d 'Print this help m
 
 # esession key generate
 complete -c esession -n "__esession_at 'key generate'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'key generate'" -l type -x -d 'ed25519 (default) or rsa'
+complete -c esession -n "__esession_at 'key generate'" -l type -x -a 'ed25519 rsa' -d 'ed25519 (default) or rsa'
 complete -c esession -n "__esession_at 'key generate'" -l bits -x -d 'RSA modulus size (default 3072)'
 complete -c esession -n "__esession_at 'key generate'" -l default -d 'make it the account\'s default key'
 complete -c esession -n "__esession_at 'key generate'" -l protect -d 'encrypt the key file under a passphrase (scrypt)'
@@ -140,6 +156,7 @@ complete -c esession -n "__esession_at 'key import'" -s h -l help -d 'Print this
 complete -c esession -n "__esession_at 'key import'" -l openpgp -x -d 'bind a GnuPG secret key: its fingerprint, or a JID for User ID xmpp:JID (default: the account\'s)'
 complete -c esession -n "__esession_at 'key import'" -l default -d 'make it the account\'s default key'
 complete -c esession -n "__esession_at 'key import'" -l protect -d 'encrypt the stored key under a passphrase (scrypt)'
+complete -c esession -n "__esession_at 'key import'" -F
 
 # esession key delete
 complete -c esession -n "__esession_at 'key delete'" -s h -l help -d 'Print this help message and exit'
@@ -168,7 +185,7 @@ complete -c esession -n "__esession_at 'peer forget'" -s h -l help -d 'Print thi
 # esession negotiate
 complete -c esession -n "__esession_at 'negotiate'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'negotiate'" -l to -x -d 'the peer\'s full JID'
-complete -c esession -n "__esession_at 'negotiate'" -l flow -x -d '4 (SIGMA-R, SAS; default) or 3 (SIGMA-I, needs keys)'
+complete -c esession -n "__esession_at 'negotiate'" -l flow -x -a '4 3' -d '4 (SIGMA-R, SAS; default) or 3 (SIGMA-I, needs keys)'
 complete -c esession -n "__esession_at 'negotiate'" -l xep0217 -d 'offer the simplified XEP-0217 profile'
 complete -c esession -n "__esession_at 'negotiate'" -l groups -x -d 'MODP groups in preference order (default 15,16,14)'
 complete -c esession -n "__esession_at 'negotiate'" -l ciphers -x -d 'ciphers in preference order: aes256-ctr, aes128-ctr'
@@ -235,23 +252,38 @@ complete -c esession -n "__esession_at 'demo'" -l gajim -d 'use the Gajim-compat
 # esession seal
 complete -c esession -n "__esession_at 'seal'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (without it: stanzas on standard input, each one object)'
-complete -c esession -n "__esession_at 'seal'" -l format -x -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
-complete -c esession -n "__esession_at 'seal'" -s o -l output -x -d 'write to this file (default or -: standard output)'
-complete -c esession -n "__esession_at 'seal'" -s r -l recipient -x -d 'who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)'
-complete -c esession -n "__esession_at 'seal'" -s i -l sign-as -x -d 'sign as this JID, fingerprint or identity file (not for aesgcm)'
-complete -c esession -n "__esession_at 'seal'" -l key-out -x -d 'create this file (exclusively, mode 0600) holding the key'
+complete -c esession -n "__esession_at 'seal'" -l format -x -a 'aesgcm openpgp cms ox smime' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
+complete -c esession -n "__esession_at 'seal'" -s o -l output -r -F -d 'write to this file, which must not exist (default or -: standard output)'
+complete -c esession -n "__esession_at 'seal'" -l force -d '-o replaces an existing file'
+complete -c esession -n "__esession_at 'seal'" -s r -l recipient -r -F -d 'who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)'
+complete -c esession -n "__esession_at 'seal'" -s i -l sign-as -r -F -d 'sign as this JID, fingerprint or identity file (not for aesgcm)'
+complete -c esession -n "__esession_at 'seal'" -l key-out -r -F -d 'create this file (exclusively, mode 0600) holding the key'
 complete -c esession -n "__esession_at 'seal'" -l key-fd -x -d 'write the key to this file descriptor'
-complete -c esession -n "__esession_at 'seal'" -l mode -x -d 'ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign'
+complete -c esession -n "__esession_at 'seal'" -l mode -x -a 'signcrypt sign crypt' -d 'ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign'
+complete -c esession -n "__esession_at 'seal'" -F
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it: stanzas on standard input, each one object)'
-complete -c esession -n "__esession_at 'open'" -l format -x -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
-complete -c esession -n "__esession_at 'open'" -s o -l output -x -d 'write to this file (default or -: standard output)'
-complete -c esession -n "__esession_at 'open'" -s i -l sign-as -x -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'
-complete -c esession -n "__esession_at 'open'" -l key-file -x -d 'read the key (the URL, or its #fragment) from this file'
+complete -c esession -n "__esession_at 'open'" -l format -x -a 'aesgcm openpgp cms ox smime' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
+complete -c esession -n "__esession_at 'open'" -s o -l output -r -F -d 'write to this file, which must not exist (default or -: standard output)'
+complete -c esession -n "__esession_at 'open'" -l force -d '-o replaces an existing file'
+complete -c esession -n "__esession_at 'open'" -s i -l sign-as -r -F -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'
+complete -c esession -n "__esession_at 'open'" -l key-file -r -F -d 'read the key (the URL, or its #fragment) from this file'
 complete -c esession -n "__esession_at 'open'" -l key-fd -x -d 'read the key from this file descriptor'
-complete -c esession -n "__esession_at 'open'" -l identity -x -d 'cms, smime: decrypt with this PEM or PKCS#12 identity (default: the account\'s X.509 key)'
+complete -c esession -n "__esession_at 'open'" -l identity -r -F -d 'cms, smime: decrypt with this PEM or PKCS#12 identity (default: the account\'s X.509 key)'
 complete -c esession -n "__esession_at 'open'" -l allow-unsigned -d 'cms, ox: open an object without a signature (nothing authenticates it)'
 complete -c esession -n "__esession_at 'open'" -l max-age -x -d 'ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)'
 complete -c esession -n "__esession_at 'open'" -l error-reply -d 'smime: on failure, write the error stanza for the sender (RFC 3923 §7)'
+complete -c esession -n "__esession_at 'open'" -F
+
+# The global options, after a subcommand too.
+complete -c esession -n "not __esession_at ''" -l home -x -a '(__fish_complete_directories (commandline -ct))' -d 'the home directory (default $ESESSION_HOME, else $XDG_DATA_HOME/esession)'
+complete -c esession -n "not __esession_at ''" -l account -x -d 'the account\'s JID, when the home holds several'
+complete -c esession -n "not __esession_at ''" -l status-fd -x -d 'write machine-readable status lines to this fd'
+complete -c esession -n "not __esession_at ''" -l json -d 'machine-readable output for listing commands'
+complete -c esession -n "not __esession_at ''" -s q -l quiet -d 'only errors on stderr'
+complete -c esession -n "not __esession_at ''" -s v -l verbose -d 'more detail on stderr'
+complete -c esession -n "not __esession_at ''" -l passphrase-fd -x -d 'read key passphrases from this fd (one line each) instead of the terminal'
+complete -c esession -n "not __esession_at ''" -l ca-file -r -F -d 'PEM file of CA certificates for peers\' X.509 identities (default: HOME/ca.pem)'
+complete -c esession -n "not __esession_at ''" -l gnupg-home -x -a '(__fish_complete_directories (commandline -ct))' -d 'GnuPG home for OpenPGP identities (default: $GNUPGHOME or ~/.gnupg)'

@@ -14,6 +14,13 @@ Reads the command tree from `ESESSION --dump-cli` and fails (exit 1, one line pe
 - esession.1 lacks a status keyword that cli/*.cpp emits with ctx.status("KEYWORD", ...);
 - completions/esession.bash, _esession or esession.fish lack a subcommand or option (checked
   per command), or do not know which options take a value;
+- the completions do not complete what `--dump-cli` says an option's value is: bash is run
+  (its completion function, with COMP_WORDS set, in a directory holding a file and a
+  subdirectory) for every option with a fixed set of values (all of them offered), a file
+  (the file offered) or a directory (only the subdirectory offered), for positional files,
+  and for the global options after every subcommand (offered, and their values stepped over);
+  for zsh and fish the generated text must hold each value list and file action (their
+  behaviour is not run: the check says so);
 - scripts/gen-completions would write completion files other than the checked-in ones;
 - `man --warnings` reports anything for a page (only where man-db and groff are installed),
   or bash/zsh/fish (where installed) reject the syntax of their completion file.
@@ -258,6 +265,116 @@ def check_completions(root, src):
                 problem(f"completions/{name}: {shell[0]} rejects it: {r.stderr.strip()}")
 
 
+def bash_complete(script, cwd, words):
+    """Runs the bash completion |script| for the command line |words| (the last one is being
+    completed) in |cwd|; returns the offered words, or None when bash failed."""
+    prog = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); '
+            'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; _esession esession "${COMP_WORDS[-1]}" '
+            '"${COMP_WORDS[-2]}"; printf "%s\\n" "${COMPREPLY[@]}"')
+    r = subprocess.run(["bash", "-c", prog, "bash", script] + list(words), cwd=cwd,
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        return None
+    return [w for w in r.stdout.split("\n") if w]
+
+
+def check_completion_behaviour(root, src):
+    cdir = os.path.abspath(os.path.join(src, "completions"))
+    nodes = list(walk(root))
+    valued = [(path, o) for path, c in nodes for o in c["options"]
+              if o.get("value", "text") != "text"]
+    kinds = {o.get("value") for _, o in valued}
+    for want in ("choice", "file", "dir"):
+        if want not in kinds:
+            problem(f"--dump-cli marks no option as taking a {want}")
+    if not shutil.which("bash"):
+        print("docs_check: bash is not installed: the bash completion is not run")
+    else:
+        script = os.path.join(cdir, "esession.bash")
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "notes.txt"), "w") as f:
+                f.write("x")
+            os.mkdir(os.path.join(d, "nsub"))
+            for path, o in valued:
+                for n in o["names"]:
+                    words = ["esession", *path, n]
+                    v = o["value"]
+                    got = bash_complete(script, d, words + [""] if v == "choice" else
+                                        words + ["n"])
+                    where = " ".join(words)
+                    if got is None:
+                        problem(f"completions/esession.bash: '{where} <TAB>': bash failed")
+                    elif v == "choice" and sorted(got) != sorted(o["choices"]):
+                        problem(f"completions/esession.bash: '{where} <TAB>' offers {got}, "
+                                f"not {o['choices']}")
+                    elif v == "file" and "notes.txt" not in got:
+                        problem(f"completions/esession.bash: '{where} n<TAB>' offers {got}, "
+                                "not the file notes.txt")
+                    elif v == "dir" and got != ["nsub"]:
+                        problem(f"completions/esession.bash: '{where} n<TAB>' offers {got}, "
+                                "not only the directory nsub")
+            g = [o for o in root["options"]
+                 if not {"-h", "--help", "--version"} & set(o["names"])]
+            g_dir = next((o for o in g if o.get("value") == "dir"), None)
+            for path, cmd in nodes:
+                if not path or cmd["subcommands"]:
+                    continue
+                where = " ".join(("esession",) + path)
+                got = bash_complete(script, d, ["esession", *path, "--"]) or []
+                for o in g:
+                    for n in o["names"]:
+                        if n.startswith("--") and n not in got:
+                            problem(f"completions/esession.bash: '{where} --<TAB>' lacks the "
+                                    f"global option {n}")
+                if any(p.get("value") == "file" for p in cmd["positionals"]):
+                    got = bash_complete(script, d, ["esession", *path, "n"]) or []
+                    if "notes.txt" not in got:
+                        problem(f"completions/esession.bash: '{where} n<TAB>' offers {got}, "
+                                "not the file notes.txt (a positional file)")
+                # A global option's value after the subcommand is stepped over, and completed.
+                own = [o for o in cmd["options"] if o.get("value") == "choice"]
+                if g_dir and own:
+                    words = ["esession", *path, g_dir["names"][-1], "nsub", own[0]["names"][-1], ""]
+                    got = bash_complete(script, d, words)
+                    if got is None or sorted(got) != sorted(own[0]["choices"]):
+                        problem(f"completions/esession.bash: '{' '.join(words)}<TAB>' offers "
+                                f"{got}, not {own[0]['choices']}")
+                    got = bash_complete(script, d, ["esession", *path, g_dir["names"][-1], "n"])
+                    if got != ["nsub"]:
+                        problem(f"completions/esession.bash: '{where} {g_dir['names'][-1]} "
+                                f"n<TAB>' offers {got}, not the directory nsub")
+    # zsh and fish: the generated text.
+    try:
+        with open(os.path.join(cdir, "_esession"), encoding="utf-8") as f:
+            zsh = f.read()
+        with open(os.path.join(cdir, "esession.fish"), encoding="utf-8") as f:
+            fish = f.read()
+    except FileNotFoundError:
+        return  # reported by check_completions
+    for shell in ("zsh", "fish"):
+        if not shutil.which(shell):
+            print(f"docs_check: {shell} is not installed: its completion is checked as text only")
+    fns = zsh_functions(zsh)
+    for path, o in valued:
+        where = " ".join(("esession",) + path)
+        body = fns.get(zsh_fn(path), "") + ("" if path else zsh.split("_esession() {")[0])
+        label = ":" + max(o["names"], key=len).lstrip("-") + ":"
+        action = {"file": "_files", "dir": "_files -/",
+                  "choice": "(" + " ".join(o.get("choices", [])) + ")"}[o["value"]]
+        if label + action + "'" not in body:
+            problem(f"completions/_esession: '{where}' {o['names'][-1]} does not complete "
+                    f"with {action}")
+        flag = "-l " + o["names"][-1][2:]
+        line = next((l for l in fish.splitlines()
+                     if l.startswith(f"complete -c esession -n \"__esession_at '{' '.join(path)}'\"")
+                     and re.search(re.escape(flag) + r"( |$)", l)), "")
+        want = {"file": "-r -F", "dir": "__fish_complete_directories",
+                "choice": "-x -a '" + " ".join(o.get("choices", [])) + "'"}[o["value"]]
+        if want not in line:
+            problem(f"completions/esession.fish: '{where}' {o['names'][-1]} does not complete "
+                    f"with {want}")
+
+
 def check_generated(dump_path, src):
     gen = os.path.join(src, "scripts", "gen-completions")
     r = subprocess.run([sys.executable, gen, "--json", dump_path, "--check",
@@ -283,6 +400,7 @@ def main():
         pages = check_man(root, src, version)
         lint_man(pages)
         check_completions(root, src)
+        check_completion_behaviour(root, src)
         check_generated(f.name, src)
     finally:
         os.unlink(f.name)

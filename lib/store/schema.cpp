@@ -111,9 +111,18 @@ ALTER TABLE peer_keys ADD COLUMN pki_detail TEXT NOT NULL DEFAULT '';
 ALTER TABLE peer_keys ADD COLUMN pki_checked INTEGER NOT NULL DEFAULT 0;
 )sql";
 
+// v3: the default account (issue: friction), used when a home holds several accounts and
+// nothing else selects one. At most one account is the default.
+constexpr std::string_view kSchemaV3 = R"sql(
+ALTER TABLE accounts ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0
+  CHECK (is_default IN (0, 1));
+CREATE UNIQUE INDEX accounts_one_default ON accounts (is_default) WHERE is_default = 1;
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
+    {3, kSchemaV3},
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion,
               "every schema version needs exactly one migration");

@@ -58,10 +58,11 @@ Account account_from(const sql::Stmt& st) {
   if (!st.column_is_null(2))
     a.default_key = st.column_int64(2);
   a.created = st.column_int64(3);
+  a.is_default = st.column_int64(4) != 0;
   return a;
 }
 
-constexpr std::string_view kAccountCols = "id, jid, default_key_id, created";
+constexpr std::string_view kAccountCols = "id, jid, default_key_id, created, is_default";
 constexpr std::string_view kKeyCols = "id, account_id, kind, fingerprint, path, data, created";
 
 Result<KeyRecord> key_from(const sql::Stmt& st) {
@@ -291,7 +292,7 @@ Result<Account> Store::create_account(const std::string& jid) {
   ES_ASSIGN(bool row, st.step());
   if (row && st.column_int64(0) != 0)
     return fail(Errc::wrong_state, "account " + jid + " already exists");
-  Account a{0, jid, std::nullopt, now()};
+  Account a{0, jid, std::nullopt, now(), false};
   ES_TRY(exec_bound(m_db, "INSERT INTO accounts (jid, created) VALUES (?, ?)", jid, a.created));
   a.id = m_db.last_insert_rowid();
   ES_TRY(tx.commit());
@@ -318,6 +319,17 @@ Result<std::vector<Account>> Store::list_accounts() {
       return out;
     out.push_back(account_from(st));
   }
+}
+
+Status Store::set_default_account(std::optional<int64_t> account_id) {
+  ES_ASSIGN(sql::Transaction tx, sql::Transaction::begin(m_db));
+  ES_TRY(m_db.exec("UPDATE accounts SET is_default = 0 WHERE is_default = 1"));
+  if (account_id) {
+    ES_TRY(exec_bound(m_db, "UPDATE accounts SET is_default = 1 WHERE id = ?", *account_id));
+    if (m_db.changes() != 1)
+      return fail(Errc::wrong_state, "no account with id " + std::to_string(*account_id));
+  }
+  return tx.commit();
 }
 
 Status Store::set_default_key(int64_t account_id, std::optional<int64_t> key_id) {

@@ -43,6 +43,7 @@ struct Account {
   std::string jid;                     // the local JID as given to `init --jid`
   std::optional<int64_t> default_key;  // a KeyRecord id
   int64_t created = 0;
+  bool is_default = false;  // the home's default account (at most one)
 };
 
 // KeyKind is what a KeyRecord refers to.
@@ -147,7 +148,7 @@ struct NegotiationRecord {
 class Store {
  public:
   // kSchemaVersion is the schema version this code creates and understands.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // open uses the home directory |home|: creates it (0700) or checks it is private, creates
   // esession.db (0600, exclusively) the first time or checks that the existing one (and its WAL
@@ -175,6 +176,10 @@ class Store {
   Result<std::vector<Account>> list_accounts();
   // set_default_key makes |key_id| (a key of the account) its default; nullopt clears it.
   Status set_default_key(int64_t account_id, std::optional<int64_t> key_id);
+  // set_default_account makes |account_id| the home's default account (the one used when a
+  // home holds several and nothing selects one); nullopt clears it. Errc::wrong_state for an
+  // unknown account.
+  Status set_default_account(std::optional<int64_t> account_id);
 
   // --- keys ---
   // write_key_file creates <home>/keys/<name> (0600, exclusively: an existing file is an error)

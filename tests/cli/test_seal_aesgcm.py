@@ -347,7 +347,8 @@ for what, bad, kf in cases:
     for how, args, inp in (("file to stdout", [t.path("bad.enc")], b""),
                            ("pipe to stdout", [], bad),
                            ("file to a new file", ["-o", t.path("new.out"), t.path("bad.enc")], b""),
-                           ("pipe to an existing file", ["-o", t.path("existing.out")], bad)):
+                           ("pipe to an existing file", ["--force", "-o", t.path("existing.out")],
+                            bad)):
         r = run(*OPEN, "--key-file", kf, *args, input=inp, status=True)
         expect_fail(r, EXIT_CRYPTO, "open %s, %s" % (what, how), AUTH)
         t.check(t.status_lines(r, "ERROR") == ["auth-failed"], "ERROR auth-failed", r.status_text)

@@ -204,7 +204,7 @@ write(t.path("existing"), b"keep me")
 
 def refused(what, want_rc, data, args=(), want_sig=None):
     for dest in ("-", "new", "existing"):
-        extra = [] if dest == "-" else ["-o", t.path(dest)]
+        extra = [] if dest == "-" else ["--force", "-o", t.path(dest)]
         r = run("--ca-file", t.path("alice.crt"), "open", *CMS, *(list(args) or BOB), *extra,
                 input=data)
         t.check_rc(r, want_rc, "%s (to %s)" % (what, dest))

@@ -281,7 +281,7 @@ try:
         refused(r, EXIT_CRYPTO, name + " to stdout")
     # An existing destination is untouched by a refusal.
     write(out, b"old contents")
-    r = run("bob", *OPEN, "-o", out, t.path("bad.gpg"))
+    r = run("bob", *OPEN, "--force", "-o", out, t.path("bad.gpg"))
     t.check(r.rc == EXIT_CRYPTO and read(out) == b"old contents", "existing destination kept")
     os.unlink(out)
 

@@ -230,7 +230,7 @@ TEST_CASE("migrations run from an empty database; foreign or newer databases are
     REQUIRE(v->step().value());
     CHECK(v->column_int64(0) == 99);
   }
-  SECTION("a version 1 database is brought to version 2, keeping its data") {
+  SECTION("a version 1 database is brought to the current version, keeping its data") {
     {
       auto store = Store::open(home);
       REQUIRE(store);
@@ -238,18 +238,23 @@ TEST_CASE("migrations run from an empty database; foreign or newer databases are
       REQUIRE(store->record_peer_key(acct, "bob@example.com", "fp1", TrustSource::sas, true));
     }
     {
-      // Undo migration 2 by hand: what a database of esession 0.1 (schema v1) looks like.
+      // Undo migrations 3 and 2 by hand: what a database of esession 0.1 (schema v1) looks
+      // like.
       auto db = sql::Db::open(db_path, 1000);
       REQUIRE(db);
+      REQUIRE(db->exec("DROP INDEX accounts_one_default"));
+      REQUIRE(db->exec("ALTER TABLE accounts DROP COLUMN is_default"));
+      REQUIRE(db->exec("DELETE FROM schema_version WHERE version = 3"));
       for (const char* c : {"pki_kind", "pki_status", "pki_detail", "pki_checked"})
         REQUIRE(db->exec(std::string("ALTER TABLE peer_keys DROP COLUMN ") + c));
       REQUIRE(db->exec("DELETE FROM schema_version WHERE version = 2"));
     }
     auto store = Store::open(home);
     REQUIRE(store);
-    CHECK(store->schema_version().value() == 2);
+    CHECK(store->schema_version().value() == Store::kSchemaVersion);
     auto acct = store->get_account("alice@example.org/pda").value();
     REQUIRE(acct);
+    CHECK_FALSE(acct->is_default);
     auto peer = store->get_peer(acct->id, "bob@example.com").value();
     REQUIRE(peer);
     auto t1 = store->get_trust(peer->id, "fp1").value();
@@ -258,6 +263,49 @@ TEST_CASE("migrations run from an empty database; foreign or newer databases are
     CHECK(t1->pki_kind.empty());
     CHECK(store->set_key_pki(t1->id, "openpgp", "valid", "ABCD"));
   }
+}
+
+TEST_CASE("the default account: at most one, migrated from version 2") {
+  TempDir t;
+  const std::string home = t.sub("home");
+  const std::string db_path = home + "/esession.db";
+  int64_t a = 0, b = 0;
+  {
+    auto store = Store::open(home);
+    REQUIRE(store);
+    a = store->create_account("alice@example.org/pda")->id;
+    b = store->create_account("alice@example.org/phone")->id;
+  }
+  {
+    // A version 2 database has no is_default column.
+    auto db = sql::Db::open(db_path, 1000);
+    REQUIRE(db);
+    REQUIRE(db->exec("DROP INDEX accounts_one_default"));
+    REQUIRE(db->exec("ALTER TABLE accounts DROP COLUMN is_default"));
+    REQUIRE(db->exec("DELETE FROM schema_version WHERE version = 3"));
+  }
+  auto store = Store::open(home);
+  REQUIRE(store);
+  CHECK(store->schema_version().value() == Store::kSchemaVersion);
+  auto defaults = [&] {
+    std::vector<int64_t> out;
+    auto all = store->list_accounts();
+    REQUIRE(all);
+    for (const auto& acc : *all)
+      if (acc.is_default)
+        out.push_back(acc.id);
+    return out;
+  };
+  CHECK(defaults().empty());
+  REQUIRE(store->set_default_account(a));
+  CHECK(defaults() == std::vector<int64_t>{a});
+  REQUIRE(store->set_default_account(b));
+  CHECK(defaults() == std::vector<int64_t>{b});
+  CHECK(store->get_account("alice@example.org/phone").value()->is_default);
+  CHECK(store->set_default_account(b + 100).error().code == Errc::wrong_state);
+  CHECK(defaults() == std::vector<int64_t>{b});  // a failed change keeps the old default
+  REQUIRE(store->set_default_account(std::nullopt));
+  CHECK(defaults().empty());
 }
 
 TEST_CASE("permission refusals: home, database and key files readable by others") {
