@@ -77,6 +77,12 @@ TreeParser::TreeParser(Options o) : m_o(std::move(o)), m_p(XML_ParserCreateNS("U
   XML_SetStartDoctypeDeclHandler(m_p, on_doctype);
   XML_SetStartNamespaceDeclHandler(m_p, on_ns);
   XML_SetParamEntityParsing(m_p, XML_PARAM_ENTITY_PARSING_NEVER);
+  // Expat's reparse deferral (CVE-2023-52425, backported to Debian 12's 2.5.0) waits for the
+  // input to grow before it looks at a partial token again: a stanza that arrives in small reads
+  // would then not be handed out until more input came, and a negotiation waiting for it would
+  // stall. Every XMPP parser on expat turns it off. What it guards against, a token rescanned on
+  // every read, is bounded here by the size limit: no token outgrows it.
+  XML_SetReparseDeferralEnabled(m_p, XML_FALSE);
 }
 
 TreeParser::~TreeParser() {

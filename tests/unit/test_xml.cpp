@@ -206,3 +206,22 @@ TEST_CASE("namespaced attributes round-trip namespace-well-formed") {
   REQUIRE(n);
   CHECK(serialize(*n, kNsClient) == "<x xmlns:p=\"urn:p\" p:a=\"1\"><w p:c=\"2\"/></x>");
 }
+
+TEST_CASE("reader hands out a stanza as soon as its last byte arrives, however it was split") {
+  // Expat's reparse deferral held partial tokens back until more input came: a stanza that
+  // arrived a byte at a time was not handed out when complete, and a negotiation would stall.
+  const std::string s = "<message to='b@example.com/x' id='1'><body>hi</body></message>";
+  for (size_t k : {1, 2, 3, 5, 7, 64}) {
+    INFO(k);
+    StanzaReader r;
+    size_t got_at = 0;
+    for (size_t pos = 0; pos < s.size() && !got_at; pos += k) {
+      r.feed(s.substr(pos, k));
+      auto e = r.next();
+      REQUIRE(e);
+      if (e.value())
+        got_at = std::min(pos + k, s.size());
+    }
+    CHECK(got_at == s.size());
+  }
+}
