@@ -736,7 +736,8 @@ Result<uint64_t> seal_to(const std::vector<Certificate>& recipients, const Keyed
 Source memory_source(ByteView in) {
   return [in, pos = size_t{0}](std::span<uint8_t> out) mutable -> Result<size_t> {
     size_t k = std::min(out.size(), in.size() - pos);
-    std::memcpy(out.data(), in.data() + pos, k);
+    if (k)  // an empty input may have no data pointer at all
+      std::memcpy(out.data(), in.data() + pos, k);
     pos += k;
     return k;
   };

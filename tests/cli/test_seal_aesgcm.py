@@ -24,9 +24,9 @@ import sys
 import threading
 import time
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_STATE, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_STATE, Result, Test, memory_bound
 
-RSS_LIMIT = 64 << 20
+RSS_LIMIT = memory_bound(64 << 20)
 AUTH = "authentication failed: the file was modified or the key is wrong"
 
 

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 import threading
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test, memory_bound
 
-RSS_LIMIT = 64 << 20
+RSS_LIMIT = memory_bound(64 << 20)
 
 t = Test("cli.seal-cms")
 env = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),

@@ -22,9 +22,9 @@ import sys
 import threading
 import time
 
-from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Result, Test
+from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Result, Test, memory_bound
 
-RSS_LIMIT = 64 << 20
+RSS_LIMIT = memory_bound(64 << 20)
 
 
 def parse_size(s):

@@ -67,7 +67,8 @@ cms::Source mem_source(const Bytes& data, size_t step) {
   auto pos = std::make_shared<size_t>(0);
   return [&data, step, pos](std::span<uint8_t> out) -> Result<size_t> {
     size_t k = std::min({step, out.size(), data.size() - *pos});
-    std::memcpy(out.data(), data.data() + *pos, k);
+    if (k)
+      std::memcpy(out.data(), data.data() + *pos, k);
     *pos += k;
     return k;
   };
