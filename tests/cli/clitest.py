@@ -357,7 +357,18 @@ def shq(s):
     return "'" + str(s).replace("'", "'\\''") + "'"
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def read(path):
+    """The file's bytes, or b"" when it cannot be read."""
     try:
         with open(path, "rb") as f:
             return f.read()

@@ -24,6 +24,7 @@ import json
 import subprocess
 
 from clitest import ALICE, BOB, EXIT_INPUT, EXIT_OK, Test
+from clitest import read_bytes as read, write_bytes as write
 
 t = Test("cli.friction")
 noenv = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),
@@ -31,14 +32,6 @@ noenv = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-h
 noenv.pop("XDG_DATA_HOME", None)
 
 
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def run(*args, input=b"", env=None, status=False):

@@ -20,6 +20,7 @@ import subprocess
 import threading
 
 from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test, memory_bound
+from clitest import read_bytes as read, write_bytes as write
 
 RSS_LIMIT = memory_bound(64 << 20)
 
@@ -77,16 +78,6 @@ def run(*args, input=b"", passphrase=None, timeout=120):
 def status(r, keyword):
     return [l.split(" ", 2)[2] if l.count(" ") >= 2 else ""
             for l in r.status_text.splitlines() if l.split(" ")[1:2] == [keyword]]
-
-
-def write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 # --- certificates and identities ---

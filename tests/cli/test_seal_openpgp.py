@@ -23,6 +23,7 @@ import threading
 import time
 
 from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, EXIT_REFUSED, GnuPGHomes, Result, Test, memory_bound
+from clitest import read_bytes as read, write_bytes as write
 
 RSS_LIMIT = memory_bound(64 << 20)
 
@@ -75,14 +76,6 @@ def status(r, keyword):
             if l.startswith("[ESESSION:] " + keyword + " ")]
 
 
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 SEAL = ("seal", "--file", "--format", "openpgp")

@@ -26,6 +26,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 
 from clitest import EXIT_CRYPTO, EXIT_INPUT, EXIT_OK, Result, Test
+from clitest import read_bytes as read, write_bytes as write
 
 t = Test("cli.seal-smime")
 env = dict(os.environ, ESESSION_HOME=t.path("no-home"), HOME=t.path("no-user-home"),
@@ -55,14 +56,6 @@ def status(r, keyword):
             for l in r.status_text.splitlines() if l.split(" ")[1:2] == [keyword]]
 
 
-def read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def write(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 # --- certificates ---
