@@ -11,6 +11,8 @@
   an attribute value, a raw control character through a reference. A man in the middle who
   rewrites a genuine encrypted stanza's clear `id` that way gets `decrypt` to exit 2 with
   nothing on stdout, and the session stays usable.
+- Prefixed attributes, default-namespace changes, xml:lang and nested prefixes come out of
+  `decrypt` namespace-well-formed and as the same infoset that went into `encrypt`.
 - `encrypt` refuses, before spending a counter, a stanza whose encrypted form would exceed the
   1 MiB a receiver reads (exit 2); the next stanza encrypts and decrypts.
 """
@@ -90,6 +92,24 @@ t.check(d.out == b"", "decrypt: nothing on stdout", d.out)
 d = t.run(b, "decrypt", input=line)
 t.check_rc(d, EXIT_OK, "decrypt: the genuine stanza afterwards")
 t.check(b"genuine" in d.out, "decrypt: its body", d.out)
+
+# --- namespaced attributes survive the round trip, namespace-well-formed (issue 13, defect 2) ---
+payload = ("<p:x xmlns:p='urn:example:p' p:a='v'><p:y p:b='w' xml:lang='en'/></p:x>"
+           "<z xmlns='urn:z' xmlns:q='urn:q' q:c='1'><q:n xmlns='' a='2'/></z>")
+r = t.run(a, "encrypt", input=("<message to='%s'>%s</message>\n" % (BOB, payload)).encode())
+t.check_rc(r, EXIT_OK, "encrypt prefixed attributes")
+d = t.run(b, "decrypt", input=r.out)
+if t.check_rc(d, EXIT_OK, "decrypt prefixed attributes"):
+    import xml.etree.ElementTree as ET
+    try:
+        got = [c for c in ET.fromstring(d.out) if not c.tag.endswith("}thread")]
+    except ET.ParseError as e:
+        got = None
+        t.check(False, "decrypt's output is namespace-well-formed XML", "%s: %s" % (e, d.out))
+    want = list(ET.fromstring(("<m xmlns='jabber:client'>%s</m>" % payload).encode()))
+    if got is not None:
+        t.check([ET.tostring(c) for c in got] == [ET.tostring(c) for c in want],
+                "the payload comes out as the same infoset", d.out)
 
 # --- the size limit, shared by both sides ---
 big = ("<message to='%s'><body>%s</body></message>\n" % (BOB, "x" * 900000)).encode()
