@@ -31,7 +31,8 @@ Name split(const XML_Char* n) {
 
 // is_namespace_name checks that |s| is a URI reference (RFC 3986), as Namespaces in XML 1.0
 // §2.2 wants: a scheme and ':', or a relative reference whose first segment has no ':'; then
-// only characters of the URI alphabet ('[' and ']' left out), '%' only before two hex digits.
+// only characters of the URI alphabet ('[' and ']' left out), '%' only before two hex digits,
+// at most one '#'.
 // Other parsers refuse anything else (spaces, controls, non-ASCII).
 bool is_namespace_name(std::string_view s) {
   size_t colon = s.find(':');
@@ -42,6 +43,8 @@ bool is_namespace_name(std::string_view s) {
     scheme = std::isalnum(c) || c == '+' || c == '-' || c == '.';
   }
   if (!scheme && colon != std::string_view::npos && colon < s.find_first_of("/?#"))
+    return false;
+  if (std::count(s.begin(), s.end(), '#') > 1)  // one fragment, and '#' only starts it
     return false;
   for (size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
