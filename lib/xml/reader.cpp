@@ -49,6 +49,16 @@ Status StanzaReader::fail_once(Error e) {
   return e;
 }
 
+void StanzaReader::drop_before(uint64_t index) {
+  // Bytes before |index| are no longer needed. They are dropped only once they are most of the
+  // window: erasing after every stanza would move the rest of a 64 KiB piece each time.
+  size_t n = static_cast<size_t>(index - m_window_base);
+  if (n > (size_t{1} << 16) && n * 2 > m_window.size()) {
+    m_window.erase(0, n);
+    m_window_base = index;
+  }
+}
+
 Result<std::optional<Element>> StanzaReader::take() {
   std::vector<Element>& top = m_tp->top();
   Element e = std::move(top.back());
@@ -59,8 +69,7 @@ Result<std::optional<Element>> StanzaReader::take() {
                            "stanza exceeds the size limit of " + std::to_string(m_max) + " bytes"})
         .error();
   m_raw.assign(m_window, from, to - from);
-  m_window.erase(0, to);
-  m_window_base += to;
+  drop_before(m_tp->last_end());
   // Expat checks UTF-8; this also refuses the non-characters U+FFFE and U+FFFF.
   if (!valid_xml_utf8(m_raw))
     return fail_once(Error{Errc::malformed, "input is not valid UTF-8 XML text"}).error();
@@ -144,10 +153,7 @@ Result<std::optional<Element>> StanzaReader::next() {
                                           : "input between stanzas exceeds the size limit of ") +
                            std::to_string(m_max) + " bytes"})
           .error();
-    if (keep > m_window_base) {
-      m_window.erase(0, keep - m_window_base);
-      m_window_base = keep;
-    }
+    drop_before(keep);
   }
 }
 

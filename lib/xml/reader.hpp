@@ -52,6 +52,7 @@ class StanzaReader {
  private:
   Result<std::optional<Element>> take();
   Status fail_once(Error e);
+  void drop_before(uint64_t index);
 
   std::string m_default_ns;
   size_t m_max;

@@ -490,8 +490,10 @@ def op_decrypt(op):
         want_ok = want
     sent = []
     B.begin()
-    killed, rc, out, st = spawn_kill(["--home", b_home, "decrypt"], t.rng.uniform(0, 0.06),
-                                     feeder([f[1] for f in feed], sent, 0.004))
+    # decrypt keeps up with its input (a few microseconds a stanza), so it lives about as long
+    # as the feeding: pauses of up to 10 ms, and a kill within the first 30 ms.
+    killed, rc, out, st = spawn_kill(["--home", b_home, "decrypt"], t.rng.uniform(0, 0.03),
+                                     feeder([f[1] for f in feed], sent, 0.01))
     lines, cut = complete_lines(out)
     check_store(op, [b_home])
     if cut:
