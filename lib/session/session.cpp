@@ -238,20 +238,17 @@ Status Session::seal_error_details(xml::Element& out, RandomSource& rng) {
   xml::Element* err = out.child("error", xml::kNsClient);
   if (!err)
     return {};
+  // The children are only read here: an <error/> that holds nothing but its condition is left
+  // exactly as it is, and the details are taken out only once they are sealed.
   std::string content;
-  std::vector<xml::Element> kept;
-  for (auto& ch : err->children) {
-    if (ch.is_text())
-      continue;
-    if (is_defined_condition(ch))
-      kept.push_back(std::move(ch));
-    else
+  for (const auto& ch : err->children)
+    if (!ch.is_text() && !is_defined_condition(ch))
       content += xml::serialize(ch, err->ns);
-  }
   if (content.empty())
     return {};
   ES_ASSIGN(xml::Element c, seal_c(view(pad(std::move(content), rng)), true, std::nullopt));
-  err->children = std::move(kept);
+  std::erase_if(err->children,
+                [](const xml::Element& ch) { return ch.is_text() || !is_defined_condition(ch); });
   err->add(std::move(c));
   return {};
 }

@@ -277,3 +277,37 @@ TEST_CASE("error stanzas: the defined condition stays clear, the other details g
   CHECK(p->bob.session->decrypt(*enc).error().code == Errc::auth_failed);
   CHECK_FALSE(p->bob.session->can_receive());
 }
+
+TEST_CASE("error stanzas: a condition alone stays in clear, in message, presence and iq errors",
+          "[wire]") {
+  // XEP-0200 §4 and RFC 6120 §8.3: the defined condition is never encrypted. An <error/> that
+  // holds nothing else must come out of encrypt and decrypt exactly as it went in.
+  SystemRandom rng;
+  PartyConfig a = party("alice@example.org/pda"), b = party("bob@example.com/laptop");
+  a.policy.stanzas = b.policy.stanzas = {"message", "presence", "iq"};
+  auto p = negotiate(a, b, rng);
+  REQUIRE(p);
+  for (const char* kind : {"message", "presence", "iq"}) {
+    for (bool with_body : {false, true}) {
+      INFO(kind << (with_body ? " with other content" : " with the condition only"));
+      xml::Element st(kind, std::string(xml::kNsClient));
+      st.set_attr("to", "bob@example.com/laptop").set_attr("type", "error").set_attr("id", "e2");
+      st.add_text_child("thread", p->thread);
+      xml::Element& err = st.add(xml::Element("error", std::string(xml::kNsClient)));
+      err.set_attr("type", "cancel");
+      err.add(xml::Element("service-unavailable", std::string(xml::kNsStanzas)));
+      const std::string clear_error = xml::serialize(err);
+      if (with_body)
+        st.add(xml::Element("query", "urn:example:q"));
+      auto enc = p->alice.session->encrypt(st, rng);
+      REQUIRE(enc);
+      const xml::Element* e = enc->child("error", xml::kNsClient);
+      REQUIRE(e);
+      CHECK(xml::serialize(*e) == clear_error);
+      CHECK(enc->count_children("c", xml::kNsC) == 1);
+      auto dec = p->bob.session->decrypt(*enc);
+      REQUIRE(dec);
+      CHECK(xml::serialize(dec->stanza) == xml::serialize(st));
+    }
+  }
+}
