@@ -30,6 +30,8 @@ void add_negotiate(CLI::App& app, Context& ctx, Action& action) {
   value_is(c->add_option("--flow", o->flow, "4 (SIGMA-R, SAS; default) or 3 (SIGMA-I, needs keys)"),
            ValueKind::choice, {"4", "3"});
   c->add_flag("--xep0217", o->xep0217, "offer the simplified XEP-0217 profile");
+  c->add_flag("--one-shot", o->one_shot,
+              "with --flow 3 --attach: end the session right after the attached stanza");
   add_common(c, *o);
   c->callback([&ctx, &action, o] { action = [&ctx, o] { return run_negotiate(ctx, *o); }; });
 }

@@ -164,6 +164,7 @@ struct FdOption {
 constexpr FdOption kFdOptions[] = {
     {"--status-fd", nullptr, true},
     {"--reply-fd", nullptr, true},
+    {"--content-fd", nullptr, true},
     {"--key-fd", "seal", true},  // open reads the key from it
 };
 

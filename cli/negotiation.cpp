@@ -1,9 +1,13 @@
 #include "negotiation.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "util/fs.hpp"
 
 namespace esession::cli {
 
@@ -29,6 +33,31 @@ std::vector<PubkeyMode> modes(const std::string& list, std::vector<PubkeyMode> d
 SecretBytes read_oss(const NegOpts& o) {
   return read_secret(o.oss_fd, "esession: other shared secret: ", "other shared secret",
                      "use --oss-fd N");
+}
+
+// read_attachment reads the one <message/> of |path| that --attach names: it rides, encrypted,
+// on our last negotiation message, so it must be addressed to the peer (or to no one).
+xml::Element read_attachment(const std::string& path, const std::string& peer_jid) {
+  fs::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd)
+    fail_with(Errc::io, "--attach " + path + ": cannot open: " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode))
+    fail_with(Errc::io, "--attach " + path + ": is a directory");
+  StanzaInput in(fd.get());
+  std::optional<xml::Element> m = in.next();
+  if (!m || in.next())
+    fail_with(Errc::malformed, "--attach " + path + " must hold exactly one <message/> stanza");
+  if (m->name != "message")
+    fail_with(Errc::malformed, "--attach " + path + " holds a <" + m->name +
+                                   "/>; only a <message/> can ride on a "
+                                   "negotiation message (XEP-0116)");
+  if (const std::string* to = m->attr("to"); to && !same_jid(*to, peer_jid))
+    fail_with(Errc::malformed, "--attach " + path + " is addressed to " + printable(*to, 256) +
+                                   ", not to " + peer_jid);
+  if (m->child("c", xml::kNsC))
+    fail_with(Errc::malformed, "--attach " + path + " is already encrypted");
+  return *std::move(m);
 }
 
 }  // namespace
@@ -95,9 +124,48 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
     for (const auto& r : p.others)
       c.retained_other.push_back(r.secret);
   }
+  if (o.one_shot && (!initiator || o.flow != 3 || o.attach.empty()))
+    fail_with(Errc::malformed, "--one-shot ends the session after the stanza --attach names",
+              "it needs negotiate --flow 3 --attach FILE");
+  if (!o.attach.empty()) {
+    if (initiator && o.flow != 3)
+      fail_with(Errc::malformed,
+                "--attach: in the four-message flow the responder sends the last message",
+                "use --flow 3, or let the responder attach with: esession respond --attach FILE");
+    c.content = read_attachment(o.attach, peer_jid);
+    c.terminate_after_content = o.one_shot;
+  }
   if (o.oss_fd >= 0 || o.oss_prompt)
     c.oss = read_oss(o);
   return p;
+}
+
+// deliver_content writes the stanzas the peer sent, encrypted, on its last negotiation message
+// to --content-fd (standard output by default, after our own negotiation messages).
+void deliver_content(Context& ctx, const NegOpts& o, Step& step, const std::string& peer_jid,
+                     const std::string& thread) {
+  if (step.content.empty())
+    return;
+  FILE* out = stdout;
+  if (o.content_fd != 1) {
+    out = ::fdopen(o.content_fd, "w");
+    if (!out)
+      fail_with(Errc::io, "--content-fd " + std::to_string(o.content_fd) + " is not open");
+  } else {
+    ctx.info(
+        "the peer sent a stanza with its last negotiation message; it is written to "
+        "standard output (--content-fd N writes it elsewhere)");
+  }
+  for (auto& r : step.content) {
+    ctx.status("CONTENT", {peer_jid, thread});
+    write_stanza(r.stanza, out);
+  }
+  if (step.established && step.established->terminated) {
+    ctx.status("TERMINATED", {peer_jid, thread});
+    ctx.info("the session with " + peer_jid + " has ended (the peer asked for one stanza only)");
+  }
+  if (out != stdout)
+    std::fflush(out);
 }
 
 // run_exchange sends |first| and answers the peer until the negotiation is established.
@@ -114,6 +182,11 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
                             for (const auto& m : step.send)
                               write_stanza(m);
                           });
+      if (p.cfg.content)
+        ctx.status("ATTACHED", {peer_jid, neg.thread()});
+      // The peer's stanzas on its last message are authentic now that the session is stored:
+      // they are delivered as decrypt delivers (XEP-0116 §4.5, §4.6.4).
+      deliver_content(ctx, o, step, peer_jid, neg.thread());
       return kExitOk;
     }
     for (const auto& m : step.send)
@@ -159,6 +232,12 @@ void add_common(CLI::App* c, NegOpts& o) {
   c->add_flag("--oss-prompt", o.oss_prompt, "ask for an other shared secret on the terminal");
   c->add_option("--timeout", o.timeout, "seconds to wait for each answer (default 120)");
   c->add_option("--rekey-freq", o.rekey_freq, "minimum stanzas between re-keys (default 1)");
+  value_is(c->add_option("--attach", o.attach,
+                         "a file holding one <message/> to send encrypted on our last "
+                         "negotiation message"),
+           ValueKind::file);
+  c->add_option("--content-fd", o.content_fd,
+                "write the stanza the peer sends on its last negotiation message here (default 1)");
 }
 
 }  // namespace esession::cli

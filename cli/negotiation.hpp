@@ -23,6 +23,9 @@ struct NegOpts {
   bool oss_prompt = false;
   int timeout = 120;
   uint32_t rekey_freq = 1;
+  std::string attach;   // a file holding one <message/> to send on our last negotiation message
+  bool one_shot = false;  // negotiate --flow 3: end the session right after the attached stanza
+  int content_fd = 1;     // where the peer's stanzas on its last negotiation message go
 };
 
 struct Prepared {

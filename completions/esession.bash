@@ -33,8 +33,8 @@ _esession_opts() {
         'peer show') echo '-h --help' ;;
         'peer verify') echo '-h --help --sas --key' ;;
         'peer forget') echo '-h --help' ;;
-        'negotiate') echo '-h --help --to --flow --xep0217 --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq' ;;
-        'respond') echo '-h --help --from --only-four --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq' ;;
+        'negotiate') echo '-h --help --to --flow --xep0217 --one-shot --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq --attach --content-fd' ;;
+        'respond') echo '-h --help --from --only-four --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq --attach --content-fd' ;;
         'encrypt') echo '-h --help --to' ;;
         'decrypt') echo '-h --help --from --reply-fd' ;;
         'rekey') echo '-h --help --to' ;;
@@ -56,8 +56,8 @@ _esession_valued() {
         'key generate') echo '--type --bits' ;;
         'key import') echo '--openpgp' ;;
         'peer verify') echo '--sas --key' ;;
-        'negotiate') echo '--to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq' ;;
-        'respond') echo '--from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq' ;;
+        'negotiate') echo '--to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd' ;;
+        'respond') echo '--from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd' ;;
         'encrypt') echo '--to' ;;
         'decrypt') echo '--from --reply-fd' ;;
         'rekey') echo '--to' ;;
@@ -73,6 +73,8 @@ _esession_value() {
     case "$1 $2" in
         'key generate --type') echo 'choice ed25519 rsa' ;;
         'negotiate --flow') echo 'choice 4 3' ;;
+        'negotiate --attach') echo 'file' ;;
+        'respond --attach') echo 'file' ;;
         'seal --format') echo 'choice aesgcm openpgp cms ox smime' ;;
         'seal -o'|'seal --output') echo 'file' ;;
         'seal -r'|'seal --recipient') echo 'file' ;;

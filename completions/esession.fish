@@ -30,9 +30,9 @@ function __esession_valued
         case 'peer verify'
             printf '%s\n' --sas --key
         case 'negotiate'
-            printf '%s\n' --to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq
+            printf '%s\n' --to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd
         case 'respond'
-            printf '%s\n' --from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq
+            printf '%s\n' --from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd
         case 'encrypt'
             printf '%s\n' --to
         case 'decrypt'
@@ -187,6 +187,7 @@ complete -c esession -n "__esession_at 'negotiate'" -s h -l help -d 'Print this 
 complete -c esession -n "__esession_at 'negotiate'" -l to -x -d 'the peer\'s full JID'
 complete -c esession -n "__esession_at 'negotiate'" -l flow -x -a '4 3' -d '4 (SIGMA-R, SAS; default) or 3 (SIGMA-I, needs keys)'
 complete -c esession -n "__esession_at 'negotiate'" -l xep0217 -d 'offer the simplified XEP-0217 profile'
+complete -c esession -n "__esession_at 'negotiate'" -l one-shot -d 'with --flow 3 --attach: end the session right after the attached stanza'
 complete -c esession -n "__esession_at 'negotiate'" -l groups -x -d 'MODP groups in preference order (default 15,16,14)'
 complete -c esession -n "__esession_at 'negotiate'" -l ciphers -x -d 'ciphers in preference order: aes256-ctr, aes128-ctr'
 complete -c esession -n "__esession_at 'negotiate'" -l hashes -x -d 'hashes in preference order: sha256, sha512'
@@ -199,6 +200,8 @@ complete -c esession -n "__esession_at 'negotiate'" -l oss-fd -x -d 'read an oth
 complete -c esession -n "__esession_at 'negotiate'" -l oss-prompt -d 'ask for an other shared secret on the terminal'
 complete -c esession -n "__esession_at 'negotiate'" -l timeout -x -d 'seconds to wait for each answer (default 120)'
 complete -c esession -n "__esession_at 'negotiate'" -l rekey-freq -x -d 'minimum stanzas between re-keys (default 1)'
+complete -c esession -n "__esession_at 'negotiate'" -l attach -r -F -d 'a file holding one <message/> to send encrypted on our last negotiation message'
+complete -c esession -n "__esession_at 'negotiate'" -l content-fd -x -d 'write the stanza the peer sends on its last negotiation message here (default 1)'
 
 # esession respond
 complete -c esession -n "__esession_at 'respond'" -s h -l help -d 'Print this help message and exit'
@@ -216,6 +219,8 @@ complete -c esession -n "__esession_at 'respond'" -l oss-fd -x -d 'read an other
 complete -c esession -n "__esession_at 'respond'" -l oss-prompt -d 'ask for an other shared secret on the terminal'
 complete -c esession -n "__esession_at 'respond'" -l timeout -x -d 'seconds to wait for each answer (default 120)'
 complete -c esession -n "__esession_at 'respond'" -l rekey-freq -x -d 'minimum stanzas between re-keys (default 1)'
+complete -c esession -n "__esession_at 'respond'" -l attach -r -F -d 'a file holding one <message/> to send encrypted on our last negotiation message'
+complete -c esession -n "__esession_at 'respond'" -l content-fd -x -d 'write the stanza the peer sends on its last negotiation message here (default 1)'
 
 # esession encrypt
 complete -c esession -n "__esession_at 'encrypt'" -s h -l help -d 'Print this help message and exit'

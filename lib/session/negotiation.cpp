@@ -539,7 +539,9 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     return fail(Errc::malformed, "offer must carry exactly one of dhhashes and dhkeys");
   }
   bool three = has_keys;
-  if (three && (gajim() || !pol.accept_three_message)) {
+  // A responder with content to send needs the four-message flow: it has no last message in
+  // the three-message one.
+  if (three && (gajim() || !pol.accept_three_message || cfg.content)) {
     rej = {"feature-not-implemented", {"dhkeys"}};
     return fail(Errc::unsupported, "we do not accept three-message negotiations");
   }

@@ -56,7 +56,8 @@ struct PartyConfig {
   // identity block (formats §7.1); empty leaves the extension out.
   std::vector<CredentialKind> reads_credentials = {CredentialKind::x509, CredentialKind::openpgp};
   // content: a stanza to encrypt and send with our last negotiation message (the initiator's
-  // message 3 of the three-message flow; the responder's message 4 of the four-message flow).
+  // message 3 of the three-message flow; the responder's message 4 of the four-message flow,
+  // so a responder with content refuses a three-message offer).
   std::optional<xml::Element> content;
   // terminate_after_content: three-message initiator only; message 3 carries terminate=1 and
   // the session ends at once (one stanza with forward secrecy, XEP-0116 §4.6.4).
