@@ -194,6 +194,14 @@ Result<Bytes> b64_field(const xml::Form& f, std::string_view var) {
   return std::move(b).value();
 }
 
+// b64_field_or_name is b64_field; a failure names the field in |rej| (formats §10).
+Result<Bytes> b64_field_or_name(const xml::Form& f, std::string_view var, Rejection& rej) {
+  auto b = b64_field(f, var);
+  if (!b)
+    rej.fields = {std::string(var)};
+  return b;
+}
+
 std::vector<Bytes> hidden_b64_values(const xml::Form& f, std::string_view var, bool& ok) {
   std::vector<Bytes> out;
   ok = true;
@@ -447,6 +455,12 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
       auto hf = add_field(fx, "hash_algs", "list-single");
       for (auto h : pol.hashes)
         hf.option(hash_name(h));
+      // sign_algs after hash_algs, as in XEP-0116's offer example (formats §5).
+      if (!offered_sign.empty()) {
+        auto sa = add_field(fx, "sign_algs", "list-single");
+        for (const auto& a : offered_sign)
+          sa.option(a);
+      }
       add_field(fx, "compress", "list-single").option("none");
     }
     auto sf = add_field(fx, "stanzas", "list-multi");
@@ -464,11 +478,6 @@ Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
       auto rp = add_field(fx, "resp_pubkey", "list-single");
       for (auto p : offered_resp)
         rp.option(pubkey_name(p));
-      if (!offered_sign.empty()) {
-        auto sa = add_field(fx, "sign_algs", "list-single");
-        for (const auto& a : offered_sign)
-          sa.option(a);
-      }
     }
     add_field(fx, "ver", "list-single").option("1.0");
     if (fixed)
@@ -677,15 +686,21 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   suite.sign_alg = sign_alg;
 
   // Alice's nonce and the commitment for the chosen group (same position as in 'modp', R1).
-  ES_ASSIGN(n_a, b64_field(f, "my_nonce"));
-  if (n_a.size() < 8 || n_a.size() > 64)
+  // A malformed field or a value count mismatch: not-acceptable, naming the field (§10).
+  rej = {"not-acceptable", {}};
+  ES_ASSIGN(n_a, b64_field_or_name(f, "my_nonce", rej));
+  if (n_a.size() < 8 || n_a.size() > 64) {
+    rej.fields = {"my_nonce"};
     return fail(Errc::malformed, "bad my_nonce length");
+  }
   bool ok = false;
   std::string_view dh_var = three ? "dhkeys" : "dhhashes";
   std::vector<Bytes> per_group = hidden_b64_values(f, dh_var, ok);
   auto groups = f.choices("modp");
-  if (!ok || per_group.size() != groups.size())
+  if (!ok || per_group.size() != groups.size()) {
+    rej.fields = {std::string(dh_var)};
     return fail(Errc::malformed, std::string(dh_var) + " must hold one value per offered group");
+  }
   size_t pos = static_cast<size_t>(std::find(groups.begin(), groups.end(), modp) - groups.begin());
   const DhGroup& g = *dh_group(suite.modp);
   if (three) {
@@ -699,9 +714,12 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     record("e", e.hex());
   } else {
     he_per_group = {per_group[pos]};
-    if (he_per_group[0].size() != 32)
+    if (he_per_group[0].size() != 32) {
+      rej.fields = {"dhhashes"};
       return fail(Errc::malformed, "dhhashes value is not SHA-256");
+    }
   }
+  rej = {};  // below, only our own failures: nothing to tell the peer
 
   n_b = rng.nonce(gajim() ? 8 : 16);
   y = rng.dh_private(g);
@@ -719,36 +737,74 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   fx.set_attr("type", "submit");
   std::string_view t = gajim() ? "text-single" : "";
   using xml::add_field;
-  add_field(fx, "FORM_TYPE", t).value(kFormType);
-  add_field(fx, "accept", t).value(gajim() ? "true" : "1");
-  add_field(fx, "logging", t).value(logging);
-  add_field(fx, "disclosure", t).value(disclosure);
-  add_field(fx, "security", t).value(security);
-  if (!gajim())
-    add_field(fx, "modp", t).value(modp);
-  add_field(fx, "crypt_algs", t).value(crypt);
-  add_field(fx, "hash_algs", t).value(hash_s);
-  add_field(fx, "compress", t).value(compress);
-  auto sf = add_field(fx, "stanzas", t);
-  for (const auto& s : stanzas)
-    sf.value(s);
-  add_field(fx, "init_pubkey", t).value(init_pk);
-  add_field(fx, "resp_pubkey", t).value(resp_pk);
-  add_field(fx, "ver", t).value(gajim() ? ver : "1.0");
-  add_field(fx, "rekey_freq", t).value(rekey_freq_text(rekey));
-  if (!three)
-    add_field(fx, "sas_algs", t).value(sas_alg);
   if (gajim()) {
+    // Gajim's own order (R-conventions), byte for byte.
+    add_field(fx, "FORM_TYPE", t).value(kFormType);
+    add_field(fx, "accept", t).value("true");
+    add_field(fx, "logging", t).value(logging);
+    add_field(fx, "disclosure", t).value(disclosure);
+    add_field(fx, "security", t).value(security);
+    add_field(fx, "crypt_algs", t).value(crypt);
+    add_field(fx, "hash_algs", t).value(hash_s);
+    add_field(fx, "compress", t).value(compress);
+    auto sf = add_field(fx, "stanzas", t);
+    for (const auto& s : stanzas)
+      sf.value(s);
+    add_field(fx, "init_pubkey", t).value(init_pk);
+    add_field(fx, "resp_pubkey", t).value(resp_pk);
+    add_field(fx, "ver", t).value(ver);
+    add_field(fx, "rekey_freq", t).value(rekey_freq_text(rekey));
+    add_field(fx, "sas_algs", t).value(sas_alg);
     if (!sign_alg.empty())
       add_field(fx, "sign_algs", t).value(sign_alg);
     add_field(fx, "modp", t).value(modp);
-  } else if (!sign_alg.empty()) {
-    add_field(fx, "sign_algs", t).value(sign_alg);
+    add_field(fx, "my_nonce", t).value(base64(n_b));
+    add_field(fx, "dhkeys", t).value(base64(d.mpi()));
+    add_field(fx, "counter", t).value(base64(c_a.mpi()));
+    add_field(fx, "nonce", t).value(base64(n_a));
+  } else {
+    // formats §6: each answer in the position of the offer's field (XEP-0116's example of
+    // message 2 answers its offer that way): my_nonce with Bob's nonce, dhhashes/dhkeys with
+    // dhkeys; unknown offered fields are not answered. Then nonce and counter.
+    std::vector<std::pair<std::string, std::vector<std::string>>> answers = {
+        {"FORM_TYPE", {std::string(kFormType)}},
+        {"accept", {"1"}},
+        {f.field("logging") ? "logging" : "otr", {logging}},
+        {"disclosure", {disclosure}},
+        {"security", {security}},
+        {"modp", {modp}},
+        {"crypt_algs", {crypt}},
+        {"hash_algs", {hash_s}},
+        {"compress", {compress}},
+        {"stanzas", stanzas},
+        {"init_pubkey", {init_pk}},
+        {"resp_pubkey", {resp_pk}},
+        {"ver", {"1.0"}},
+        {"rekey_freq", {rekey_freq_text(rekey)}},
+        {"my_nonce", {base64(n_b)}},
+        {std::string(dh_var), {base64(d.mpi())}}};
+    if (!three)
+      answers.push_back({"sas_algs", {sas_alg}});
+    if (!sign_alg.empty())
+      answers.push_back({"sign_algs", {sign_alg}});
+    auto answer = [&](std::string_view var) {
+      for (auto& [name, values] : answers)
+        if (name == var && !values.empty()) {
+          auto af = add_field(fx, name == dh_var ? std::string_view("dhkeys") : name, t);
+          for (const auto& v : values)
+            af.value(v);
+          values.clear();  // each field once, even if the offer repeats it
+        }
+    };
+    for (const auto& field : in.x->children)
+      if (field.is("field", xml::kNsData))
+        answer(field.attr_or("var"));
+    for (const auto& [name, values] : answers)  // not offered: refused above, but keep all
+      if (!values.empty())
+        answer(name);
+    add_field(fx, "nonce", t).value(base64(n_a));
+    add_field(fx, "counter", t).value(base64(c_a.mpi()));
   }
-  add_field(fx, "my_nonce", t).value(base64(n_b));
-  add_field(fx, "dhkeys", t).value(base64(d.mpi()));
-  add_field(fx, "counter", t).value(base64(c_a.mpi()));
-  add_field(fx, "nonce", t).value(base64(n_a));
   // The extension field is answered only to an initiator that sent it (formats §7.1).
   peer_reads = f.choices("credentials");
   if (f.field("credentials"))
@@ -793,9 +849,11 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   auto accept_v = f.offered_single("accept");
   if (!accept_v || xml::parse_bool(*accept_v) != true)
     return fail(Errc::not_acceptable, "the peer declined the encrypted session");
-  ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
-  if (echo != n_a)
+  ES_ASSIGN(Bytes echo, b64_field_or_name(f, "nonce", rej));
+  if (echo != n_a) {
+    rej.fields = {"nonce"};
     return fail(Errc::auth_failed, "the response does not echo our nonce");
+  }
 
   // Every choice must be one we offered.
   ES_ASSIGN(std::string modp, f.value("modp"));
@@ -862,10 +920,13 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   suite.stanzas = sf->values;
   if (auto rf = f.offered_single("rekey_freq")) {
     Result<uint64_t> v = parse_decimal(*rf);
-    if (!v || *v == 0)
+    if (!v || *v == 0) {
+      rej.fields = {"rekey_freq"};
       return fail(Errc::malformed, "bad rekey_freq '" + rf->substr(0, 24) + "'");
+    }
     suite.rekey_freq = static_cast<uint32_t>(*v);
   } else {
+    rej.fields = {"rekey_freq"};
     return fail(Errc::malformed, "response without rekey_freq");
   }
   uint32_t offered_rekey = fixed ? 0xffffffffU : pol.rekey_freq;
@@ -883,13 +944,17 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   if (auto l = f.offered_single("logging"))
     suite.logging = *l;
 
-  ES_ASSIGN(n_b, b64_field(f, "my_nonce"));
-  if (n_b.size() < 8 || n_b.size() > 64)
+  ES_ASSIGN(n_b, b64_field_or_name(f, "my_nonce", rej));
+  if (n_b.size() < 8 || n_b.size() > 64) {
+    rej.fields = {"my_nonce"};
     return fail(Errc::malformed, "bad my_nonce length");
-  ES_ASSIGN(Bytes d_bytes, b64_field(f, "dhkeys"));
-  ES_ASSIGN(Bytes ctr_bytes, b64_field(f, "counter"));
-  if (ctr_bytes.empty() || ctr_bytes.size() > 16)
+  }
+  ES_ASSIGN(Bytes d_bytes, b64_field_or_name(f, "dhkeys", rej));
+  ES_ASSIGN(Bytes ctr_bytes, b64_field_or_name(f, "counter", rej));
+  if (ctr_bytes.empty() || ctr_bytes.size() > 16) {
+    rej.fields = {"counter"};
     return fail(Errc::malformed, "counter must be 1 to 16 bytes");
+  }
   const DhGroup& g = *dh_group(suite.modp);
   auto dv = dh_parse_public(g, d_bytes);
   if (!dv) {
@@ -941,10 +1006,14 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   add_field(xe, "FORM_TYPE", t).value(kFormType);
   add_field(xe, "accept", t).value("1");
   add_field(xe, "nonce", t).value(base64(n_b));
+  // Gajim writes rshashes before dhkeys; formats §8 and XEP-0116's example, dhkeys first.
+  if (!gajim())
+    add_field(xe, "dhkeys", t).value(base64(e.mpi()));
   auto rf = add_field(xe, "rshashes", t);
   for (const auto& r : rshashes)
     rf.value(base64(r));
-  add_field(xe, "dhkeys", t).value(base64(e.mpi()));
+  if (gajim())
+    add_field(xe, "dhkeys", t).value(base64(e.mpi()));
   ES_ASSIGN(Identity ida, alice_identity(xe, t));
   add_thread(m);
   m_a = ida.m;

@@ -630,3 +630,92 @@ TEST_CASE("keys of different types: the four-message responder falls back to SAS
   CHECK(p->alice.peer_mode == PubkeyMode::none);
   CHECK_FALSE(p->alice.sas.empty());
 }
+
+namespace {
+
+// form_vars lists the 'var' of every field of a negotiation message's form, in document order,
+// without the credentials extension (formats §7.1), which XEP-0116's examples do not show.
+std::vector<std::string> form_vars(const xml::Element& msg) {
+  const xml::Element* w = msg.child("feature", xml::kNsFeatureNeg);
+  if (!w)
+    w = msg.child("init", xml::kNsInit);
+  std::vector<std::string> out;
+  if (!w || !w->child("x", xml::kNsData))
+    return out;
+  for (const auto* f : w->child("x", xml::kNsData)->element_children())
+    if (f->name == "field" && f->attr_or("var") != "credentials")
+      out.push_back(f->attr_or("var"));
+  return out;
+}
+
+// set_field_value replaces the text of the first <value/> of field |var| in |msg|'s form.
+void set_field_value(xml::Element& msg, std::string_view var, const std::string& value) {
+  auto& x = *const_cast<xml::Element*>(
+      msg.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData));
+  for (auto& f : x.children)
+    if (f.name == "field" && f.attr_or("var") == var)
+      for (auto& v : f.children)
+        if (v.name == "value") {
+          v.children = {xml::Element::text_node(value)};
+          return;
+        }
+  FAIL("no field " << var);
+}
+
+}  // namespace
+
+TEST_CASE("spec-mode negotiation fields are in the order of XEP-0116's examples", "[wire]") {
+  // formats §5, §6, §8: the offer as XEP-0116 Example 3 (sign_algs after hash_algs); the
+  // response answers each field in the offer's position, then nonce and counter (Example 9);
+  // message 3 puts dhkeys before rshashes (Example 12).
+  SystemRandom rng;
+  Identities ids;
+  auto [a, b] = keyed(ids, Flow::four_message, PubkeyMode::key, PubkeyMode::key);
+  std::vector<std::string> wire;
+  REQUIRE(negotiate(a, b, rng, nullptr, &wire));
+  REQUIRE(wire.size() == 4);
+  std::vector<std::string> common = {
+      "FORM_TYPE",   "accept",    "logging",    "disclosure", "security", "modp",
+      "crypt_algs",  "hash_algs", "sign_algs",  "compress",   "stanzas",  "init_pubkey",
+      "resp_pubkey", "ver",       "rekey_freq", "my_nonce",   "sas_algs"};
+  auto offer = common, response = common;
+  offer.push_back("dhhashes");
+  for (const char* v : {"dhkeys", "nonce", "counter"})
+    response.push_back(v);
+  CHECK(form_vars(xml::parse(wire[0]).value()) == offer);
+  CHECK(form_vars(xml::parse(wire[1]).value()) == response);
+  CHECK(form_vars(xml::parse(wire[2]).value()) ==
+        std::vector<std::string>{"FORM_TYPE", "accept", "nonce", "dhkeys", "rshashes", "identity",
+                                 "mac"});
+  CHECK(form_vars(xml::parse(wire[3]).value()) ==
+        std::vector<std::string>{"FORM_TYPE", "nonce", "srshash", "identity", "mac"});
+}
+
+TEST_CASE("the initiator's not-acceptable names the field it refuses (formats §10)", "[wire]") {
+  SystemRandom rng;
+  PartyConfig a = party(kAlice), b = party(kBob);
+  struct Tamper {
+    const char* var;
+    std::string value;
+  };
+  for (const Tamper& t : {Tamper{"nonce", base64(Bytes(16, 7))}, Tamper{"nonce", " AAAA"},
+                          Tamper{"counter", base64(Bytes(17, 1))}, Tamper{"dhkeys", "AQ=="},
+                          Tamper{"my_nonce", base64(Bytes(4, 1))}, Tamper{"rekey_freq", "0"}}) {
+    INFO(t.var << " = '" << t.value << "'");
+    auto started = Negotiation::start(a, b.jid, rng);
+    REQUIRE(started);
+    xml::Element offer = started->second.send.at(0);
+    offer.set_attr("from", a.jid);
+    auto responded = Negotiation::respond(b, offer, rng);
+    REQUIRE(responded);
+    xml::Element m2 = responded->second.send.at(0);
+    m2.set_attr("from", b.jid);
+    set_field_value(m2, t.var, t.value);
+    Negotiation& alice = started->first;
+    REQUIRE_FALSE(alice.receive(m2, rng));
+    REQUIRE(alice.error_reply());
+    std::string reply = xml::serialize(*alice.error_reply());
+    CHECK(reply.find("<not-acceptable") != std::string::npos);
+    CHECK(reply.find("<field var=\"" + std::string(t.var) + "\"/>") != std::string::npos);
+  }
+}
