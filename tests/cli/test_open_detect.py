@@ -17,7 +17,8 @@ Checks, each with the FORMAT status line it gives and what comes out:
   aesgcm file without its key, a file of garbage, an empty input, CMS as openssl's default
   S/MIME output and as PEM (the conversion the hint gives then opens), OpenPGP armor that is not
   a message, a stanza with neither <openpgp/> nor <e2e/>, one with both, stanzas with --file;
-  in a stream, a later stanza of another format is refused on its own and the others opened;
+  in a stream, a later stanza of another format (unsealed; ox after smime) is refused on its
+  own and the others opened; a stanza on a pipe the writer holds open is opened at once;
 - a 64 MiB CMS stream (ESESSION_BIG_SIZE) through seal | open without --format, in constant
   memory (peak RSS under 64 MiB, where /usr/bin/time exists).
 The gpg and openssl parts skip, saying why, when the tool is not installed.
@@ -46,6 +47,7 @@ env.pop("XDG_DATA_HOME", None)
 env.pop("GNUPGHOME", None)
 have_gpg = bool(shutil.which("gpg") and shutil.which("gpgconf"))
 have_openssl = bool(shutil.which("openssl"))
+ox = None  # an ox stanza sealed in the gpg part
 
 
 def run(*args, input=b"", env_=None):
@@ -329,6 +331,14 @@ else:
         r = run(*BOB, "--format", "smime", input=s.out)
         t.check(r.rc == EXIT_OK and b"Wherefore" in r.out and not status(r, "FORMAT"),
                 "--format smime: opened, no FORMAT line", r.describe())
+        # The first stanza chose smime: an ox stanza after it is refused on its own.
+        if ox:
+            r = run(*BOB, input=s.out + ox + s.out)
+            t.check_rc(r, EXIT_INPUT, "smime, ox, smime: the ox stanza's status")
+            t.check(r.out.count(b"Wherefore") == 2 and r.out.count(b"\n") == 2,
+                    "smime, ox, smime: the two smime stanzas opened", r.out)
+            t.check("the <message/> stanza is ox, not smime as the first stanza of the input"
+                    in r.err_text, "smime, ox, smime: the ox one named", r.err_text)
 
     # A big CMS stream through pipes, without --format: detection passes it on in constant
     # memory.
