@@ -108,6 +108,8 @@ xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
 }
 
 int open_input(const ObjectOpts& o, fs::UniqueFd& own) {
+  if (o.input_fd >= 0)
+    return o.input_fd;
   if (is_stdio(o.input)) {
     widen_pipe(0);  // fewer, larger reads
     return 0;
@@ -131,6 +133,15 @@ int for_each_stanza(Context& ctx, const ObjectOpts& o, size_t max_stanza, bool k
   while (std::optional<xml::Element> st = in.next()) {
     ++n;
     try {
+      // Without --format the first stanza chose the format: each stanza must be of it.
+      if (o.format_detected) {
+        std::string f = stanza_format(*st);
+        if (f != o.format)
+          fail_with(Errc::malformed,
+                    "the <" + st->name + "/> stanza is " + f + ", not " + o.format +
+                        " as the first stanza of the input",
+                    "open each format in a run of its own, or name it with --format");
+      }
       fn(*st);
     } catch (const Failure& f) {
       if (!keep_going || f.error.code == Errc::io)
@@ -207,9 +218,12 @@ void check_output(const ObjectOpts& o, const char* verb) {
     // The file formats are binary: on a terminal they would only garble it (and a terminal
     // interprets some bytes).
     if (::isatty(1))
-      fail_with(Errc::malformed, "refusing to write binary output to a terminal (" + o.format + ")",
+      fail_with(Errc::malformed,
+                "refusing to write binary output to a terminal" +
+                    (o.format.empty() ? std::string() : " (" + o.format + ")"),
                 "write it to a file with -o FILE, or redirect standard output: esession " + v +
-                    " --file --format " + o.format + " ... -o FILE");
+                    " --file" + (o.format.empty() ? std::string() : " --format " + o.format) +
+                    " ... -o FILE");
     return;
   }
   struct stat st;
@@ -288,17 +302,22 @@ std::vector<std::string> all_format_names() {
 }
 
 void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
+  bool open = std::string(verb) == "open";
   c->add_flag("--file", o.file,
-              "the object is a file (without it: stanzas on standard input, each one object)");
+              open ? "the object is a file (without it and --format: told from the input)"
+                   : "the object is a file (without it: stanzas on standard input, each one "
+                     "object)");
   value_is(c->add_option("--format", o.format,
-                         "the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime"),
+                         std::string("the format: files aesgcm (XEP-0454), openpgp, cms; stanzas "
+                                     "ox, smime") +
+                             (open ? " (default: told from the input, or aesgcm with a key)" : "")),
            ValueKind::choice, all_format_names());
   value_is(
       c->add_option("-o,--output", o.output,
                     "write to this file, which must not exist (default or -: standard output)"),
       ValueKind::file);
   c->add_flag("--force", o.force, "-o replaces an existing file");
-  if (std::string(verb) == "seal") {
+  if (!open) {
     value_is(c->add_option("-r,--recipient", o.recipients,
                            "who can open it: a JID, fingerprint or certificate file "
                            "(repeatable; not for aesgcm)"),
@@ -367,10 +386,20 @@ void add_open(CLI::App& app, Context& ctx, Action& action) {
            ValueKind::file);
   c->callback([&ctx, &action, o] {
     action = [&ctx, o] {
+      bool checked = false;
+      if (o->file && o->format.empty()) {
+        check_output(*o, "open");  // before the input is read
+        checked = true;
+      }
+      DetectedInput detected;
+      if (o->format.empty())
+        detected.detect(ctx, *o);
       const Format& f = find_format(*o, "open");
-      if (o->file)
+      if (o->file && !checked)
         check_output(*o, "open");
-      return f.open(ctx, *o);
+      int rc = f.open(ctx, *o);
+      detected.finish();
+      return rc;
     };
   });
 }

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,10 @@ struct ObjectOpts {
   std::string mode;             // seal: ox --mode (signcrypt, sign, crypt)
   int64_t max_age = 7 * 86400;  // open: ox, the oldest <time/> accepted, in seconds
   bool error_reply = false;     // open: smime, write RFC 3923 §7's error stanza on failure
+  // open without --format: the format was told from the input (DetectedInput), which is then
+  // read from |input_fd| (open_input returns it), not opened again.
+  bool format_detected = false;
+  int input_fd = -1;
 };
 
 // Bigger inputs get a progress bar (on a terminal, without -q).
@@ -94,8 +99,38 @@ xml::Element opened_stanza(Context& ctx, const xml::Element& outer,
                            std::vector<xml::Element> payload,
                            const std::function<bool(const xml::Element&)>& marker);
 
-// open_input opens the input file, or returns standard input. |own| keeps a file open.
+// open_input opens the input file, or returns standard input (or o.input_fd when detection
+// has opened the input). |own| keeps a file open.
 int open_input(const ObjectOpts& o, fs::UniqueFd& own);
+
+// DetectedInput tells the format of `open`'s input when --format is not given
+// (seal_detect.cpp): from the key options (aesgcm), else from the first bytes of the input (an
+// OpenPGP message, a CMS object, or stanzas, each told by stanza_format). It reads no more than
+// it must, and hands the whole input on: a regular file is read again from where it began,
+// anything else goes through a relay thread and a pipe, in constant memory.
+class DetectedInput {
+ public:
+  DetectedInput();
+  ~DetectedInput();
+  // detect sets o.format and o.file, o.format_detected and o.input_fd (which lives as long as
+  // this object), and writes a FORMAT status line. Throws Failure (Errc::malformed) for input
+  // that is none of the formats, saying what it found.
+  void detect(Context& ctx, ObjectOpts& o);
+  // finish, once the format has opened the input: Errc::io if reading it failed on the way.
+  void finish();
+
+ private:
+  class Relay;
+  std::string m_name;
+  fs::UniqueFd m_own;
+  std::unique_ptr<Relay> m_relay;
+};
+
+// stanza_format is the format of a sealed stanza: "ox" when it has a child <openpgp
+// xmlns='urn:xmpp:openpgp:0'/>, "smime" when it has a child <e2e
+// xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; throws Failure (Errc::malformed) for both or
+// neither, naming what it has.
+std::string stanza_format(const xml::Element& st);
 
 // Output is where the result goes: a file that appears when complete, or a stream (standard
 // output, or a named device or fifo, which cannot be replaced by renaming).

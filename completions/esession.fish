@@ -269,8 +269,8 @@ complete -c esession -n "__esession_at 'seal'" -F
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
-complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it: stanzas on standard input, each one object)'
-complete -c esession -n "__esession_at 'open'" -l format -x -a 'aesgcm openpgp cms ox smime' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
+complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it and --format: told from the input)'
+complete -c esession -n "__esession_at 'open'" -l format -x -a 'aesgcm openpgp cms ox smime' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime (default: told from the input, or aesgcm with a key)'
 complete -c esession -n "__esession_at 'open'" -s o -l output -r -F -d 'write to this file, which must not exist (default or -: standard output)'
 complete -c esession -n "__esession_at 'open'" -l force -d '-o replaces an existing file'
 complete -c esession -n "__esession_at 'open'" -s i -l sign-as -r -F -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'
