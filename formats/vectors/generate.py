@@ -6,8 +6,16 @@
   K_C, first CTR block = C, empty elements normalized as <a></a>. The values below come from the
   notes' independent re-implementation (single source: a regression fixture, not ground truth).
 - neg-gajim-kat1.json: negative cases derived from KAT-1 by tampering (PROTOCOL-NOTES §7.5).
+- spec-4msg.json: a profile 1.0 (spec mode) transcript: the recipe below (inputs from a
+  deterministic generator, the stanzas to send) recorded by our replay tool
+  (`esession-vectors --record`). A regression fixture of this implementation, not an
+  independent known answer: formats/vectors/README.md.
+- negative/*.json: the negative-vector suite, one file per failure, derived from spec-4msg.json
+  and from KAT-1 by negative.py.
 
-Usage: formats/vectors/generate.py   (rewrites both files next to this script)
+Usage: formats/vectors/generate.py [--tool PATH] [--out DIR]
+  PATH is the built esession-vectors (default: build/tests/esession-vectors); DIR defaults to
+  this directory (a test writes to a scratch DIR and compares).
 Only the Python standard library is used.
 """
 import base64
@@ -16,6 +24,9 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.join(HERE, "gajim-kat-modp5.json")
@@ -167,13 +178,132 @@ def negatives(src):
             "conventions_used": s["conventions_used"]}
 
 
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+ALICE, BOB = "alice@example.org/pda", "bob@example.com/laptop"
+
+
+def drbg(label, n):
+    """n deterministic bytes named by |label|: SHA-256(label | block counter) blocks."""
+    out = b""
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(("esession spec-4msg %s %d" % (label, i)).encode()).digest()
+        i += 1
+    return out[:n]
+
+
+def nonce(label):
+    b = bytearray(drbg(label, 16))
+    b[0] |= 0x80  # first byte non-zero (A6)
+    return bytes(b).hex()
+
+
+def exponent(label):
+    v = int.from_bytes(drbg(label, 40), "big") | (1 << 318)  # 2^255 < v < 2^320 (formats §4)
+    return "%x" % v
+
+
+def spec_recipe():
+    thread = drbg("thread", 16).hex()
+    env_a = '<message xmlns="jabber:client" to="%s" from="%s" type="chat"><thread>%s</thread></message>'
+    stanzas = [
+        ("alice", env_a % (BOB, ALICE, thread),
+         '<body>Hello Bob. Ça va? €</body><x xmlns="urn:example:p" xmlns:p="urn:example:q" p:a="v" xml:lang="fr"><p:y/></x>'),
+        ("bob", '<presence xmlns="jabber:client" to="%s" from="%s"/>' % (ALICE, BOB),
+         "<show>away</show><status>at lunch</status>"),
+        ("alice", '<iq xmlns="jabber:client" to="%s" from="%s" type="get" id="q1"/>' % (BOB, ALICE),
+         '<query xmlns="urn:example:query"/>'),
+        ("bob", '<message xmlns="jabber:client" to="%s" from="%s" type="error"><thread>%s</thread></message>'
+         % (ALICE, BOB, thread),
+         '<error type="cancel"><service-unavailable xmlns="%s"/></error>' % NS_STANZAS),
+        ("alice", '<iq xmlns="jabber:client" to="%s" from="%s" type="error" id="q2"/>' % (BOB, ALICE),
+         '<query xmlns="urn:example:query"/><error type="modify"><bad-request xmlns="%s"/>'
+         '<text xmlns="%s">private detail</text><quota xmlns="urn:example:app"/></error>'
+         % (NS_STANZAS, NS_STANZAS)),
+        ("bob", env_a % (ALICE, BOB, thread), "<body>after the errors</body>"),
+    ]
+    keys = ["e", "d", "K", "form_A", "form_B", "mac_A", "ID_A", "M_A", "form_A2", "rshashes",
+            "srshash", "K_final", "mac_B", "ID_B", "M_B", "form_B2", "SAS", "SAS_padded",
+            "new_retained_secret"]
+    expected = {"chosen_modp": 14, "p_bits": 2048, "g": 2}
+    expected.update({k: "" for k in keys})
+    expected["provisional"] = {k: "" for k in ("K_CA", "K_MA", "K_SA")}
+    expected["final"] = {k: "" for k in ("K_CA", "K_MA", "K_SA", "K_CB", "K_MB", "K_SB")}
+    expected["counters_after_negotiation"] = {k: "" for k in (
+        "alice_send", "alice_receive", "bob_send", "bob_receive")}
+    session = {
+        "label": "SPEC-4",
+        "thread": thread,
+        "alice_config": {"logging_preference": ["mustnot", "may"]},
+        "bob_config": {"logging_preference": ["mustnot", "may"]},
+        "retained_secrets_before": {"alice": [], "bob": []},
+        "inputs": {
+            "N_A": nonce("N_A"), "N_B": nonce("N_B"), "C_A": drbg("C_A", 16).hex(),
+            "x": {"14": exponent("x14")}, "y": exponent("y"), "offered_modp": [14],
+            # Alice draws the decoy count (2 + 1 = 3) and then shuffles rshashes: uniform(3),
+            # uniform(2).
+            "uniform_draws": [1, 2, 0],
+            "rshashes_decoys": [drbg("decoy%d" % i, 32).hex() for i in range(3)],
+            "srshash_random": [drbg("srshash", 32).hex()],
+        },
+        "negotiation": [{"ref": "msg %d" % (i + 1), "wire": ""} for i in range(4)],
+        "last_message_content": {"sender": "bob", "plaintext": "<body>sent with message 4</body>",
+                                 "received": ""},
+        "expected": expected,
+        "stanzas": [{"seq": i + 1, "sender": snd, "recipient": "bob" if snd == "alice" else "alice",
+                     "envelope": env, "plaintext": plain, "wire": "", "conventions": [],
+                     "m_content": "", "a_mac": "", "counter_before": "", "counter_after": "",
+                     "receiver_result": {"decrypted_stanza": ""}}
+                    for i, (snd, env, plain) in enumerate(stanzas)],
+        "termination": {"sender": "alice", "recipient": "bob", "wire": "", "ack_wire": ""},
+        "conventions_used": [],
+    }
+    return {"schema": "esession-vector/1", "scenario": "spec-4msg",
+            "description": "Profile 1.0 (spec mode) four-message session: MODP group 14, SAS, "
+                           "no retained secret; message, presence and iq stanzas, two error "
+                           "stanzas (condition only; condition with details), a stanza on "
+                           "message 4, termination and its acknowledgement. Recorded by "
+                           "esession-vectors --record from the recipe in generate.py.",
+            "gajim_compat": {"mode_required": False, "definitions": {},
+                             "note": "spec mode: no convention applies"},
+            "source": {"recorded_by": "esession-vectors --record", "recipe": "generate.py"},
+            "parties": {"alice": {"jid": ALICE, "role": "initiator"},
+                        "bob": {"jid": BOB, "role": "responder"}},
+            "sessions": [session]}
+
+
+def write_json(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+
+
 def main():
+    args = sys.argv[1:]
+    tool = os.path.join(HERE, "..", "..", "build", "tests", "esession-vectors")
+    out = HERE
+    while args:
+        a = args.pop(0)
+        if a == "--tool" and args:
+            tool = args.pop(0)
+        elif a == "--out" and args:
+            out = args.pop(0)
+        else:
+            sys.exit(__doc__)
     with open(SRC) as f:
         src = json.load(f)
     for name, doc in (("kat-1s.json", kat_1s(src)), ("neg-gajim-kat1.json", negatives(src))):
-        with open(os.path.join(HERE, name), "w") as f:
-            json.dump(doc, f, indent=1, ensure_ascii=False)
-            f.write("\n")
+        write_json(os.path.join(out, name), doc)
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = os.path.join(tmp, "recipe.json")
+        write_json(recipe, spec_recipe())
+        spec_path = os.path.join(out, "spec-4msg.json")
+        subprocess.run([tool, "--record", recipe, spec_path], check=True)
+    sys.path.insert(0, HERE)
+    import negative
+    with open(spec_path) as f:
+        spec = json.load(f)
+    negative.write_suite(spec, src, os.path.join(out, "negative"))
 
 
 if __name__ == "__main__":

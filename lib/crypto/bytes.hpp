@@ -78,6 +78,12 @@ std::string base64(ByteView b);
 // Errc::malformed. Formats that allow line breaks (MIME, OX) remove them first, themselves.
 Result<Bytes> unbase64(std::string_view s);
 
+// is_mpi is true for the one spelling formats §1.3 allows an integer: at least one byte, and no
+// leading zero byte unless the integer is zero.
+inline bool is_mpi(ByteView b) {
+  return !b.empty() && (b[0] != 0 || b.size() == 1);
+}
+
 // parse_decimal reads formats §1.3's decimals: ASCII digits only, no sign, no leading zeros
 // ("0" itself excepted), at most |max|. Anything else is Errc::malformed.
 Result<uint64_t> parse_decimal(std::string_view s, uint64_t max = UINT32_MAX);

@@ -164,6 +164,9 @@ bool dh_check_public(const DhGroup& g, const BigNum& v) {
 Result<BigNum> dh_parse_public(const DhGroup& g, ByteView b) {
   if (b.size() > static_cast<size_t>(g.bits / 8 + 1))
     return fail(Errc::malformed, "Diffie-Hellman value longer than the group's prime");
+  if (!is_mpi(b))
+    return fail(Errc::malformed,
+                "Diffie-Hellman value is not an MPI (empty, or a leading zero byte)");
   BigNum v = BigNum::from_bytes(b);
   if (!dh_check_public(g, v))
     return fail(Errc::bad_dh_value, "Diffie-Hellman value outside (1, p-1)");

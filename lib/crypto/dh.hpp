@@ -62,7 +62,7 @@ BigNum dh_public(const DhGroup& g, const BigNum& x);
 // dh_check_public returns ok iff 1 < v < p-1 (XEP-0116 §4.5.1, §4.6.1).
 bool dh_check_public(const DhGroup& g, const BigNum& v);
 
-// dh_parse_public decodes a public value from its bytes (an MPI, leading zeros tolerated) and
+// dh_parse_public decodes a public value from its bytes (an MPI: no leading zero byte) and
 // checks its range. Errc::bad_dh_value if outside (1, p-1), Errc::malformed if longer than p.
 Result<BigNum> dh_parse_public(const DhGroup& g, ByteView b);
 

@@ -194,6 +194,18 @@ Result<Bytes> b64_field(const xml::Form& f, std::string_view var) {
   return std::move(b).value();
 }
 
+// check_accept: 'accept' must be present (else malformed) and true (else the peer declined).
+Status check_accept(const xml::Form& f, Rejection& rej) {
+  if (!f.field("accept")) {
+    rej.fields = {"accept"};
+    return fail(Errc::malformed, "missing field 'accept'");
+  }
+  auto v = f.offered_single("accept");
+  if (!v || xml::parse_bool(*v) != true)
+    return fail(Errc::not_acceptable, "the peer declined the encrypted session");
+  return {};
+}
+
 // b64_field_or_name is b64_field; a failure names the field in |rej| (formats §10).
 Result<Bytes> b64_field_or_name(const xml::Form& f, std::string_view var, Rejection& rej) {
   auto b = b64_field(f, var);
@@ -575,7 +587,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   };
   std::string logging = [&] {
     // A9: 'otr' (0200/0217) is accepted as a synonym of 'logging'.
-    std::string var = f.field("logging") ? "logging" : "otr";
+    std::string var = f.field("logging") || !f.field("otr") ? "logging" : "otr";
     auto offered = f.choices(var);
     for (const auto& mine : pol.logging)
       for (const auto& o : offered) {
@@ -636,12 +648,15 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   std::string sas_alg =
       three ? std::string() : pick("sas_algs", [](auto& v) { return v == "sas28x5"; });
   uint32_t rekey = pol.rekey_freq;
+  bool malformed = false;  // a field is missing or not spelled as formats §1.3 says
   if (auto rf = f.offered_single("rekey_freq")) {
     Result<uint64_t> v = parse_decimal(*rf);
-    if (v && *v != 0)
+    if (v && *v != 0) {
       rekey = std::max<uint32_t>(rekey, static_cast<uint32_t>(*v));
-    else
+    } else {
       bad.push_back("rekey_freq");
+      malformed = true;
+    }
   } else {
     bad.push_back("rekey_freq");
   }
@@ -672,7 +687,13 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     });
   }
   if (!bad.empty()) {
+    // formats §10: the error names the fields either way; the class tells a missing or
+    // misspelled field (malformed) from one whose options we cannot accept (a policy refusal).
+    for (const auto& v : bad)
+      malformed |= f.field(v) == nullptr;
     rej = {"not-acceptable", bad};
+    if (malformed)
+      return fail(Errc::malformed, "missing or malformed field among: " + join(bad));
     return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad));
   }
   suite.modp = static_cast<int>(parse_decimal(modp, 1u << 16).value());
@@ -846,9 +867,7 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   rej = {"not-acceptable", {}};
   ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "submit"));
   const xml::Form& f = in.form;
-  auto accept_v = f.offered_single("accept");
-  if (!accept_v || xml::parse_bool(*accept_v) != true)
-    return fail(Errc::not_acceptable, "the peer declined the encrypted session");
+  ES_TRY(check_accept(f, rej));
   ES_ASSIGN(Bytes echo, b64_field_or_name(f, "nonce", rej));
   if (echo != n_a) {
     rej.fields = {"nonce"};
@@ -939,7 +958,16 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
       return fail(Errc::malformed, "sas_algs in a three-message response");
   } else if (auto sas_v = f.offered_single("sas_algs"); !sas_v || *sas_v != "sas28x5") {
     rej.fields = {"sas_algs"};
+    if (!f.field("sas_algs"))
+      return fail(Errc::malformed, "the response has no sas_algs");
     return fail(Errc::not_acceptable, "the peer chose no SAS algorithm we know");
+  }
+  // We offered version 1.0; a 1.x answer runs this profile (A11).
+  if (auto ver = f.offered_single("ver"); !ver || ver->rfind("1.", 0) != 0) {
+    rej.fields = {"ver"};
+    if (!f.field("ver"))
+      return fail(Errc::malformed, "the response has no ver");
+    return fail(Errc::not_acceptable, "the peer chose a version we did not offer");
   }
   if (auto l = f.offered_single("logging"))
     suite.logging = *l;
@@ -951,9 +979,9 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
   }
   ES_ASSIGN(Bytes d_bytes, b64_field_or_name(f, "dhkeys", rej));
   ES_ASSIGN(Bytes ctr_bytes, b64_field_or_name(f, "counter", rej));
-  if (ctr_bytes.empty() || ctr_bytes.size() > 16) {
+  if (!is_mpi(ctr_bytes) || ctr_bytes.size() > 16) {
     rej.fields = {"counter"};
-    return fail(Errc::malformed, "counter must be 1 to 16 bytes");
+    return fail(Errc::malformed, "counter must be an MPI of 1 to 16 bytes");
   }
   const DhGroup& g = *dh_group(suite.modp);
   auto dv = dh_parse_public(g, d_bytes);
@@ -1123,9 +1151,7 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   rej = {"feature-not-implemented", {}};
   ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "result"));
   const xml::Form& f = in.form;
-  auto accept_v = f.offered_single("accept");
-  if (!accept_v || xml::parse_bool(*accept_v) != true)
-    return fail(Errc::not_acceptable, "the peer declined the encrypted session");
+  ES_TRY(check_accept(f, rej));
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
   if (echo != n_b)
     return fail(Errc::auth_failed, "the accept does not echo our nonce");
@@ -1134,6 +1160,18 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   if (f.field("terminate"))
     return fail(Errc::malformed, "terminate in a four-message completion");
   ES_ASSIGN(Bytes e_bytes, b64_field(f, "dhkeys"));
+  if (!is_mpi(e_bytes))
+    return fail(Errc::malformed, "dhkeys is not an MPI (empty, or a leading zero byte)");
+  // Every field is decoded before anything is verified (formats §8 step 1), so that a
+  // malformed one is reported as such and not as the MAC failure it would also cause.
+  ES_ASSIGN(Bytes id_a, b64_field(f, "identity"));
+  ES_ASSIGN(Bytes mm_a, b64_field(f, "mac"));
+  if (!f.field("rshashes"))
+    return fail(Errc::malformed, "missing field 'rshashes'");
+  bool rs_ok = false;
+  std::vector<Bytes> rshashes = hidden_b64_values(f, "rshashes", rs_ok);
+  if (!rs_ok)
+    return fail(Errc::malformed, "bad rshashes");
   const DhGroup& g = *dh_group(suite.modp);
   // Hash commitment first: SHA256(e) must equal the He Alice committed to in message 1.
   if (!ct_equal(digest(HashAlg::sha256, BigNum::from_bytes(e_bytes).mpi()), he_per_group[0]))
@@ -1146,8 +1184,6 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   record_hex("K", k);
   trace_keys("provisional", prov, false);
 
-  ES_ASSIGN(Bytes id_a, b64_field(f, "identity"));
-  ES_ASSIGN(Bytes mm_a, b64_field(f, "mac"));
   std::string form_a2 = xml::normalize_form_content(*in.x, norm(), {"identity", "mac"});
   record("form_A2", form_a2);
   SecretBytes kca_prov = cipher_key(suite.conv, suite.cipher, prov.ca);
@@ -1168,10 +1204,6 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   record("SAS_padded", sas);
 
   // Retained secrets: find the one Alice holds too (XEP-0116 §4.7.3).
-  bool ok = false;
-  std::vector<Bytes> rshashes = hidden_b64_values(f, "rshashes", ok);
-  if (!ok)
-    return fail(Errc::malformed, "bad rshashes");
   std::optional<SecretBytes> srs;
   std::optional<size_t> srs_index;
   bool srs_from_other = false;

@@ -323,8 +323,10 @@ Status Session::open_error_details(xml::Element& stanza) {
   xml::Element* err = stanza.child("error", xml::kNsClient);
   if (!err || !err->child("c", xml::kNsC))
     return {};
-  if (stanza.attr_or("type") != "error" || err->count_children("c", xml::kNsC) != 1)
+  if (stanza.attr_or("type") != "error")
     return fail(Errc::malformed, "<c/> inside <error/> of a stanza that is not an error");
+  if (err->count_children("c", xml::kNsC) != 1)
+    return fail(Errc::malformed, "more than one <c/> inside <error/>");
   xml::Element inner(stanza.name, stanza.ns);
   std::vector<xml::Element> kept;
   for (auto& ch : err->children) {
@@ -346,9 +348,15 @@ Result<Received> Session::open(const xml::Element& stanza) {
   if (stanza.count_children("c", xml::kNsC) != 1) {
     if (auto t = clear_terminate(stanza))
       return std::move(*t);
+    const xml::Element* err = stanza.child("error", xml::kNsClient);
+    if (stanza.count_children("c", xml::kNsC) == 0 && !(err && err->child("c", xml::kNsC)))
+      return fail(Errc::auth_failed,
+                  "unencrypted stanza refused (every stanza in the session is encrypted)");
     return fail(Errc::malformed, "expected exactly one <c/> in the stanza");
   }
   const xml::Element& c = *stanza.child("c", xml::kNsC);
+  if (!c.attrs.empty())
+    return fail(Errc::malformed, "<c/> with attributes");
   const xml::Element *data = nullptr, *key = nullptr, *mac = nullptr, *nw = nullptr;
   std::string m_content;
   for (const auto& ch : c.children) {
@@ -373,6 +381,9 @@ Result<Received> Session::open(const xml::Element& stanza) {
         return fail(Errc::malformed, "duplicate <" + ch.name + "/> inside <c/>");
       *slot = &ch;
     }
+    // formats §11.3: the children hold text only.
+    if (!ch.attrs.empty() || !ch.element_children().empty())
+      return fail(Errc::malformed, "<" + ch.name + "/> inside <c/> with attributes or children");
     if (&ch != mac)
       m_content += xml::serialize(ch, c.ns);
   }

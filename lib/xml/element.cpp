@@ -306,6 +306,7 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
   o.default_ns = std::string(default_ns);
   o.max_depth = limits.max_depth;
   o.keep_top_text = fragment;
+  o.allow_pi = !fragment;  // decrypted content is stanza content: XMPP allows no PI in it
   detail::TreeParser tp(std::move(o));
   std::string_view decl;
   if (!fragment && doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {
