@@ -160,6 +160,40 @@ xml::Element chat(const std::string& to, const std::string& thread, const std::s
   return st;
 }
 
+// CounterScript hands out the given counters first, then random ones.
+class CounterScript final : public RandomSource {
+ public:
+  std::vector<Counter128> script;
+  size_t draws = 0;
+  void fill(std::span<uint8_t> out) override { m_sys.fill(out); }
+  Counter128 initial_counter() override {
+    if (draws < script.size())
+      return script[draws++];
+    ++draws;
+    return RandomSource::initial_counter();
+  }
+
+ private:
+  SystemRandom m_sys;
+};
+
+Counter128 counter_hex(const char* h) {
+  return Counter128::from_bytes(unhex(h).value());
+}
+
+// counter_of returns the counter field of message 2.
+Counter128 counter_of(const xml::Element& m2) {
+  const xml::Element* x = xml::find_form(*m2.child("feature", xml::kNsFeatureNeg));
+  REQUIRE(x);
+  auto f = xml::parse_form(*x);
+  REQUIRE(f);
+  auto v = f->value("counter");
+  REQUIRE(v);
+  auto b = unbase64(*v);
+  REQUIRE(b);
+  return Counter128::from_bytes(view(b.value()));
+}
+
 }  // namespace
 
 TEST_CASE("Gajim mode keeps Gajim's keystream in step over non-ASCII stanzas (G5b)") {
@@ -290,4 +324,65 @@ TEST_CASE("G5b: a stanza within the carried keystream is refused; new keys start
   pass(x, y, std::nullopt);
   pass(y, x, std::nullopt);
   CHECK(x.last_trace().carried_in == 12);
+}
+
+TEST_CASE("Gajim mode draws no counter whose first byte, or its twin's, is zero") {
+  PartyConfig a = gajim_party("alice@example.org/pda"), b = gajim_party("bob@example.com/laptop");
+  SystemRandom rng;
+  CounterScript bob_rng;
+  bob_rng.script = {counter_hex("00112233445566778899aabbccddeeff"),
+                    counter_hex("80112233445566778899aabbccddeeff"),
+                    counter_hex("00000000000000000000000000000001"),
+                    counter_hex("80000000000000000000000000000000"),
+                    counter_hex("4f266c9d58cee1020ee99990f72556a9")};
+  auto started = Negotiation::start(a, b.jid, rng);
+  REQUIRE(started);
+  xml::Element offer = started->second.send.at(0);
+  offer.set_attr("from", a.jid);
+  auto responded = Negotiation::respond(b, offer, bob_rng);
+  REQUIRE(responded);
+  CHECK(bob_rng.draws == 5);
+  CHECK(counter_of(responded->second.send.at(0)) == bob_rng.script[4]);
+  auto m3 = started->first.receive(responded->second.send.at(0), rng);
+  REQUIRE(m3);
+  auto m4 = responded->first.receive(m3->send.at(0), bob_rng);
+  REQUIRE(m4);
+  auto done = started->first.receive(m4->send.at(0), rng);
+  REQUIRE(done);
+  REQUIRE(done->established);
+  for (const Session* s : {done->established->session.get(), m4->established->session.get()})
+    for (const Counter128& c : {s->params().send_ctr, s->params().recv_ctr})
+      CHECK(c.b[0] != 0);
+
+  // A first draw of 0x00.. or 0x80.. is always replaced, by a usable one.
+  for (int i = 0; i < 300; ++i) {
+    CounterScript r;
+    r.script = {counter_hex(i % 2 ? "80ffffffffffffffffffffffffffffff"
+                                  : "007fffffffffffffffffffffffffffff")};
+    auto resp = Negotiation::respond(b, offer, r);
+    REQUIRE(resp);
+    Counter128 c = counter_of(resp->second.send.at(0));
+    CHECK(r.draws >= 2);
+    CHECK((c.b[0] & 0x7f) != 0);
+  }
+
+  // Spec mode is unchanged: the first counter drawn is used, whatever it is.
+  PartyConfig sa = party("alice@example.org/pda"), sb = party("bob@example.com/laptop");
+  auto s_started = Negotiation::start(sa, sb.jid, rng);
+  REQUIRE(s_started);
+  xml::Element s_offer = s_started->second.send.at(0);
+  s_offer.set_attr("from", sa.jid);
+  CounterScript spec_rng;
+  spec_rng.script = {counter_hex("00112233445566778899aabbccddeeff")};
+  auto s_resp = Negotiation::respond(sb, s_offer, spec_rng);
+  REQUIRE(s_resp);
+  CHECK(spec_rng.draws == 1);
+  CHECK(counter_of(s_resp->second.send.at(0)) == spec_rng.script[0]);
+
+  // A source that only draws such counters fails the negotiation instead of looping.
+  CounterScript broken;
+  broken.script.assign(100, counter_hex("80000000000000000000000000000000"));
+  auto refused = Negotiation::respond(b, offer, broken);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == Errc::internal);
 }
