@@ -104,6 +104,7 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
 int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, Step step,
                  const std::string& peer_jid, StanzaInput& in) {
   SystemRandom rng;
+  const xml::SerializeStyle style = wire_style(p.cfg.policy.compat);
   for (;;) {
     if (step.established) {
       // Validate and commit first, then write (DESIGN §4): the message that establishes the
@@ -112,12 +113,12 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
       persist_established(ctx, peer_jid, neg.thread(), neg.initiator(), *step.established, p.mine,
                           p.others, p.verifier.get(), [&] {
                             for (const auto& m : step.send)
-                              write_stanza(m);
+                              write_stanza(m, stdout, style);
                           });
       return kExitOk;
     }
     for (const auto& m : step.send)
-      write_stanza(m);
+      write_stanza(m, stdout, style);
     std::optional<xml::Element> st;
     for (;;) {
       st = in.next(o.timeout * 1000);
@@ -132,7 +133,7 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
     auto r = neg.receive(*st, rng);
     if (!r) {
       if (neg.error_reply())
-        write_stanza(*neg.error_reply());
+        write_stanza(*neg.error_reply(), stdout, style);
       ctx.status("NEGOTIATION_FAILED", {peer_jid, errc_name(r.error().code)});
       throw Failure{r.error(), {}};
     }

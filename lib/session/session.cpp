@@ -74,12 +74,12 @@ bool is_stanza_kind(std::string_view name) {
   return name == "message" || name == "presence" || name == "iq";
 }
 
-xml::Element terminate_form(std::string_view type) {
+xml::Element terminate_form(std::string_view type, std::string_view field_type) {
   xml::Element feature("feature", std::string(xml::kNsFeatureNeg));
   xml::Element x("x", std::string(xml::kNsData));
   x.set_attr("type", type);
-  xml::add_field(x, "FORM_TYPE").value("urn:xmpp:ssn");
-  xml::add_field(x, "terminate").value("1");
+  xml::add_field(x, "FORM_TYPE", field_type).value("urn:xmpp:ssn");
+  xml::add_field(x, "terminate", field_type).value("1");
   feature.add(std::move(x));
   return feature;
 }
@@ -328,8 +328,9 @@ Result<xml::Element> Session::terminate(RandomSource& rng) {
   envelope.set_attr("to", m_p.peer_jid);
   envelope.add_text_child("thread", m_p.thread);
   if (m_p.suite.compat == Compat::gajim) {
-    // T1: Gajim ends a session with the form in clear and expects no acknowledgement.
-    envelope.children.insert(envelope.children.begin(), terminate_form("submit"));
+    // T1: Gajim ends a session with the form in clear and expects no acknowledgement. Its
+    // form is written as Gajim writes its submit forms: type="text-single" on every field.
+    envelope.children.insert(envelope.children.begin(), terminate_form("submit", "text-single"));
     destroy();
     return envelope;
   }

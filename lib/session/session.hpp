@@ -152,8 +152,9 @@ class Session {
 // is_encryptable_kind returns true for message, presence and iq.
 bool is_stanza_kind(std::string_view name);
 
-// terminate_form builds the XEP-0155 §7 termination form (type submit or result).
-xml::Element terminate_form(std::string_view type);
+// terminate_form builds the XEP-0155 §7 termination form (type submit or result); its fields
+// carry |field_type| when given (Gajim writes type="text-single" on every submitted field).
+xml::Element terminate_form(std::string_view type, std::string_view field_type = {});
 // is_terminate_form recognises a <feature/> carrying terminate=1 and returns its form type.
 std::optional<std::string> terminate_form_type(const xml::Element& e);
 

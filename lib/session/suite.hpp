@@ -59,6 +59,12 @@ struct Suite {
   std::string ver = "1.0";
 };
 
+// wire_style returns how the messages of a session in mode |c| are written: in Gajim mode as
+// Gajim's XML library writes them, an empty element as "<a />" (formats §18).
+inline xml::SerializeStyle wire_style(Compat c) {
+  return xml::SerializeStyle{c == Compat::gajim};
+}
+
 // norm_style returns the form normalization of |c|.
 inline xml::NormStyle norm_style(const CryptoConv& c) {
   return c.g4 ? xml::NormStyle::gajim : xml::NormStyle::spec;

@@ -386,3 +386,28 @@ TEST_CASE("Gajim mode draws no counter whose first byte, or its twin's, is zero"
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == Errc::internal);
 }
+
+TEST_CASE("Gajim mode termination is Gajim's wire, byte for byte (T1)") {
+  SystemRandom rng;
+  auto p =
+      negotiate(gajim_party("alice@example.org/pda"), gajim_party("bob@example.com/laptop"), rng);
+  REQUIRE(p);
+  auto t = p->alice.session->terminate(rng);
+  REQUIRE(t);
+  CHECK(xml::serialize(t.value(), {}, wire_style(Compat::gajim)) ==
+        "<message xmlns=\"jabber:client\" to=\"bob@example.com/laptop\">"
+        "<feature xmlns=\"http://jabber.org/protocol/feature-neg\">"
+        "<x xmlns=\"jabber:x:data\" type=\"submit\">"
+        "<field var=\"FORM_TYPE\" type=\"text-single\"><value>urn:xmpp:ssn</value></field>"
+        "<field var=\"terminate\" type=\"text-single\"><value>1</value></field>"
+        "</x></feature><thread>" +
+            p->thread + "</thread></message>");
+  auto r = p->bob.session->decrypt(t.value());
+  REQUIRE(r);
+  CHECK(r->terminated);
+  CHECK_FALSE(r->reply);
+  // Gajim's wire writes an empty element with a space; spec mode does not.
+  xml::Element e("required", std::string(xml::kNsData));
+  CHECK(xml::serialize(e, xml::kNsData, wire_style(Compat::gajim)) == "<required />");
+  CHECK(xml::serialize(e, xml::kNsData, wire_style(Compat::spec)) == "<required/>");
+}
