@@ -154,7 +154,7 @@ void add_common(CLI::App* c, NegOpts& o) {
                 "have one, else none)");
   c->add_option("--require", o.require,
                 "what we accept from the peer, in preference order (default hash,key,none)");
-  c->add_flag("--gajim", o.gajim, "Gajim-compatible conventions (G1-G4, R1-R4, T1)");
+  c->add_flag("--gajim", o.gajim, "Gajim-compatible conventions (G1-G4, G5b, R1-R4, T1)");
   c->add_flag("--allow-weak-groups", o.allow_weak, "accept MODP groups 1, 2 and 5");
   c->add_option("--oss-fd", o.oss_fd, "read an other shared secret (a password) from this fd");
   c->add_flag("--oss-prompt", o.oss_prompt, "ask for an other shared secret on the terminal");
