@@ -11,6 +11,7 @@ namespace {
 
 struct Decrypted {
   std::vector<std::variant<Received, Error>> results;
+  Compat compat = Compat::spec;  // how answers to the peer are written (wire_style)
 };
 
 int run_decrypt(Context& ctx, const FilterOpts& o) {
@@ -52,6 +53,7 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
         return;
       Decrypted d = with_session<Decrypted>(ctx, group_id, [&](Session& s) -> Result<Decrypted> {
         Decrypted r;
+        r.compat = s.suite().compat;
         for (const xml::Element* st : group) {
           auto dec = s.decrypt(*st);
           if (dec)
@@ -66,7 +68,7 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
         if (auto* err = std::get_if<Error>(&res)) {
           // Written after the good stanzas before it, so the order of events is kept.
           write_all(out, stdout);
-          write_all(answers, replies);
+          write_all(answers, replies, wire_style(d.compat));
           out.clear();
           answers.clear();
           report(Failure{*err, {}}, group_peer);
@@ -94,7 +96,7 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
         }
       }
       write_all(out, stdout);
-      write_all(answers, replies);
+      write_all(answers, replies, wire_style(d.compat));
       group.clear();
     };
     for (const auto& st : batch) {

@@ -11,7 +11,8 @@ namespace {
 
 struct Encrypted {
   std::vector<xml::Element> out;
-  std::optional<Error> error;  // the stanza after the last one in |out| failed
+  Compat compat = Compat::spec;  // how the session's stanzas are written (wire_style)
+  std::optional<Error> error;    // the stanza after the last one in |out| failed
 };
 
 int run_encrypt(Context& ctx, const FilterOpts& o) {
@@ -34,6 +35,7 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
         return;
       Encrypted e = with_session<Encrypted>(ctx, group_id, [&](Session& s) -> Result<Encrypted> {
         Encrypted r;
+        r.compat = s.suite().compat;
         for (xml::Element* st : group) {
           auto enc = s.encrypt(*st, rng);
           if (!enc) {
@@ -47,7 +49,7 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
         }
         return r;
       });
-      write_all(e.out, stdout);
+      write_all(e.out, stdout, wire_style(e.compat));
       n += e.out.size();
       group.clear();
       if (e.error)

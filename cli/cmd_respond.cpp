@@ -56,7 +56,7 @@ int run_respond(Context& ctx, const NegOpts& o) {
   auto responded = Negotiation::respond(p.cfg, *offer, rng, peer, &reply);
   if (!responded) {
     if (reply)
-      write_stanza(*reply);
+      write_stanza(*reply, stdout, wire_style(p.cfg.policy.compat));
     ctx.status("NEGOTIATION_FAILED", {peer, errc_name(responded.error().code)});
     throw Failure{responded.error(), {}};
   }

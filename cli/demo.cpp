@@ -9,8 +9,10 @@ namespace esession::cli {
 
 namespace {
 
-void show(const char* who, const char* what, const xml::Element& e) {
-  std::printf("%s %s\n  %s\n", who, what, xml::serialize(e).c_str());
+// show prints a stanza as it goes on the wire (in Gajim mode as Gajim writes it).
+void show(const char* who, const char* what, const xml::Element& e, bool gajim) {
+  std::printf("%s %s\n  %s\n", who, what,
+              xml::serialize(e, {}, wire_style(gajim ? Compat::gajim : Compat::spec)).c_str());
 }
 
 int die(const Error& e) {
@@ -37,19 +39,19 @@ int run_demo(bool gajim) {
     return die(a.error());
   xml::Element m1 = a->second.send.at(0);
   m1.set_attr("from", alice.jid);
-  show("alice -> bob", "(1) offer", m1);
+  show("alice -> bob", "(1) offer", m1, gajim);
   auto b = Negotiation::respond(bob, m1, rng);
   if (!b)
     return die(b.error());
-  show("bob -> alice", "(2) response", b->second.send.at(0));
+  show("bob -> alice", "(2) response", b->second.send.at(0), gajim);
   auto m3 = a->first.receive(b->second.send.at(0), rng);
   if (!m3)
     return die(m3.error());
-  show("alice -> bob", "(3) accept + identity", m3->send.at(0));
+  show("alice -> bob", "(3) accept + identity", m3->send.at(0), gajim);
   auto m4 = b->first.receive(m3->send.at(0), rng);
   if (!m4)
     return die(m4.error());
-  show("bob -> alice", "(4) identity", m4->send.at(0));
+  show("bob -> alice", "(4) identity", m4->send.at(0), gajim);
   auto done = a->first.receive(m4->send.at(0), rng);
   if (!done)
     return die(done.error());
@@ -84,7 +86,7 @@ int run_demo(bool gajim) {
     auto enc = snd.encrypt(st, rng);
     if (!enc)
       return die(enc.error());
-    show(l.from_alice ? "alice -> bob" : "bob -> alice", "encrypted", enc.value());
+    show(l.from_alice ? "alice -> bob" : "bob -> alice", "encrypted", enc.value(), gajim);
     auto dec = rcv.decrypt(enc.value());
     if (!dec)
       return die(dec.error());
@@ -95,12 +97,12 @@ int run_demo(bool gajim) {
   auto t = ea.session->terminate(rng);
   if (!t)
     return die(t.error());
-  show("alice -> bob", "terminate", t.value());
+  show("alice -> bob", "terminate", t.value(), gajim);
   auto ack = eb.session->decrypt(t.value());
   if (!ack)
     return die(ack.error());
   if (ack->reply) {
-    show("bob -> alice", "acknowledge", *ack->reply);
+    show("bob -> alice", "acknowledge", *ack->reply, gajim);
     auto fin = ea.session->decrypt(*ack->reply);
     if (!fin)
       return die(fin.error());

@@ -43,8 +43,9 @@ struct FilterOpts {
 // and batch, committed before any output of the batch is written.
 constexpr size_t kBatch = 512;
 
-// write_all writes |out|, one stanza per line, and flushes. Throws Failure on an I/O error.
-void write_all(const std::vector<xml::Element>& out, FILE* f);
+// write_all writes |out|, one stanza per line in |style|, and flushes. Throws Failure on an
+// I/O error.
+void write_all(const std::vector<xml::Element>& out, FILE* f, xml::SerializeStyle style = {});
 
 // SessionCache remembers, within one batch, which session each (peer, thread) uses.
 class SessionCache {

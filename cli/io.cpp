@@ -86,8 +86,8 @@ std::vector<xml::Element> StanzaInput::next_batch(size_t max) {
   return out;
 }
 
-void write_stanza(const xml::Element& e, FILE* out) {
-  std::string line = xml::serialize(e);
+void write_stanza(const xml::Element& e, FILE* out, xml::SerializeStyle style) {
+  std::string line = xml::serialize(e, {}, style);
   if (line.size() > xml::kMaxStanza)
     fail_with(Errc::malformed,
               "the <" + e.name + "/> stanza to write is " + std::to_string(line.size()) +

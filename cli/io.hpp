@@ -32,8 +32,9 @@ class StanzaInput {
 // widen_pipe raises the capacity of |fd| if it is a pipe (best effort).
 void widen_pipe(int fd);
 
-// write_stanza writes |e| as one line and flushes. Throws Failure when the output is closed, or
-// when the line would be longer than xml::kMaxStanza (nothing is written then).
-void write_stanza(const xml::Element& e, FILE* out = stdout);
+// write_stanza writes |e| as one line, in |style| (a session's wire_style()), and flushes.
+// Throws Failure when the output is closed, or when the line would be longer than
+// xml::kMaxStanza (nothing is written then).
+void write_stanza(const xml::Element& e, FILE* out = stdout, xml::SerializeStyle style = {});
 
 }  // namespace esession::cli

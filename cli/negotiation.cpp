@@ -172,6 +172,7 @@ void deliver_content(Context& ctx, const NegOpts& o, Step& step, const std::stri
 int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, Step step,
                  const std::string& peer_jid, StanzaInput& in) {
   SystemRandom rng;
+  const xml::SerializeStyle style = wire_style(p.cfg.policy.compat);
   for (;;) {
     if (step.established) {
       // Validate and commit first, then write (DESIGN §4): the message that establishes the
@@ -180,7 +181,7 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
       persist_established(ctx, peer_jid, neg.thread(), neg.initiator(), *step.established, p.mine,
                           p.others, p.verifier.get(), [&] {
                             for (const auto& m : step.send)
-                              write_stanza(m);
+                              write_stanza(m, stdout, style);
                           });
       if (p.cfg.content)
         ctx.status("ATTACHED", {peer_jid, neg.thread()});
@@ -190,7 +191,7 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
       return kExitOk;
     }
     for (const auto& m : step.send)
-      write_stanza(m);
+      write_stanza(m, stdout, style);
     std::optional<xml::Element> st;
     for (;;) {
       st = in.next(o.timeout * 1000);
@@ -205,7 +206,7 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
     auto r = neg.receive(*st, rng);
     if (!r) {
       if (neg.error_reply())
-        write_stanza(*neg.error_reply());
+        write_stanza(*neg.error_reply(), stdout, style);
       ctx.status("NEGOTIATION_FAILED", {peer_jid, errc_name(r.error().code)});
       throw Failure{r.error(), {}};
     }
@@ -226,7 +227,7 @@ void add_common(CLI::App* c, NegOpts& o) {
                 "have one, else none)");
   c->add_option("--require", o.require,
                 "what we accept from the peer, in preference order (default hash,key,none)");
-  c->add_flag("--gajim", o.gajim, "Gajim-compatible conventions (G1-G4, R1-R4, T1)");
+  c->add_flag("--gajim", o.gajim, "Gajim-compatible conventions (G1-G4, G5b, R1-R4, T1)");
   c->add_flag("--allow-weak-groups", o.allow_weak, "accept MODP groups 1, 2 and 5");
   c->add_option("--oss-fd", o.oss_fd, "read an other shared secret (a password) from this fd");
   c->add_flag("--oss-prompt", o.oss_prompt, "ask for an other shared secret on the terminal");

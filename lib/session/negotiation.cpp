@@ -237,6 +237,19 @@ std::string rekey_freq_text(uint32_t v) {
   return std::to_string(v);
 }
 
+// draw_counter draws C_A. For a Gajim peer it draws again while the first byte of C_A or of
+// C_B = C_A XOR 2^127 is zero (0x00 or 0x80): Gajim's code fails on a counter below 2^120,
+// that is 1 session in 128 (formats §18). Both then stay above 2^120 until they wrap.
+Result<Counter128> draw_counter(RandomSource& rng, bool gajim) {
+  for (int i = 0; i < 64; ++i) {
+    Counter128 c = rng.initial_counter();
+    if (!gajim || (c.b[0] & 0x7f) != 0)
+      return c;
+  }
+  // 64 draws in a row at 1 in 128 each: not a working random source.
+  return fail(Errc::internal, "the random source keeps drawing counters Gajim cannot use");
+}
+
 }  // namespace
 
 void Negotiation::Impl::trace_keys(const std::string& prefix, const KeySet& ks, bool all) {
@@ -747,7 +760,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   if (!dh_check_private(g, y))
     return fail(Errc::internal, "DH private value out of range");
   d = dh_public(g, y);
-  c_a = rng.initial_counter();
+  ES_ASSIGN(c_a, draw_counter(rng, gajim()));
   c_b = c_a.flip_top();
   record("d", d.hex());
   record("chosen_modp", std::to_string(suite.modp));

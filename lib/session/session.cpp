@@ -34,6 +34,14 @@ size_t utf8_chars(std::string_view s) {
   return n;
 }
 
+// unused_keystream is how many keystream bytes a stanza of |len| bytes had but did not use
+// (the vectors' keystream_bytes_carried_out; G5b carries them into the next stanza).
+uint8_t unused_keystream(uint8_t carried_in, uint64_t blocks, size_t len) {
+  if (len == 0)
+    return 0;
+  return static_cast<uint8_t>(carried_in + 16 * blocks - len);
+}
+
 Result<uint32_t> parse_u32(std::string_view s) {
   ES_ASSIGN(uint64_t v, parse_decimal(s));
   return static_cast<uint32_t>(v);
@@ -66,12 +74,12 @@ bool is_stanza_kind(std::string_view name) {
   return name == "message" || name == "presence" || name == "iq";
 }
 
-xml::Element terminate_form(std::string_view type) {
+xml::Element terminate_form(std::string_view type, std::string_view field_type) {
   xml::Element feature("feature", std::string(xml::kNsFeatureNeg));
   xml::Element x("x", std::string(xml::kNsData));
   x.set_attr("type", type);
-  xml::add_field(x, "FORM_TYPE").value("urn:xmpp:ssn");
-  xml::add_field(x, "terminate").value("1");
+  xml::add_field(x, "FORM_TYPE", field_type).value("urn:xmpp:ssn");
+  xml::add_field(x, "terminate", field_type).value("1");
   feature.add(std::move(x));
   return feature;
 }
@@ -104,11 +112,14 @@ void Session::destroy() {
   m_pending_private.reset();
   m_old_mac_keys.clear();
   m_prev_send_mac = {};
+  m_p.send_carry = m_p.recv_carry = 0;
   m_cache.clear();
 }
 
 Bytes Session::pad(std::string content, RandomSource&) const {
-  // Spec mode pads to a multiple of 16 bytes; Gajim pads to a multiple of 16 characters (G5a).
+  // Both modes pad to a multiple of 16 bytes: in Gajim mode that leaves no keystream over, so
+  // Gajim's stream receiver (G5b) stays in step whatever the text. Gajim itself pads to a
+  // multiple of 16 characters (G5a), which only a vector replay asks of us.
   size_t len = m_p.suite.conv.g5a ? utf8_chars(content) : content.size();
   content.append((16 - len % 16) % 16, ' ');
   return Bytes(content.begin(), content.end());
@@ -132,13 +143,24 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
                                      std::optional<std::string> key_b64) {
   const Counter128 before = m_p.send_ctr;
   xml::Element c("c", std::string(xml::kNsC));
+  // G5b: the stanza starts with the keystream the previous one left over.
+  CtrStream stream{before, m_p.send_carry};
+  const uint8_t carried_in =
+      has_content ? static_cast<uint8_t>(std::min<size_t>(stream.carry, plaintext.size())) : 0;
   Counter128 after = before.add(1);
+  uint64_t blocks = 1;
   Bytes m_final;
   if (has_content) {
+    if (!plaintext.empty() && plaintext.size() <= stream.carry)
+      return fail(Errc::malformed, "a stanza of " + std::to_string(plaintext.size()) +
+                                       " bytes would not advance the counter (G5b)");
     m_final.resize(plaintext.size());
-    after = ctr_encrypt(m_p.suite.conv, m_cache.cipher(0, m_p.send.cipher), before, plaintext,
-                        m_final.data());
+    blocks = ctr_stream_encrypt(m_p.suite.conv, m_cache.cipher(0, m_p.send.cipher), stream,
+                                plaintext, m_final.data());
+    after = stream.ctr;
     c.add_text_child("data", base64(m_final));
+  } else {
+    stream.carry = 0;  // a counter value without keystream: the next stanza starts afresh
   }
   if (key_b64)
     c.add_text_child("key", *key_b64);
@@ -154,11 +176,19 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
 
   // Commit.
   m_p.send_ctr = after;
+  m_p.send_carry = stream.carry;
   m_keys_received = 0;
   m_old_mac_keys.clear();
   ++m_sent_since_rekey;
-  m_trace =
-      CounterTrace{before, after, std::move(m_final), std::move(m_content), bytes_of(view(a_mac))};
+  const uint8_t left = unused_keystream(carried_in, blocks, m_final.size());
+  m_trace = CounterTrace{before,
+                         after,
+                         blocks,
+                         carried_in,
+                         left,
+                         std::move(m_final),
+                         std::move(m_content),
+                         bytes_of(view(a_mac))};
   return c;
 }
 
@@ -279,6 +309,7 @@ Result<xml::Element> Session::rekey(RandomSource& rng) {
   SecretBytes old_send_mac = m_p.send.mac;
   ES_ASSIGN(xml::Element out, seal(envelope, {}, false, base64(e.mpi())));
   m_p.send = std::move(mine);
+  m_p.send_carry = 0;  // a new key starts a new keystream
   m_recv.push_back(std::move(theirs));
   m_pending_private = std::move(x);
   m_old_mac_keys.clear();
@@ -294,8 +325,9 @@ Result<xml::Element> Session::terminate(RandomSource& rng) {
   envelope.set_attr("to", m_p.peer_jid);
   envelope.add_text_child("thread", m_p.thread);
   if (m_p.suite.compat == Compat::gajim) {
-    // T1: Gajim ends a session with the form in clear and expects no acknowledgement.
-    envelope.children.insert(envelope.children.begin(), terminate_form("submit"));
+    // T1: Gajim ends a session with the form in clear and expects no acknowledgement. Its
+    // form is written as Gajim writes its submit forms: type="text-single" on every field.
+    envelope.children.insert(envelope.children.begin(), terminate_form("submit", "text-single"));
     destroy();
     return envelope;
   }
@@ -425,13 +457,24 @@ Result<Received> Session::open(const xml::Element& stanza) {
                 "stanza MAC does not verify (tampered, replayed, reordered or lost stanza)");
 
   Received out;
+  // G5b: the peer's keystream continues from its previous stanza under the same key; a stanza
+  // under the keys of our re-key (<new/>) starts a new one.
+  CtrStream stream{before, set == 0 ? m_p.recv_carry : uint8_t{0}};
+  uint8_t carried_in = 0;
+  uint64_t blocks = 1;
   Counter128 after = before.add(1);
-  if (data) {
+  if (data && !m_final.empty()) {
+    // Every Gajim stanza is at least 16 bytes; one within the carried keystream would leave
+    // the counter, and so the next MAC's counter, where it is.
+    if (m_final.size() <= stream.carry)
+      return fail(Errc::malformed, "<data/> shorter than the keystream carried over (G5b)");
+    carried_in = stream.carry;
     out.plaintext.resize(m_final.size());
-    after = ctr_encrypt(m_p.suite.conv, m_cache.cipher(1 + set, keys.cipher), before, m_final,
-                        out.plaintext.data());
-    if (m_final.empty())
-      after = before.add(1);
+    blocks = ctr_stream_encrypt(m_p.suite.conv, m_cache.cipher(1 + set, keys.cipher), stream,
+                                m_final, out.plaintext.data());
+    after = stream.ctr;
+  } else {
+    stream.carry = 0;
   }
   std::string_view text(reinterpret_cast<const char*>(out.plaintext.data()), out.plaintext.size());
   ES_ASSIGN(std::vector<xml::Element> content, xml::parse_fragment(text, stanza.ns));
@@ -477,7 +520,17 @@ Result<Received> Session::open(const xml::Element& stanza) {
 
   // Commit.
   m_p.recv_ctr = after;
-  m_trace = CounterTrace{before, after, {}, std::move(m_content), std::move(a_mac)};
+  // New receive keys (a <key/>, ours acknowledged by <new/> included above) start a new
+  // keystream; so do new send keys, below.
+  m_p.recv_carry = key ? 0 : stream.carry;
+  m_trace = CounterTrace{before,
+                         after,
+                         blocks,
+                         carried_in,
+                         unused_keystream(carried_in, blocks, m_final.size()),
+                         {},
+                         std::move(m_content),
+                         std::move(a_mac)};
   if (set > 0) {
     // Our re-key is acknowledged: the older receive keys are done with, and both old MAC keys
     // can be published (XEP-0200 §10).
@@ -500,6 +553,7 @@ Result<Received> Session::open(const xml::Element& stanza) {
     out.rekeyed = true;
   } else if (key) {
     m_p.send = std::move(*new_send);
+    m_p.send_carry = 0;
     m_recv.assign(1, std::move(*new_recv));
     m_p.peer_public = std::move(*new_peer_public);
     ++m_keys_received;

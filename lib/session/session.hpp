@@ -31,6 +31,9 @@ struct SessionParams {
   std::string thread;
   DirectionKeys send, recv;
   Counter128 send_ctr, recv_ctr;
+  // G5b: unused bytes at the end of each direction's last keystream block (0-15), which start
+  // the next stanza of that direction. Always 0 without G5b.
+  uint8_t send_carry = 0, recv_carry = 0;
   BigNum my_private;   // our latest DH private value (x or y)
   BigNum peer_public;  // the peer's latest DH public value (d or e)
 };
@@ -54,6 +57,8 @@ struct SendOptions {
 // CounterTrace reports the counters one encryption or decryption used (for vectors and tests).
 struct CounterTrace {
   Counter128 before, after;
+  uint64_t blocks = 0;                      // fresh keystream blocks generated
+  uint8_t carried_in = 0, carried_out = 0;  // G5b: keystream bytes taken over and left over
   Bytes m_final;
   std::string m_content;
   Bytes a_mac;
@@ -147,8 +152,9 @@ class Session {
 // is_encryptable_kind returns true for message, presence and iq.
 bool is_stanza_kind(std::string_view name);
 
-// terminate_form builds the XEP-0155 §7 termination form (type submit or result).
-xml::Element terminate_form(std::string_view type);
+// terminate_form builds the XEP-0155 §7 termination form (type submit or result); its fields
+// carry |field_type| when given (Gajim writes type="text-single" on every submitted field).
+xml::Element terminate_form(std::string_view type, std::string_view field_type = {});
 // is_terminate_form recognises a <feature/> carrying terminate=1 and returns its form type.
 std::optional<std::string> terminate_form_type(const xml::Element& e);
 

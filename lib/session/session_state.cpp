@@ -1,6 +1,6 @@
 // Session::serialize and Session::deserialize: the state blob the store keeps for a session.
 //
-// Format "ESS1", version 1. All integers are big-endian. A field is one of
+// Format "ESS1", version 2. All integers are big-endian. A field is one of
 //   u8, u32, u64       fixed-size integers; bool is a u8 that must be 0 or 1
 //   ctr                16 bytes (a Counter128)
 //   bytes              u32 length, then that many bytes (at most 65536)
@@ -9,8 +9,9 @@
 //   list<T>            u32 count, then the elements
 // Enumerations are written as explicit codes (below), not as C++ enumerator values, so that
 // reordering an enum never changes the format. The fields, in order:
-//   "ESS1" u8:version(1)
-//   suite:   u8:compat(0 spec, 1 gajim) bool:g1 bool:g2 bool:g4 bool:g5a u8:flow(0 4-msg, 1 3-msg)
+//   "ESS1" u8:version(2)
+//   suite:   u8:compat(0 spec, 1 gajim) bool:g1 bool:g2 bool:g4 bool:g5a bool:g5b
+//            u8:flow(0 4-msg, 1 3-msg)
 //            u32:modp u8:cipher(0 aes128-ctr, 1 aes256-ctr) u8:hash(0 sha256, 1 sha512)
 //            list<bytes>:stanzas u8:init_pubkey u8:resp_pubkey (0 none, 1 key, 2 hash)
 //            bytes:sign_alg u32:rekey_freq bytes:logging bytes:ver
@@ -20,6 +21,7 @@
 //   session: u8:state(0 active, 1 closing, 2 ended) list<bytes:cipher bytes:mac>:recv_keys
 //            bool:has_pending [mpi:pending_private] u32:keys_received u64:sent_since_rekey
 //            list<bytes>:old_mac_keys bytes:prev_send_mac
+//   stream:  u8:send_carry u8:recv_carry (G5b: 0-15, and 0 without G5b)
 // Nothing may follow. SessionParams::recv is not written (the constructor moves it into the
 // receive key sets, leaving it empty), nor is last_trace() (a diagnostic of the last call).
 //
@@ -28,6 +30,12 @@
 // has one or two receive key sets, a pending private value exactly when it has two, AES keys of
 // 16 or 32 bytes, a known group and an in-range peer public value), so the encoding is
 // canonical: deserialize(b) succeeds only if serialize() of the result gives back b.
+//
+// Version 1 (written before G5b existed) is still read. It lacks bool:g5b and the stream
+// fields: g5b is then set for Gajim-mode sessions (Gajim mode has always meant Gajim's peer,
+// whose cipher is a stream; up to then our Gajim-mode sender started every stanza on a fresh
+// block, which Gajim reads the same way while no keystream is left over) and both carries
+// are 0. Such a session is written back as version 2.
 #include "session/session.hpp"
 
 namespace esession {
@@ -35,7 +43,8 @@ namespace esession {
 namespace {
 
 constexpr uint8_t kMagic[4] = {'E', 'S', 'S', '1'};
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersionNoStream = 1;  // before G5b: no g5b flag, no stream fields
 constexpr size_t kMaxField = 65536;
 constexpr uint32_t kMaxOldMacKeys = 16;
 
@@ -170,6 +179,7 @@ void write_suite(Writer& w, const Suite& s) {
   w.boolean(s.conv.g2);
   w.boolean(s.conv.g4);
   w.boolean(s.conv.g5a);
+  w.boolean(s.conv.g5b);
   w.u8(encode(s.flow, kFlowCodes));
   w.u32(static_cast<uint32_t>(s.modp));
   w.u8(encode(s.cipher, kCipherCodes));
@@ -185,13 +195,18 @@ void write_suite(Writer& w, const Suite& s) {
   w.str(s.ver);
 }
 
-Result<Suite> read_suite(Reader& r) {
+Result<Suite> read_suite(Reader& r, uint8_t version) {
   Suite s;
   ES_ASSIGN(s.compat, decode(r, kCompatCodes, "compat"));
   ES_ASSIGN(s.conv.g1, r.boolean("g1"));
   ES_ASSIGN(s.conv.g2, r.boolean("g2"));
   ES_ASSIGN(s.conv.g4, r.boolean("g4"));
   ES_ASSIGN(s.conv.g5a, r.boolean("g5a"));
+  if (version == kVersionNoStream) {
+    s.conv.g5b = s.compat == Compat::gajim;
+  } else {
+    ES_ASSIGN(s.conv.g5b, r.boolean("g5b"));
+  }
   ES_ASSIGN(s.flow, decode(r, kFlowCodes, "flow"));
   ES_ASSIGN(uint32_t modp, r.u32("modp"));
   if (modp > 1000 || !dh_group(static_cast<int>(modp)))
@@ -284,6 +299,8 @@ SecretBytes Session::serialize() const {
   for (const auto& k : m_old_mac_keys)
     w.bytes(view(k));
   w.bytes(view(m_prev_send_mac));
+  w.u8(m_p.send_carry);
+  w.u8(m_p.recv_carry);
   return w.take();
 }
 
@@ -293,12 +310,13 @@ Result<Session> Session::deserialize(ByteView state) {
   if (!std::equal(magic.begin(), magic.end(), kMagic))
     return bad("magic", "not an esession session state");
   ES_ASSIGN(uint8_t version, r.u8("version"));
-  if (version != kVersion)
+  if (version != kVersion && version != kVersionNoStream)
     return fail(Errc::unsupported, "session state: version " + std::to_string(version) +
-                                       " is not supported (this esession reads version " +
+                                       " is not supported (this esession reads versions " +
+                                       std::to_string(kVersionNoStream) + " and " +
                                        std::to_string(kVersion) + ")");
   SessionParams p;
-  ES_ASSIGN(p.suite, read_suite(r));
+  ES_ASSIGN(p.suite, read_suite(r, version));
   ES_ASSIGN(p.initiator, r.boolean("initiator"));
   ES_ASSIGN(p.local_jid, r.str("local_jid"));
   ES_ASSIGN(p.peer_jid, r.str("peer_jid"));
@@ -334,6 +352,13 @@ Result<Session> Session::deserialize(ByteView state) {
     old_mac_keys.push_back(std::move(k));
   }
   ES_ASSIGN(SecretBytes prev_send_mac, r.secret_bytes("prev_send_mac"));
+  if (version != kVersionNoStream) {
+    ES_ASSIGN(p.send_carry, r.u8("send_carry"));
+    ES_ASSIGN(p.recv_carry, r.u8("recv_carry"));
+    for (uint8_t c : {p.send_carry, p.recv_carry})
+      if (c > 15 || (c != 0 && !p.suite.conv.g5b))
+        return bad("carry", "out of range");
+  }
   if (!r.done())
     return bad("end", "trailing bytes");
   if (state_value != State::ended)

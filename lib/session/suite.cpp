@@ -1,5 +1,7 @@
 #include "session/suite.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
 
 namespace esession {
@@ -45,6 +47,35 @@ Counter128 ctr_encrypt(const CryptoConv& conv, CtrKey& key, const Counter128& c,
                        uint8_t* out) {
   key.xcrypt(conv.g2 ? c.add(1) : c, in, out);
   return c.add(ctr_blocks(in.size()));
+}
+
+uint64_t ctr_stream_encrypt(const CryptoConv& conv, CtrKey& key, CtrStream& s, ByteView in,
+                            uint8_t* out) {
+  size_t carried = 0;
+  if (conv.g5b && s.carry > 0) {
+    // The carried bytes are the end of the last keystream block generated: the block at s.ctr
+    // under G2, at s.ctr - 1 otherwise.
+    Counter128 last = s.ctr;
+    if (!conv.g2)
+      for (size_t i = 16; i-- > 0;)
+        if (last.b[i]-- != 0)
+          break;  // no borrow
+    std::array<uint8_t, 16> ks{};
+    key.xcrypt(last, ByteView(ks.data(), ks.size()), ks.data());
+    carried = std::min<size_t>(s.carry, in.size());
+    for (size_t i = 0; i < carried; ++i)
+      out[i] = in[i] ^ ks[16 - s.carry + i];
+    cleanse(ks.data(), ks.size());
+    s.carry = static_cast<uint8_t>(s.carry - carried);
+  }
+  size_t rest = in.size() - carried;
+  if (rest == 0)
+    return 0;
+  key.xcrypt(conv.g2 ? s.ctr.add(1) : s.ctr, in.subspan(carried), out + carried);
+  uint64_t blocks = ctr_blocks(rest);
+  s.ctr = s.ctr.add(blocks);
+  s.carry = conv.g5b ? static_cast<uint8_t>((16 - rest % 16) % 16) : 0;
+  return blocks;
 }
 
 KeySet derive_keys(HashAlg h, ByteView k) {

@@ -15,7 +15,7 @@ namespace esession {
 // Compat selects how the XEPs' ambiguities are resolved (formats/esession-1.0.md).
 enum class Compat {
   spec,   // the resolutions of PROTOCOL-NOTES §8
-  gajim,  // G1-G4, R1-R4, T1, G5a: the conventions of the only deployed implementation
+  gajim,  // G1-G4, R1-R4, T1, G5b: the conventions of the only deployed implementation
 };
 
 // Flow is the negotiation flow (XEP-0116 §4.2).
@@ -27,15 +27,18 @@ std::string_view pubkey_name(PubkeyMode m);
 Result<PubkeyMode> pubkey_from_name(std::string_view s);
 
 // CryptoConv holds the cryptographic conventions that can be set one by one (a vector file
-// lists them). Compat::gajim turns all of them on by default.
+// lists them). Compat::gajim turns on all of them but G5a by default: our Gajim-mode sender
+// pads to a multiple of 16 bytes, which leaves no keystream over, so Gajim's stream receiver
+// and a receiver that starts a fresh block per stanza both stay in step (formats §18).
 struct CryptoConv {
   bool g1 = false;   // AES key = the whole 32-byte HMAC output
   bool g2 = false;   // CTR pre-increment: an encryption starting at C uses blocks C+1, C+2, ...
   bool g4 = false;   // Gajim's form normalization
   bool g5a = false;  // plaintext padded to a multiple of 16 characters, not bytes
+  bool g5b = false;  // one keystream per direction: a stanza's unused keystream starts the next
   static CryptoConv for_compat(Compat c) {
     bool g = c == Compat::gajim;
-    return CryptoConv{g, g, g, g};
+    return CryptoConv{g, g, g, false, g};
   }
 };
 
@@ -56,6 +59,12 @@ struct Suite {
   std::string ver = "1.0";
 };
 
+// wire_style returns how the messages of a session in mode |c| are written: in Gajim mode as
+// Gajim's XML library writes them, an empty element as "<a />" (formats §18).
+inline xml::SerializeStyle wire_style(Compat c) {
+  return xml::SerializeStyle{c == Compat::gajim};
+}
+
 // norm_style returns the form normalization of |c|.
 inline xml::NormStyle norm_style(const CryptoConv& c) {
   return c.g4 ? xml::NormStyle::gajim : xml::NormStyle::spec;
@@ -72,6 +81,21 @@ Counter128 ctr_encrypt(const CryptoConv& conv, ByteView key, const Counter128& c
 // The same with a key whose context is kept between messages.
 Counter128 ctr_encrypt(const CryptoConv& conv, CtrKey& key, const Counter128& c, ByteView in,
                        uint8_t* out);
+
+// CtrStream is what G5b keeps of one direction's keystream between stanzas: the counter (the
+// last block generated, under G2) and how many bytes at the end of that block are still unused
+// (0-15). Without G5b |carry| stays 0 and every encryption starts a fresh block.
+struct CtrStream {
+  Counter128 ctr;
+  uint8_t carry = 0;
+};
+
+// ctr_stream_encrypt encrypts |in| (non-empty) continuing |s|: under G5b its first
+// min(carry, len) bytes with the unused end of the last block generated, the rest with fresh
+// blocks; then |s| is the counter after (the last block generated) and the bytes left unused.
+// Returns the number of fresh blocks.
+uint64_t ctr_stream_encrypt(const CryptoConv& conv, CtrKey& key, CtrStream& s, ByteView in,
+                            uint8_t* out);
 
 // The six keys of XEP-0116 §4.5.3.
 struct KeySet {

@@ -48,7 +48,7 @@ TEST_CASE("Gajim-compatible mode talks to itself") {
   auto p = negotiate(a, b, rng);
   REQUIRE(p);
   xml::Element st("message", std::string(xml::kNsClient));
-  st.add_text_child("body", "\xc3\xa9t\xc3\xa9");  // G5a: padded by characters
+  st.add_text_child("body", "\xc3\xa9t\xc3\xa9");  // non-ASCII: padded to 16 bytes
   auto enc = p->alice.session->encrypt(st, rng);
   REQUIRE(enc);
   auto dec = p->bob.session->decrypt(enc.value());
