@@ -93,34 +93,40 @@ Element& Element::add_text_child(std::string_view n, std::string_view content) {
 
 namespace {
 
-// escape_with copies |s|, replacing each character of |specials| by its entity. Runs of plain
-// characters are appended at once: most text has nothing to escape.
+// Specials is the set of bytes an escaping replaces, as a table.
+struct Specials {
+  bool has[256] = {};
+  constexpr explicit Specials(std::string_view chars) {
+    for (char c : chars)
+      has[static_cast<unsigned char>(c)] = true;
+  }
+};
+
+constexpr Specials kTextSpecials("&<>\r\n");
+constexpr Specials kAttrSpecials("&<>\"\t\n\r");
+
+// append_escaped appends |s| to |out|, replacing each special character by its entity. Runs of
+// plain characters are appended at once: most text has nothing to escape.
 template <class F>
-std::string escape_with(std::string_view s, std::string_view specials, F entity) {
-  bool special[256] = {};
-  for (char c : specials)
-    special[static_cast<unsigned char>(c)] = true;
-  std::string out;
-  out.reserve(s.size() + 16);
+void append_escaped(std::string& out, std::string_view s, const Specials& specials, F entity) {
   size_t start = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (!special[static_cast<unsigned char>(s[i])])
+    if (!specials.has[static_cast<unsigned char>(s[i])])
       continue;
     out.append(s.data() + start, i - start);
     out.append(entity(s[i]));
     start = i + 1;
   }
   out.append(s.data() + start, s.size() - start);
-  return out;
 }
 
 }  // namespace
 
-// escape_text also writes line ends as character references, so that every stanza we write
-// stays on one line (DESIGN: one stanza per line) whatever its text holds; a parser reads them
-// back as the same characters.
-std::string escape_text(std::string_view s) {
-  return escape_with(s, "&<>\r\n", [](char c) -> std::string_view {
+// Text also gets its line ends as character references, so that every stanza we write stays
+// on one line (DESIGN: one stanza per line) whatever its text holds; a parser reads them back
+// as the same characters.
+void append_escaped_text(std::string& out, std::string_view s) {
+  append_escaped(out, s, kTextSpecials, [](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
@@ -136,8 +142,8 @@ std::string escape_text(std::string_view s) {
   });
 }
 
-std::string escape_attr(std::string_view s, bool escape_gt) {
-  return escape_with(s, "&<>\"\t\n\r", [escape_gt](char c) -> std::string_view {
+void append_escaped_attr(std::string& out, std::string_view s, bool escape_gt) {
+  append_escaped(out, s, kAttrSpecials, [escape_gt](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
@@ -157,9 +163,23 @@ std::string escape_attr(std::string_view s, bool escape_gt) {
   });
 }
 
+std::string escape_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  append_escaped_text(out, s);
+  return out;
+}
+
+std::string escape_attr(std::string_view s, bool escape_gt) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  append_escaped_attr(out, s, escape_gt);
+  return out;
+}
+
 namespace {
 
-// Writer serializes a tree, keeping the attribute prefixes it has declared in scope.
+// Writer serializes a tree into |out|, keeping the attribute prefixes it has declared in scope.
 struct Writer {
   std::string& out;
   SerializeStyle style;
@@ -174,14 +194,14 @@ struct Writer {
 
   void write(const Element& e, std::string_view parent_ns) {
     if (e.is_text()) {
-      out += escape_text(e.text);
+      append_escaped_text(out, e.text);
       return;
     }
     out += '<';
     out += e.name;
     if (e.ns != parent_ns) {
       out += " xmlns=\"";
-      out += escape_attr(e.ns);
+      append_escaped_attr(out, e.ns);
       out += '"';
     }
     size_t mark = bound.size();
@@ -191,7 +211,7 @@ struct Writer {
       out += " xmlns:";
       out += prefix;
       out += "=\"";
-      out += escape_attr(ns);
+      append_escaped_attr(out, ns);
       out += '"';
       bound.emplace_back(prefix, ns);
     }
@@ -199,7 +219,7 @@ struct Writer {
       out += ' ';
       out += k;
       out += "=\"";
-      out += escape_attr(v);
+      append_escaped_attr(out, v);
       out += '"';
     }
     if (e.children.empty()) {
@@ -216,16 +236,26 @@ struct Writer {
   }
 };
 
+// kFirstReserve is where a serialization's output starts: a typical stanza fits.
+constexpr size_t kFirstReserve = 512;
+
 }  // namespace
+
+void serialize_append(std::string& out, const Element& e, std::string_view parent_ns,
+                      SerializeStyle style) {
+  Writer{out, style, {}}.write(e, parent_ns);
+}
 
 std::string serialize(const Element& e, std::string_view parent_ns, SerializeStyle style) {
   std::string out;
-  Writer{out, style, {}}.write(e, parent_ns);
+  out.reserve(kFirstReserve);
+  serialize_append(out, e, parent_ns, style);
   return out;
 }
 
 std::string serialize_children(const Element& e, SerializeStyle style) {
   std::string out;
+  out.reserve(kFirstReserve);
   Writer w{out, style, {}};
   for (const auto& c : e.children)
     w.write(c, e.ns);
