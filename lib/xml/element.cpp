@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 
 namespace esession::xml {
@@ -325,20 +326,32 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-// parse_nodes parses |doc| with the conforming tokenizer (TreeParser): the top-level nodes are
-// one root element (a document) or any elements and text (|fragment|). An XML declaration is
-// read only at the very start of a document.
+// reusable_parser returns this thread's document parser, reset for options |o|. Creating and
+// freeing expat's parser, its hash tables and its buffer cost more than parsing the small
+// documents that come one after the other (decrypt parses each stanza's content); one parser a
+// thread is reset instead. A parse runs to its end before parse_nodes returns, and calls nothing
+// that parses, so the parser is never in use twice.
+detail::TreeParser& reusable_parser(detail::TreeParser::Options o) {
+  thread_local std::unique_ptr<detail::TreeParser> tp;
+  if (tp)
+    tp->reset(std::move(o));
+  else
+    tp = std::make_unique<detail::TreeParser>(std::move(o));
+  return *tp;
+}
+
+// parse_nodes parses |doc| with the conforming tokenizer (TreeParser): one root element (a
+// document). An XML declaration is read only at the very start.
 Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view default_ns,
-                                         ParseLimits limits, bool fragment) {
+                                         ParseLimits limits) {
   if (!valid_xml_utf8(doc))
     return fail(Errc::malformed, "input is not valid UTF-8 XML text");
   detail::TreeParser::Options o;
   o.default_ns = std::string(default_ns);
   o.max_depth = limits.max_depth;
-  o.keep_top_text = fragment;
-  detail::TreeParser tp(std::move(o));
+  detail::TreeParser& tp = reusable_parser(std::move(o));
   std::string_view decl;
-  if (!fragment && doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {
+  if (doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {
     size_t end = doc.find("?>");
     if (end == std::string_view::npos)
       return fail(Errc::malformed, "unterminated XML declaration");
@@ -351,17 +364,73 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
   return std::move(tp.top());
 }
 
+// FragmentStream parses fragments one after the other in one long document, each as the
+// content of its own top-level element <f xmlns="NS">...</f>: decrypt parses one per stanza,
+// and a new document (even from a reset parser) costs more than the few hundred bytes of a
+// stanza's content. What a fragment declares ends with its <f/>, so nothing carries over into
+// the next one; a fragment is accepted only if its <f/> is the one top-level element and ends
+// exactly at the </f> written after it: content that ends <f/> early, or leaves a comment,
+// CDATA section, tag or element open (so that the </f> is not the end tag it should be), is
+// refused. After any refusal, or after kRecycle bytes (which bounds what expat keeps for the
+// whole document: its table of attribute names grows with the names it has seen), the next
+// fragment starts a new document.
+class FragmentStream {
+ public:
+  Result<std::vector<Element>> parse(std::string_view content, std::string_view ns) {
+    if (!valid_xml_utf8(content))
+      return fail(Errc::malformed, "input is not valid UTF-8 XML text");
+    if (!m_ready)
+      ES_TRY(start());
+    m_ready = false;  // until this fragment has parsed cleanly
+    std::string open = "<f xmlns=\"";
+    append_escaped_attr(open, ns);
+    open += "\">";
+    const uint64_t start = m_tp->index();
+    ES_TRY(m_tp->feed(open));
+    m_tp->set_origin(m_tp->index());
+    ES_TRY(m_tp->feed(content));
+    ES_TRY(m_tp->feed("</f>"));
+    std::vector<Element>& top = m_tp->top();
+    if (m_tp->depth() != 0 || top.size() != 1 || m_tp->last_start() != start ||
+        m_tp->last_end() != m_tp->index())
+      return fail(Errc::malformed, "not well-formed XML: the content ends inside markup");
+    std::vector<Element> nodes = std::move(top.front().children);
+    top.clear();
+    m_ready = m_tp->index() < kRecycle;
+    return nodes;
+  }
+
+ private:
+  static constexpr uint64_t kRecycle = uint64_t{1} << 22;
+
+  Status start() {
+    detail::TreeParser::Options o;
+    o.max_depth = ParseLimits{}.max_depth + 1;  // <f/> is one level
+    if (m_tp)
+      m_tp->reset(std::move(o));
+    else
+      m_tp = std::make_unique<detail::TreeParser>(std::move(o));
+    return m_tp->begin({});
+  }
+
+  std::unique_ptr<detail::TreeParser> m_tp;
+  bool m_ready = false;  // between two top-level elements of a sound document
+};
+
 }  // namespace
 
 Result<Element> parse(std::string_view doc, std::string_view default_ns, ParseLimits limits) {
-  ES_ASSIGN(auto nodes, parse_nodes(doc, default_ns, limits, false));
+  ES_ASSIGN(auto nodes, parse_nodes(doc, default_ns, limits));
   if (nodes.size() != 1)
     return fail(Errc::malformed, nodes.empty() ? "no root element" : "more than one root element");
   return std::move(nodes.front());
 }
 
 Result<std::vector<Element>> parse_fragment(std::string_view content, std::string_view ns) {
-  return parse_nodes(content, ns, ParseLimits{}, true);
+  // One stream a thread: a parse runs to its end before this returns, and calls nothing that
+  // parses, so the stream is never in use twice.
+  thread_local FragmentStream stream;
+  return stream.parse(content, ns);
 }
 
 }  // namespace esession::xml
