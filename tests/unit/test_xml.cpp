@@ -295,3 +295,54 @@ TEST_CASE("a long run of fragments starts new documents and stays the same") {
     REQUIRE(f->at(0).text_content().size() == body.size());
   }
 }
+
+TEST_CASE("escaping finds every special character wherever it falls in a word") {
+  // The escaper looks eight bytes at a time; each special, at every offset of strings up to
+  // three words long, must be replaced as a byte-by-byte escaper does.
+  auto naive = [](std::string_view s, bool attr) {
+    std::string out;
+    for (char c : s) {
+      switch (c) {
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '\n':
+          out += "&#xA;";
+          break;
+        case '\r':
+          out += "&#xD;";
+          break;
+        case '"':
+          out += attr ? "&quot;" : "\"";
+          break;
+        case '\t':
+          out += attr ? "&#x9;" : "\t";
+          break;
+        default:
+          out += c;
+      }
+    }
+    return out;
+  };
+  for (char special : std::string_view("&<>\n\r\"\t\x7f\xc3")) {
+    for (size_t len = 1; len <= 24; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        std::string s(len, 'a');
+        s[at] = special;
+        if (at + 2 < len)
+          s[at + 2] = '<';
+        INFO(len << " " << at << " " << int(special));
+        CHECK(escape_text(s) == naive(s, false));
+        CHECK(escape_attr(s) == naive(s, true));
+      }
+    }
+  }
+  CHECK(escape_attr("a>b", false) == "a>b");
+  CHECK(escape_text("") == "");
+}
