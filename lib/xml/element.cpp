@@ -96,19 +96,6 @@ Element& Element::add_text_child(std::string_view n, std::string_view content) {
 
 namespace {
 
-// Specials is the set of bytes an escaping replaces: as a list, and as a table.
-struct Specials {
-  std::string_view chars;
-  bool has[256] = {};
-  constexpr explicit Specials(std::string_view c) : chars(c) {
-    for (char x : chars)
-      has[static_cast<unsigned char>(x)] = true;
-  }
-};
-
-constexpr Specials kTextSpecials("&<>\r\n");
-constexpr Specials kAttrSpecials("&<>\"\t\n\r");
-
 // has_byte is nonzero iff one of the eight bytes of |w| is |c| (the zero-byte test on w ^ c...c:
 // it may mark other bytes too, but is nonzero exactly when some byte matches).
 constexpr uint64_t has_byte(uint64_t w, unsigned char c) {
@@ -117,26 +104,35 @@ constexpr uint64_t has_byte(uint64_t w, unsigned char c) {
   return (x - kOnes) & ~x & kHighs;
 }
 
+// Specials is the set of bytes an escaping replaces: tested a word or a byte at a time.
+template <char... Cs>
+struct Specials {
+  static constexpr bool in_word(uint64_t w) {
+    return (has_byte(w, static_cast<unsigned char>(Cs)) | ...) != 0;
+  }
+  static constexpr bool is(char c) { return ((c == Cs) || ...); }
+};
+
+using TextSpecials = Specials<'&', '<', '>', '\r', '\n'>;
+using AttrSpecials = Specials<'&', '<', '>', '"', '\t', '\n', '\r'>;
+
 // append_escaped appends |s| to |out|, replacing each character of S by its entity. Runs of
 // plain characters are appended at once, and looked through eight bytes at a time: most text
 // (Base64 above all) has nothing to escape.
-template <const Specials& S, class F>
+template <class S, class F>
 void append_escaped(std::string& out, std::string_view s, F entity) {
   size_t start = 0, i = 0;
   while (i < s.size()) {
     if (s.size() - i >= 8) {
       uint64_t w;
       std::memcpy(&w, s.data() + i, 8);
-      uint64_t any = 0;
-      for (char c : S.chars)
-        any |= has_byte(w, static_cast<unsigned char>(c));
-      if (any == 0) {
+      if (!S::in_word(w)) {
         i += 8;
         continue;
       }
     }
     for (size_t stop = std::min(i + 8, s.size()); i < stop; ++i) {
-      if (!S.has[static_cast<unsigned char>(s[i])])
+      if (!S::is(s[i]))
         continue;
       out.append(s.data() + start, i - start);
       out.append(entity(s[i]));
@@ -152,7 +148,7 @@ void append_escaped(std::string& out, std::string_view s, F entity) {
 // on one line (DESIGN: one stanza per line) whatever its text holds; a parser reads them back
 // as the same characters.
 void append_escaped_text(std::string& out, std::string_view s) {
-  append_escaped<kTextSpecials>(out, s, [](char c) -> std::string_view {
+  append_escaped<TextSpecials>(out, s, [](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
@@ -169,7 +165,7 @@ void append_escaped_text(std::string& out, std::string_view s) {
 }
 
 void append_escaped_attr(std::string& out, std::string_view s, bool escape_gt) {
-  append_escaped<kAttrSpecials>(out, s, [escape_gt](char c) -> std::string_view {
+  append_escaped<AttrSpecials>(out, s, [escape_gt](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
