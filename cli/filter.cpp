@@ -9,7 +9,7 @@ void write_all(const std::vector<xml::Element>& out, FILE* f, xml::SerializeStyl
   std::string buf;
   buf.reserve(out.size() * 512);
   for (const auto& e : out) {
-    buf += xml::serialize(e, {}, style);
+    xml::serialize_append(buf, e, {}, style);
     buf += '\n';
   }
   if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size() || std::fflush(f) != 0)

@@ -2,9 +2,12 @@
 
 #include "xml/tree_parser.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 
 namespace esession::xml {
@@ -93,34 +96,59 @@ Element& Element::add_text_child(std::string_view n, std::string_view content) {
 
 namespace {
 
-// escape_with copies |s|, replacing each character of |specials| by its entity. Runs of plain
-// characters are appended at once: most text has nothing to escape.
-template <class F>
-std::string escape_with(std::string_view s, std::string_view specials, F entity) {
-  bool special[256] = {};
-  for (char c : specials)
-    special[static_cast<unsigned char>(c)] = true;
-  std::string out;
-  out.reserve(s.size() + 16);
-  size_t start = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (!special[static_cast<unsigned char>(s[i])])
-      continue;
-    out.append(s.data() + start, i - start);
-    out.append(entity(s[i]));
-    start = i + 1;
+// has_byte is nonzero iff one of the eight bytes of |w| is |c| (the zero-byte test on w ^ c...c:
+// it may mark other bytes too, but is nonzero exactly when some byte matches).
+constexpr uint64_t has_byte(uint64_t w, unsigned char c) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHighs = 0x8080808080808080ULL;
+  uint64_t x = w ^ (kOnes * c);
+  return (x - kOnes) & ~x & kHighs;
+}
+
+// Specials is the set of bytes an escaping replaces: tested a word or a byte at a time.
+template <char... Cs>
+struct Specials {
+  static constexpr bool in_word(uint64_t w) {
+    return (has_byte(w, static_cast<unsigned char>(Cs)) | ...) != 0;
+  }
+  static constexpr bool is(char c) { return ((c == Cs) || ...); }
+};
+
+using TextSpecials = Specials<'&', '<', '>', '\r', '\n'>;
+using AttrSpecials = Specials<'&', '<', '>', '"', '\t', '\n', '\r'>;
+
+// append_escaped appends |s| to |out|, replacing each character of S by its entity. Runs of
+// plain characters are appended at once, and looked through eight bytes at a time: most text
+// (Base64 above all) has nothing to escape.
+template <class S, class F>
+void append_escaped(std::string& out, std::string_view s, F entity) {
+  size_t start = 0, i = 0;
+  while (i < s.size()) {
+    if (s.size() - i >= 8) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (!S::in_word(w)) {
+        i += 8;
+        continue;
+      }
+    }
+    for (size_t stop = std::min(i + 8, s.size()); i < stop; ++i) {
+      if (!S::is(s[i]))
+        continue;
+      out.append(s.data() + start, i - start);
+      out.append(entity(s[i]));
+      start = i + 1;
+    }
   }
   out.append(s.data() + start, s.size() - start);
-  return out;
 }
 
 }  // namespace
 
-// escape_text also writes line ends as character references, so that every stanza we write
-// stays on one line (DESIGN: one stanza per line) whatever its text holds; a parser reads them
-// back as the same characters.
-std::string escape_text(std::string_view s) {
-  return escape_with(s, "&<>\r\n", [](char c) -> std::string_view {
+// Text also gets its line ends as character references, so that every stanza we write stays
+// on one line (DESIGN: one stanza per line) whatever its text holds; a parser reads them back
+// as the same characters.
+void append_escaped_text(std::string& out, std::string_view s) {
+  append_escaped<TextSpecials>(out, s, [](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
@@ -136,8 +164,8 @@ std::string escape_text(std::string_view s) {
   });
 }
 
-std::string escape_attr(std::string_view s, bool escape_gt) {
-  return escape_with(s, "&<>\"\t\n\r", [escape_gt](char c) -> std::string_view {
+void append_escaped_attr(std::string& out, std::string_view s, bool escape_gt) {
+  append_escaped<AttrSpecials>(out, s, [escape_gt](char c) -> std::string_view {
     switch (c) {
       case '&':
         return "&amp;";
@@ -157,9 +185,23 @@ std::string escape_attr(std::string_view s, bool escape_gt) {
   });
 }
 
+std::string escape_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  append_escaped_text(out, s);
+  return out;
+}
+
+std::string escape_attr(std::string_view s, bool escape_gt) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  append_escaped_attr(out, s, escape_gt);
+  return out;
+}
+
 namespace {
 
-// Writer serializes a tree, keeping the attribute prefixes it has declared in scope.
+// Writer serializes a tree into |out|, keeping the attribute prefixes it has declared in scope.
 struct Writer {
   std::string& out;
   SerializeStyle style;
@@ -174,14 +216,14 @@ struct Writer {
 
   void write(const Element& e, std::string_view parent_ns) {
     if (e.is_text()) {
-      out += escape_text(e.text);
+      append_escaped_text(out, e.text);
       return;
     }
     out += '<';
     out += e.name;
     if (e.ns != parent_ns) {
       out += " xmlns=\"";
-      out += escape_attr(e.ns);
+      append_escaped_attr(out, e.ns);
       out += '"';
     }
     size_t mark = bound.size();
@@ -191,7 +233,7 @@ struct Writer {
       out += " xmlns:";
       out += prefix;
       out += "=\"";
-      out += escape_attr(ns);
+      append_escaped_attr(out, ns);
       out += '"';
       bound.emplace_back(prefix, ns);
     }
@@ -199,7 +241,7 @@ struct Writer {
       out += ' ';
       out += k;
       out += "=\"";
-      out += escape_attr(v);
+      append_escaped_attr(out, v);
       out += '"';
     }
     if (e.children.empty()) {
@@ -216,16 +258,26 @@ struct Writer {
   }
 };
 
+// kFirstReserve is where a serialization's output starts: a typical stanza fits.
+constexpr size_t kFirstReserve = 512;
+
 }  // namespace
+
+void serialize_append(std::string& out, const Element& e, std::string_view parent_ns,
+                      SerializeStyle style) {
+  Writer{out, style, {}}.write(e, parent_ns);
+}
 
 std::string serialize(const Element& e, std::string_view parent_ns, SerializeStyle style) {
   std::string out;
-  Writer{out, style, {}}.write(e, parent_ns);
+  out.reserve(kFirstReserve);
+  serialize_append(out, e, parent_ns, style);
   return out;
 }
 
 std::string serialize_children(const Element& e, SerializeStyle style) {
   std::string out;
+  out.reserve(kFirstReserve);
   Writer w{out, style, {}};
   for (const auto& c : e.children)
     w.write(c, e.ns);
@@ -295,21 +347,32 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-// parse_nodes parses |doc| with the conforming tokenizer (TreeParser): the top-level nodes are
-// one root element (a document) or any elements and text (|fragment|). An XML declaration is
-// read only at the very start of a document.
+// reusable_parser returns this thread's document parser, reset for options |o|. Creating and
+// freeing expat's parser, its hash tables and its buffer cost more than parsing the small
+// documents that come one after the other (decrypt parses each stanza's content); one parser a
+// thread is reset instead. A parse runs to its end before parse_nodes returns, and calls nothing
+// that parses, so the parser is never in use twice.
+detail::TreeParser& reusable_parser(detail::TreeParser::Options o) {
+  thread_local std::unique_ptr<detail::TreeParser> tp;
+  if (tp)
+    tp->reset(std::move(o));
+  else
+    tp = std::make_unique<detail::TreeParser>(std::move(o));
+  return *tp;
+}
+
+// parse_nodes parses |doc| with the conforming tokenizer (TreeParser): one root element (a
+// document). An XML declaration is read only at the very start.
 Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view default_ns,
-                                         ParseLimits limits, bool fragment) {
+                                         ParseLimits limits) {
   if (!valid_xml_utf8(doc))
     return fail(Errc::malformed, "input is not valid UTF-8 XML text");
   detail::TreeParser::Options o;
   o.default_ns = std::string(default_ns);
   o.max_depth = limits.max_depth;
-  o.keep_top_text = fragment;
-  o.allow_pi = !fragment;  // decrypted content is stanza content: XMPP allows no PI in it
-  detail::TreeParser tp(std::move(o));
+  detail::TreeParser& tp = reusable_parser(std::move(o));
   std::string_view decl;
-  if (!fragment && doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {
+  if (doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {
     size_t end = doc.find("?>");
     if (end == std::string_view::npos)
       return fail(Errc::malformed, "unterminated XML declaration");
@@ -322,17 +385,74 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
   return std::move(tp.top());
 }
 
+// FragmentStream parses fragments one after the other in one long document, each as the
+// content of its own top-level element <f xmlns="NS">...</f>: decrypt parses one per stanza,
+// and a new document (even from a reset parser) costs more than the few hundred bytes of a
+// stanza's content. What a fragment declares ends with its <f/>, so nothing carries over into
+// the next one; a fragment is accepted only if its <f/> is the one top-level element and ends
+// exactly at the </f> written after it: content that ends <f/> early, or leaves a comment,
+// CDATA section, tag or element open (so that the </f> is not the end tag it should be), is
+// refused. After any refusal, or after kRecycle bytes (which bounds what expat keeps for the
+// whole document: its table of attribute names grows with the names it has seen), the next
+// fragment starts a new document.
+class FragmentStream {
+ public:
+  Result<std::vector<Element>> parse(std::string_view content, std::string_view ns) {
+    if (!valid_xml_utf8(content))
+      return fail(Errc::malformed, "input is not valid UTF-8 XML text");
+    if (!m_ready)
+      ES_TRY(start());
+    m_ready = false;  // until this fragment has parsed cleanly
+    std::string open = "<f xmlns=\"";
+    append_escaped_attr(open, ns);
+    open += "\">";
+    const uint64_t start = m_tp->index();
+    ES_TRY(m_tp->feed(open));
+    m_tp->set_origin(m_tp->index());
+    ES_TRY(m_tp->feed(content));
+    ES_TRY(m_tp->feed("</f>"));
+    std::vector<Element>& top = m_tp->top();
+    if (m_tp->depth() != 0 || top.size() != 1 || m_tp->last_start() != start ||
+        m_tp->last_end() != m_tp->index())
+      return fail(Errc::malformed, "not well-formed XML: the content ends inside markup");
+    std::vector<Element> nodes = std::move(top.front().children);
+    top.clear();
+    m_ready = m_tp->index() < kRecycle;
+    return nodes;
+  }
+
+ private:
+  static constexpr uint64_t kRecycle = uint64_t{1} << 22;
+
+  Status start() {
+    detail::TreeParser::Options o;
+    o.max_depth = ParseLimits{}.max_depth + 1;  // <f/> is one level
+    o.allow_pi = false;  // decrypted content is stanza content: XMPP allows no PI in it
+    if (m_tp)
+      m_tp->reset(std::move(o));
+    else
+      m_tp = std::make_unique<detail::TreeParser>(std::move(o));
+    return m_tp->begin({});
+  }
+
+  std::unique_ptr<detail::TreeParser> m_tp;
+  bool m_ready = false;  // between two top-level elements of a sound document
+};
+
 }  // namespace
 
 Result<Element> parse(std::string_view doc, std::string_view default_ns, ParseLimits limits) {
-  ES_ASSIGN(auto nodes, parse_nodes(doc, default_ns, limits, false));
+  ES_ASSIGN(auto nodes, parse_nodes(doc, default_ns, limits));
   if (nodes.size() != 1)
     return fail(Errc::malformed, nodes.empty() ? "no root element" : "more than one root element");
   return std::move(nodes.front());
 }
 
 Result<std::vector<Element>> parse_fragment(std::string_view content, std::string_view ns) {
-  return parse_nodes(content, ns, ParseLimits{}, true);
+  // One stream a thread: a parse runs to its end before this returns, and calls nothing that
+  // parses, so the stream is never in use twice.
+  thread_local FragmentStream stream;
+  return stream.parse(content, ns);
 }
 
 }  // namespace esession::xml

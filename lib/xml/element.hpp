@@ -87,6 +87,10 @@ struct SerializeStyle {
 // namespace in scope; an xmlns declaration is written first among the attributes when the
 // element's namespace differs from it.
 std::string serialize(const Element& e, std::string_view parent_ns = {}, SerializeStyle style = {});
+// serialize_append is serialize writing at the end of |out|: a caller that writes many
+// elements into one buffer saves a string per element.
+void serialize_append(std::string& out, const Element& e, std::string_view parent_ns = {},
+                      SerializeStyle style = {});
 // serialize_children writes the children of |e| in the namespace of |e|.
 std::string serialize_children(const Element& e, SerializeStyle style = {});
 
@@ -94,6 +98,9 @@ std::string serialize_children(const Element& e, SerializeStyle style = {});
 std::string escape_text(std::string_view s);
 // |escape_gt| = false gives C14N attribute escaping, which leaves '>' as is.
 std::string escape_attr(std::string_view s, bool escape_gt = true);
+// append_escaped_text and append_escaped_attr write the same at the end of |out|.
+void append_escaped_text(std::string& out, std::string_view s);
+void append_escaped_attr(std::string& out, std::string_view s, bool escape_gt = true);
 
 // ParseLimits bound what parse accepts.
 struct ParseLimits {

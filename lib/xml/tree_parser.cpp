@@ -5,6 +5,8 @@
 #include <climits>
 #include <cstring>
 
+#include <sys/random.h>
+
 namespace esession::xml::detail {
 
 namespace {
@@ -29,6 +31,26 @@ Name split(const XML_Char* n) {
   return {s.substr(0, a), rest.substr(0, b), rest.substr(b + 1)};
 }
 
+bool is_alpha(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool is_hex(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// UriChars is the URI alphabet of RFC 3986 as a table, '[', ']' and '%' left out.
+struct UriChars {
+  bool has[256] = {};
+  constexpr UriChars() {
+    for (int c = 0; c < 256; ++c)
+      has[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    for (char c : std::string_view("-._~:/?#@!$&'()*+,;="))
+      has[static_cast<unsigned char>(c)] = true;
+  }
+};
+constexpr UriChars kUriChars;
+
 // is_namespace_name checks that |s| is a URI reference (RFC 3986), as Namespaces in XML 1.0
 // §2.2 wants: a scheme and ':', or a relative reference whose first segment has no ':'; then
 // only characters of the URI alphabet ('[' and ']' left out), '%' only before two hex digits,
@@ -36,22 +58,26 @@ Name split(const XML_Char* n) {
 // Other parsers refuse anything else (spaces, controls, non-ASCII).
 bool is_namespace_name(std::string_view s) {
   size_t colon = s.find(':');
-  bool scheme = colon != std::string_view::npos && colon > 0 &&
-                std::isalpha(static_cast<unsigned char>(s[0]));
+  bool scheme =
+      colon != std::string_view::npos && colon > 0 && is_alpha(static_cast<unsigned char>(s[0]));
   for (size_t i = 0; scheme && i < colon; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    scheme = std::isalnum(c) || c == '+' || c == '-' || c == '.';
+    scheme = is_alpha(c) || (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
   }
   if (!scheme && colon != std::string_view::npos && colon < s.find_first_of("/?#"))
     return false;
-  if (std::count(s.begin(), s.end(), '#') > 1)  // one fragment, and '#' only starts it
-    return false;
+  bool fragment = false;  // one fragment, and '#' only starts it
   for (size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (std::isalnum(c) || std::strchr("-._~:/?#@!$&'()*+,;=", c))
+    if (c == '#') {
+      if (fragment)
+        return false;
+      fragment = true;
+    }
+    if (kUriChars.has[c])
       continue;
-    if (c == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+    if (c == '%' && i + 2 < s.size() && is_hex(static_cast<unsigned char>(s[i + 1])) &&
+        is_hex(static_cast<unsigned char>(s[i + 2]))) {
       i += 2;
       continue;
     }
@@ -69,6 +95,16 @@ bool blank(std::string_view s) {
 TreeParser::TreeParser(Options o) : m_o(std::move(o)), m_p(XML_ParserCreateNS("UTF-8", kSep)) {
   if (!m_p)
     throw std::bad_alloc();
+  // Expat draws a hash salt from the kernel whenever a parse starts, a system call that cost
+  // more than parsing a stanza's decrypted content; a parser that is reset keeps the one drawn
+  // here. Without it (getrandom failing), expat draws its own for every input.
+  unsigned long salt = 0;
+  if (::getrandom(&salt, sizeof salt, 0) == static_cast<ssize_t>(sizeof salt))
+    m_salt = salt;
+  configure();
+}
+
+void TreeParser::configure() {
   XML_SetReturnNSTriplet(m_p, 1);
   XML_SetUserData(m_p, this);
   XML_SetElementHandler(m_p, on_start, on_end);
@@ -86,6 +122,23 @@ TreeParser::TreeParser(Options o) : m_o(std::move(o)), m_p(XML_ParserCreateNS("U
   // stall. Every XMPP parser on expat turns it off. What it guards against, a token rescanned on
   // every read, is bounded here by the size limit: no token outgrows it.
   XML_SetReparseDeferralEnabled(m_p, XML_FALSE);
+  if (m_salt != 0)
+    XML_SetHashSalt(m_p, m_salt);
+}
+
+void TreeParser::reset(Options o) {
+  // XML_ParserReset clears every handler and setting except the namespace separator.
+  if (!XML_ParserReset(m_p, "UTF-8"))
+    throw std::bad_alloc();
+  configure();
+  m_o = std::move(o);
+  m_stack.clear();
+  m_top.clear();
+  m_fed = 0;
+  m_origin = m_origin_offset = 0;
+  m_top_start = m_last_start = m_last_end = m_boundary = 0;
+  m_suspended = false;
+  m_error.reset();
 }
 
 TreeParser::~TreeParser() {
@@ -118,24 +171,29 @@ void TreeParser::on_start(void* self, const XML_Char* name, const XML_Char** att
   if (t->m_stack.size() > t->m_o.max_depth)
     return t->abort("XML nested too deeply");
   Name n = split(name);
-  Element e{std::string(n.local), std::string(n.ns)};
+  std::vector<Element>* into = &t->m_top;
+  if (t->m_stack.size() == 1)
+    t->m_top_start = static_cast<uint64_t>(XML_GetCurrentByteIndex(t->m_p));
+  else
+    into = &t->m_stack.back()->children;
+  // Built in place: the element's strings are copied once, from expat's.
+  Element* at = &into->emplace_back(std::string(n.local), std::string(n.ns));
+  size_t count = 0;
+  for (const XML_Char** a = atts; *a; a += 2)
+    ++count;
+  at->attrs.reserve(count);
   for (const XML_Char** a = atts; *a; a += 2) {
     Name an = split(a[0]);
-    std::string qname(an.local);
+    std::string qname;
     if (!an.prefix.empty()) {
-      qname = std::string(an.prefix) + ':' + qname;
-      if (an.prefix != "xml" && std::none_of(e.prefixes.begin(), e.prefixes.end(),
+      qname.reserve(an.prefix.size() + 1 + an.local.size());
+      qname.append(an.prefix).append(1, ':');
+      if (an.prefix != "xml" && std::none_of(at->prefixes.begin(), at->prefixes.end(),
                                              [&](const auto& b) { return b.first == an.prefix; }))
-        e.prefixes.emplace_back(an.prefix, an.ns);
+        at->prefixes.emplace_back(an.prefix, an.ns);
     }
-    e.attrs.emplace_back(std::move(qname), a[1]);
-  }
-  Element* at;
-  if (t->m_stack.size() == 1) {
-    t->m_top_start = static_cast<uint64_t>(XML_GetCurrentByteIndex(t->m_p));
-    at = &t->m_top.emplace_back(std::move(e));
-  } else {
-    at = &t->m_stack.back()->children.emplace_back(std::move(e));
+    qname.append(an.local);
+    at->attrs.emplace_back(std::move(qname), a[1]);
   }
   t->m_stack.push_back(at);
 }
@@ -158,27 +216,22 @@ void TreeParser::on_text(void* self, const XML_Char* s, int len) {
   if (t->m_error)
     return;
   std::string_view text(s, static_cast<size_t>(len));
-  std::vector<Element>* into;
   if (t->m_stack.size() == 1) {
-    if (!t->m_o.keep_top_text) {
-      if (!blank(text))
-        return t->abort("text outside of an element");
-      t->m_boundary = t->event_end();
-      return;
-    }
-    into = &t->m_top;
-  } else {
-    into = &t->m_stack.back()->children;
+    if (!blank(text))
+      return t->abort("text outside of an element");
+    t->m_boundary = t->event_end();
+    return;
   }
-  if (!into->empty() && into->back().is_text())
-    into->back().text.append(text);
+  std::vector<Element>& into = t->m_stack.back()->children;
+  if (!into.empty() && into.back().is_text())
+    into.back().text.append(text);
   else
-    into->push_back(Element::text_node(std::string(text)));
+    into.emplace_back().text.assign(text);
 }
 
 void TreeParser::on_cdata_start(void* self) {
   auto* t = static_cast<TreeParser*>(self);
-  if (t->m_stack.size() == 1 && !t->m_o.keep_top_text)
+  if (t->m_stack.size() == 1)
     t->abort("a CDATA section outside of an element");
 }
 
@@ -229,8 +282,8 @@ Status TreeParser::status_of(XML_Status st) {
   if (!m_error) {
     uint64_t at = static_cast<uint64_t>(XML_GetCurrentByteIndex(m_p));
     // Offsets in the caller's input: the wrapper's start tag is not part of it.
-    if (at >= m_decl_len + m_wrapper_len)
-      at -= m_wrapper_len;
+    if (at >= m_origin)
+      at = at - m_origin + m_origin_offset;
     m_error = Error{Errc::malformed, std::string("not well-formed XML: ") +
                                          XML_ErrorString(XML_GetErrorCode(m_p)) + " at byte " +
                                          std::to_string(at)};
@@ -248,15 +301,15 @@ Status TreeParser::parse(std::string_view data, bool final) {
 }
 
 Status TreeParser::begin(std::string_view decl) {
-  m_decl_len = decl.size();
   if (!decl.empty())
     ES_TRY(parse(decl, false));
   std::string wrapper = "<w";
   if (!m_o.default_ns.empty())
     wrapper += " xmlns=\"" + escape_attr(m_o.default_ns) + "\"";
   wrapper += '>';
-  m_wrapper_len = wrapper.size();
   ES_TRY(parse(wrapper, false));
+  m_origin = m_fed;
+  m_origin_offset = decl.size();
   m_boundary = m_fed;
   return {};
 }

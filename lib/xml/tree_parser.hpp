@@ -22,8 +22,7 @@ class TreeParser {
  public:
   struct Options {
     std::string default_ns;
-    size_t max_depth = 64;       // of the top-level elements' trees, the top-level element being 1
-    bool keep_top_text = false;  // text between top-level elements becomes text nodes
+    size_t max_depth = 64;  // of the top-level elements' trees, the top-level element being 1
     bool suspend_each_top = false;  // stop after each complete top-level element (streams)
     bool allow_pi = true;           // processing instructions (ignored) anywhere
   };
@@ -32,6 +31,11 @@ class TreeParser {
   ~TreeParser();
   TreeParser(const TreeParser&) = delete;
   TreeParser& operator=(const TreeParser&) = delete;
+
+  // reset makes the parser new again, with options |o|, for another input: what it had parsed,
+  // its nodes and its error are gone; expat keeps its allocated memory (XML_ParserReset), and
+  // the hash salt drawn for this parser.
+  void reset(Options o);
 
   // begin feeds |decl| (an XML declaration, or empty) and the wrapper's start tag.
   Status begin(std::string_view decl);
@@ -48,6 +52,12 @@ class TreeParser {
   size_t depth() const { return m_stack.empty() ? 0 : m_stack.size() - 1; }
   // index is the number of input bytes consumed so far (the wrapper's included).
   uint64_t index() const;
+  // set_origin makes error messages count bytes from index |at|, where the caller's input
+  // starts (begin sets it after the wrapper's start tag).
+  void set_origin(uint64_t at) {
+    m_origin = at;
+    m_origin_offset = 0;
+  }
 
   // The top-level nodes completed so far, and the input bytes [start, end) of the last
   // top-level element (indexes as index()); boundary() is the end of the last top-level node of
@@ -71,6 +81,7 @@ class TreeParser {
   static void on_doctype(void* self, const XML_Char* name, const XML_Char* sysid,
                          const XML_Char* pubid, int has_internal_subset);
 
+  void configure();
   Status parse(std::string_view data, bool final);
   Status status_of(XML_Status st);
   void abort(std::string detail);
@@ -78,10 +89,12 @@ class TreeParser {
 
   Options m_o;
   XML_Parser m_p;
+  unsigned long m_salt = 0;       // expat's hash salt, 0 until drawn
   std::vector<Element*> m_stack;  // the wrapper (nullptr), then the open elements
   std::vector<Element> m_top;
   uint64_t m_fed = 0;  // bytes given to expat
-  size_t m_decl_len = 0, m_wrapper_len = 0;
+  uint64_t m_origin = 0,
+           m_origin_offset = 0;  // index m_origin is the caller's byte m_origin_offset
   uint64_t m_top_start = 0;
   uint64_t m_last_start = 0, m_last_end = 0, m_boundary = 0;
   bool m_suspended = false;

@@ -1,8 +1,12 @@
 // fuzz_xml_differential: our XML verdicts against libxml2's, a second conforming parser.
 //
 // Input: byte 0 picks the mode, the rest is the text.
-//  - mode even: xml::parse of a document;  mode odd: xml::StanzaReader over a stream, fed in
-//    pieces whose sizes follow byte 0.
+//  - mode 0 mod 4: xml::parse of a document;  mode odd: xml::StanzaReader over a stream, fed
+//    in pieces whose sizes follow byte 0;
+//  - mode 2 mod 4: the text split at each 0xFF byte (never in UTF-8) into fragments, given one
+//    after the other to xml::parse_fragment (which parses them all in one long document): each
+//    verdict and tree must be those of the fragment inside a wrapper element, parsed alone as a
+//    document, and libxml2 must accept that document when we accept the fragment.
 // Whatever we accept, libxml2 must accept as well-formed and namespace-well-formed (for the
 // reader: each element's raw bytes, alone). Whatever we write (serialize) must be accepted by
 // libxml2 too, and parse back to the same tree.
@@ -48,6 +52,27 @@ void check_written(const xml::Element& e, std::string_view default_ns) {
   fuzz::check(same(*again, e), "what we wrote parses to another tree");
 }
 
+// check_fragments: parse_fragment's verdicts on the 0xFF-separated pieces of |text|, in order,
+// against each piece alone as the content of a document's root.
+void check_fragments(std::string_view text) {
+  for (size_t at = 0; at <= text.size();) {
+    size_t end = std::min(text.find('\xff', at), text.size());
+    std::string_view piece = text.substr(at, end - at);
+    at = end + 1;
+    std::string wrapped = "<f xmlns=\"jabber:client\">" + std::string(piece) + "</f>";
+    auto got = xml::parse_fragment(piece, xml::kNsClient);
+    auto alone = xml::parse(wrapped, {}, xml::ParseLimits{65});  // <f/> is one level
+    fuzz::check(bool(got) == bool(alone), bool(got) ? "a fragment accepted that alone is refused"
+                                                    : "a fragment refused that alone is accepted");
+    if (!got)
+      continue;
+    fuzz::check(libxml2_accepts(wrapped), "we accept a fragment libxml2 refuses");
+    fuzz::check(got->size() == alone->children.size(), "a fragment parses to other nodes");
+    for (size_t i = 0; i < got->size(); ++i)
+      fuzz::check(same((*got)[i], alone->children[i]), "a fragment parses to another tree");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -60,6 +85,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   uint8_t mode = data[0];
   std::string_view text = fuzz::as_text(data + 1, size - 1);
+  if ((mode & 3) == 2) {
+    check_fragments(text);
+    return 0;
+  }
   if ((mode & 1) == 0) {
     auto e = xml::parse(text, xml::kNsClient);
     if (!e)

@@ -233,3 +233,119 @@ TEST_CASE("reader hands out a stanza as soon as its last byte arrives, however i
     CHECK(got_at == s.size());
   }
 }
+
+TEST_CASE("fragments parsed one after the other share nothing (parser reuse)") {
+  // parse_fragment parses each stanza's content in one long document, parse resets one parser:
+  // nothing declared, opened or refused in one input may reach the next.
+  auto frag = [](std::string_view content, std::string_view ns = kNsClient) {
+    return parse_fragment(content, ns);
+  };
+  auto a = frag("<x xmlns:p='urn:p' p:a='1'/> <body>hi</body>");
+  REQUIRE(a);
+  REQUIRE(a->size() == 3);
+  CHECK((*a)[0].prefixes.at(0).second == "urn:p");
+  CHECK((*a)[1].text == " ");
+  CHECK((*a)[2].ns == kNsClient);
+  CHECK_FALSE(frag("<p:x/>"));  // the prefix was declared in the fragment before, not here
+  CHECK_FALSE(frag("<x p:a='1'/>"));
+  auto b = frag("<body>x</body>", "urn:other");
+  REQUIRE(b);
+  CHECK(b->at(0).ns == "urn:other");  // each fragment gets its own namespace
+  CHECK(frag("<body>x</body>")->at(0).ns == kNsClient);
+  // Content that ends its wrapper early, or leaves markup open so that what closes the wrapper
+  // is read as part of it, is refused; the next fragment parses as if it came first.
+  for (const char* bad :
+       {"</f>", "</f><f xmlns='urn:evil'><body/>", "x</f>y<f>", "<!--", "<![CDATA[", "<?pi ",
+        "<body", "<body a='", "<body>", "<body>x</body></f><f>", "&amp", "<", "]]>",
+        "<?xml version='1.0'?><body/>", "<!DOCTYPE f>", "<a>&#1;</a>", "</w>", "<body/></w><w>"}) {
+    INFO(bad);
+    CHECK_FALSE(frag(bad));
+    auto next = frag("<body>after</body>");
+    REQUIRE(next);
+    REQUIRE(next->size() == 1);
+    CHECK(next->at(0).text_content() == "after");
+    CHECK(next->at(0).ns == kNsClient);
+  }
+  // Text, CDATA and comments inside are kept or dropped as in a document; a processing
+  // instruction is refused (stanza content, RFC 6120 §11.1), and the next fragment still parses.
+  auto c = frag("a<![CDATA[<b>]]>c<!-- x --><e/>");
+  REQUIRE(c);
+  REQUIRE(c->size() == 2);
+  CHECK(c->at(0).text == "a<b>c");
+  CHECK_FALSE(frag("a<?pi y?><e/>"));
+  CHECK(frag("<e/>"));
+  CHECK(frag("")->empty());
+  // Documents: a refused one leaves nothing behind either.
+  CHECK_FALSE(parse("<m xmlns:p='urn:p'><p:x/>", kNsClient));
+  CHECK_FALSE(parse("<p:x/>", kNsClient));
+  auto d = parse("<m><x/></m>", "urn:d");
+  REQUIRE(d);
+  CHECK(d->ns == "urn:d");
+  // Error positions count from the start of the caller's input, however many came before.
+  auto e = frag("<body>&bad;</body>");
+  REQUIRE_FALSE(e);
+  CHECK(e.error().detail.find("at byte 6") != std::string::npos);
+}
+
+TEST_CASE("a long run of fragments starts new documents and stays the same") {
+  // More than the bytes after which the stream starts a new document (4 MiB).
+  std::string body(2000, 'x');
+  for (int i = 0; i < 3000; ++i) {
+    auto f = parse_fragment("<body a" + std::to_string(i) + "='1'>" + body + "</body>", kNsClient);
+    REQUIRE(f);
+    REQUIRE(f->size() == 1);
+    REQUIRE(f->at(0).attrs.size() == 1);
+    REQUIRE(f->at(0).text_content().size() == body.size());
+  }
+}
+
+TEST_CASE("escaping finds every special character wherever it falls in a word") {
+  // The escaper looks eight bytes at a time; each special, at every offset of strings up to
+  // three words long, must be replaced as a byte-by-byte escaper does.
+  auto naive = [](std::string_view s, bool attr) {
+    std::string out;
+    for (char c : s) {
+      switch (c) {
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '\n':
+          out += "&#xA;";
+          break;
+        case '\r':
+          out += "&#xD;";
+          break;
+        case '"':
+          out += attr ? "&quot;" : "\"";
+          break;
+        case '\t':
+          out += attr ? "&#x9;" : "\t";
+          break;
+        default:
+          out += c;
+      }
+    }
+    return out;
+  };
+  for (char special : std::string_view("&<>\n\r\"\t\x7f\xc3")) {
+    for (size_t len = 1; len <= 24; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        std::string s(len, 'a');
+        s[at] = special;
+        if (at + 2 < len)
+          s[at + 2] = '<';
+        INFO(len << " " << at << " " << int(special));
+        CHECK(escape_text(s) == naive(s, false));
+        CHECK(escape_attr(s) == naive(s, true));
+      }
+    }
+  }
+  CHECK(escape_attr("a>b", false) == "a>b");
+  CHECK(escape_text("") == "");
+}
