@@ -85,14 +85,15 @@ int run_show(Context& ctx, const SessionOpts& o) {
     std::printf(
         "{\"id\":%lld,\"peer\":%s,\"thread\":%s,\"status\":%s,\"role\":%s,\"flow\":%d,"
         "\"cipher\":%s,\"hash\":%s,\"modp\":%d,\"stanzas\":[%s],\"sas\":%s,"
-        "\"peer_identification\":%s,\"peer_fingerprint\":%s,\"continuity\":%s,"
-        "\"trust\":%s}\n",
+        "\"peer_identification\":%s,\"peer_fingerprint\":%s,\"own_identification\":%s,"
+        "\"own_key_unused\":%s,\"continuity\":%s,\"trust\":%s}\n",
         static_cast<long long>(rec->id), json_escape(rec->peer_jid).c_str(),
         json_escape(rec->thread).c_str(), json_escape(session_status_name(rec->status)).c_str(),
         json_escape(role_name(rec->role)).c_str(), rec->flow == SessionFlow::three_message ? 3 : 4,
         json_escape(cipher_name(su.cipher)).c_str(), json_escape(hash_name(su.hash)).c_str(),
         su.modp, kinds_json.c_str(), json_escape(ss.sas).c_str(), json_escape(ss.peer_mode).c_str(),
-        json_escape(ss.peer_fingerprint).c_str(), ss.continuity ? "true" : "false",
+        json_escape(ss.peer_fingerprint).c_str(), json_escape(ss.own_mode).c_str(),
+        json_escape(ss.own_key_unused).c_str(), ss.continuity ? "true" : "false",
         json_escape(trust).c_str());
     return kExitOk;
   }
@@ -113,6 +114,12 @@ int run_show(Context& ctx, const SessionOpts& o) {
               ss.peer_fingerprint.empty() ? "none (SAS and retained secrets only)"
                                           : group_hex(ss.peer_fingerprint).c_str(),
               ss.continuity ? "yes (a retained secret matched)" : "no (first session)");
+  if (ss.own_mode == "key" || ss.own_mode == "hash")
+    std::printf("our key:   identified us (%s)\n", ss.own_mode.c_str());
+  else if (!ss.own_key_unused.empty())
+    std::printf("our key:   not used: %s (the SAS identifies us)\n", ss.own_key_unused.c_str());
+  else if (ss.own_mode == "none")
+    std::printf("our key:   not used (the SAS identifies us)\n");
   std::printf("trust:     %s\n", trust.c_str());
   return kExitOk;
 }

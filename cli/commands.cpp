@@ -240,6 +240,8 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
   StoredSession ss;
   ss.sas = est.sas;
   ss.peer_mode = std::string(pubkey_name(est.peer_mode));
+  ss.own_mode = std::string(pubkey_name(est.own_mode));
+  ss.own_key_unused = est.own_key_unused ? est.own_key_unused->describe() : "";
   bool verified_chain = false;
   bool key_verified = false, key_pinned = false;
   SessionRecord rec;
@@ -313,6 +315,16 @@ void persist_established(Context& ctx, const std::string& peer_jid, const std::s
     ctx.status("RETAINED_MISMATCH", {peer_jid});
     ctx.warn("the secret retained from the last session with " + peer_bare +
              " did not match: compare the SAS before trusting this session");
+  }
+  if (const auto& u = est.own_key_unused) {
+    // One sign_algs value serves both parties (formats §6): with keys of two types, one side
+    // identifies by the SAS alone. Say so, rather than drop our key identification silently.
+    std::string offered;
+    for (KeyType kt : u->offered)
+      offered += (offered.empty() ? "" : ",") + std::string(key_type_name(kt));
+    ctx.status("KEY_UNUSED", {peer_jid, offered, std::string(key_type_name(u->ours))});
+    ctx.warn("our key does not identify us to " + peer_jid + " in this session (" + u->describe() +
+             "): " + peer_bare + " can authenticate us only by the SAS");
   }
   std::string trust = session_trust(key_verified, key_pinned, verified_chain && ss.continuity, ss);
   if (est.peer_key)

@@ -43,6 +43,8 @@ SecretBytes StoredSession::encode() const {
   put(out, view(std::string_view(continuity ? "1" : "0")));
   put(out, view(session));
   put(out, view(pki));
+  put(out, view(own_mode));
+  put(out, view(own_key_unused));
   return out;
 }
 
@@ -60,6 +62,12 @@ Result<StoredSession> StoredSession::decode(ByteView b) {
   if (c.pos != b.size()) {  // sessions stored before the PKI field have none
     ES_ASSIGN(ByteView pki, c.take());
     s.pki = string_of(pki);
+  }
+  if (c.pos != b.size()) {  // nor these, stored before our own identification was
+    ES_ASSIGN(ByteView own, c.take());
+    ES_ASSIGN(ByteView unused, c.take());
+    s.own_mode = string_of(own);
+    s.own_key_unused = string_of(unused);
   }
   if (c.pos != b.size())
     return fail(Errc::malformed, "trailing bytes after the stored session");

@@ -16,6 +16,8 @@ struct StoredSession {
   std::optional<int64_t> retained_id;  // the retained secret this session made
   bool continuity = false;             // a retained secret from an earlier session matched
   std::string pki;                     // "x509-valid", "openpgp-valid" or "" (at establishment)
+  std::string own_mode;                // how we identified: none, key or hash ("" before 2026-12)
+  std::string own_key_unused;          // Established::own_key_unused
   SecretBytes session;                 // Session::serialize()
 
   SecretBytes encode() const;

@@ -33,6 +33,22 @@ struct DsaSig {
   ~DsaSig() { DSA_SIG_free(s); }
 };
 
+}  // namespace
+
+std::string_view key_type_name(KeyType t) {
+  switch (t) {
+    case KeyType::rsa:
+      return "rsa";
+    case KeyType::dsa:
+      return "dsa";
+    case KeyType::ed25519:
+      return "ed25519";
+  }
+  return "?";
+}
+
+namespace {
+
 Result<KeyType> key_type_of(EVP_PKEY* k) {
   if (EVP_PKEY_is_a(k, "RSA"))
     return KeyType::rsa;

@@ -34,6 +34,8 @@ std::string_view sign_alg_uri(SignAlg a);
 std::optional<SignAlg> sign_alg_from_uri(std::string_view uri);
 // sign_alg_key_type returns the key type that can make signatures of |a|.
 KeyType sign_alg_key_type(SignAlg a);
+// key_type_name returns "rsa", "dsa" or "ed25519".
+std::string_view key_type_name(KeyType t);
 
 // Limits on keys accepted from the wire.
 inline constexpr int kMinRsaBits = 2048;

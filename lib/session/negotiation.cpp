@@ -59,6 +59,17 @@ struct Negotiation::Impl {
   std::vector<std::string> peer_reads;      // the credential kinds the peer said it reads (§7.1)
   std::optional<IdentityProof> peer_proof;  // three-message Alice: Bob's verified identity
   bool terminate_requested = false;         // three-message: terminate=1 in message 3
+  std::optional<KeyUnused> own_key_unused;  // Established::own_key_unused
+
+  // key_unused: the key types of the offered signature algorithms |algs|, and ours.
+  KeyUnused key_unused(const std::vector<std::string>& algs) const {
+    KeyUnused u{{}, cfg.signer->public_key().type()};
+    for (const auto& v : algs)
+      if (auto a = sign_alg_from_uri(v))
+        if (std::find(u.offered.begin(), u.offered.end(), sign_alg_key_type(*a)) == u.offered.end())
+          u.offered.push_back(sign_alg_key_type(*a));
+    return u;
+  }
 
   void record(const std::string& name, const std::string& v) {
     if (cfg.trace)
@@ -331,6 +342,8 @@ Established Negotiation::Impl::establish(const DirectionKeys& send, const Direct
   est.flow = suite.flow;
   est.sas = sas;
   est.sas_unpadded = sas_unpadded;
+  est.own_mode = initiator ? suite.init_pubkey : suite.resp_pubkey;
+  est.own_key_unused = own_key_unused;
   state = State::established;
   k = {};
   prov = {};
@@ -353,6 +366,14 @@ Status Negotiation::Impl::attach_content(xml::Element& msg, Session& s, RandomSo
 }
 
 // ---- Alice: message 1 ----------------------------------------------------------------------
+
+std::string KeyUnused::describe() const {
+  std::string types;
+  for (KeyType t : offered)
+    types += (types.empty() ? "" : ", ") + std::string(key_type_name(t));
+  return "the offer allows only " + (types.empty() ? std::string("unknown") : types) +
+         " signatures, and our key is " + std::string(key_type_name(ours));
+}
 
 Result<Step> Negotiation::Impl::alice_start(RandomSource& rng) {
   const Policy& pol = cfg.policy;
@@ -685,8 +706,10 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     auto offered = f.choices("resp_pubkey");
     if (!can && std::find(offered.begin(), offered.end(), "none") != offered.end() &&
         std::find(pol.resp_pubkey.begin(), pol.resp_pubkey.end(), PubkeyMode::none) !=
-            pol.resp_pubkey.end())
+            pol.resp_pubkey.end()) {
       resp_pk = "none";
+      own_key_unused = key_unused(algs);
+    }
   }
   std::string sign_alg;
   if (init_pk == "none" && resp_pk == "none") {
@@ -707,7 +730,10 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     rej = {"not-acceptable", bad};
     if (malformed)
       return fail(Errc::malformed, "missing or malformed field among: " + join(bad));
-    return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad));
+    std::string why;
+    if (cfg.signer && std::find(bad.begin(), bad.end(), "sign_algs") != bad.end())
+      why = " (" + key_unused(f.choices("sign_algs")).describe() + ")";
+    return fail(Errc::not_acceptable, "no acceptable option for: " + join(bad) + why);
   }
   suite.modp = static_cast<int>(parse_decimal(modp, 1u << 16).value());
   suite.cipher = *cipher_from_name(crypt);

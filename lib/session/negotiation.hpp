@@ -67,6 +67,14 @@ struct PartyConfig {
   std::map<std::string, std::string>* trace = nullptr;
 };
 
+// KeyUnused: the key types whose algorithms the peer's offer allowed, and ours.
+struct KeyUnused {
+  std::vector<KeyType> offered;
+  KeyType ours = KeyType::ed25519;
+  // describe says it in words: "the offer allows only ed25519 signatures, and our key is rsa".
+  std::string describe() const;
+};
+
 // Established is what a completed negotiation yields.
 struct Established {
   std::unique_ptr<Session> session;
@@ -77,7 +85,12 @@ struct Established {
   bool srs_from_other = false;      // the match came from retained_other
   bool oss_used = false;
   Flow flow = Flow::four_message;
-  PubkeyMode peer_mode = PubkeyMode::none;    // how the peer identified itself
+  PubkeyMode peer_mode = PubkeyMode::none;  // how the peer identified itself
+  PubkeyMode own_mode = PubkeyMode::none;   // how we identified ourselves
+  // own_key_unused is set when our signing key did not identify us although our policy would
+  // have used it: one sign_algs value serves both parties (formats §6), and the offer allowed
+  // only algorithms of other key types, so we fell back to the SAS.
+  std::optional<KeyUnused> own_key_unused;
   std::optional<PublicKey> peer_key;          // its key, whose signature verified (key or hash)
   std::optional<Credential> peer_credential;  // the certificate or OpenPGP key it came with
   bool terminated = false;                    // three-message with terminate=1: already over

@@ -380,14 +380,16 @@ def read(path):
 
 def stored_session(blob):
     """The fields of a stored session (cli/state.cpp, "ESC1"): sas, mode, fingerprint,
-    retained id, continuity, the protocol state (ESS1) and, if present, the PKI verdict."""
+    retained id, continuity, the protocol state (ESS1) and, if present, the PKI verdict and our own
+    identification (mode, why our key was unused)."""
     assert blob[:4] == b"ESC1", "not a stored session"
     pos, out = 4, []
     while pos < len(blob):
         n = int.from_bytes(blob[pos:pos + 4], "big")
         out.append(blob[pos + 4:pos + 4 + n])
         pos += 4 + n
-    keys = ["sas", "mode", "fingerprint", "retained", "continuity", "session", "pki"]
+    keys = ["sas", "mode", "fingerprint", "retained", "continuity", "session", "pki", "own_mode",
+            "own_key_unused"]
     return dict(zip(keys, out))
 
 
