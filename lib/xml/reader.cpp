@@ -24,6 +24,7 @@ StanzaReader::StanzaReader(std::string default_ns, size_t max_stanza)
   o.default_ns = m_default_ns;
   o.suspend_each_top = true;
   o.allow_pi = false;
+  o.max_top_comment = m_max;
   m_tp = std::make_unique<detail::TreeParser>(std::move(o));
 }
 

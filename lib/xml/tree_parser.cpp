@@ -237,8 +237,13 @@ void TreeParser::on_cdata_start(void* self) {
 
 void TreeParser::on_comment(void* self, const XML_Char*) {
   auto* t = static_cast<TreeParser*>(self);
-  if (t->m_stack.size() == 1)
-    t->m_boundary = t->event_end();
+  if (t->m_stack.size() != 1)
+    return;
+  const uint64_t start = static_cast<uint64_t>(XML_GetCurrentByteIndex(t->m_p));
+  t->m_boundary = t->event_end();
+  if (t->m_o.max_top_comment && t->m_boundary - start > t->m_o.max_top_comment)
+    t->abort("a comment between stanzas exceeds the size limit of " +
+             std::to_string(t->m_o.max_top_comment) + " bytes");
 }
 
 void TreeParser::on_pi(void* self, const XML_Char*, const XML_Char*) {

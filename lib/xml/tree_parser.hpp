@@ -25,6 +25,10 @@ class TreeParser {
     size_t max_depth = 64;  // of the top-level elements' trees, the top-level element being 1
     bool suspend_each_top = false;  // stop after each complete top-level element (streams)
     bool allow_pi = true;           // processing instructions (ignored) anywhere
+    // max_top_comment, when not 0, bounds a comment between top-level elements (a stream
+    // reader's size limit): checked when the comment ends, so the verdict does not depend on
+    // how the input was cut into pieces.
+    size_t max_top_comment = 0;
   };
 
   explicit TreeParser(Options o);
