@@ -245,6 +245,22 @@ def spec_cases(spec):
                         ("ver", "2.0", "not-acceptable"), ("accept", "0", "not-acceptable")):
         x.neg(2, "%s-not-offered" % var, "message 2 chooses %s = %s, which was not offered" % (var, v),
               cls, set_value(m2, var, v), {"field": var, "op": "set " + v})
+    for var, v in (("logging", "always"), ("disclosure", "disk"), ("security", "c2s"),
+                   ("compress", "zlib")):
+        x.neg(2, "%s-not-offered" % var, "message 2 answers %s = %s, which was not offered" % (var, v),
+              "not-acceptable", set_value(m2, var, v), {"field": var, "op": "set " + v})
+    # Lengths of the retained-secret hashes (formats §15.2): checked before any MAC.
+    short = b64(base64.b64decode(value_of(m3, "rshashes"))[:-1])
+    x.neg(3, "rshashes-short", "message 3: an rshashes value one byte shorter than the hash",
+          "malformed", set_value(m3, "rshashes", short), {"field": "rshashes", "op": "drop a byte"})
+    short = b64(base64.b64decode(value_of(m4, "srshash"))[:-1])
+    x.neg(4, "srshash-short", "message 4: srshash one byte shorter than the hash", "malformed",
+          set_value(m4, "srshash", short), {"field": "srshash", "op": "drop a byte"})
+    # A namespace-qualified attribute has no place in a normalized form (formats §1.5).
+    x.neg(1, "qualified-attribute", "message 1: a field with a namespace-qualified attribute",
+          "malformed", re.sub(r'<field ([^>]*var="modp")',
+                              r'<field xmlns:p="urn:example:p" p:a="1" \1', m1, count=1),
+          {"field": "modp", "op": "add p:a"})
     for var in ("nonce", "dhkeys", "identity", "mac"):
         x.neg(3, "%s-flipped" % var, "message 3: %s has one bit flipped" % var, "auth-failed",
               set_value(m3, var, flip(value_of(m3, var))), {"field": var, "op": "flip"})

@@ -179,8 +179,10 @@ struct Negotiation::Impl {
 
 namespace {
 
+// read_form finds and parses the form of a negotiation message. A malformed form is refused as
+// |rej| says; with not-acceptable (an offer, a response), naming the field at fault (§10).
 Result<Incoming> read_form(const xml::Element& stanza, std::string_view wrapper_name,
-                           std::string_view wrapper_ns, std::string_view type) {
+                           std::string_view wrapper_ns, std::string_view type, Rejection& rej) {
   Incoming in;
   in.wrapper = stanza.child(wrapper_name, wrapper_ns);
   if (!in.wrapper)
@@ -188,7 +190,16 @@ Result<Incoming> read_form(const xml::Element& stanza, std::string_view wrapper_
   in.x = xml::find_form(*in.wrapper);
   if (!in.x)
     return fail(Errc::malformed, "negotiation without a data form");
-  ES_ASSIGN(in.form, xml::parse_form(*in.x));
+  std::string bad;
+  auto form = xml::parse_form(*in.x, &bad);
+  if (!form) {
+    if (rej.condition.empty())
+      rej.condition = "not-acceptable";
+    if (rej.condition == "not-acceptable" && !bad.empty())
+      rej.fields = {bad};
+    return form.error();
+  }
+  in.form = std::move(form).value();
   if (in.form.form_type() != kFormType)
     return fail(Errc::malformed, "form is not of FORM_TYPE urn:xmpp:ssn");
   if (in.form.type != type)
@@ -571,7 +582,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
   const Policy& pol = cfg.policy;
   suite.compat = pol.compat;
   suite.conv = pol.conv ? *pol.conv : CryptoConv::for_compat(pol.compat);
-  ES_ASSIGN(Incoming in, read_form(offer, "feature", xml::kNsFeatureNeg, "form"));
+  ES_ASSIGN(Incoming in, read_form(offer, "feature", xml::kNsFeatureNeg, "form", rej));
   const xml::Form& f = in.form;
   form_a = xml::normalize_form_content(*in.x, norm());
   record("form_A", form_a);
@@ -625,7 +636,14 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
     auto offered = f.choices(var);
     for (const auto& mine : pol.logging)
       for (const auto& o : offered) {
-        std::string norm_o = (var == "otr") ? (o == "true" || o == "1" ? "mustnot" : "may") : o;
+        // otr: true ≙ mustnot; XEP-0116's own logging vocabulary: false ≙ mustnot (A9).
+        std::string norm_o = o;
+        if (var == "otr")
+          norm_o = o == "true" || o == "1" ? "mustnot" : "may";
+        else if (o == "false" || o == "0")
+          norm_o = "mustnot";
+        else if (o == "true" || o == "1")
+          norm_o = "may";
         if (norm_o == mine)
           return o;
       }
@@ -839,7 +857,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
         {"stanzas", stanzas},
         {"init_pubkey", {init_pk}},
         {"resp_pubkey", {resp_pk}},
-        {"ver", {"1.0"}},
+        {"ver", {ver}},
         {"rekey_freq", {rekey_freq_text(rekey)}},
         {"my_nonce", {base64(n_b)}},
         {std::string(dh_var), {base64(d.mpi())}}};
@@ -904,7 +922,7 @@ Result<Step> Negotiation::Impl::bob_respond(const xml::Element& offer, RandomSou
 Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, RandomSource& rng,
                                                   Rejection& rej) {
   rej = {"not-acceptable", {}};
-  ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "submit"));
+  ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "submit", rej));
   const xml::Form& f = in.form;
   ES_TRY(check_accept(f, rej));
   ES_ASSIGN(Bytes echo, b64_field_or_name(f, "nonce", rej));
@@ -1008,8 +1026,25 @@ Result<Step> Negotiation::Impl::alice_on_response(const xml::Element& msg, Rando
       return fail(Errc::malformed, "the response has no ver");
     return fail(Errc::not_acceptable, "the peer chose a version we did not offer");
   }
-  if (auto l = f.offered_single("logging"))
-    suite.logging = *l;
+  // Every answered value must be one we offered (formats §6, §15.3); these four fields are
+  // not used further, but a peer that answers what was not offered is not running our profile.
+  const std::vector<std::pair<std::string_view, std::vector<std::string>>> fixed_answers = {
+      {"logging", pol.logging},
+      {"disclosure", {"never"}},
+      {"security", {"e2e"}},
+      {"compress", {"none"}}};
+  for (const auto& [var, ours] : fixed_answers) {
+    if (!f.field(var))
+      continue;
+    auto v = f.offered_single(var);
+    if (!v || std::find(ours.begin(), ours.end(), *v) == ours.end()) {
+      rej.fields = {std::string(var)};
+      return fail(Errc::not_acceptable,
+                  "the peer chose a " + std::string(var) + " value we did not offer");
+    }
+    if (var == "logging")
+      suite.logging = *v;
+  }
 
   ES_ASSIGN(n_b, b64_field_or_name(f, "my_nonce", rej));
   if (n_b.size() < 8 || n_b.size() > 64) {
@@ -1188,7 +1223,7 @@ Result<Step> Negotiation::Impl::bob_on_accept3(const xml::Element& msg, const In
 Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSource& rng,
                                               Rejection& rej) {
   rej = {"feature-not-implemented", {}};
-  ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "result"));
+  ES_ASSIGN(Incoming in, read_form(msg, "feature", xml::kNsFeatureNeg, "result", rej));
   const xml::Form& f = in.form;
   ES_TRY(check_accept(f, rej));
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
@@ -1211,6 +1246,9 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
   std::vector<Bytes> rshashes = hidden_b64_values(f, "rshashes", rs_ok);
   if (!rs_ok)
     return fail(Errc::malformed, "bad rshashes");
+  for (const auto& r : rshashes)
+    if (r.size() != hash_size(hash()))
+      return fail(Errc::malformed, "an rshashes value is not as long as the hash (formats §15.2)");
   const DhGroup& g = *dh_group(suite.modp);
   // Hash commitment first: SHA256(e) must equal the He Alice committed to in message 1.
   if (!ct_equal(digest(HashAlg::sha256, BigNum::from_bytes(e_bytes).mpi()), he_per_group[0]))
@@ -1316,12 +1354,14 @@ Result<Step> Negotiation::Impl::bob_on_accept(const xml::Element& msg, RandomSou
 
 Result<Step> Negotiation::Impl::alice_on_init(const xml::Element& msg, Rejection& rej) {
   rej = {"feature-not-implemented", {}};
-  ES_ASSIGN(Incoming in, read_form(msg, "init", xml::kNsInit, "result"));
+  ES_ASSIGN(Incoming in, read_form(msg, "init", xml::kNsInit, "result", rej));
   const xml::Form& f = in.form;
   ES_ASSIGN(Bytes echo, b64_field(f, "nonce"));
   if (echo != n_a)
     return fail(Errc::auth_failed, "the responder's identity does not echo our nonce");
   ES_ASSIGN(Bytes srshash, b64_field(f, "srshash"));
+  if (srshash.size() != hash_size(hash()))
+    return fail(Errc::malformed, "srshash is not as long as the hash (formats §15.2)");
   Established est;
   std::optional<SecretBytes> srs;
   for (size_t i = 0; i < cfg.retained.size(); ++i) {
@@ -1454,7 +1494,8 @@ Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng)
   const xml::Element* th = stanza.child("thread", xml::kNsClient);
   if (!th || th->text_content() != im.cfg.thread)
     return fail(Errc::no_session, "stanza does not belong to this negotiation's thread");
-  Rejection rej;
+  // A message that does not fit the state is rejected like a bad one (formats §10).
+  Rejection rej{"not-acceptable", {}};
   Result<Step> r = fail(Errc::wrong_state, "unexpected negotiation message");
   if (im.initiator && im.state == State::offered)
     r = im.alice_on_response(stanza, rng, rej);

@@ -6,9 +6,44 @@ namespace esession::xml {
 
 namespace {
 
+// c14n_text escapes character data as C14N 1.0 and formats §1.5 (escT) do: & < > and CR only.
+// (escape_text also writes LF as a reference, to keep a stanza on one line; here that would
+// change what the MACs cover.)
+void c14n_text(std::string& out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\r':
+        out += "&#xD;";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+// qualified_attr finds an attribute with a namespace prefix in |e| or below.
+const std::string* qualified_attr(const Element& e) {
+  for (const auto& a : e.attrs)
+    if (a.first.find(':') != std::string::npos)
+      return &a.first;
+  for (const auto& c : e.children)
+    if (const std::string* q = qualified_attr(c))
+      return q;
+  return nullptr;
+}
+
 void norm(std::string& out, const Element& e, std::string_view parent_ns, NormStyle style) {
   if (e.is_text()) {
-    out += escape_text(e.text);
+    c14n_text(out, e.text);
     return;
   }
   bool has_element_child = std::any_of(e.children.begin(), e.children.end(),
@@ -108,9 +143,17 @@ std::string Form::form_type() const {
   return (f && f->values.size() == 1) ? f->values.front() : std::string();
 }
 
-Result<Form> parse_form(const Element& x) {
+Result<Form> parse_form(const Element& x, std::string* bad_field) {
   if (!x.is("x", kNsData))
     return fail(Errc::malformed, "expected a jabber:x:data form");
+  // formats §1.5: normalization has no place for a namespace-qualified attribute.
+  if (const std::string* q = qualified_attr(x)) {
+    for (const auto& c : x.children)
+      if (bad_field && c.is("field", kNsData) && qualified_attr(c))
+        *bad_field = c.attr_or("var");
+    return fail(Errc::malformed,
+                "a namespace-qualified attribute (" + q->substr(0, 64) + ") in a data form");
+  }
   Form form;
   form.type = x.attr_or("type");
   for (const auto& c : x.children) {
@@ -121,15 +164,21 @@ Result<Form> parse_form(const Element& x) {
     f.type = c.attr_or("type");
     if (f.var.empty())
       return fail(Errc::malformed, "form field without 'var'");
-    if (form.field(f.var))
+    if (form.field(f.var)) {
+      if (bad_field)
+        *bad_field = f.var;
       return fail(Errc::malformed, "duplicate form field '" + f.var + "'");
+    }
     for (const auto& v : c.children) {
       if (v.is("value", kNsData)) {
         f.values.push_back(v.text_content());
       } else if (v.is("option", kNsData)) {
         const Element* ov = v.child("value", kNsData);
-        if (!ov || v.count_children("value", kNsData) != 1)
+        if (!ov || v.count_children("value", kNsData) != 1) {
+          if (bad_field)
+            *bad_field = f.var;
           return fail(Errc::malformed, "option of field '" + f.var + "' needs exactly one value");
+        }
         f.options.push_back(ov->text_content());
       } else if (v.is("required", kNsData)) {
         f.required = true;

@@ -50,7 +50,10 @@ struct Form {
 };
 
 // parse_form reads <x xmlns='jabber:x:data'/>; duplicate vars are an error.
-Result<Form> parse_form(const Element& x);
+// parse_form reads a data form. A form with a namespace-qualified attribute, a duplicate field
+// or an option without exactly one value is malformed; |bad_field|, if given, then receives the
+// var of the field at fault (empty if none is).
+Result<Form> parse_form(const Element& x, std::string* bad_field = nullptr);
 
 // find_form returns the <x xmlns='jabber:x:data'/> directly inside |wrapper|, or nullptr.
 const Element* find_form(const Element& wrapper);

@@ -719,3 +719,107 @@ TEST_CASE("the initiator's not-acceptable names the field it refuses (formats §
     CHECK(reply.find("<field var=\"" + std::string(t.var) + "\"/>") != std::string::npos);
   }
 }
+
+namespace {
+
+// form_of returns the parsed form of a negotiation message.
+xml::Form form_of(const xml::Element& msg) {
+  auto f = xml::parse_form(*msg.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData));
+  REQUIRE(f);
+  return *f;
+}
+
+// set_options replaces the options of field |var| in |msg|'s form.
+void set_options(xml::Element& msg, std::string_view var, std::vector<std::string> values) {
+  auto& x = *const_cast<xml::Element*>(
+      msg.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData));
+  for (auto& f : x.children)
+    if (f.name == "field" && f.attr_or("var") == var) {
+      std::erase_if(f.children, [](const xml::Element& c) { return c.name == "option"; });
+      for (const auto& v : values) {
+        xml::Element o("option", std::string(xml::kNsData));
+        o.add_text_child("value", v);
+        f.add(std::move(o));
+      }
+      return;
+    }
+  FAIL("no field " << var);
+}
+
+}  // namespace
+
+TEST_CASE("the responder reads XEP-0116's logging vocabulary and echoes the ver it chose",
+          "[wire]") {
+  SystemRandom rng;
+  PartyConfig a = party(kAlice), b = party(kBob);
+  for (const auto& [offered, want] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"false", "true"}, "false"},
+           {{"true", "false"}, "false"},
+           {{"true"}, "true"},
+           {{"mustnot", "may"}, "mustnot"}}) {
+    INFO(offered.front());
+    auto started = Negotiation::start(a, b.jid, rng);
+    REQUIRE(started);
+    xml::Element offer = started->second.send.at(0);
+    offer.set_attr("from", a.jid);
+    set_options(offer, "logging", offered);
+    set_options(offer, "ver", {"1.3", "1.0"});
+    auto responded = Negotiation::respond(b, offer, rng);
+    REQUIRE(responded);
+    xml::Form f = form_of(responded->second.send.at(0));
+    CHECK(f.value("logging").value() == want);
+    CHECK(f.value("ver").value() == "1.3");  // any 1.x runs this profile and is echoed (A11)
+  }
+}
+
+TEST_CASE("a malformed form, or a message out of its state, is refused naming the field",
+          "[wire]") {
+  SystemRandom rng;
+  PartyConfig a = party(kAlice), b = party(kBob);
+  auto started = Negotiation::start(a, b.jid, rng);
+  REQUIRE(started);
+  xml::Element offer = started->second.send.at(0);
+  offer.set_attr("from", a.jid);
+  // A duplicate field and a namespace-qualified attribute: not-acceptable naming the field.
+  for (int variant = 0; variant < 2; ++variant) {
+    xml::Element bad = offer;
+    auto& x = *const_cast<xml::Element*>(
+        bad.child("feature", xml::kNsFeatureNeg)->child("x", xml::kNsData));
+    for (auto& f : x.children)
+      if (f.name == "field" && f.attr_or("var") == "modp") {
+        if (variant == 0) {
+          xml::Element copy = f;
+          x.add(std::move(copy));
+        } else {
+          f.set_attr("p:a", "1");
+          f.prefixes.emplace_back("p", "urn:example:p");
+        }
+        break;
+      }
+    std::optional<xml::Element> reply;
+    auto responded = Negotiation::respond(b, bad, rng, {}, &reply);
+    REQUIRE_FALSE(responded);
+    CHECK(responded.error().code == Errc::malformed);
+    REQUIRE(reply);
+    std::string r = xml::serialize(*reply);
+    CHECK(r.find("<not-acceptable") != std::string::npos);
+    CHECK(r.find("<field var=\"modp\"/>") != std::string::npos);
+  }
+  // Message 2 twice: the second does not fit Alice's state and is refused the same way.
+  auto responded = Negotiation::respond(b, offer, rng);
+  REQUIRE(responded);
+  xml::Element m2 = responded->second.send.at(0);
+  m2.set_attr("from", b.jid);
+  Negotiation& alice = started->first;
+  REQUIRE(alice.receive(m2, rng));
+  REQUIRE_FALSE(alice.receive(m2, rng));
+  REQUIRE(alice.error_reply());
+  // Alice now waits for message 4, whose failures are feature-not-implemented (formats §10).
+  CHECK(xml::serialize(*alice.error_reply()).find("<feature-not-implemented") != std::string::npos);
+  // Message 4 offered to Bob before message 3: refused with an error too.
+  auto responded2 = Negotiation::respond(b, offer, rng);
+  REQUIRE(responded2);
+  xml::Element again = offer;
+  REQUIRE_FALSE(responded2->first.receive(again, rng));
+  REQUIRE(responded2->first.error_reply());
+}

@@ -105,6 +105,15 @@ TEST_CASE("normalization: spec-literal and Gajim's G4") {
         "<field var=\"b\"><value>&lt;&amp;&gt;</value></field>");
   CHECK(normalize_form_content(*x, NormStyle::gajim)
             .find("<KeyValue xmlns=\"http://www.w3.org/2000/09/xmldsig#\">") != std::string::npos);
+  // Text is escaped as C14N does (escT): a line feed stays a line feed, CR becomes &#xD;. The
+  // serializer writes LF as &#xA; to keep stanzas on one line; normalization must not.
+  auto y = parse(
+      "<x xmlns='jabber:x:data'><field var='t'><value>a\nb&#xD;c\t\"'</value>"
+      "</field></x>");
+  REQUIRE(y);
+  for (auto style : {NormStyle::spec, NormStyle::gajim})
+    CHECK(normalize_form_content(*y, style) ==
+          "<field var=\"t\"><value>a\nb&#xD;c\t\"'</value></field>");
 }
 
 TEST_CASE("parse refuses names that are not QNames and text outside the root") {
