@@ -153,7 +153,8 @@ class Suite:
         self.add("msg%d-%s" % (i, name), desc, cls, receiver, self.first(i, receiver), self.msg(i),
                  tampered, mutation)
 
-    def stanza_case(self, k, name, desc, cls, tampered, mutation, original=True, extra_first=()):
+    def stanza_case(self, k, name, desc, cls, tampered, mutation, original=True, extra_first=(),
+                    survives=False):
         """A case on encrypted stanza |k| (1-based), after the session is established and the
         earlier stanzas of the same direction are delivered."""
         sx = self.s["stanzas"][k - 1]
@@ -166,6 +167,9 @@ class Suite:
         self.add("stanza%d-%s" % (k, name), desc, cls, receiver, first,
                  {"ref": "stanza %d" % k, "wire": self.st[k - 1]} if original else None, tampered,
                  mutation)
+        if survives:
+            # An unauthenticated stanza (no <c/>) must not end the session (formats §15.7).
+            self.cases["stanza%d-%s" % (k, name)]["session_survives"] = True
 
     def files(self):
         for name, case in sorted(self.cases.items()):
@@ -332,8 +336,7 @@ def spec_cases(spec):
              s1.replace(mac, "<new>1</new>" + mac), "wrong-state"),
             ("new-leading-zero", "<new>01</new>", s1.replace(mac, "<new>01</new>" + mac),
              "malformed"),
-            ("clear", "a clear <body/> and no <c/> in an established session", body_clear,
-             "auth-failed"),
+
             ("data-flipped", "a bit of <data/> flipped", set_element(s1, "data", flip(element_text(s1, "data"))),
              "auth-failed"),
             ("mac-flipped", "a bit of <mac/> flipped", set_element(s1, "mac", flip(element_text(s1, "mac"))),
@@ -347,7 +350,9 @@ def spec_cases(spec):
                   '<field var="terminate"><value>1</value></field></x></feature></message>'
                   % x.thread)
     x.stanza_case(1, "termination-in-clear", "a termination form in clear (spec mode encrypts it)",
-                  "auth-failed", clear_term, {"op": "clear termination"})
+                  "auth-failed", clear_term, {"op": "clear termination"}, survives=True)
+    x.stanza_case(1, "clear", "stanza 1: a clear <body/> and no <c/> in an established session",
+                  "auth-failed", body_clear, {"op": "clear"}, survives=True)
     x.stanza_case(1, "replayed", "stanza 1 delivered twice", "auth-failed", s1, {"op": "replay"},
                   extra_first=[{"ref": "stanza 1", "to": "bob", "wire": s1}])
     x.stanza_case(3, "before-stanza-1", "stanza 3 delivered before stanza 1", "auth-failed", x.st[2],

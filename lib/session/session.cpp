@@ -340,13 +340,15 @@ Result<xml::Element> Session::terminate(RandomSource& rng) {
 Result<Received> Session::decrypt(const xml::Element& stanza) {
   if (!can_receive())
     return fail(Errc::terminated, "the session has ended");
-  // Any failure below destroys the session: XEP-0200 §8 steps 3-4.
+  // Any failure below destroys the session: XEP-0200 §8 steps 3-4. Except a stanza with no
+  // <c/> at all: it is refused, but being unauthenticated it must not end the session, or
+  // anyone who can inject a stanza could end it (formats §15.7).
   auto r = open(stanza);
   if (r && m_state != State::ended) {
     if (auto inner = open_error_details(r->stanza); !inner)
       r = inner.error();
   }
-  if (!r)
+  if (!r && !unencrypted(stanza))
     destroy();
   return r;
 }
@@ -380,8 +382,7 @@ Result<Received> Session::open(const xml::Element& stanza) {
   if (stanza.count_children("c", xml::kNsC) != 1) {
     if (auto t = clear_terminate(stanza))
       return std::move(*t);
-    const xml::Element* err = stanza.child("error", xml::kNsClient);
-    if (stanza.count_children("c", xml::kNsC) == 0 && !(err && err->child("c", xml::kNsC)))
+    if (unencrypted(stanza))
       return fail(Errc::auth_failed,
                   "unencrypted stanza refused (every stanza in the session is encrypted)");
     return fail(Errc::malformed, "expected exactly one <c/> in the stanza");
@@ -574,6 +575,11 @@ Result<Received> Session::open(const xml::Element& stanza) {
     destroy();
   }
   return out;
+}
+
+bool Session::unencrypted(const xml::Element& stanza) {
+  const xml::Element* err = stanza.child("error", xml::kNsClient);
+  return stanza.count_children("c", xml::kNsC) == 0 && !(err && err->child("c", xml::kNsC));
 }
 
 std::optional<Result<Received>> Session::clear_terminate(const xml::Element& stanza) {

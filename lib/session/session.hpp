@@ -135,6 +135,8 @@ class Session {
   Status open_error_details(xml::Element& stanza);
   Result<Received> open(const xml::Element& stanza);
   std::optional<Result<Received>> clear_terminate(const xml::Element& stanza);
+  // unencrypted: |stanza| carries no <c/>, neither itself nor in its <error/>.
+  static bool unencrypted(const xml::Element& stanza);
   Bytes pad(std::string content, RandomSource& rng) const;
 
   SessionParams m_p;

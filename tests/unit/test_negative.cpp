@@ -233,5 +233,11 @@ TEST_CASE("stanza tampering, replay, reordering and loss destroy the session") {
     t.add_text_child("thread", l.thread);
     t.add(terminate_form("submit"));
     CHECK(l.b->decrypt(t).error().code == Errc::auth_failed);
+    // Unauthenticated, it does not end the session (formats §15.7): a real stanza still opens.
+    auto enc = l.a->encrypt(chat("still here", l.thread), rng);
+    REQUIRE(enc);
+    auto r = l.b->decrypt(*enc);
+    REQUIRE(r);
+    CHECK(r->stanza.child("body", xml::kNsClient)->text_content() == "still here");
   }
 }
