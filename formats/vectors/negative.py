@@ -336,6 +336,8 @@ def spec_cases(spec):
              s1.replace(mac, "<new>1</new>" + mac), "wrong-state"),
             ("new-leading-zero", "<new>01</new>", s1.replace(mac, "<new>01</new>" + mac),
              "malformed"),
+            ("old-b64-missing-padding", "an <old/> MAC key that is not canonical Base64",
+             s1.replace(mac, "<old>AAA</old>" + mac), "malformed"),
 
             ("data-flipped", "a bit of <data/> flipped", set_element(s1, "data", flip(element_text(s1, "data"))),
              "auth-failed"),

@@ -139,6 +139,24 @@ Result<xml::Element> Session::seal(const xml::Element& envelope, ByteView plaint
   return out;
 }
 
+namespace {
+
+// append_m_content appends one child of <c/> to m_content as formats §11.3 writes it:
+// <NAME>TEXT</NAME>, whatever the serializer would make of it (an empty element included).
+// The texts are Base64 or decimal, which need no escaping; anything else is refused when it is
+// decoded.
+void append_m_content(std::string& out, std::string_view name, std::string_view text) {
+  out += '<';
+  out += name;
+  out += '>';
+  out += text;
+  out += "</";
+  out += name;
+  out += '>';
+}
+
+}  // namespace
+
 Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
                                      std::optional<std::string> key_b64) {
   const Counter128 before = m_p.send_ctr;
@@ -168,7 +186,9 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
     c.add_text_child("new", std::to_string(m_keys_received));
   for (const auto& k : m_old_mac_keys)
     c.add_text_child("old", base64(view(k)));
-  std::string m_content = xml::serialize_children(c);
+  std::string m_content;
+  for (const auto* ch : c.element_children())
+    append_m_content(m_content, ch->name, ch->text_content());
   Bytes ctr_mpi = before.mpi();
   SecretBytes a_mac =
       m_cache.mac(0, m_p.suite.hash, m_p.send.mac).mac({view(m_content), view(ctr_mpi)});
@@ -333,7 +353,11 @@ Result<xml::Element> Session::terminate(RandomSource& rng) {
   }
   envelope.add(terminate_form("submit"));
   ES_ASSIGN(xml::Element out, encrypt(envelope, rng));
+  // formats §13: we send nothing more, so the send keys go now; the receive keys stay for
+  // the stanzas in flight and the acknowledgement.
   m_state = State::closing;
+  m_p.send = {};
+  m_prev_send_mac = {};
   return out;
 }
 
@@ -418,7 +442,9 @@ Result<Received> Session::open(const xml::Element& stanza) {
     if (!ch.attrs.empty() || !ch.element_children().empty())
       return fail(Errc::malformed, "<" + ch.name + "/> inside <c/> with attributes or children");
     if (&ch != mac)
-      m_content += xml::serialize(ch, c.ns);
+      append_m_content(m_content, ch.name, ch.text_content());
+    if (ch.is("old", xml::kNsC))  // never used, but spelled as formats §1.3 says
+      ES_TRY(unbase64(ch.text_content()));
   }
   if (!mac)
     return fail(Errc::malformed, "<c/> without <mac/>");
@@ -553,7 +579,8 @@ Result<Received> Session::open(const xml::Element& stanza) {
     ++m_keys_received;
     out.rekeyed = true;
   } else if (key) {
-    m_p.send = std::move(*new_send);
+    // Closing: we send nothing more, so keep no send keys (formats §13).
+    m_p.send = m_state == State::active ? std::move(*new_send) : DirectionKeys{};
     m_p.send_carry = 0;
     m_recv.assign(1, std::move(*new_recv));
     m_p.peer_public = std::move(*new_peer_public);

@@ -248,8 +248,8 @@ Result<BigNum> read_private(Reader& r, std::string_view what) {
 }
 
 // check_live enforces what the Session code relies on while it can still send or receive.
-Status check_live(const SessionParams& p, const std::vector<DirectionKeys>& recv,
-                  bool has_pending) {
+Status check_live(const SessionParams& p, const std::vector<DirectionKeys>& recv, bool has_pending,
+                  bool closing) {
   if (recv.empty() || recv.size() > 2)
     return bad("recv_keys", "a live session has one or two receive key sets");
   if (has_pending != (recv.size() == 2))
@@ -257,7 +257,8 @@ Status check_live(const SessionParams& p, const std::vector<DirectionKeys>& recv
   auto keys_ok = [](const DirectionKeys& k) {
     return (k.cipher.size() == 16 || k.cipher.size() == 32) && !k.mac.empty() && k.mac.size() <= 64;
   };
-  if (!keys_ok(p.send))
+  // A closing session has no send keys (formats §13); one stored before that rule has them.
+  if (!(closing && p.send.cipher.empty() && p.send.mac.empty()) && !keys_ok(p.send))
     return bad("send keys", "wrong key length");
   for (const auto& k : recv)
     if (!keys_ok(k))
@@ -362,7 +363,7 @@ Result<Session> Session::deserialize(ByteView state) {
   if (!r.done())
     return bad("end", "trailing bytes");
   if (state_value != State::ended)
-    ES_TRY(check_live(p, recv, has_pending));
+    ES_TRY(check_live(p, recv, has_pending, state_value == State::closing));
 
   Session s(std::move(p));
   s.m_state = state_value;

@@ -138,8 +138,18 @@ TEST_CASE("a restored session continues exactly: after re-keys, with a pending r
 
   // Termination and its acknowledgement work across a restore, and an ended session
   // round-trips too.
+  const SecretBytes send_cipher = alice->params().send.cipher, send_mac = alice->params().send.mac;
   auto t = alice->terminate(rng);
   REQUIRE(t);
+  // The terminator destroys its send keys at once (formats §13), in memory and in its state.
+  CHECK(alice->params().send.cipher.empty());
+  CHECK(alice->params().send.mac.empty());
+  auto contains = [](const SecretBytes& hay, const SecretBytes& needle) {
+    return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
+  };
+  const SecretBytes closing_state = alice->serialize();
+  CHECK_FALSE(contains(closing_state, send_cipher));
+  CHECK_FALSE(contains(closing_state, send_mac));
   alice = restore(*alice);
   bob = restore(*bob);
   auto r = bob->decrypt(t.value());
