@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "util/fs.hpp"
 
@@ -116,11 +117,16 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
     fail_with(Errc::unsupported, "the three-message flow needs a signing key",
               "make one with: esession key generate, or use --flow 4");
   std::string peer_bare = bare_jid(peer_jid);
-  p.mine = check(s.retained_for_peer(a.id, peer_bare));
+  // formats §9: a retained secret older than the expiry is not used (it stays stored until a
+  // new session replaces it, or the peer is forgotten).
+  const int64_t not_before =
+      o.retain_days > 0 ? static_cast<int64_t>(std::time(nullptr)) - int64_t{86400} * o.retain_days
+                        : 0;
+  p.mine = check(s.retained_for_peer(a.id, peer_bare, not_before));
   for (const auto& r : p.mine)
     c.retained.push_back(r.secret);
   if (!initiator) {
-    p.others = check(s.retained_for_other_peers(a.id, peer_bare));
+    p.others = check(s.retained_for_other_peers(a.id, peer_bare, not_before));
     for (const auto& r : p.others)
       c.retained_other.push_back(r.secret);
   }
@@ -233,6 +239,9 @@ void add_common(CLI::App* c, NegOpts& o) {
   c->add_flag("--oss-prompt", o.oss_prompt, "ask for an other shared secret on the terminal");
   c->add_option("--timeout", o.timeout, "seconds to wait for each answer (default 120)");
   c->add_option("--rekey-freq", o.rekey_freq, "minimum stanzas between re-keys (default 1)");
+  c->add_option("--retain-days", o.retain_days,
+                "use no retained secret older than this many days (default 90; 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
   value_is(c->add_option("--attach", o.attach,
                          "a file holding one <message/> to send encrypted on our last "
                          "negotiation message"),

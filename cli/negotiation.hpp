@@ -23,9 +23,10 @@ struct NegOpts {
   bool oss_prompt = false;
   int timeout = 120;
   uint32_t rekey_freq = 1;
-  std::string attach;   // a file holding one <message/> to send on our last negotiation message
+  std::string attach;     // a file holding one <message/> to send on our last negotiation message
   bool one_shot = false;  // negotiate --flow 3: end the session right after the attached stanza
   int content_fd = 1;     // where the peer's stanzas on its last negotiation message go
+  int retain_days = 90;   // retained secrets older than this are not used (0: no limit)
 };
 
 struct Prepared {

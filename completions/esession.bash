@@ -33,8 +33,8 @@ _esession_opts() {
         'peer show') echo '-h --help' ;;
         'peer verify') echo '-h --help --sas --key' ;;
         'peer forget') echo '-h --help' ;;
-        'negotiate') echo '-h --help --to --flow --xep0217 --one-shot --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq --attach --content-fd' ;;
-        'respond') echo '-h --help --from --only-four --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq --attach --content-fd' ;;
+        'negotiate') echo '-h --help --to --flow --xep0217 --one-shot --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq --retain-days --attach --content-fd' ;;
+        'respond') echo '-h --help --from --only-four --groups --ciphers --hashes --stanzas --identify --require --gajim --allow-weak-groups --oss-fd --oss-prompt --timeout --rekey-freq --retain-days --attach --content-fd' ;;
         'encrypt') echo '-h --help --to' ;;
         'decrypt') echo '-h --help --from --reply-fd' ;;
         'rekey') echo '-h --help --to' ;;
@@ -56,8 +56,8 @@ _esession_valued() {
         'key generate') echo '--type --bits' ;;
         'key import') echo '--openpgp' ;;
         'peer verify') echo '--sas --key' ;;
-        'negotiate') echo '--to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd' ;;
-        'respond') echo '--from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd' ;;
+        'negotiate') echo '--to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --retain-days --attach --content-fd' ;;
+        'respond') echo '--from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --retain-days --attach --content-fd' ;;
         'encrypt') echo '--to' ;;
         'decrypt') echo '--from --reply-fd' ;;
         'rekey') echo '--to' ;;

@@ -30,9 +30,9 @@ function __esession_valued
         case 'peer verify'
             printf '%s\n' --sas --key
         case 'negotiate'
-            printf '%s\n' --to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd
+            printf '%s\n' --to --flow --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --retain-days --attach --content-fd
         case 'respond'
-            printf '%s\n' --from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --attach --content-fd
+            printf '%s\n' --from --groups --ciphers --hashes --stanzas --identify --require --oss-fd --timeout --rekey-freq --retain-days --attach --content-fd
         case 'encrypt'
             printf '%s\n' --to
         case 'decrypt'
@@ -200,6 +200,7 @@ complete -c esession -n "__esession_at 'negotiate'" -l oss-fd -x -d 'read an oth
 complete -c esession -n "__esession_at 'negotiate'" -l oss-prompt -d 'ask for an other shared secret on the terminal'
 complete -c esession -n "__esession_at 'negotiate'" -l timeout -x -d 'seconds to wait for each answer (default 120)'
 complete -c esession -n "__esession_at 'negotiate'" -l rekey-freq -x -d 'minimum stanzas between re-keys (default 1)'
+complete -c esession -n "__esession_at 'negotiate'" -l retain-days -x -d 'use no retained secret older than this many days (default 90; 0: no limit)'
 complete -c esession -n "__esession_at 'negotiate'" -l attach -r -F -d 'a file holding one <message/> to send encrypted on our last negotiation message'
 complete -c esession -n "__esession_at 'negotiate'" -l content-fd -x -d 'write the stanza the peer sends on its last negotiation message here (default 1)'
 
@@ -219,6 +220,7 @@ complete -c esession -n "__esession_at 'respond'" -l oss-fd -x -d 'read an other
 complete -c esession -n "__esession_at 'respond'" -l oss-prompt -d 'ask for an other shared secret on the terminal'
 complete -c esession -n "__esession_at 'respond'" -l timeout -x -d 'seconds to wait for each answer (default 120)'
 complete -c esession -n "__esession_at 'respond'" -l rekey-freq -x -d 'minimum stanzas between re-keys (default 1)'
+complete -c esession -n "__esession_at 'respond'" -l retain-days -x -d 'use no retained secret older than this many days (default 90; 0: no limit)'
 complete -c esession -n "__esession_at 'respond'" -l attach -r -F -d 'a file holding one <message/> to send encrypted on our last negotiation message'
 complete -c esession -n "__esession_at 'respond'" -l content-fd -x -d 'write the stanza the peer sends on its last negotiation message here (default 1)'
 
