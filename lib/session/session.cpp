@@ -168,6 +168,11 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
   Counter128 after = before.add(1);
   uint64_t blocks = 1;
   Bytes m_final;
+  // formats §12: at most 2^32 blocks under one key; then the sender must re-key (or end the
+  // session) first. Checked before anything is spent.
+  if (m_send_blocks + plaintext.size() / 16 + 1 > kMaxBlocksPerKey)
+    return fail(Errc::wrong_state,
+                "this key has encrypted 2^32 blocks: re-key the session (esession rekey) first");
   if (has_content) {
     if (!plaintext.empty() && plaintext.size() <= stream.carry)
       return fail(Errc::malformed, "a stanza of " + std::to_string(plaintext.size()) +
@@ -200,6 +205,7 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
   m_keys_received = 0;
   m_old_mac_keys.clear();
   ++m_sent_since_rekey;
+  m_send_blocks += blocks;
   const uint8_t left = unused_keystream(carried_in, blocks, m_final.size());
   m_trace = CounterTrace{before,
                          after,
@@ -335,6 +341,7 @@ Result<xml::Element> Session::rekey(RandomSource& rng) {
   m_old_mac_keys.clear();
   m_prev_send_mac = std::move(old_send_mac);
   m_sent_since_rekey = 0;
+  m_send_blocks = 0;
   return out;
 }
 
@@ -586,6 +593,7 @@ Result<Received> Session::open(const xml::Element& stanza) {
     m_p.peer_public = std::move(*new_peer_public);
     ++m_keys_received;
     m_sent_since_rekey = 0;
+    m_send_blocks = 0;
     out.rekeyed = true;
   }
   if (term) {

@@ -22,6 +22,10 @@ struct DirectionKeys {
   SecretBytes mac;
 };
 
+// kMaxBlocksPerKey: a sender re-keys (or ends the session) before encrypting more than 2^32
+// blocks under one key (formats §12).
+inline constexpr uint64_t kMaxBlocksPerKey = uint64_t{1} << 32;
+
 // SessionParams is everything a negotiation hands to a new Session.
 struct SessionParams {
   Suite suite;
@@ -145,6 +149,7 @@ class Session {
   std::optional<BigNum> m_pending_private;  // our re-key private value until acknowledged
   uint32_t m_keys_received = 0;             // <key/>s received since we last sent (for <new/>)
   uint64_t m_sent_since_rekey = 0;
+  uint64_t m_send_blocks = 0;  // counter values spent under the current send key (formats §12)
   std::vector<SecretBytes> m_old_mac_keys;  // to publish in <old/> with the next stanza
   SecretBytes m_prev_send_mac;              // our sending MAC key before our last re-key
   CounterTrace m_trace;

@@ -1,6 +1,6 @@
 // Session::serialize and Session::deserialize: the state blob the store keeps for a session.
 //
-// Format "ESS1", version 2. All integers are big-endian. A field is one of
+// Format "ESS1", version 3. All integers are big-endian. A field is one of
 //   u8, u32, u64       fixed-size integers; bool is a u8 that must be 0 or 1
 //   ctr                16 bytes (a Counter128)
 //   bytes              u32 length, then that many bytes (at most 65536)
@@ -9,7 +9,7 @@
 //   list<T>            u32 count, then the elements
 // Enumerations are written as explicit codes (below), not as C++ enumerator values, so that
 // reordering an enum never changes the format. The fields, in order:
-//   "ESS1" u8:version(2)
+//   "ESS1" u8:version(3)
 //   suite:   u8:compat(0 spec, 1 gajim) bool:g1 bool:g2 bool:g4 bool:g5a bool:g5b
 //            u8:flow(0 4-msg, 1 3-msg)
 //            u32:modp u8:cipher(0 aes128-ctr, 1 aes256-ctr) u8:hash(0 sha256, 1 sha512)
@@ -22,6 +22,7 @@
 //            bool:has_pending [mpi:pending_private] u32:keys_received u64:sent_since_rekey
 //            list<bytes>:old_mac_keys bytes:prev_send_mac
 //   stream:  u8:send_carry u8:recv_carry (G5b: 0-15, and 0 without G5b)
+//   limit:   u64:send_blocks (counter values spent under the current send key, <= 2^32)
 // Nothing may follow. SessionParams::recv is not written (the constructor moves it into the
 // receive key sets, leaving it empty), nor is last_trace() (a diagnostic of the last call).
 //
@@ -35,7 +36,8 @@
 // fields: g5b is then set for Gajim-mode sessions (Gajim mode has always meant Gajim's peer,
 // whose cipher is a stream; up to then our Gajim-mode sender started every stanza on a fresh
 // block, which Gajim reads the same way while no keystream is left over) and both carries
-// are 0. Such a session is written back as version 2.
+// are 0. Versions 1 and 2 lack send_blocks, which is then 0 (no stored session comes near 2^32
+// blocks). Such a session is written back as version 3.
 #include "session/session.hpp"
 
 namespace esession {
@@ -43,8 +45,9 @@ namespace esession {
 namespace {
 
 constexpr uint8_t kMagic[4] = {'E', 'S', 'S', '1'};
-constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersion = 3;
 constexpr uint8_t kVersionNoStream = 1;  // before G5b: no g5b flag, no stream fields
+constexpr uint8_t kVersionNoLimit = 2;   // before send_blocks
 constexpr size_t kMaxField = 65536;
 constexpr uint32_t kMaxOldMacKeys = 16;
 
@@ -302,6 +305,7 @@ SecretBytes Session::serialize() const {
   w.bytes(view(m_prev_send_mac));
   w.u8(m_p.send_carry);
   w.u8(m_p.recv_carry);
+  w.u64(m_send_blocks);
   return w.take();
 }
 
@@ -311,10 +315,10 @@ Result<Session> Session::deserialize(ByteView state) {
   if (!std::equal(magic.begin(), magic.end(), kMagic))
     return bad("magic", "not an esession session state");
   ES_ASSIGN(uint8_t version, r.u8("version"));
-  if (version != kVersion && version != kVersionNoStream)
+  if (version < kVersionNoStream || version > kVersion)
     return fail(Errc::unsupported, "session state: version " + std::to_string(version) +
                                        " is not supported (this esession reads versions " +
-                                       std::to_string(kVersionNoStream) + " and " +
+                                       std::to_string(kVersionNoStream) + " to " +
                                        std::to_string(kVersion) + ")");
   SessionParams p;
   ES_ASSIGN(p.suite, read_suite(r, version));
@@ -360,6 +364,12 @@ Result<Session> Session::deserialize(ByteView state) {
       if (c > 15 || (c != 0 && !p.suite.conv.g5b))
         return bad("carry", "out of range");
   }
+  uint64_t send_blocks = 0;
+  if (version >= kVersion) {
+    ES_ASSIGN(send_blocks, r.u64("send_blocks"));
+    if (send_blocks > kMaxBlocksPerKey)
+      return bad("send_blocks", "above 2^32");
+  }
   if (!r.done())
     return bad("end", "trailing bytes");
   if (state_value != State::ended)
@@ -371,6 +381,7 @@ Result<Session> Session::deserialize(ByteView state) {
   s.m_pending_private = std::move(pending);
   s.m_keys_received = keys_received;
   s.m_sent_since_rekey = sent_since_rekey;
+  s.m_send_blocks = send_blocks;
   s.m_old_mac_keys = std::move(old_mac_keys);
   s.m_prev_send_mac = std::move(prev_send_mac);
   return s;

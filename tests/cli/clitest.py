@@ -394,7 +394,7 @@ def stored_session(blob):
 
 
 def session_secrets(ess1):
-    """The secret fields of a protocol state (lib/session/session_state.cpp, "ESS1" version 1 or 2):
+    """The secret fields of a protocol state (lib/session/session_state.cpp, "ESS1" version 1 to 3):
     state (0 active, 1 closing, 2 ended) and every key, private value and MAC key it holds."""
     pos = [0]
 
@@ -411,8 +411,8 @@ def session_secrets(ess1):
         return take(u32())
     assert take(4) == b"ESS1", "not an ESS1 state"
     version = take(1)[0]
-    assert version in (1, 2), "not an ESS1 version 1 or 2 state"
-    take(5 + (version == 2) + 1)  # compat, g1, g2, g4, g5a, (version 2) g5b; flow
+    assert version in (1, 2, 3), "not an ESS1 version 1 to 3 state"
+    take(5 + (version >= 2) + 1)  # compat, g1, g2, g4, g5a, (version 2) g5b; flow
     take(4 + 1 + 1)        # modp, cipher, hash
     for _ in range(u32()):  # stanzas
         blob()
@@ -433,8 +433,10 @@ def session_secrets(ess1):
     take(4 + 8)            # keys_received, sent_since_rekey
     s["old_mac_keys"] = [blob() for _ in range(u32())]
     s["prev_send_mac"] = blob()
-    if version == 2:
+    if version >= 2:
         take(2)            # send_carry, recv_carry
+    if version >= 3:
+        take(8)            # send_blocks
     assert pos[0] == len(ess1), "trailing bytes in the session state"
     return s
 

@@ -220,7 +220,8 @@ TEST_CASE("damaged session state is refused") {
     return Session::deserialize(view(b));
   };
   CHECK(mutated(0, 'X').error().code == Errc::malformed);
-  CHECK(mutated(4, 3).error().code == Errc::unsupported);
+  CHECK(mutated(4, 4).error().code == Errc::unsupported);
+  CHECK(mutated(4, 0).error().code == Errc::unsupported);
   CHECK(mutated(5, 7).error().code == Errc::malformed);  // compat
   CHECK(mutated(6, 2).error().code == Errc::malformed);  // g1
 
@@ -243,14 +244,22 @@ TEST_CASE("damaged session state is refused") {
   CHECK(Session::deserialize({}).error().code == Errc::malformed);
 }
 
-TEST_CASE("version 1 session state (before G5b) is still read") {
+TEST_CASE("version 1 and 2 session states (before G5b, before the block count) are still read") {
   for (Compat compat : {Compat::spec, Compat::gajim}) {
     Pair p = negotiate(compat);
     send(*p.alice, *p.bob, p.thread, "before");
-    // Version 1 is version 2 without bool:g5b (after g5a, offset 10) and the two carries.
-    SecretBytes v2 = p.alice->serialize();
-    REQUIRE(v2[4] == 2);
-    REQUIRE(v2[10] == (compat == Compat::gajim ? 1 : 0));
+    // Version 2 is version 3 without u64:send_blocks (the last 8 bytes); version 1 is version
+    // 2 without bool:g5b (after g5a, offset 10) and the two carries.
+    SecretBytes v3 = p.alice->serialize();
+    REQUIRE(v3[4] == 3);
+    REQUIRE(v3[10] == (compat == Compat::gajim ? 1 : 0));
+    SecretBytes v2(v3.begin(), v3.end() - 8);
+    v2[4] = 2;
+    SecretBytes v3_zero = v3;  // what a version 2 state is written back as: no count known
+    std::fill(v3_zero.end() - 8, v3_zero.end(), 0);
+    auto r2 = Session::deserialize(view(v2));
+    REQUIRE(r2);
+    CHECK(r2->serialize() == v3_zero);
     SecretBytes v1(v2.begin(), v2.end() - 2);
     v1.erase(v1.begin() + 10);
     v1[4] = 1;
@@ -259,7 +268,7 @@ TEST_CASE("version 1 session state (before G5b) is still read") {
     CHECK(r->suite().conv.g5b == (compat == Compat::gajim));
     CHECK(r->params().send_carry == 0);
     CHECK(r->params().recv_carry == 0);
-    CHECK(r->serialize() == v2);  // written back as version 2
+    CHECK(r->serialize() == v3_zero);  // written back as version 3
     auto alice = std::make_unique<Session>(std::move(r.value()));
     send(*alice, *p.bob, p.thread, "after \xc3\xa9");
     send(*p.bob, *alice, p.thread, "back \xc3\xa9");
@@ -267,13 +276,13 @@ TEST_CASE("version 1 session state (before G5b) is still read") {
   // Carries out of range, or without G5b, are refused.
   Pair p = negotiate();
   SecretBytes blob = p.alice->serialize();
-  blob[blob.size() - 1] = 3;  // recv_carry in a spec-mode session
+  blob[blob.size() - 9] = 3;  // recv_carry in a spec-mode session
   CHECK(Session::deserialize(view(blob)).error().code == Errc::malformed);
   Pair g = negotiate(Compat::gajim);
   SecretBytes gb = g.alice->serialize();
-  gb[gb.size() - 2] = 15;
+  gb[gb.size() - 10] = 15;
   CHECK(Session::deserialize(view(gb)));
-  gb[gb.size() - 2] = 16;
+  gb[gb.size() - 10] = 16;
   CHECK(Session::deserialize(view(gb)).error().code == Errc::malformed);
 }
 
@@ -335,4 +344,33 @@ TEST_CASE("a stored session keeps working through Store::update_session") {
       });
   REQUIRE(good);
   CHECK(good.value() == "to alice");
+}
+
+TEST_CASE("a sender re-keys before 2^32 blocks under one key (formats §12)") {
+  Pair p = negotiate();
+  SystemRandom rng;
+  // A state whose send key has spent 2^32 - 1 counter values: the next stanza would pass
+  // 2^32, so it is refused before anything is spent; a re-key resets the count.
+  SecretBytes blob = p.alice->serialize();
+  const uint64_t spent = kMaxBlocksPerKey - 1;
+  for (int i = 0; i < 8; ++i)
+    blob[blob.size() - 1 - i] = static_cast<uint8_t>(spent >> (8 * i));
+  auto worn = Session::deserialize(view(blob));
+  REQUIRE(worn);
+  auto alice = std::make_unique<Session>(std::move(worn.value()));
+  xml::Element m("message", std::string(xml::kNsClient));
+  m.set_attr("to", "bob@example.com/laptop");
+  m.add_text_child("thread", p.thread);
+  m.add_text_child("body", "one too many");
+  auto refused = alice->encrypt(m, rng);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == Errc::wrong_state);
+  CHECK(alice->serialize() == blob);  // nothing spent
+  rekey(*alice, *p.bob);
+  send(*alice, *p.bob, p.thread, "after the re-key");
+  // More than 2^32 in a stored state is refused.
+  for (int i = 0; i < 8; ++i)
+    blob[blob.size() - 1 - i] = i == 4 ? 1 : 0;
+  blob[blob.size() - 1] = 1;  // 2^32 + 1
+  CHECK(Session::deserialize(view(blob)).error().code == Errc::malformed);
 }
