@@ -49,8 +49,36 @@ class Feeder(threading.Thread):
             pass
 
 
+def first_output_time():
+    """Seconds from starting `encrypt` to its first stanza out, on this machine now (a busy
+    machine or a sanitizer build starts it several times slower than an idle one)."""
+    out = t.path("calibrate%d.out" % len(calibration))
+    with open(out, "wb") as fo:
+        p = subprocess.Popen([t.esession, "--home", a, "encrypt"], stdin=subprocess.PIPE,
+                             stdout=fo, stderr=subprocess.DEVNULL)
+    start = time.monotonic()
+    f = Feeder(p.stdin, t.rng)
+    f.start()
+    while os.path.getsize(out) == 0 and p.poll() is None and time.monotonic() - start < 10:
+        time.sleep(0.001)
+    took = time.monotonic() - start
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    f.join(timeout=10)
+    data = open(out, "rb").read()
+    with open(out, "wb") as fo:  # a line cut by the kill is no stanza
+        fo.write(data[:data.rfind(b"\n") + 1])
+    calibration.append(out)  # its stanzas count in the reuse check like any other run's
+    return took
+
+
+calibration = []
 collected, partial, empty_runs, stanzas = [], 0, 0, 0
 list_failures = 0
+# The kill delays scale with the start-up time, so that most kills land mid-stream whatever
+# the load: the same mix of start-up and mid-stream kills on a fast or a slow machine.
+startup = max(first_output_time() for _ in range(3))
+t.log("encrypt writes its first stanza %.0f ms after it starts" % (startup * 1000))
 t.log("killing encrypt %d times" % RUNS)
 for run in range(RUNS):
     out = t.path("run%03d.out" % run)
@@ -60,7 +88,8 @@ for run in range(RUNS):
     f = Feeder(p.stdin, t.rng)
     f.start()
     # Mostly mid-stream, sometimes during start-up (before or while the store opens).
-    delay = t.rng.uniform(0, 0.02) if t.rng.random() < 0.15 else t.rng.uniform(0.02, 0.1)
+    delay = (t.rng.uniform(0, startup) if t.rng.random() < 0.15
+             else startup + t.rng.uniform(0.005, 0.08))
     time.sleep(delay)
     exited_early = p.poll()
     p.send_signal(signal.SIGKILL)
@@ -112,7 +141,7 @@ ic = con.execute("PRAGMA integrity_check").fetchall()
 con.close()
 t.check(ic == [("ok",)], "PRAGMA integrity_check", ic)
 
-rc, out, err = t.run_counters(snap, ALICE, BOB, collected, window=1 << 22)
+rc, out, err = t.run_counters(snap, ALICE, BOB, collected + calibration, window=1 << 22)
 summary = [l for l in out.splitlines() if l.startswith("# stanzas")]
 t.log("esession-counters: %s" % (summary[0] if summary else "(no summary)"))
 t.check(rc == 0, "no counter range used twice among all collected stanzas, each stanza "
