@@ -365,7 +365,7 @@ Result<Session> Session::deserialize(ByteView state) {
         return bad("carry", "out of range");
   }
   uint64_t send_blocks = 0;
-  if (version >= kVersion) {
+  if (version > kVersionNoLimit) {
     ES_ASSIGN(send_blocks, r.u64("send_blocks"));
     if (send_blocks > kMaxBlocksPerKey)
       return bad("send_blocks", "above 2^32");
