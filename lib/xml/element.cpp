@@ -370,6 +370,7 @@ Result<std::vector<Element>> parse_nodes(std::string_view doc, std::string_view 
   detail::TreeParser::Options o;
   o.default_ns = std::string(default_ns);
   o.max_depth = limits.max_depth;
+  o.allow_pi = limits.allow_pi;
   detail::TreeParser& tp = reusable_parser(std::move(o));
   std::string_view decl;
   if (doc.starts_with("<?xml") && doc.size() > 5 && is_space(doc[5])) {

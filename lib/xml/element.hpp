@@ -105,6 +105,7 @@ void append_escaped_attr(std::string& out, std::string_view s, bool escape_gt = 
 // ParseLimits bound what parse accepts.
 struct ParseLimits {
   size_t max_depth = 64;
+  bool allow_pi = true;  // processing instructions (ignored); stanza content allows none
 };
 
 // parse reads one complete XML element from |doc| (UTF-8; no DOCTYPE). |default_ns| is the
