@@ -114,6 +114,7 @@ struct Specials {
 };
 
 using TextSpecials = Specials<'&', '<', '>', '\r', '\n'>;
+using C14nTextSpecials = Specials<'&', '<', '>', '\r'>;
 using AttrSpecials = Specials<'&', '<', '>', '"', '\t', '\n', '\r'>;
 
 // append_escaped appends |s| to |out|, replacing each character of S by its entity. Runs of
@@ -158,6 +159,21 @@ void append_escaped_text(std::string& out, std::string_view s) {
         return "&gt;";
       case '\n':
         return "&#xA;";
+      default:
+        return "&#xD;";
+    }
+  });
+}
+
+void append_c14n_text(std::string& out, std::string_view s) {
+  append_escaped<C14nTextSpecials>(out, s, [](char c) -> std::string_view {
+    switch (c) {
+      case '&':
+        return "&amp;";
+      case '<':
+        return "&lt;";
+      case '>':
+        return "&gt;";
       default:
         return "&#xD;";
     }

@@ -101,6 +101,9 @@ std::string escape_attr(std::string_view s, bool escape_gt = true);
 // append_escaped_text and append_escaped_attr write the same at the end of |out|.
 void append_escaped_text(std::string& out, std::string_view s);
 void append_escaped_attr(std::string& out, std::string_view s, bool escape_gt = true);
+// append_c14n_text escapes character data as C14N 1.0 does (formats §1.5, escT): & < > and CR
+// only. A line feed stays one: normalization must not change what the MACs cover.
+void append_c14n_text(std::string& out, std::string_view s);
 
 // ParseLimits bound what parse accepts.
 struct ParseLimits {

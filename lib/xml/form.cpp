@@ -6,30 +6,6 @@ namespace esession::xml {
 
 namespace {
 
-// c14n_text escapes character data as C14N 1.0 and formats §1.5 (escT) do: & < > and CR only.
-// (escape_text also writes LF as a reference, to keep a stanza on one line; here that would
-// change what the MACs cover.)
-void c14n_text(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '\r':
-        out += "&#xD;";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
 // qualified_attr finds an attribute with a namespace prefix in |e| or below.
 const std::string* qualified_attr(const Element& e) {
   for (const auto& a : e.attrs)
@@ -43,7 +19,7 @@ const std::string* qualified_attr(const Element& e) {
 
 void norm(std::string& out, const Element& e, std::string_view parent_ns, NormStyle style) {
   if (e.is_text()) {
-    c14n_text(out, e.text);
+    append_c14n_text(out, e.text);
     return;
   }
   bool has_element_child = std::any_of(e.children.begin(), e.children.end(),
