@@ -9,11 +9,6 @@ namespace esession::cli {
 
 namespace {
 
-struct Decrypted {
-  std::vector<std::variant<Received, Error>> results;
-  Compat compat = Compat::spec;  // how answers to the peer are written (wire_style)
-};
-
 int run_decrypt(Context& ctx, const FilterOpts& o) {
   StanzaInput in;
   widen_pipe(1);
@@ -39,103 +34,51 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
     if (worst == kExitOk)
       worst = rc;
   };
-  SessionCache cache(ctx);
+  SystemRandom rng;
+  std::optional<Endpoint> ep;
   for (;;) {
     std::vector<xml::Element> batch = in.next_batch(kBatch);
     if (batch.empty())
       break;
-    cache.clear();
-    int64_t group_id = -1;
-    std::string group_peer, group_thread;
-    std::vector<const xml::Element*> group;
-    auto flush = [&] {
-      if (group.empty())
-        return;
-      Decrypted d = with_session<Decrypted>(ctx, group_id, [&](Session& s) -> Result<Decrypted> {
-        Decrypted r;
-        r.compat = s.suite().compat;
-        for (const xml::Element* st : group) {
-          auto dec = s.decrypt(*st);
-          if (dec)
-            r.results.emplace_back(std::move(dec).value());
-          else
-            r.results.emplace_back(dec.error());
+    if (!ep) {
+      // The first stanza's 'to' chooses the account when the home holds several.
+      std::string to;
+      for (const auto& st : batch)
+        if (const std::string* t = st.attr("to")) {
+          to = *t;
+          break;
         }
-        return r;
-      });
-      std::vector<xml::Element> out, answers;
-      for (auto& res : d.results) {
-        if (auto* err = std::get_if<Error>(&res)) {
-          // Written after the good stanzas before it, so the order of events is kept.
-          write_all(out, stdout);
-          write_all(answers, replies, wire_style(d.compat));
-          out.clear();
-          answers.clear();
-          report(Failure{*err, {}}, group_peer);
-          continue;
-        }
-        Received& r = std::get<Received>(res);
-        // A re-key stanza without content is a control message, not data. (A termination stays
-        // visible: it carries the XEP-0155 form the application may want to see.)
-        bool control =
-            r.rekeyed && std::none_of(r.stanza.children.begin(), r.stanza.children.end(),
-                                      [](const xml::Element& c) {
-                                        return !c.is_text() && !c.is("thread", xml::kNsClient);
-                                      });
-        if (!control)
-          out.push_back(std::move(r.stanza));
-        if (r.reply) {
-          r.reply->set_attr("from", ctx.account().jid);
-          answers.push_back(std::move(*r.reply));
-        }
-        if (r.rekeyed)
-          ctx.status("REKEYED", {group_peer, group_thread});
-        if (r.terminated) {
-          ctx.status("TERMINATED", {group_peer, group_thread});
-          ctx.info("the session with " + group_peer + " has ended");
-        }
-      }
-      write_all(out, stdout);
-      write_all(answers, replies, wire_style(d.compat));
-      group.clear();
+      ep.emplace(Endpoint(ctx.store(), ctx.account(to), EngineConfig{pki_options(ctx), {}}));
+    }
+    Batch b = ep->incoming(batch, rng, o.peer);
+    // Written in order: the stanzas and answers before a refusal leave before it is reported.
+    std::string out, answers;
+    auto write = [&] {
+      write_text(out, stdout);
+      write_text(answers, replies);
+      out.clear();
+      answers.clear();
     };
-    for (const auto& st : batch) {
-      std::string peer = o.peer.empty() ? st.attr_or("from") : o.peer;
-      try {
-        if (peer.empty())
-          fail_with(Errc::malformed, "stanza without a 'from' attribute",
-                    "give the peer with --from");
-        peer = prepared_jid(peer, JidKind::any, "the sender");
-        if (is_negotiation_stanza(st)) {
-          ctx.status("NEGOTIATION_REQUEST", {peer});
-          fail_with(Errc::wrong_state, "a negotiation request from " + peer + " (not decrypted)",
-                    "answer it with: esession respond");
-        }
-        // A stanza for someone else is not ours to decrypt (nor to let destroy a session).
-        // The first stanza's 'to' chooses the account when the home holds several.
-        if (const std::string* to = st.attr("to"); to && !same_jid(*to, ctx.account(*to).jid))
-          fail_with(Errc::no_session,
-                    "a stanza from " + peer + " addressed to " + printable(*to, 256) + ", not to " +
-                        ctx.account().jid + "; refused",
-                    "decrypt stanzas with the home of the account they are addressed to");
-        const SessionRecord& rec = cache.find(peer, st);
-        if (!st.child("c", xml::kNsC) && !st.child("feature", xml::kNsFeatureNeg))
-          fail_with(Errc::auth_failed, "unencrypted stanza from " + peer + " refused",
-                    "the session with this peer is encrypted; clear stanzas are never accepted");
-        if (rec.id != group_id)
-          flush();
-        group_id = rec.id;
-        group_peer = peer;
-        group_thread = rec.thread;
-        group.push_back(&st);
-      } catch (const Failure& f) {
-        flush();
-        if (f.error.code == Errc::io)
-          throw;
-        report(f, peer);
+    for (size_t i = 0; i < b.results.size(); ++i) {
+      Outcome& r = b.results[i];
+      for (const auto& m : r.deliver) {
+        xml::serialize_append(out, m);
+        out += '\n';
+      }
+      for (const auto& m : r.send) {
+        xml::serialize_append(answers, m, {}, r.style);
+        answers += '\n';
+      }
+      render(ctx, r.events);
+      if (r.error) {
+        write();
+        std::string peer = peer_of(o.peer, batch[i], "from");
+        report(failure_of(r, peer), peer);
       }
     }
-    flush();
+    write();
+    if (b.fatal)
+      throw Failure{*b.fatal, {}};
   }
   for (const auto& [peer, n] : ended_repeats)
     if (n > 0)

@@ -8,16 +8,11 @@ namespace {
 int run_negotiate(Context& ctx, const NegOpts& o) {
   const std::string to = prepared_jid(o.to, JidKind::full, "--to");
   Prepared p = prepare(ctx, o, to, true);
+  Endpoint ep = endpoint(ctx);
   SystemRandom rng;
-  auto started = Negotiation::start(p.cfg, to, rng);
-  if (!started)
-    throw Failure{started.error(), {}};
-  auto& [neg, step] = started.value();
-  for (auto& m : step.send)
-    m.set_attr("from", ctx.account().jid);
-  ctx.status("NEGOTIATION_STARTED", {to, neg.thread()});
+  Outcome out = ep.negotiate(to, std::move(p.opts), rng);
   StanzaInput in;
-  return run_exchange(ctx, o, p, neg, std::move(step), to, in);
+  return run_exchange(ctx, o, ep, std::move(out), to, in);
 }
 
 }  // namespace

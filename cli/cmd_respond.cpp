@@ -5,25 +5,6 @@ namespace esession::cli {
 
 namespace {
 
-// thread_is_free refuses, before anything is written, a request on a thread that already names
-// a session: another peer's (a thread names one session, and decrypt routes by it), or one
-// with this peer that has not ended (storing the new session would fail after the answer).
-Status thread_is_free(Context& ctx, const std::string& peer, const std::string& thread) {
-  ES_ASSIGN(auto used, ctx.store().find_sessions_by_thread(ctx.account().id, thread));
-  for (const auto& s : used) {
-    if (s.peer_jid != peer)
-      return fail(Errc::wrong_state,
-                  "the negotiation request from " + peer +
-                      " uses the thread of a session with another peer; refused");
-    if (s.status != SessionStatus::ended)
-      return fail(Errc::wrong_state, "the negotiation request from " + peer +
-                                         " uses the thread of session " + std::to_string(s.id) +
-                                         ", which is " +
-                                         std::string(session_status_name(s.status)) + "; refused");
-  }
-  return {};
-}
-
 int run_respond(Context& ctx, const NegOpts& o) {
   StanzaInput in;
   std::optional<xml::Element> offer;
@@ -44,24 +25,11 @@ int run_respond(Context& ctx, const NegOpts& o) {
   peer = prepared_jid(peer, JidKind::full, "the peer");
   // The request's 'to' chooses the account when the home holds several.
   (void)ctx.account(offer->attr_or("to"));
-  ctx.status("NEGOTIATION_REQUEST", {peer});
-  if (const xml::Element* th = offer->child("thread", xml::kNsClient))
-    if (Status free = thread_is_free(ctx, peer, th->text_content()); !free) {
-      ctx.status("NEGOTIATION_FAILED", {peer, errc_name(free.error().code)});
-      throw Failure{free.error(), {}};
-    }
   Prepared p = prepare(ctx, o, peer, false);
+  Endpoint ep = endpoint(ctx);
   SystemRandom rng;
-  std::optional<xml::Element> reply;
-  auto responded = Negotiation::respond(p.cfg, *offer, rng, peer, &reply);
-  if (!responded) {
-    if (reply)
-      write_stanza(*reply, stdout, wire_style(p.cfg.policy.compat));
-    ctx.status("NEGOTIATION_FAILED", {peer, errc_name(responded.error().code)});
-    throw Failure{responded.error(), {}};
-  }
-  auto& [neg, step] = responded.value();
-  return run_exchange(ctx, o, p, neg, std::move(step), peer, in);
+  Outcome out = ep.respond(*offer, peer, std::move(p.opts), rng);
+  return run_exchange(ctx, o, ep, std::move(out), peer, in);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "commands.hpp"
 #include "crypto/hash.hpp"
+#include "engine/trust.hpp"
 #include "util/fs.hpp"
 
 namespace esession::cli {
@@ -62,25 +63,11 @@ namespace {
 // several and |ambiguous| is given (the hint); otherwise that is no match.
 std::optional<Account> account_matching(const std::vector<Account>& all, const std::string& jid,
                                         const std::string& ambiguous) {
-  Result<std::string> prepped = prep_jid(jid);
-  const std::string& want = prepped ? *prepped : jid;
-  for (const auto& acc : all)
-    if (acc.jid == want)
-      return acc;
-  std::string want_bare = bare_jid(want);
-  if (want_bare != want)
-    return std::nullopt;
-  std::optional<Account> match;
-  for (const auto& acc : all)
-    if (same_jid(bare_jid(acc.jid), want_bare)) {
-      if (match) {
-        if (!ambiguous.empty())
-          fail_with(Errc::malformed, "several accounts match " + jid, ambiguous);
-        return std::nullopt;
-      }
-      match = acc;
-    }
-  return match;
+  bool several = false;
+  std::optional<Account> a = match_account(all, jid, &several);
+  if (several && !ambiguous.empty())
+    fail_with(Errc::malformed, "several accounts match " + jid, ambiguous);
+  return a;
 }
 
 std::string account_names(const std::vector<Account>& all) {
@@ -146,7 +133,7 @@ int Context::report(const Failure& f, const std::string& about) {
   return exit_for(f.error.code);
 }
 
-void Context::status(std::string_view keyword, std::initializer_list<std::string_view> fields) {
+void Context::status(std::string_view keyword, std::span<const std::string_view> fields) {
   if (m_g.status_fd < 0)
     return;
   if (!m_status) {
@@ -207,16 +194,6 @@ std::string status_field(std::string_view s) {
   return out;
 }
 
-std::string group_hex(std::string_view h) {
-  std::string out;
-  for (size_t i = 0; i < h.size(); ++i) {
-    if (i && i % 4 == 0)
-      out += ' ';
-    out += static_cast<char>(std::toupper(static_cast<unsigned char>(h[i])));
-  }
-  return out;
-}
-
 std::string json_escape(std::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -244,7 +221,7 @@ std::string json_escape(std::string_view s) {
 }
 
 std::string fingerprint_of(const PublicKey& k) {
-  return hex(digest(HashAlg::sha256, k.der()));
+  return key_fingerprint(k);
 }
 
 std::string utc_time(int64_t t) {

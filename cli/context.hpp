@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "crypto/pubkey.hpp"
@@ -69,7 +70,10 @@ class Context {
 
   // status writes one machine-readable line "[ESESSION:] KEYWORD field ..." to --status-fd,
   // each field encoded by status_field.
-  void status(std::string_view keyword, std::initializer_list<std::string_view> fields = {});
+  void status(std::string_view keyword, std::initializer_list<std::string_view> fields = {}) {
+    status(keyword, std::span<const std::string_view>(fields.begin(), fields.size()));
+  }
+  void status(std::string_view keyword, std::span<const std::string_view> fields);
   // report prints |f| as the command's error line (and hint) on stderr and its ERROR status
   // line (the error's name, then |about| if any), and returns the exit status for it.
   int report(const Failure& f, const std::string& about = {});
@@ -118,7 +122,6 @@ std::string status_field(std::string_view s);
 void status_signature(Context& ctx, std::string_view verdict, std::string_view signer);
 
 // Helpers shared by commands.
-std::string group_hex(std::string_view hex);  // "ab12cd34…" as "AB12 CD34 …"
 std::string json_escape(std::string_view s);
 std::string utc_time(int64_t t);                 // "2026-11-26 15:04 UTC"
 std::string fingerprint_of(const PublicKey& k);  // SHA-256 of the DER SubjectPublicKeyInfo, hex

@@ -5,6 +5,11 @@
 
 namespace esession::cli {
 
+void write_text(const std::string& text, FILE* f) {
+  if (std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fflush(f) != 0)
+    fail_with(Errc::io, std::string("writing output: ") + std::strerror(errno));
+}
+
 void write_all(const std::vector<xml::Element>& out, FILE* f, xml::SerializeStyle style) {
   std::string buf;
   buf.reserve(out.size() * 512);
@@ -12,24 +17,25 @@ void write_all(const std::vector<xml::Element>& out, FILE* f, xml::SerializeStyl
     xml::serialize_append(buf, e, {}, style);
     buf += '\n';
   }
-  if (std::fwrite(buf.data(), 1, buf.size(), f) != buf.size() || std::fflush(f) != 0)
-    fail_with(Errc::io, std::string("writing output: ") + std::strerror(errno));
+  write_text(buf, f);
+}
+
+std::string peer_of(const std::string& given, const xml::Element& st, const char* attr) {
+  std::string p = given.empty() ? st.attr_or(attr) : given;
+  Result<std::string> r = prep_jid(p);
+  return r ? std::move(r).value() : p;
 }
 
 int run_control(Context& ctx, const FilterOpts& o, bool terminate) {
   const std::string peer = prepared_jid(o.peer, JidKind::full, "--to");
-  xml::Element probe("message", std::string(xml::kNsClient));
-  SessionRecord rec = find_session_for(ctx, peer, probe);
+  Endpoint ep = endpoint(ctx);
   SystemRandom rng;
-  Compat compat = Compat::spec;
-  xml::Element out =
-      with_session<xml::Element>(ctx, rec.id, [&](Session& s) -> Result<xml::Element> {
-        compat = s.suite().compat;
-        return terminate ? s.terminate(rng) : s.rekey(rng);
-      });
-  out.set_attr("from", ctx.account().jid);
-  write_stanza(out, stdout, wire_style(compat));
-  ctx.status(terminate ? "TERMINATING" : "REKEY_SENT", {peer, rec.thread});
+  Outcome out = terminate ? ep.terminate(peer, rng) : ep.rekey(peer, rng);
+  if (out.error)
+    throw failure_of(out, peer);
+  for (const auto& m : out.send)
+    write_stanza(m, stdout, out.style);
+  render(ctx, out.events);
   return kExitOk;
 }
 

@@ -10,6 +10,7 @@
 
 #include "crypto/x509.hpp"
 #include "openpgp/openpgp.hpp"
+#include "util/fs.hpp"
 
 namespace esession::cli {
 
@@ -137,131 +138,11 @@ std::unique_ptr<Signer> default_signer(Context& ctx) {
   return signer_for(ctx, *k);
 }
 
-namespace {
-
-PkiVerdict evaluate_x509(Context& ctx, std::string_view bare, const Credential& cred) {
-  PkiVerdict v;
-  v.kind = "x509";
-  std::vector<Certificate> chain;
-  for (const auto& der : cred.items)
-    chain.push_back(check(Certificate::from_der(view(der))));
-  const Certificate& leaf = chain.front();
-  v.detail = leaf.subject() + "; issued by " + leaf.issuer();
-  std::vector<Certificate> anchors = ca_anchors(ctx);
-  X509Check r = check_x509(chain, anchors, bare, static_cast<int64_t>(std::time(nullptr)));
-  switch (r.verdict) {
-    case X509Verdict::valid:
-      v.status = "valid";
-      v.valid = true;
-      break;
-    case X509Verdict::untrusted:
-      v.status = "untrusted";
-      break;
-    case X509Verdict::expired:
-      v.status = "expired";
-      break;
-    case X509Verdict::not_yet_valid:
-      v.status = "not-yet-valid";
-      break;
-    case X509Verdict::wrong_name:
-      v.status = "wrong-name";
-      break;
-    case X509Verdict::invalid:
-      v.status = "invalid";
-      break;
-  }
-  v.reason = r.reason;
-  return v;
-}
-
-PkiVerdict evaluate_openpgp(Context& ctx, std::string_view bare, const Credential& cred) {
-  PkiVerdict v;
-  v.kind = "openpgp";
-  openpgp::KeyPacket p = check(openpgp::parse_key_packet(view(cred.items.front())));
-  std::string fpr = openpgp::fingerprint_hex(view(p.fingerprint));
-  v.detail = fpr;
-  auto gpg = check(openpgp::GnuPG::open(ctx.globals().gnupg_home));
-  openpgp::KeyStatus st = check(gpg.status(fpr, bare));
-  std::string who = "the OpenPGP key " + fpr;
-  if (!st.found) {
-    v.status = "not-in-keyring";
-    v.reason = who + " is not in the GnuPG keyring; import and certify it to raise trust";
-  } else if (st.revoked) {
-    v.status = "revoked";
-    v.refuse = true;
-    v.reason = who + " is revoked";
-  } else if (st.expired) {
-    v.status = "expired";
-    v.reason = who + " has expired";
-  } else if (st.disabled || st.invalid) {
-    v.status = "disabled";
-    v.reason = who + " is disabled or invalid in GnuPG";
-  } else if (!st.has_uid) {
-    v.status = "no-xmpp-uid";
-    v.reason = who + " has no User ID xmpp:" + std::string(bare);
-  } else {
-    switch (st.uid_validity) {
-      case openpgp::Validity::full:
-      case openpgp::Validity::ultimate:
-        v.status = "valid";
-        v.valid = true;
-        break;
-      case openpgp::Validity::marginal:
-        v.status = "marginal";
-        break;
-      case openpgp::Validity::never:
-        v.status = "never";
-        break;
-      default:
-        v.status = "unknown";
-        break;
-    }
-    if (!v.valid)
-      v.reason = "GnuPG gives the User ID xmpp:" + std::string(bare) + " of " + who + " " +
-                 v.status + " validity; certify it (gpg --quick-sign-key) to raise trust";
-  }
-  return v;
-}
-
-}  // namespace
-
-PkiVerdict evaluate_pki(Context& ctx, std::string_view bare, const Credential& cred) {
-  // A PKI raises trust and is never needed: whatever goes wrong here (no gpg, an unreadable CA
-  // bundle, an intermediate certificate that does not parse) leaves the credential unchecked,
-  // with a reason, and the negotiation goes on.
-  try {
-    return cred.kind == CredentialKind::x509 ? evaluate_x509(ctx, bare, cred)
-                                             : evaluate_openpgp(ctx, bare, cred);
-  } catch (const Failure& f) {
-    PkiVerdict v;
-    v.kind = std::string(credential_kind_name(cred.kind));
-    v.status = "unchecked";
-    v.reason = "its " +
-               std::string(cred.kind == CredentialKind::x509 ? "certificate" : "OpenPGP key") +
-               " could not be checked: " + f.error.detail;
-    return v;
-  }
-}
-
-namespace {
-constexpr size_t kMaxCredentialFile = 16 << 20;
-}  // namespace
-
 std::string read_small_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    fail_with(Errc::io, "cannot open the " + what + " " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad())
-    fail_with(Errc::io, "reading the " + what + " " + path + " failed");
-  std::string s = ss.str();
-  if (s.size() > kMaxCredentialFile)
-    fail_with(Errc::malformed, path + ": too large for a " + what);
-  return s;
+  return check(fs::read_small_file(path, what));
 }
 
-std::vector<Certificate> ca_anchors(Context& ctx) {
+std::string ca_file(Context& ctx) {
   std::string path = ctx.globals().ca_file;
   if (path.empty()) {
     std::string home_ca = ctx.home() + "/ca.pem";
@@ -269,8 +150,18 @@ std::vector<Certificate> ca_anchors(Context& ctx) {
       return {};
     path = home_ca;
   }
-  return check(Certificate::all_from_pem(read_small_file(path, "CA bundle")),
-               "--ca-file takes a PEM file of CA certificates");
+  return path;
+}
+
+std::vector<Certificate> ca_anchors(Context& ctx) {
+  std::string path = ca_file(ctx);
+  if (path.empty())
+    return {};
+  return check(read_ca_bundle(path), "--ca-file takes a PEM file of CA certificates");
+}
+
+PkiOptions pki_options(Context& ctx) {
+  return PkiOptions{ca_file(ctx), ctx.globals().gnupg_home};
 }
 
 }  // namespace esession::cli

@@ -9,6 +9,7 @@
 
 #include "context.hpp"
 #include "crypto/x509.hpp"
+#include "engine/pki.hpp"
 #include "session/identity.hpp"
 
 namespace esession::cli {
@@ -33,27 +34,13 @@ std::unique_ptr<Signer> signer_for(Context& ctx, const KeyRecord& k);
 // default_signer returns the account's default key as a Signer, or nullptr without one.
 std::unique_ptr<Signer> default_signer(Context& ctx);
 
-// PkiVerdict is what a PKI says about a peer's credential.
-struct PkiVerdict {
-  std::string kind;     // "x509" or "openpgp"
-  std::string status;   // x509: valid, untrusted, expired, not-yet-valid, wrong-name, invalid;
-                        // openpgp: valid, marginal, unknown, never, not-in-keyring, no-xmpp-uid,
-                        // expired, disabled, revoked; either: unchecked (the check itself
-                        // failed: no gpg, an unreadable CA bundle...)
-  std::string detail;   // x509: subject and issuer; openpgp: the OpenPGP fingerprint
-  std::string reason;   // one line for the user when it is not valid
-  bool valid = false;   // raises the session's trust (x509-valid, openpgp-valid)
-  bool refuse = false;  // the key's owner revoked it: the negotiation is refused
-};
-
-// evaluate_pki checks |cred| for |bare_jid|: an X.509 chain against the CA bundle (--ca-file,
-// else <home>/ca.pem), an OpenPGP key against the validity GnuPG gives its User ID
-// xmpp:<bare_jid> (--gnupg-home, else $GNUPGHOME or gpg's default).
-// read_small_file reads a certificate, identity or CA file (at most 16 MiB).
+// read_small_file reads a certificate, identity or CA file (at most 16 MiB). Throws Failure.
 std::string read_small_file(const std::string& path, const std::string& what);
-// ca_anchors reads the CA bundle: --ca-file, else <home>/ca.pem if there is one, else none.
+// ca_file names the CA bundle: --ca-file, else <home>/ca.pem if there is one, else "".
+std::string ca_file(Context& ctx);
+// ca_anchors reads the CA bundle's certificates (none without one). Throws Failure.
 std::vector<Certificate> ca_anchors(Context& ctx);
-
-PkiVerdict evaluate_pki(Context& ctx, std::string_view bare_jid, const Credential& cred);
+// pki_options gives the engine the anchors the options name.
+PkiOptions pki_options(Context& ctx);
 
 }  // namespace esession::cli

@@ -65,11 +65,7 @@ xml::Element read_attachment(const std::string& path, const std::string& peer_ji
 
 Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bool initiator) {
   Prepared p;
-  const Account& a = ctx.account();
-  Store& s = ctx.store();
-  PartyConfig& c = p.cfg;
-  c.jid = a.jid;
-  Policy& pol = c.policy;
+  Policy& pol = p.opts.policy;
   if (o.gajim) {
     pol.compat = Compat::gajim;
     pol.stanzas = {"message"};
@@ -97,9 +93,7 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
     pol.stanzas = o.stanzas;
   pol.rekey_freq = o.rekey_freq;
   p.signer = default_signer(ctx);
-  p.verifier = std::make_unique<StoreVerifier>(ctx);
-  c.signer = p.signer.get();
-  c.verifier = p.verifier.get();
+  p.opts.signer = p.signer.get();
   // Identification: by default, with a key if we have one, and SAS otherwise; the peer may
   // identify any way (three-message: never none).
   std::vector<PubkeyMode> ours = p.signer
@@ -116,20 +110,7 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
   if (pol.flow == Flow::three_message && !p.signer)
     fail_with(Errc::unsupported, "the three-message flow needs a signing key",
               "make one with: esession key generate, or use --flow 4");
-  std::string peer_bare = bare_jid(peer_jid);
-  // formats §9: a retained secret older than the expiry is not used (it stays stored until a
-  // new session replaces it, or the peer is forgotten).
-  const int64_t not_before =
-      o.retain_days > 0 ? static_cast<int64_t>(std::time(nullptr)) - int64_t{86400} * o.retain_days
-                        : 0;
-  p.mine = check(s.retained_for_peer(a.id, peer_bare, not_before));
-  for (const auto& r : p.mine)
-    c.retained.push_back(r.secret);
-  if (!initiator) {
-    p.others = check(s.retained_for_other_peers(a.id, peer_bare, not_before));
-    for (const auto& r : p.others)
-      c.retained_other.push_back(r.secret);
-  }
+  p.opts.retain_days = o.retain_days;
   if (o.one_shot && (!initiator || o.flow != 3 || o.attach.empty()))
     fail_with(Errc::malformed, "--one-shot ends the session after the stanza --attach names",
               "it needs negotiate --flow 3 --attach FILE");
@@ -138,66 +119,62 @@ Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bo
       fail_with(Errc::malformed,
                 "--attach: in the four-message flow the responder sends the last message",
                 "use --flow 3, or let the responder attach with: esession respond --attach FILE");
-    c.content = read_attachment(o.attach, peer_jid);
-    c.terminate_after_content = o.one_shot;
+    p.opts.content = read_attachment(o.attach, peer_jid);
+    p.opts.terminate_after_content = o.one_shot;
   }
   if (o.oss_fd >= 0 || o.oss_prompt)
-    c.oss = read_oss(o);
+    p.opts.oss = read_oss(o);
   return p;
 }
 
 // deliver_content writes the stanzas the peer sent, encrypted, on its last negotiation message
-// to --content-fd (standard output by default, after our own negotiation messages).
-void deliver_content(Context& ctx, const NegOpts& o, Step& step, const std::string& peer_jid,
-                     const std::string& thread) {
-  if (step.content.empty())
-    return;
-  FILE* out = stdout;
-  if (o.content_fd != 1) {
-    out = ::fdopen(o.content_fd, "w");
-    if (!out)
-      fail_with(Errc::io, "--content-fd " + std::to_string(o.content_fd) + " is not open");
-  } else {
-    ctx.info(
-        "the peer sent a stanza with its last negotiation message; it is written to "
-        "standard output (--content-fd N writes it elsewhere)");
+// to --content-fd (standard output by default, after our own negotiation messages), each after
+// its CONTENT event.
+void deliver_content(Context& ctx, const NegOpts& o, Outcome& out) {
+  FILE* file = nullptr;
+  size_t next = 0;
+  for (const Event& e : out.events) {
+    if (e.kind == EventKind::content && !file) {
+      file = stdout;
+      if (o.content_fd != 1) {
+        file = ::fdopen(o.content_fd, "w");
+        if (!file)
+          fail_with(Errc::io, "--content-fd " + std::to_string(o.content_fd) + " is not open");
+      } else {
+        ctx.info(
+            "the peer sent a stanza with its last negotiation message; it is written to "
+            "standard output (--content-fd N writes it elsewhere)");
+      }
+    }
+    render(ctx, e);
+    if (e.kind == EventKind::content && next < out.deliver.size())
+      write_stanza(out.deliver[next++], file);
   }
-  for (auto& r : step.content) {
-    ctx.status("CONTENT", {peer_jid, thread});
-    write_stanza(r.stanza, out);
-  }
-  if (step.established && step.established->terminated) {
-    ctx.status("TERMINATED", {peer_jid, thread});
-    ctx.info("the session with " + peer_jid + " has ended (the peer asked for one stanza only)");
-  }
-  if (out != stdout)
-    std::fflush(out);
+  if (file && file != stdout)
+    std::fflush(file);
 }
 
-// run_exchange sends |first| and answers the peer until the negotiation is established.
-int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, Step step,
+int run_exchange(Context& ctx, const NegOpts& o, Endpoint& ep, Outcome out,
                  const std::string& peer_jid, StanzaInput& in) {
   SystemRandom rng;
-  const xml::SerializeStyle style = wire_style(p.cfg.policy.compat);
+  const std::string thread = out.thread;
   for (;;) {
-    if (step.established) {
-      // Validate and commit first, then write (DESIGN §4): the message that establishes the
-      // peer (Bob's fourth, Alice's third in the three-message flow) leaves only once our
-      // session is durable. A failure to store it leaves both sides without a session.
-      persist_established(ctx, peer_jid, neg.thread(), neg.initiator(), *step.established, p.mine,
-                          p.others, p.verifier.get(), [&] {
-                            for (const auto& m : step.send)
-                              write_stanza(m, stdout, style);
-                          });
-      if (p.cfg.content)
-        ctx.status("ATTACHED", {peer_jid, neg.thread()});
-      // The peer's stanzas on its last message are authentic now that the session is stored:
-      // they are delivered as decrypt delivers (XEP-0116 §4.5, §4.6.4).
-      deliver_content(ctx, o, step, peer_jid, neg.thread());
+    // What the engine returns is committed: the message that establishes the peer (Bob's
+    // fourth, Alice's third in the three-message flow) leaves only once our session is
+    // durable (DESIGN §4).
+    for (const auto& m : out.send)
+      write_stanza(m, stdout, out.style);
+    if (out.error) {
+      render(ctx, out.events);
+      throw failure_of(out, peer_jid);
+    }
+    if (!ep.negotiating(thread)) {
+      // The peer's stanzas on its last message are delivered as decrypt delivers (XEP-0116
+      // §4.5, §4.6.4).
+      deliver_content(ctx, o, out);
       return kExitOk;
     }
-    for (const auto& m : step.send)
-      write_stanza(m, stdout, style);
+    render(ctx, out.events);
     std::optional<xml::Element> st;
     for (;;) {
       st = in.next(o.timeout * 1000);
@@ -205,18 +182,14 @@ int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, 
         fail_with(Errc::io, "the peer's input ended before the session was established",
                   "check that the peer's output reaches our input");
       const xml::Element* th = st->child("thread", xml::kNsClient);
-      if (th && th->text_content() == neg.thread())
+      if (th && th->text_content() == thread)
         break;
       ctx.debug("ignoring a stanza of another conversation");
     }
-    auto r = neg.receive(*st, rng);
-    if (!r) {
-      if (neg.error_reply())
-        write_stanza(*neg.error_reply(), stdout, style);
-      ctx.status("NEGOTIATION_FAILED", {peer_jid, errc_name(r.error().code)});
-      throw Failure{r.error(), {}};
-    }
-    step = std::move(r).value();
+    Batch b = ep.incoming(std::span<const xml::Element>(&*st, 1), rng);
+    if (b.fatal)
+      throw Failure{*b.fatal, {}};
+    out = std::move(b.results.front());
   }
 }
 

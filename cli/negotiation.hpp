@@ -29,17 +29,18 @@ struct NegOpts {
   int retain_days = 90;   // retained secrets older than this are not used (0: no limit)
 };
 
+// Prepared is our side of a negotiation, from the options: what the engine needs, and the
+// identity key it points to.
 struct Prepared {
-  PartyConfig cfg;
   std::unique_ptr<Signer> signer;
-  std::unique_ptr<StoreVerifier> verifier;
-  std::vector<RetainedSecret> mine, others;
+  NegotiationOptions opts;
 };
 
-// prepare builds our side's configuration for a negotiation with |peer_jid|.
+// prepare builds our side's options for a negotiation with |peer_jid|. Throws Failure.
 Prepared prepare(Context& ctx, const NegOpts& o, const std::string& peer_jid, bool initiator);
-// run_exchange writes |step| and answers the peer until the negotiation is established.
-int run_exchange(Context& ctx, const NegOpts& o, Prepared& p, Negotiation& neg, Step step,
+// run_exchange writes what |first| (from negotiate or respond) holds and answers the peer,
+// through |ep|, until the negotiation is established. Throws Failure.
+int run_exchange(Context& ctx, const NegOpts& o, Endpoint& ep, Outcome first,
                  const std::string& peer_jid, StanzaInput& in);
 // add_common adds the options both commands take.
 void add_common(CLI::App* c, NegOpts& o);

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <array>
+#include <cctype>
 
 namespace esession {
 
@@ -27,6 +28,16 @@ Bytes concat(std::initializer_list<ByteView> parts) {
   out.reserve(n);
   for (auto p : parts)
     out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+std::string group_hex(std::string_view h) {
+  std::string out;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (i && i % 4 == 0)
+      out += ' ';
+    out += static_cast<char>(std::toupper(static_cast<unsigned char>(h[i])));
+  }
   return out;
 }
 

@@ -68,6 +68,8 @@ Bytes concat(std::initializer_list<ByteView> parts);
 // hex encodes lowercase hex; unhex accepts upper or lower case and rejects odd lengths.
 std::string hex(ByteView b);
 Result<Bytes> unhex(std::string_view s);
+// group_hex writes hex digits for people: upper case, in groups of four ("AB12 CD34 ...").
+std::string group_hex(std::string_view hex);
 
 // base64 encodes RFC 4648 §4 with padding and no line breaks.
 std::string base64(ByteView b);

@@ -39,6 +39,7 @@
 // are 0. Versions 1 and 2 lack send_blocks, which is then 0 (no stored session comes near 2^32
 // blocks). Such a session is written back as version 3.
 #include "session/session.hpp"
+#include "util/wire.hpp"
 
 namespace esession {
 
@@ -51,107 +52,29 @@ constexpr uint8_t kVersionNoLimit = 2;   // before send_blocks
 constexpr size_t kMaxField = 65536;
 constexpr uint32_t kMaxOldMacKeys = 16;
 
-class Writer {
- public:
-  Writer() { m_out.reserve(1024); }
-  void u8(uint8_t v) { m_out.push_back(v); }
-  void boolean(bool v) { u8(v ? 1 : 0); }
-  void u32(uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8)
-      u8(static_cast<uint8_t>(v >> s));
-  }
-  void u64(uint64_t v) {
-    for (int s = 56; s >= 0; s -= 8)
-      u8(static_cast<uint8_t>(v >> s));
-  }
-  void raw(ByteView v) { m_out.insert(m_out.end(), v.begin(), v.end()); }
-  void bytes(ByteView v) {
-    u32(static_cast<uint32_t>(v.size()));
-    raw(v);
-  }
-  void str(std::string_view s) { bytes(view(s)); }
-  SecretBytes take() { return std::move(m_out); }
-
- private:
-  SecretBytes m_out;
-};
+using wire::Reader;
+using wire::Writer;
 
 Error bad(std::string_view what, std::string_view why) {
   return fail(Errc::malformed, "session state: " + std::string(what) + ": " + std::string(why));
 }
 
-class Reader {
- public:
-  explicit Reader(ByteView in) : m_in(in) {}
-  bool done() const { return m_pos == m_in.size(); }
+Reader reader(ByteView in) {
+  return Reader(in, "session state", kMaxField);
+}
 
-  Result<ByteView> fixed(size_t n, std::string_view what) {
-    if (m_in.size() - m_pos < n)
-      return bad(what, "truncated");
-    ByteView v = m_in.subspan(m_pos, n);
-    m_pos += n;
-    return v;
-  }
-  Result<uint8_t> u8(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(1, what));
-    return v[0];
-  }
-  Result<bool> boolean(std::string_view what) {
-    ES_ASSIGN(uint8_t v, u8(what));
-    if (v > 1)
-      return bad(what, "not a boolean");
-    return v == 1;
-  }
-  Result<uint32_t> u32(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(4, what));
-    uint32_t out = 0;
-    for (uint8_t c : v)
-      out = out << 8 | c;
-    return out;
-  }
-  Result<uint64_t> u64(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(8, what));
-    uint64_t out = 0;
-    for (uint8_t c : v)
-      out = out << 8 | c;
-    return out;
-  }
-  Result<ByteView> bytes(std::string_view what) {
-    ES_ASSIGN(uint32_t n, u32(what));
-    if (n > kMaxField)
-      return bad(what, "too long");
-    return fixed(n, what);
-  }
-  Result<std::string> str(std::string_view what) {
-    ES_ASSIGN(ByteView v, bytes(what));
-    return string_of(v);
-  }
-  Result<SecretBytes> secret_bytes(std::string_view what) {
-    ES_ASSIGN(ByteView v, bytes(what));
-    return secret(v);
-  }
-  // count reads a list length, refusing more than |max| or more than could possibly fit.
-  Result<uint32_t> count(std::string_view what, uint32_t max) {
-    ES_ASSIGN(uint32_t n, u32(what));
-    if (n > max || n > m_in.size() - m_pos)
-      return bad(what, "too many elements");
-    return n;
-  }
-  Result<ByteView> mpi(std::string_view what) {
-    ES_ASSIGN(ByteView v, bytes(what));
-    if (v.empty() || (v.size() > 1 && v[0] == 0))
-      return bad(what, "not a canonical integer");
-    return v;
-  }
-  Result<Counter128> counter(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(16, what));
-    return Counter128::from_bytes(v);
-  }
+// read_mpi reads a bytes field holding a canonical non-negative integer.
+Result<ByteView> read_mpi(Reader& r, std::string_view what) {
+  ES_ASSIGN(ByteView v, r.bytes(what));
+  if (v.empty() || (v.size() > 1 && v[0] == 0))
+    return bad(what, "not a canonical integer");
+  return v;
+}
 
- private:
-  ByteView m_in;
-  size_t m_pos = 0;
-};
+Result<Counter128> read_counter(Reader& r, std::string_view what) {
+  ES_ASSIGN(ByteView v, r.fixed(16, what));
+  return Counter128::from_bytes(v);
+}
 
 // Code<E> lists the wire code of each enumerator, in code order.
 template <class E, size_t N>
@@ -244,7 +167,7 @@ Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
 }
 
 Result<BigNum> read_private(Reader& r, std::string_view what) {
-  ES_ASSIGN(ByteView v, r.mpi(what));
+  ES_ASSIGN(ByteView v, read_mpi(r, what));
   BigNum x = BigNum::from_bytes(v);
   BN_set_flags(x.get(), BN_FLG_CONSTTIME);
   return x;
@@ -310,7 +233,7 @@ SecretBytes Session::serialize() const {
 }
 
 Result<Session> Session::deserialize(ByteView state) {
-  Reader r(state);
+  Reader r = reader(state);
   ES_ASSIGN(ByteView magic, r.fixed(sizeof kMagic, "magic"));
   if (!std::equal(magic.begin(), magic.end(), kMagic))
     return bad("magic", "not an esession session state");
@@ -327,10 +250,10 @@ Result<Session> Session::deserialize(ByteView state) {
   ES_ASSIGN(p.peer_jid, r.str("peer_jid"));
   ES_ASSIGN(p.thread, r.str("thread"));
   ES_ASSIGN(p.send, read_keys(r, "send keys"));
-  ES_ASSIGN(p.send_ctr, r.counter("send_ctr"));
-  ES_ASSIGN(p.recv_ctr, r.counter("recv_ctr"));
+  ES_ASSIGN(p.send_ctr, read_counter(r, "send_ctr"));
+  ES_ASSIGN(p.recv_ctr, read_counter(r, "recv_ctr"));
   ES_ASSIGN(p.my_private, read_private(r, "my_private"));
-  ES_ASSIGN(ByteView peer_public, r.mpi("peer_public"));
+  ES_ASSIGN(ByteView peer_public, read_mpi(r, "peer_public"));
   p.peer_public = BigNum::from_bytes(peer_public);
 
   ES_ASSIGN(uint8_t st, r.u8("state"));

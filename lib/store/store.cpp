@@ -11,6 +11,7 @@
 
 #include "store/detail.hpp"
 #include "util/fs.hpp"
+#include "util/jid.hpp"
 
 namespace esession {
 
@@ -439,6 +440,30 @@ Status Store::atomically(const std::function<Status()>& fn) {
   ES_ASSIGN(sql::Transaction tx, sql::Transaction::begin(m_db));
   ES_TRY(fn());
   return tx.commit();
+}
+
+std::optional<Account> match_account(const std::vector<Account>& all, std::string_view jid,
+                                     bool* ambiguous) {
+  JidMemo memo;
+  Result<std::string> prepped = memo.prep(jid);
+  const std::string want = prepped ? *prepped : std::string(jid);
+  for (const auto& acc : all)
+    if (acc.jid == want)
+      return acc;
+  std::string want_bare = bare_jid(want);
+  if (want_bare != want)
+    return std::nullopt;
+  std::optional<Account> match;
+  for (const auto& acc : all)
+    if (memo.same(bare_jid(acc.jid), want_bare)) {
+      if (match) {
+        if (ambiguous)
+          *ambiguous = true;
+        return std::nullopt;
+      }
+      match = acc;
+    }
+  return match;
 }
 
 }  // namespace esession

@@ -46,6 +46,12 @@ struct Account {
   bool is_default = false;  // the home's default account (at most one)
 };
 
+// match_account returns the account |jid| names among |all|: the one with that (prepared) full
+// JID, or, for a bare |jid|, the only one with that bare JID. When a bare JID names several
+// there is no match, and |*ambiguous| (if given) is set.
+std::optional<Account> match_account(const std::vector<Account>& all, std::string_view jid,
+                                     bool* ambiguous = nullptr);
+
 // KeyKind is what a KeyRecord refers to.
 enum class KeyKind { rsa, dsa, ed25519, x509, openpgp };
 std::string_view key_kind_name(KeyKind k);  // "rsa", "dsa", "ed25519", "x509", "openpgp"

@@ -8,6 +8,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 #include <vector>
 
@@ -348,6 +351,21 @@ std::string join(std::string_view dir, std::string_view name) {
     out.push_back('/');
   out.append(name);
   return out;
+}
+
+Result<std::string> read_small_file(const std::string& path, const std::string& what,
+                                    size_t max_size) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return fail(Errc::io, "cannot open the " + what + " " + path + ": " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad())
+    return fail(Errc::io, "reading the " + what + " " + path + " failed");
+  std::string s = ss.str();
+  if (s.size() > max_size)
+    return fail(Errc::malformed, path + ": too large for a " + what);
+  return s;
 }
 
 }  // namespace esession::fs

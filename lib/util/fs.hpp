@@ -112,6 +112,11 @@ Status atomic_replace(const std::string& path, ByteView data, mode_t mode = 0600
 // than |max_size| are refused.
 Result<SecretBytes> read_private_file(const std::string& path, size_t max_size = 1 << 20);
 
+// read_small_file reads a public file (a certificate, a CA bundle, an identity) of at most
+// |max_size| bytes; |what| names it in errors ("cannot open the CA bundle PATH: ...").
+Result<std::string> read_small_file(const std::string& path, const std::string& what,
+                                    size_t max_size = size_t{16} << 20);
+
 // remove_file unlinks |path|; a file that is already gone is not an error.
 Status remove_file(const std::string& path);
 

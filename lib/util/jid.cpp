@@ -114,4 +114,37 @@ std::string bare_jid(std::string_view jid) {
   return std::string(jid.substr(0, jid.find('/')));
 }
 
+Result<std::string> JidMemo::prep(std::string_view jid) {
+  for (const auto& [in, out] : m_memo)
+    if (in == jid)
+      return out;
+  Result<std::string> r = prep_jid(jid);
+  if (r) {
+    if (m_memo.size() >= 16)
+      m_memo.erase(m_memo.begin());
+    m_memo.emplace_back(std::string(jid), *r);
+  }
+  return r;
+}
+
+Result<std::string> JidMemo::prep_kind(std::string_view jid, Kind kind) {
+  ES_ASSIGN(std::string r, prep(jid));
+  bool has_resource = r.find('/') != std::string::npos;
+  if (kind == Kind::full && !has_resource)
+    return fail(Errc::malformed, "'" + std::string(jid) + "' is not a full JID (no /resource)");
+  if (kind == Kind::bare && has_resource)
+    return fail(Errc::malformed,
+                "'" + std::string(jid) + "' is a full JID: give it without its resource");
+  return r;
+}
+
+bool JidMemo::same(std::string_view a, std::string_view b) {
+  Result<std::string> pa = prep(a);
+  if (!pa)
+    return false;
+  std::string first = std::move(pa).value();
+  Result<std::string> pb = prep(b);
+  return pb && first == *pb;
+}
+
 }  // namespace esession

@@ -30,4 +30,12 @@ const char* errc_name(Errc c) {
   return "unknown";
 }
 
+std::string printable(std::string_view s, size_t max) {
+  std::string out(s.substr(0, max));
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      c = '?';
+  return "'" + out + (s.size() > max ? "…'" : "'");
+}
+
 }  // namespace esession

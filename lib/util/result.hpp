@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -28,6 +29,10 @@ enum class Errc {
 
 // errc_name returns a stable lower-case name for |c|, used in status lines and vector output.
 const char* errc_name(Errc c);
+
+// printable quotes untrusted text (a thread, an address) for an error detail: at most |max|
+// bytes, control characters replaced by '?'.
+std::string printable(std::string_view s, size_t max = 48);
 
 // Error is a failure: its class and a one-line description without a trailing period.
 struct Error {

@@ -379,7 +379,7 @@ def read(path):
 # --- stored session state ---
 
 def stored_session(blob):
-    """The fields of a stored session (cli/state.cpp, "ESC1"): sas, mode, fingerprint,
+    """The fields of a stored session (lib/engine/session_record.cpp, "ESC1"): sas, mode, fingerprint,
     retained id, continuity, the protocol state (ESS1) and, if present, the PKI verdict and our own
     identification (mode, why our key was unused)."""
     assert blob[:4] == b"ESC1", "not a stored session"

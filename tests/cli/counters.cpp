@@ -29,8 +29,8 @@
 
 #include "crypto/ctr.hpp"
 #include "crypto/hash.hpp"
+#include "engine/session_record.hpp"
 #include "session/session.hpp"
-#include "state.hpp"
 #include "store/store.hpp"
 #include "xml/element.hpp"
 
@@ -121,8 +121,7 @@ int main(int argc, char** argv) {
   }
   auto acc = store->get_account(account);
   if (!acc || !*acc) {
-    std::fprintf(stderr, "esession-counters: no account %s in %s\n", account.c_str(),
-                 home.c_str());
+    std::fprintf(stderr, "esession-counters: no account %s in %s\n", account.c_str(), home.c_str());
     return 3;
   }
   auto rec = store->find_active_session((*acc)->id, peer);
@@ -136,7 +135,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "esession-counters: %s\n", blob.error().detail.c_str());
     return 3;
   }
-  auto ss = cli::StoredSession::decode(view(*blob));
+  auto ss = StoredSession::decode(view(*blob));
   if (!ss) {
     std::fprintf(stderr, "esession-counters: %s\n", ss.error().detail.c_str());
     return 3;
@@ -259,18 +258,18 @@ int main(int argc, char** argv) {
     used += ranges[i].blocks;
     if (i + 1 < ranges.size() && ranges[i + 1].start < ranges[i].start + ranges[i].blocks) {
       ++overlaps;
-      std::fprintf(stderr,
-                   "esession-counters: counter reuse: %s [%llu, %llu) and %s [%llu, %llu)\n",
-                   ranges[i].where.c_str(), static_cast<unsigned long long>(ranges[i].start),
-                   static_cast<unsigned long long>(ranges[i].start + ranges[i].blocks),
-                   ranges[i + 1].where.c_str(),
-                   static_cast<unsigned long long>(ranges[i + 1].start),
-                   static_cast<unsigned long long>(ranges[i + 1].start + ranges[i + 1].blocks));
+      std::fprintf(
+          stderr, "esession-counters: counter reuse: %s [%llu, %llu) and %s [%llu, %llu)\n",
+          ranges[i].where.c_str(), static_cast<unsigned long long>(ranges[i].start),
+          static_cast<unsigned long long>(ranges[i].start + ranges[i].blocks),
+          ranges[i + 1].where.c_str(), static_cast<unsigned long long>(ranges[i + 1].start),
+          static_cast<unsigned long long>(ranges[i + 1].start + ranges[i + 1].blocks));
     }
   }
   uint64_t span = ranges.empty() ? 0 : ranges.back().start + ranges.back().blocks;
-  std::printf("# stanzas %zu, ranges %zu, unmatched %zu, overlaps %zu, blocks used %llu, span %llu\n",
-              stanzas, ranges.size(), unmatched, overlaps, static_cast<unsigned long long>(used),
-              static_cast<unsigned long long>(span));
+  std::printf(
+      "# stanzas %zu, ranges %zu, unmatched %zu, overlaps %zu, blocks used %llu, span %llu\n",
+      stanzas, ranges.size(), unmatched, overlaps, static_cast<unsigned long long>(used),
+      static_cast<unsigned long long>(span));
   return (unmatched || overlaps) ? 1 : 0;
 }

@@ -1,5 +1,5 @@
-// What the command line stores per session besides the protocol state: the SAS, the peer's
-// identification, and the retained secret the session created (for `peer verify`).
+// The record the engine stores for each session: the protocol state (ESS1) and what was learnt
+// when it was established (the SAS, the peer's identification, the retained secret it made).
 #pragma once
 
 #include <optional>
@@ -7,8 +7,13 @@
 
 #include "session/session.hpp"
 
-namespace esession::cli {
+namespace esession {
 
+// StoredSession is one session's record, encoded as "ESC1" (formats/esession-1.0.md):
+//   "ESC1" bytes:sas bytes:peer_mode bytes:peer_fingerprint bytes:retained_id (decimal, or
+//   empty) bytes:continuity ("1" or "0") bytes:session (ESS1) [bytes:pki [bytes:own_mode
+//   bytes:own_key_unused]]
+// with util/wire.hpp's fields; records written before a field existed end before it.
 struct StoredSession {
   std::string sas;                     // empty for the three-message flow
   std::string peer_mode;               // none, key or hash
@@ -17,10 +22,11 @@ struct StoredSession {
   bool continuity = false;             // a retained secret from an earlier session matched
   std::string pki;                     // "x509-valid", "openpgp-valid" or "" (at establishment)
   std::string own_mode;                // how we identified: none, key or hash ("" before 2026-12)
-  std::string own_key_unused;          // Established::own_key_unused
+  std::string own_key_unused;          // Established::own_key_unused, described
   SecretBytes session;                 // Session::serialize()
 
   SecretBytes encode() const;
+  // decode parses a record strictly (Errc::malformed when it is not one).
   static Result<StoredSession> decode(ByteView b);
 };
 
@@ -31,4 +37,4 @@ struct StoredSession {
 std::string session_trust(bool key_verified, bool key_pinned, bool sas_verified,
                           const StoredSession& ss);
 
-}  // namespace esession::cli
+}  // namespace esession

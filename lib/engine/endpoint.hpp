@@ -1,0 +1,152 @@
+// Endpoint: the engine. One account of one Store, driven by stanzas.
+//
+// An Endpoint negotiates encrypted sessions (XEP-0116), encrypts the application's stanzas for
+// them and decrypts the peer's (XEP-0200), and keeps every session in the Store. It does no I/O
+// of its own besides the store: the caller moves stanzas between it, the network and the
+// application, and renders its events. Randomness comes from the caller (RandomSource), and
+// the time from EngineConfig::clock.
+//
+// Durability: whatever an Endpoint returns for the peer or the application is returned only
+// after the state that produced it has been committed to the store. A stanza is encrypted
+// under a counter already on disk; a plaintext is delivered after the receive counter that
+// admits it is; the message that establishes the peer leaves only once our side of the
+// session is stored. A caller that crashes after a call has lost output, never reused a
+// counter.
+//
+// Calls do not throw. A call that fails says so in its Outcome (error, refusal), with whatever
+// it produced before the failure, which stands.
+//
+//   Store store = ...;
+//   Endpoint alice(store, account);
+//   Outcome o = alice.negotiate("bob@example.org/pda", options, rng);   // o.send: the offer
+//   ...
+//   Batch b = alice.incoming(stanzas_from_network, rng);   // answers, plaintexts, events
+//   Batch e = alice.outgoing(stanzas_from_application, rng);   // encrypted stanzas
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/events.hpp"
+#include "engine/pki.hpp"
+#include "session/negotiation.hpp"
+#include "store/store.hpp"
+#include "util/jid.hpp"
+
+namespace esession {
+
+// NegotiationOptions is our side of one negotiation.
+struct NegotiationOptions {
+  Policy policy;                   // what we offer (negotiate) or accept (respond)
+  const Signer* signer = nullptr;  // our identity key, if any; must outlive the negotiation
+  std::optional<SecretBytes> oss;  // an other shared secret (XEP-0116 §4.7.3)
+  // content: a <message/> to send, encrypted, on our last negotiation message;
+  // terminate_after_content ends the session after it (three-message initiator only).
+  std::optional<xml::Element> content;
+  bool terminate_after_content = false;
+  // Retained secrets older than this many days are not used (0: no limit; formats §9).
+  int retain_days = 90;
+};
+
+struct EngineConfig {
+  PkiOptions pki;                  // where CA anchors and GnuPG are
+  std::function<int64_t()> clock;  // seconds since the epoch; empty: the system clock
+};
+
+// Refusal says why a stanza or call was refused, so that a front end can advise; Error says
+// it in words.
+enum class Refusal {
+  none,
+  other,                // see the Error
+  no_sender,            // an incoming stanza without 'from' (and no sender given)
+  no_recipient,         // an outgoing stanza without 'to' (and no recipient given)
+  negotiation_request,  // a peer's offer: answer it with respond()
+  not_for_us,           // addressed to another account
+  other_account,        // an outgoing stanza from another account of this store
+  clear_stanza,         // a stanza in clear where a session is encrypted
+  session_ended,        // the session (or the one its thread names) has ended
+  no_session,           // no session with the peer
+  unknown_thread,       // the thread names no session
+  foreign_thread,       // the thread names another peer's session
+};
+
+// Outcome is what one stanza or call produced.
+struct Outcome {
+  std::string thread;                 // negotiate, respond: the negotiation's thread
+  std::vector<xml::Element> send;     // for the peer, in order
+  xml::SerializeStyle style;          // how |send| must be written (wire_style of the session)
+  std::vector<xml::Element> deliver;  // for the application: authentic stanzas
+  Events events;                      // what happened, in order
+  std::optional<Error> error;         // the stanza or call failed (after what precedes)
+  Refusal refusal = Refusal::none;    // why, when the stanza was refused
+};
+
+// Batch is what a list of stanzas produced: one Outcome per stanza handled, in order.
+struct Batch {
+  std::vector<Outcome> results;
+  // fatal: the store failed; the stanzas after |results| were not handled. (outgoing also
+  // stops after the first stanza it cannot encrypt: that Outcome carries the error.)
+  std::optional<Error> fatal;
+};
+
+class Endpoint {
+ public:
+  Endpoint(Store& store, Account account, EngineConfig cfg = {});
+  ~Endpoint();
+  Endpoint(Endpoint&&) noexcept;
+  Endpoint& operator=(Endpoint&&) = delete;
+
+  const Account& account() const { return m_account; }
+
+  // negotiate starts a negotiation with |peer| (a prepared full JID): send holds the offer.
+  // The peer's answers go to incoming().
+  Outcome negotiate(const std::string& peer, NegotiationOptions opts, RandomSource& rng);
+  // respond answers the negotiation request |offer| from |peer| (a prepared full JID; the
+  // offer's 'from' is not read). Its thread must not name a session still in use.
+  Outcome respond(const xml::Element& offer, const std::string& peer, NegotiationOptions opts,
+                  RandomSource& rng);
+  // negotiating: is a negotiation of ours in progress on |thread|?
+  bool negotiating(std::string_view thread) const;
+
+  // incoming handles stanzas from the network: the next messages of our negotiations (by
+  // thread), and encrypted stanzas, decrypted in their sessions (one transaction per run of
+  // stanzas of one session). Stanzas are refused, each on its own, that are not addressed to
+  // this account, are in clear, or name no session of their sender; a negotiation request is
+  // refused with Refusal::negotiation_request (answer it with respond()). |sender|, when
+  // given, replaces every stanza's 'from'.
+  Batch incoming(std::span<const xml::Element> stanzas, RandomSource& rng,
+                 const std::string& sender = {});
+  // outgoing encrypts the application's stanzas in their peers' active sessions (the session
+  // on their <thread/>, else the active one with their 'to'; |recipient|, when given, replaces
+  // every 'to'). It completes the addresses (a missing 'from' is the account's JID) and the
+  // thread. It stops at the first stanza it cannot encrypt.
+  Batch outgoing(std::span<xml::Element> stanzas, RandomSource& rng,
+                 const std::string& recipient = {});
+  // rekey and terminate make the control stanza for the active session with |peer|.
+  Outcome rekey(const std::string& peer, RandomSource& rng);
+  Outcome terminate(const std::string& peer, RandomSource& rng);
+
+ private:
+  struct Pending;
+  struct Lookup;
+  Outcome start(const std::string& peer, NegotiationOptions opts, bool initiator,
+                std::unique_ptr<Pending>& pending);
+  void advance(std::unique_ptr<Pending> p, Step step, Outcome& out);
+  Status commit(Pending& p, Established& est, Events& events);
+  Outcome control(const std::string& peer, bool terminate, RandomSource& rng);
+  void receive(const xml::Element& st, RandomSource& rng, Outcome& out);
+  int64_t now() const;
+
+  Store& m_store;
+  Account m_account;
+  EngineConfig m_cfg;
+  JidMemo m_jids;
+  std::map<std::string, std::unique_ptr<Pending>, std::less<>> m_pending;  // by thread
+};
+
+}  // namespace esession
