@@ -1,5 +1,5 @@
-// What the XEP-0200 filters (encrypt, decrypt, rekey, terminate) share: stored sessions
-// updated in one transaction, batches of stanzas, and the session lookup cache.
+// What the XEP-0200 filters (encrypt, decrypt, rekey, terminate) share: batches of stanzas
+// read from stdin and handed to the engine, and the writing of what it returns.
 #pragma once
 
 #include "commands.hpp"
@@ -11,8 +11,8 @@ struct FilterOpts {
   int reply_fd = 1;  // decrypt: where answers to the peer go (termination acknowledgements)
 };
 
-// Stanzas already waiting in the input are handled as one batch: one transaction per session
-// and batch, committed before any output of the batch is written.
+// Stanzas already waiting in the input are handled as one batch: the engine commits one
+// transaction per run of stanzas of one session, before any output of the batch is written.
 constexpr size_t kBatch = 512;
 
 // write_text writes |text| to |f| and flushes. Throws Failure on an I/O error.

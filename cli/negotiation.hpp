@@ -1,5 +1,5 @@
-// What negotiate and respond share: options, the party configuration built from the home,
-// and the exchange of negotiation stanzas over stdin/stdout.
+// What negotiate and respond share: options, turned into the engine's NegotiationOptions, and
+// the exchange of negotiation stanzas over stdin/stdout through an Endpoint.
 #pragma once
 
 #include "commands.hpp"
