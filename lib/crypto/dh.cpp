@@ -49,11 +49,11 @@ Result<BigNum> BigNum::from_hex(std::string_view h) {
       return fail(Errc::malformed, "invalid hex digit in integer");
   std::string s(h);
   BIGNUM* raw = nullptr;
-  if (BN_hex2bn(&raw, s.c_str()) != static_cast<int>(s.size())) {
-    BN_free(raw);
+  int digits = BN_hex2bn(&raw, s.c_str());
+  UniquePtr<BIGNUM> bn(raw);
+  if (digits != static_cast<int>(s.size()))
     return fail(Errc::malformed, "invalid hex integer");
-  }
-  return BigNum(UniquePtr<BIGNUM>(raw));
+  return BigNum(std::move(bn));
 }
 
 BigNum BigNum::from_word(unsigned long w) {

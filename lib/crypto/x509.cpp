@@ -20,40 +20,6 @@ namespace esession {
 
 namespace {
 
-// Owners for the OpenSSL handles of this file (ossl.hpp covers the EVP ones).
-template <class T>
-struct Free;
-template <>
-struct Free<X509> {
-  void operator()(X509* p) const noexcept { X509_free(p); }
-};
-template <>
-struct Free<STACK_OF(X509)> {
-  void operator()(STACK_OF(X509) * p) const noexcept { sk_X509_pop_free(p, X509_free); }
-};
-template <>
-struct Free<X509_STORE> {
-  void operator()(X509_STORE* p) const noexcept { X509_STORE_free(p); }
-};
-template <>
-struct Free<X509_STORE_CTX> {
-  void operator()(X509_STORE_CTX* p) const noexcept { X509_STORE_CTX_free(p); }
-};
-template <>
-struct Free<GENERAL_NAMES> {
-  void operator()(GENERAL_NAMES* p) const noexcept { GENERAL_NAMES_free(p); }
-};
-template <>
-struct Free<PKCS12> {
-  void operator()(PKCS12* p) const noexcept { PKCS12_free(p); }
-};
-template <>
-struct Free<BIO> {
-  void operator()(BIO* p) const noexcept { BIO_free(p); }
-};
-template <class T>
-using Own = std::unique_ptr<T, Free<T>>;
-
 // PemBlock holds what PEM_read_bio_ex returns. The block may be a private key, so it lives in
 // memory that is wiped when freed.
 struct PemBlock {
@@ -77,7 +43,7 @@ std::string bio_string(BIO* b) {
 // name_string prints |n| in RFC 2253 form. UTF-8 is left as it is rather than escaped to \XX,
 // so that names stay readable; control characters are still escaped.
 std::string name_string(const X509_NAME* n) {
-  Own<BIO> bio(BIO_new(BIO_s_mem()));
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
   if (!bio || !n ||
       X509_NAME_print_ex(bio.get(), n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
     return {};
@@ -122,7 +88,7 @@ std::string printable(std::string_view s) {
 // extension (forbidden by RFC 5280 §4.2) gives none.
 std::vector<std::string> san_strings(X509* x, int type) {
   std::vector<std::string> out;
-  Own<GENERAL_NAMES> names(
+  UniquePtr<GENERAL_NAMES> names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
   if (!names)
     return out;
@@ -159,22 +125,22 @@ bool is_supported_key(EVP_PKEY* k) {
 Result<Certificate> Certificate::from_x509(X509* x) {
   if (!x || X509_up_ref(x) != 1)
     return fail(Errc::internal, "no certificate");
-  return Certificate(std::shared_ptr<X509>(x, X509_free));
+  return Certificate(std::shared_ptr<X509>(UniquePtr<X509>(x)));
 }
 
 Result<Certificate> Certificate::from_der(ByteView der) {
   const unsigned char* p = der.data();
-  Own<X509> x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  UniquePtr<X509> x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
   ERR_clear_error();
   if (!x || p != der.data() + der.size())
     return fail(Errc::malformed, "not a DER certificate");
-  return Certificate(std::shared_ptr<X509>(x.release(), X509_free));
+  return Certificate(std::shared_ptr<X509>(std::move(x)));
 }
 
 Result<std::vector<Certificate>> Certificate::all_from_pem(std::string_view pem) {
   if (pem.size() > INT_MAX)
     return fail(Errc::malformed, "the PEM text is too large");
-  Own<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   if (!bio)
     return fail(Errc::internal, "out of memory");
   ERR_clear_error();
@@ -212,7 +178,7 @@ Bytes Certificate::der() const {
 }
 
 std::string Certificate::pem() const {
-  Own<BIO> bio(BIO_new(BIO_s_mem()));
+  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
   if (!bio || !PEM_write_bio_X509(bio.get(), m_cert.get()))
     return {};
   return bio_string(bio.get());
@@ -374,8 +340,8 @@ Result<X509Identity> identity_from_pkcs12(PKCS12* p12, std::optional<ByteView> p
   int parsed = PKCS12_parse(p12, *pw, &raw_key, &raw_cert, &raw_ca);
   ERR_clear_error();
   UniquePtr<EVP_PKEY> key(raw_key);
-  Own<X509> cert(raw_cert);
-  Own<STACK_OF(X509)> ca(raw_ca);
+  UniquePtr<X509> cert(raw_cert);
+  UniquePtr<STACK_OF(X509)> ca(raw_ca);
   if (parsed != 1) {
     // Without a MAC, a wrong password shows only as contents that do not decrypt.
     if (!PKCS12_mac_present(p12))
@@ -401,7 +367,7 @@ Result<X509Identity> identity_from_pkcs12(PKCS12* p12, std::optional<ByteView> p
 Result<X509Identity> load_x509_identity(ByteView data, std::optional<ByteView> passphrase) {
   // DER PKCS#12 first: it parses exactly or not at all, while PEM may sit among other text.
   const unsigned char* p = data.data();
-  Own<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(data.size())));
+  UniquePtr<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(data.size())));
   ERR_clear_error();
   if (p12 && p == data.data() + data.size())
     return identity_from_pkcs12(p12.get(), passphrase);
@@ -476,9 +442,9 @@ X509Check check_x509(const std::vector<Certificate>& chain, const std::vector<Ce
     return {X509Verdict::invalid, "no certificate"};
   if (anchors.empty())
     return {X509Verdict::untrusted, "no CA bundle is configured"};
-  Own<X509_STORE> store(X509_STORE_new());
-  Own<STACK_OF(X509)> untrusted(sk_X509_new_null());
-  Own<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+  UniquePtr<X509_STORE> store(X509_STORE_new());
+  UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
+  UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
   if (!store || !untrusted || !ctx)
     return {X509Verdict::invalid, "out of memory"};
   for (const Certificate& a : anchors) {
