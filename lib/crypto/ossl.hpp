@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "util/result.hpp"
+
 namespace esession {
 
 // OsslDeleter<T> frees a T; it is specialised once per handle type below.
@@ -76,5 +78,16 @@ struct OsslDeleter<STACK_OF(X509)> {
 
 template <class T>
 using UniquePtr = std::unique_ptr<T, OsslDeleter<T>>;
+
+// alloc_or_die takes a handle an OpenSSL allocator (*_new, *_dup) just returned. Null means the
+// allocation failed, and ends the process through die_out_of_memory (util/result.hpp says why);
+// so the result is never null. Not for a constructor that also fails on its input, such as
+// BIO_new_mem_buf on a null buffer or a d2i_* function.
+template <class T>
+UniquePtr<T> alloc_or_die(T* p, const char* what) {
+  if (!p)
+    die_out_of_memory(what);
+  return UniquePtr<T>(p);
+}
 
 }  // namespace esession

@@ -39,9 +39,10 @@ Result<KeyType> key_type_of(EVP_PKEY* k) {
 
 // from_params builds a public key of |type| ("RSA", "DSA") from an OSSL_PARAM list.
 Result<UniquePtr<EVP_PKEY>> from_params(const char* type, OSSL_PARAM* params) {
-  UniquePtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  UniquePtr<EVP_PKEY_CTX> ctx =
+      alloc_or_die(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr), "EVP_PKEY_CTX");
   EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
+  if (EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
     return fail(Errc::malformed, std::string("invalid ") + type + " public key");
   return UniquePtr<EVP_PKEY>(raw);
@@ -53,9 +54,9 @@ bool is_odd(const BigNum& v) {
 
 // mod_exp_is_one returns true iff b^e mod m == 1.
 bool mod_exp_is_one(const BigNum& b, const BigNum& e, const BigNum& m) {
-  UniquePtr<BN_CTX> ctx(BN_CTX_new());
+  UniquePtr<BN_CTX> ctx = alloc_or_die(BN_CTX_new(), "BN_CTX");
   BigNum r;
-  if (!ctx || !BN_mod_exp(r.get(), b.get(), e.get(), m.get(), ctx.get()))
+  if (!BN_mod_exp(r.get(), b.get(), e.get(), m.get(), ctx.get()))
     return false;
   return BN_is_one(r.get()) == 1;
 }
@@ -112,13 +113,11 @@ Result<PublicKey> PublicKey::rsa(const BigNum& n, const BigNum& e) {
                                           " to " + std::to_string(kMaxRsaBits) + ")");
   if (!is_odd(n) || !is_odd(e) || BN_is_one(e.get()) || e.cmp(n) >= 0)
     return fail(Errc::malformed, "invalid RSA public key");
-  UniquePtr<OSSL_PARAM_BLD> bld(OSSL_PARAM_BLD_new());
-  if (!bld || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+  UniquePtr<OSSL_PARAM_BLD> bld = alloc_or_die(OSSL_PARAM_BLD_new(), "OSSL_PARAM_BLD");
+  if (!OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()))
-    return fail(Errc::internal, "OpenSSL parameter building failed");
-  UniquePtr<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  if (!params)
-    return fail(Errc::internal, "OpenSSL parameter building failed");
+    die_out_of_memory("OSSL_PARAM_BLD");
+  UniquePtr<OSSL_PARAM> params = alloc_or_die(OSSL_PARAM_BLD_to_param(bld.get()), "OSSL_PARAM");
   ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("RSA", params.get()));
   return adopt(std::move(k));
 }
@@ -133,9 +132,9 @@ Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum&
     return fail(Errc::not_acceptable, "DSA subgroup order must have 224 or 256 bits");
   // p and q odd, q | p-1, 1 < g < p with g^q = 1, 1 < y < p with y^q = 1.
   BigNum pm1;
-  UniquePtr<BN_CTX> ctx(BN_CTX_new());
+  UniquePtr<BN_CTX> ctx = alloc_or_die(BN_CTX_new(), "BN_CTX");
   BigNum rem;
-  if (!ctx || !BN_sub(pm1.get(), p.get(), BN_value_one()) ||
+  if (!BN_sub(pm1.get(), p.get(), BN_value_one()) ||
       !BN_mod(rem.get(), pm1.get(), q.get(), ctx.get()))
     return fail(Errc::internal, "bignum arithmetic failed");
   auto in_range = [&](const BigNum& v) {
@@ -144,15 +143,13 @@ Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum&
   if (!is_odd(p) || !is_odd(q) || !BN_is_zero(rem.get()) || !in_range(g) || !in_range(y) ||
       !mod_exp_is_one(g, q, p) || !mod_exp_is_one(y, q, p))
     return fail(Errc::malformed, "invalid DSA public key");
-  UniquePtr<OSSL_PARAM_BLD> bld(OSSL_PARAM_BLD_new());
-  if (!bld || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_P, p.get()) ||
+  UniquePtr<OSSL_PARAM_BLD> bld = alloc_or_die(OSSL_PARAM_BLD_new(), "OSSL_PARAM_BLD");
+  if (!OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_P, p.get()) ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_Q, q.get()) ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_G, g.get()) ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, y.get()))
-    return fail(Errc::internal, "OpenSSL parameter building failed");
-  UniquePtr<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  if (!params)
-    return fail(Errc::internal, "OpenSSL parameter building failed");
+    die_out_of_memory("OSSL_PARAM_BLD");
+  UniquePtr<OSSL_PARAM> params = alloc_or_die(OSSL_PARAM_BLD_to_param(bld.get()), "OSSL_PARAM");
   ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("DSA", params.get()));
   return adopt(std::move(k));
 }
@@ -218,8 +215,8 @@ BigNum PublicKey::component(const char* ossl_param) const {
 }
 
 std::string PublicKey::pem() const {
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || !PEM_write_bio_PUBKEY(bio.get(), m_key.get()))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (!PEM_write_bio_PUBKEY(bio.get(), m_key.get()))
     return {};
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
@@ -250,10 +247,12 @@ Status PublicKey::verify(SignAlg a, ByteView message, ByteView sig) const {
     size_t qlen = static_cast<size_t>(BN_num_bytes(component(OSSL_PKEY_PARAM_FFC_Q).get()));
     if (sig.size() != 2 * qlen)
       return fail(Errc::auth_failed, "DSA signature of the wrong length");
-    UniquePtr<DSA_SIG> ds(DSA_SIG_new());
-    UniquePtr<BIGNUM> r(BN_bin2bn(sig.data(), static_cast<int>(qlen), nullptr));
-    UniquePtr<BIGNUM> s(BN_bin2bn(sig.data() + qlen, static_cast<int>(qlen), nullptr));
-    if (!ds || !r || !s || !DSA_SIG_set0(ds.get(), r.get(), s.get()))
+    UniquePtr<DSA_SIG> ds = alloc_or_die(DSA_SIG_new(), "DSA_SIG");
+    UniquePtr<BIGNUM> r =
+        alloc_or_die(BN_bin2bn(sig.data(), static_cast<int>(qlen), nullptr), "BIGNUM");
+    UniquePtr<BIGNUM> s =
+        alloc_or_die(BN_bin2bn(sig.data() + qlen, static_cast<int>(qlen), nullptr), "BIGNUM");
+    if (!DSA_SIG_set0(ds.get(), r.get(), s.get()))
       return fail(Errc::internal, "DSA signature decoding failed");
     (void)r.release();  // |ds| owns them now
     (void)s.release();
@@ -268,9 +267,9 @@ Status PublicKey::verify(SignAlg a, ByteView message, ByteView sig) const {
     return fail(Errc::auth_failed, "signature of the wrong length");
   }
   const char* md_name = a == SignAlg::ed25519 ? nullptr : "SHA256";
-  UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
-  if (!md || EVP_DigestVerifyInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(),
-                                     nullptr) <= 0)
+  UniquePtr<EVP_MD_CTX> md = alloc_or_die(EVP_MD_CTX_new(), "EVP_MD_CTX");
+  if (EVP_DigestVerifyInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
+      0)
     return fail(Errc::internal, "signature verification could not start");
   if (EVP_DigestVerify(md.get(), to_check.data(), to_check.size(), message.data(),
                        message.size()) != 1)
@@ -316,17 +315,19 @@ Result<PrivateKey> PrivateKey::generate_rsa(int bits) {
 }
 
 Result<PrivateKey> PrivateKey::generate_dsa(int pbits, int qbits) {
-  UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new_from_name(nullptr, "DSA", nullptr));
+  UniquePtr<EVP_PKEY_CTX> pctx =
+      alloc_or_die(EVP_PKEY_CTX_new_from_name(nullptr, "DSA", nullptr), "EVP_PKEY_CTX");
   EVP_PKEY* params = nullptr;
-  if (!pctx || EVP_PKEY_paramgen_init(pctx.get()) <= 0 ||
+  if (EVP_PKEY_paramgen_init(pctx.get()) <= 0 ||
       EVP_PKEY_CTX_set_dsa_paramgen_bits(pctx.get(), pbits) <= 0 ||
       EVP_PKEY_CTX_set_dsa_paramgen_q_bits(pctx.get(), qbits) <= 0 ||
       EVP_PKEY_paramgen(pctx.get(), &params) <= 0)
     return fail(Errc::internal, "DSA parameter generation failed");
   UniquePtr<EVP_PKEY> par(params);
-  UniquePtr<EVP_PKEY_CTX> kctx(EVP_PKEY_CTX_new_from_pkey(nullptr, par.get(), nullptr));
+  UniquePtr<EVP_PKEY_CTX> kctx =
+      alloc_or_die(EVP_PKEY_CTX_new_from_pkey(nullptr, par.get(), nullptr), "EVP_PKEY_CTX");
   EVP_PKEY* k = nullptr;
-  if (!kctx || EVP_PKEY_keygen_init(kctx.get()) <= 0 || EVP_PKEY_keygen(kctx.get(), &k) <= 0)
+  if (EVP_PKEY_keygen_init(kctx.get()) <= 0 || EVP_PKEY_keygen(kctx.get(), &k) <= 0)
     return fail(Errc::internal, "DSA key generation failed");
   return adopt(UniquePtr<EVP_PKEY>(k));
 }
@@ -397,8 +398,8 @@ Result<SecretBytes> PrivateKey::pem_encrypted(ByteView passphrase) const {
   if (!enc)
     return fail(Errc::internal, "encrypting the private key failed");
   (void)pbe.release();  // |enc| owns it now
-  UniquePtr<BIO> bio(BIO_new(BIO_s_secmem()));
-  if (!bio || !PEM_write_bio_PKCS8(bio.get(), enc.get()))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_secmem()), "BIO");
+  if (!PEM_write_bio_PKCS8(bio.get(), enc.get()))
     return fail(Errc::internal, "encrypting the private key failed");
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
@@ -406,9 +407,8 @@ Result<SecretBytes> PrivateKey::pem_encrypted(ByteView passphrase) const {
 }
 
 SecretBytes PrivateKey::pem() const {
-  UniquePtr<BIO> bio(BIO_new(BIO_s_secmem()));
-  if (!bio ||
-      !PEM_write_bio_PKCS8PrivateKey(bio.get(), m_key.get(), nullptr, nullptr, 0, nullptr, nullptr))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_secmem()), "BIO");
+  if (!PEM_write_bio_PKCS8PrivateKey(bio.get(), m_key.get(), nullptr, nullptr, 0, nullptr, nullptr))
     return {};
   char* data = nullptr;
   long n = BIO_get_mem_data(bio.get(), &data);
@@ -418,11 +418,10 @@ SecretBytes PrivateKey::pem() const {
 Result<Bytes> PrivateKey::sign(SignAlg a, ByteView message) const {
   if (sign_alg_key_type(a) != m_type)
     return fail(Errc::unsupported, "this key cannot make " + std::string(sign_alg_uri(a)));
-  UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
+  UniquePtr<EVP_MD_CTX> md = alloc_or_die(EVP_MD_CTX_new(), "EVP_MD_CTX");
   size_t len = 0;
   const char* md_name = a == SignAlg::ed25519 ? nullptr : "SHA256";
-  if (!md ||
-      EVP_DigestSignInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
+  if (EVP_DigestSignInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
           0 ||
       EVP_DigestSign(md.get(), nullptr, &len, message.data(), message.size()) <= 0)
     return fail(Errc::internal, "signing failed");

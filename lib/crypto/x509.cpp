@@ -43,9 +43,8 @@ std::string bio_string(BIO* b) {
 // name_string prints |n| in RFC 2253 form. UTF-8 is left as it is rather than escaped to \XX,
 // so that names stay readable; control characters are still escaped.
 std::string name_string(const X509_NAME* n) {
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || !n ||
-      X509_NAME_print_ex(bio.get(), n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (!n || X509_NAME_print_ex(bio.get(), n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
     return {};
   return bio_string(bio.get());
 }
@@ -140,9 +139,9 @@ Result<Certificate> Certificate::from_der(ByteView der) {
 Result<std::vector<Certificate>> Certificate::all_from_pem(std::string_view pem) {
   if (pem.size() > INT_MAX)
     return fail(Errc::malformed, "the PEM text is too large");
-  UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio)
-    return fail(Errc::internal, "out of memory");
+  // An empty view may have no data pointer, which BIO_new_mem_buf refuses.
+  UniquePtr<BIO> bio = alloc_or_die(
+      BIO_new_mem_buf(pem.empty() ? "" : pem.data(), static_cast<int>(pem.size())), "BIO");
   ERR_clear_error();
   std::vector<Certificate> out;
   for (;;) {
@@ -178,8 +177,8 @@ Bytes Certificate::der() const {
 }
 
 std::string Certificate::pem() const {
-  UniquePtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || !PEM_write_bio_X509(bio.get(), m_cert.get()))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (!PEM_write_bio_X509(bio.get(), m_cert.get()))
     return {};
   return bio_string(bio.get());
 }
@@ -442,11 +441,9 @@ X509Check check_x509(const std::vector<Certificate>& chain, const std::vector<Ce
     return {X509Verdict::invalid, "no certificate"};
   if (anchors.empty())
     return {X509Verdict::untrusted, "no CA bundle is configured"};
-  UniquePtr<X509_STORE> store(X509_STORE_new());
-  UniquePtr<STACK_OF(X509)> untrusted(sk_X509_new_null());
-  UniquePtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (!store || !untrusted || !ctx)
-    return {X509Verdict::invalid, "out of memory"};
+  UniquePtr<X509_STORE> store = alloc_or_die(X509_STORE_new(), "X509_STORE");
+  UniquePtr<STACK_OF(X509)> untrusted = alloc_or_die(sk_X509_new_null(), "certificate stack");
+  UniquePtr<X509_STORE_CTX> ctx = alloc_or_die(X509_STORE_CTX_new(), "X509_STORE_CTX");
   for (const Certificate& a : anchors) {
     if (!a.get() || X509_STORE_add_cert(store.get(), a.get()) != 1)
       return {X509Verdict::invalid, "a configured CA certificate cannot be used"};

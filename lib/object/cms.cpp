@@ -421,9 +421,10 @@ std::string ossl_reason() {
 }
 
 UniquePtr<STACK_OF(X509)> stack_of(const std::vector<Certificate>& certs) {
-  UniquePtr<STACK_OF(X509)> s(sk_X509_new_null());
+  UniquePtr<STACK_OF(X509)> s = alloc_or_die(sk_X509_new_null(), "certificate stack");
   for (const auto& c : certs)
-    X509_add_cert(s.get(), c.get(), X509_ADD_FLAG_UP_REF);
+    if (X509_add_cert(s.get(), c.get(), X509_ADD_FLAG_UP_REF) != 1)
+      die_out_of_memory("certificate stack");
   return s;
 }
 
@@ -467,10 +468,10 @@ long src_ctrl(BIO*, int cmd, long, void*) {
 const BIO_METHOD* source_method() {
   static BIO_METHOD* m = [] {
     BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cms content");
-    if (bm) {
-      BIO_meth_set_read_ex(bm, src_read);
-      BIO_meth_set_ctrl(bm, src_ctrl);
-    }
+    if (!bm)
+      die_out_of_memory("BIO_METHOD");
+    BIO_meth_set_read_ex(bm, src_read);
+    BIO_meth_set_ctrl(bm, src_ctrl);
     return bm;
   }();
   return m;
@@ -509,10 +510,7 @@ class Decryptor {
                   "cannot decrypt the content key: the private key does not match the "
                   "certificate, or the file was modified");
     }
-    const BIO_METHOD* bm = source_method();
-    UniquePtr<BIO> icont(bm ? BIO_new(bm) : nullptr);
-    if (!icont)
-      return fail(Errc::internal, "cannot set up OpenSSL CMS");
+    UniquePtr<BIO> icont = alloc_or_die(BIO_new(source_method()), "BIO");
     BIO_set_data(icont.get(), &m_state);
     BIO_set_init(icont.get(), 1);
     m_chain.reset(CMS_dataInit(m_cms.get(), icont.get()));
@@ -548,10 +546,10 @@ class Decryptor {
 // read and write in pieces of a few KiB, a system call each without it.
 constexpr int kIoBuffer = 256 << 10;
 UniquePtr<BIO> buffered_fd(int fd) {
-  UniquePtr<BIO> raw(BIO_new_fd(fd, BIO_NOCLOSE));
-  UniquePtr<BIO> buf(raw ? BIO_new(BIO_f_buffer()) : nullptr);
-  if (!buf || BIO_set_buffer_size(buf.get(), kIoBuffer) != 1)
-    return nullptr;
+  UniquePtr<BIO> raw = alloc_or_die(BIO_new_fd(fd, BIO_NOCLOSE), "BIO");
+  UniquePtr<BIO> buf = alloc_or_die(BIO_new(BIO_f_buffer()), "BIO");
+  if (BIO_set_buffer_size(buf.get(), kIoBuffer) != 1)
+    die_out_of_memory("BIO buffer");
   BIO_push(buf.get(), raw.release());
   return buf;
 }
@@ -605,7 +603,7 @@ void verify(const Bytes& detached, BIO* content, const Trust& trust, Verdict& v)
     return;
   }
   unsigned flags = CMS_BINARY;
-  UniquePtr<X509_STORE> store(X509_STORE_new());
+  UniquePtr<X509_STORE> store = alloc_or_die(X509_STORE_new(), "X509_STORE");
   if (trust.expected) {
     // The expected signer's certificate is the trust: no chain to check.
     flags |= CMS_NOINTERN | CMS_NO_SIGNER_CERT_VERIFY;
@@ -661,8 +659,6 @@ Result<uint64_t> seal_to(const std::vector<Certificate>& recipients, const Keyed
   UniquePtr<CMS_ContentInfo> sig;
   // The chain: [signing layer ->] enveloping layer -> out. Each layer writes its header with
   // the first content and its trailer when flushed.
-  if (!out)
-    return fail(Errc::internal, "cannot set up OpenSSL I/O");
   BIO* env_bio = BIO_new_CMS(out.get(), env.get());
   if (!env_bio)
     return fail(Errc::io, "cannot write to " + out_name + ": " + ossl_reason());
@@ -680,7 +676,7 @@ Result<uint64_t> seal_to(const std::vector<Certificate>& recipients, const Keyed
     if (n == 0) {
       // OpenSSL's streaming encoder cannot end a layer that got no content: the SignedData of
       // an empty file is made in memory.
-      UniquePtr<BIO> empty(BIO_new_mem_buf("", 0));
+      UniquePtr<BIO> empty = alloc_or_die(BIO_new_mem_buf("", 0), "BIO");
       sig.reset(CMS_sign(cert, key, certs.get(), empty.get(), CMS_BINARY));
       unsigned char* raw_der = nullptr;
       int len = sig ? i2d_CMS_ContentInfo(sig.get(), &raw_der) : 0;
@@ -754,8 +750,8 @@ Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Iden
 
 Result<Bytes> seal_bytes(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
                          ByteView in) {
-  UniquePtr<BIO> mem(BIO_new(BIO_s_mem()));
-  if (!mem || BIO_up_ref(mem.get()) != 1)
+  UniquePtr<BIO> mem = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (BIO_up_ref(mem.get()) != 1)
     return fail(Errc::internal, "cannot set up OpenSSL I/O");
   // Two references: seal_to frees its chain, |out| with it; |mem| keeps the bytes.
   UniquePtr<BIO> out(mem.get());
@@ -880,8 +876,8 @@ Result<Bytes> open_bytes(const KeyedIdentity& me, const Trust& trust, ByteView i
   };
   auto content = [&]() -> Result<UniquePtr<BIO>> {
     static const uint8_t kNone = 0;
-    return UniquePtr<BIO>(
-        BIO_new_mem_buf(out.empty() ? &kNone : out.data(), static_cast<int>(out.size())));
+    return alloc_or_die(
+        BIO_new_mem_buf(out.empty() ? &kNone : out.data(), static_cast<int>(out.size())), "BIO");
   };
   StreamOptions so;
   so.buffer_bytes = std::min<size_t>(in.size(), 16 << 10);
@@ -903,9 +899,10 @@ Result<Bytes> sign_detached(const KeyedIdentity& signer, ByteView content) {
                                EVP_sha256(), kFlags))
     return fail(Errc::internal, "cannot set up the SignedData: " + ossl_reason());
   static const uint8_t kNone = 0;
-  UniquePtr<BIO> data(
-      BIO_new_mem_buf(content.empty() ? &kNone : content.data(), static_cast<int>(content.size())));
-  if (!data || CMS_final(cms.get(), data.get(), nullptr, kFlags) != 1)
+  UniquePtr<BIO> data = alloc_or_die(
+      BIO_new_mem_buf(content.empty() ? &kNone : content.data(), static_cast<int>(content.size())),
+      "BIO");
+  if (CMS_final(cms.get(), data.get(), nullptr, kFlags) != 1)
     return fail(Errc::internal, "cannot make the SignedData: " + ossl_reason());
   unsigned char* raw_der = nullptr;
   int len = i2d_CMS_ContentInfo(cms.get(), &raw_der);
@@ -922,8 +919,9 @@ Status verify_detached(ByteView signature, ByteView content, const Trust& trust,
     verdict.reason = "the signature is not a SignedData";
   } else {
     static const uint8_t kNone = 0;
-    UniquePtr<BIO> data(BIO_new_mem_buf(content.empty() ? &kNone : content.data(),
-                                        static_cast<int>(content.size())));
+    UniquePtr<BIO> data = alloc_or_die(BIO_new_mem_buf(content.empty() ? &kNone : content.data(),
+                                                       static_cast<int>(content.size())),
+                                       "BIO");
     verify(Bytes(signature.begin(), signature.end()), data.get(), trust, verdict);
   }
   if (verdict.state != Verdict::State::good)

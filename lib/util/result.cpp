@@ -1,5 +1,8 @@
 #include "util/result.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace esession {
 
 const char* errc_name(Errc c) {
@@ -28,6 +31,11 @@ const char* errc_name(Errc c) {
       return "io";
   }
   return "unknown";
+}
+
+void die_out_of_memory(const char* what) {
+  std::fprintf(stderr, "esession: out of memory: %s\n", what);
+  std::abort();
 }
 
 }  // namespace esession
