@@ -20,10 +20,12 @@
 //    too (XEP-0373 §3.1 SHOULD); crypt is not signed, so it has no key of ours to add.
 //  - open checks all of XEP-0373 §3.2 and refuses (exit 1) a crypt element, which nothing
 //    authenticates, unless --allow-unsigned.
+//
+// The content element itself (the clear/sealed split, <to/>, <time/>, <rpad/>, <payload/>) is
+// lib/object/ox; this file adds the options, the keys, and what is written.
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <ctime>
 #include <future>
 #include <map>
@@ -31,6 +33,7 @@
 #include "crypto/random.hpp"
 #include "identity.hpp"
 #include "io.hpp"
+#include "object/ox.hpp"
 #include "openpgp/openpgp.hpp"
 #include "seal.hpp"
 #include "util/datetime.hpp"
@@ -39,13 +42,6 @@
 namespace esession::cli {
 
 namespace {
-
-constexpr std::string_view kNsOx = "urn:xmpp:openpgp:0";
-constexpr std::string_view kNsHints = "urn:xmpp:hints";
-constexpr std::string_view kNsEme = "urn:xmpp:eme:0";
-constexpr std::string_view kNsSid = "urn:xmpp:sid:0";
-constexpr int64_t kMaxFuture = 300;  // seconds a <time/> may be ahead of our clock
-constexpr size_t kMaxRpad = 200;
 
 void refuse_other_options(const ObjectOpts& o) {
   if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
@@ -64,77 +60,26 @@ std::optional<SecretBytes> passphrase(Context& ctx, const std::string& what) {
   return read_passphrase(ctx, "passphrase for " + what);
 }
 
-// check_message refuses a stanza that is not a <message/>: XEP-0373 seals messages.
-void check_message(const xml::Element& st) {
-  if (!st.is("message", xml::kNsClient))
-    fail_with(Errc::malformed, "ox objects are <message/> stanzas in jabber:client, not <" +
-                                   st.name + "/> in " + (st.ns.empty() ? "no namespace" : st.ns));
-}
-
-// stays_in_clear: a child of the <message/> that is not sealed.
-bool stays_in_clear(const xml::Element& e) {
-  return e.ns == kNsHints || e.ns == kNsEme || e.ns == kNsSid || e.ns == xml::kNsAmp;
-}
-
-std::string random_rpad() {
-  OsRandom rng;  // padding, not a key: no DRBG set-up for it
-  size_t n = rng.uniform(kMaxRpad + 1);
-  std::string pad;
-  for (size_t i = 0; i < n; ++i)
-    pad += static_cast<char>('!' + rng.uniform('~' - '!' + 1));  // printable ASCII, no space
-  return pad;
-}
-
-// is_encrypted: does the binary OpenPGP message start with a session key packet (tag 1 or 3,
-// RFC 4880 §4.2-4.3)?
-bool is_encrypted(const Bytes& msg) {
-  if (msg.empty() || !(msg[0] & 0x80))
-    fail_with(Errc::malformed, "<openpgp/> does not hold a binary OpenPGP message");
-  int tag = (msg[0] & 0x40) ? (msg[0] & 0x3f) : ((msg[0] >> 2) & 0x0f);
-  return tag == 1 || tag == 3;
-}
-
-bool blank(const std::string& s) {
-  return std::all_of(s.begin(), s.end(),
-                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
-}
-
-}  // namespace
-
-namespace {
-
 // seal_one seals one message for seal_ox, in |mode|, with |gpg|; |pass| unlocks the signing
 // key.
-void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpgp::GnuPG& gpg,
+void seal_one(Context& ctx, const ObjectOpts& o, ox::Mode m, openpgp::GnuPG& gpg,
               const std::optional<SecretBytes>& pass, xml::Element& msg) {
-  bool signs = mode != "crypt", encrypts = mode != "sign";
-  check_message(msg);
+  bool signs = ox::signs(m), encrypts = ox::encrypts(m);
+  std::string mode(ox::mode_name(m));
+  check(ox::check_message(msg));
   std::string to = stanza_bare_jid(msg, "to");
   std::string from = stanza_bare_jid(msg, "from");
   if (signs && to.empty())
     fail_with(Errc::malformed, "the message has no 'to': --mode " + mode + " needs one for <to/>",
               "XEP-0373 §3.1: a signed content element names its recipient");
 
-  // Split the children: what stays in clear, and the payload.
-  xml::Element out(msg.name, msg.ns);
-  out.attrs = msg.attrs;
-  xml::Element payload("payload", std::string(kNsOx));
-  for (auto& c : msg.children) {
-    if (c.is_text()) {
-      if (!blank(c.text))
-        fail_with(Errc::malformed, "the message has text outside its child elements");
-      continue;
-    }
-    if (c.is("openpgp", kNsOx))
-      fail_with(Errc::malformed, "the message is already sealed (it has an <openpgp/>)");
-    if (stays_in_clear(c))
-      out.add(std::move(c));
-    else
-      payload.add(std::move(c));
-  }
-  if (payload.children.empty())
-    fail_with(Errc::malformed, "the message has nothing to seal",
-              "only processing hints, stanza ids and <amp/>: these stay in clear");
+  // The children that stay in clear, and the payload, in its content element.
+  ox::Split split = check(ox::split_message(std::move(msg)));
+  OsRandom rng;  // padding, not a key: no DRBG set-up for it
+  xml::Element content = check(ox::build_content(m, to, static_cast<int64_t>(std::time(nullptr)),
+                                                 std::move(split.payload), rng),
+                               "only processing hints, stanza ids and <amp/>: these stay in clear");
+  std::string plain = xml::serialize(content);
 
   // Keys are named by JID or fingerprint and found by gpg itself, in the one gpg run that
   // seals (GnuPG::seal).
@@ -159,16 +104,6 @@ void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpg
     }
   }
 
-  xml::Element content(mode, std::string(kNsOx));
-  if (!to.empty())
-    content.add(xml::Element("to", std::string(kNsOx))).set_attr("jid", to);
-  content.add(xml::Element("time", std::string(kNsOx)))
-      .set_attr("stamp", format_datetime(static_cast<int64_t>(std::time(nullptr))));
-  if (encrypts)
-    content.add_text_child("rpad", random_rpad());
-  content.add(std::move(payload));
-  std::string plain = xml::serialize(content);
-
   openpgp::CryptOptions co;
   if (pass)
     co.passphrase = view(*pass);
@@ -179,12 +114,7 @@ void seal_one(Context& ctx, const ObjectOpts& o, const std::string& mode, openpg
   co.warn = [&](const std::string& w) { ctx.warn(w); };
   Bytes sealed = check(gpg.seal(recipients, signer, view(plain), co));
 
-  out.add(xml::Element("openpgp", std::string(kNsOx))).add(xml::Element::text_node(base64(sealed)));
-  if (!out.child("store", kNsHints))
-    out.add(xml::Element("store", std::string(kNsHints)));
-  if (!out.child("encryption", kNsEme))
-    out.add(xml::Element("encryption", std::string(kNsEme))).set_attr("namespace", kNsOx);
-  write_stanza(out);
+  write_stanza(ox::sealed_stanza(std::move(split.clear), sealed));
   ctx.status("SEALED", {"ox", std::to_string(plain.size())});
   ctx.info("sealed a message (ox " + mode + ")" +
            (encrypts ? " for " + std::to_string(recipients.size() + files.size()) +
@@ -199,11 +129,12 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
   refuse_other_options(o);
   if (o.allow_unsigned)
     fail_with(Errc::malformed, "--allow-unsigned is for open");
-  std::string mode = o.mode.empty() ? "signcrypt" : o.mode;
-  if (mode != "signcrypt" && mode != "sign" && mode != "crypt")
-    fail_with(Errc::malformed, "unknown --mode '" + mode + "'",
+  std::string mode_text = o.mode.empty() ? "signcrypt" : o.mode;
+  std::optional<ox::Mode> mode = ox::mode_from_name(mode_text);
+  if (!mode)
+    fail_with(Errc::malformed, "unknown --mode '" + mode_text + "'",
               "the modes: signcrypt, sign, crypt");
-  bool signs = mode != "crypt", encrypts = mode != "sign";
+  bool signs = ox::signs(*mode), encrypts = ox::encrypts(*mode);
   if (o.signers.size() > 1)
     fail_with(Errc::malformed, "an ox object is signed by one key: give -i once");
   if (!signs && !o.signers.empty())
@@ -221,7 +152,7 @@ int seal_ox(Context& ctx, const ObjectOpts& o) {
   if (signs)
     pass = passphrase(ctx, "the OpenPGP signing key");
   return for_each_stanza(ctx, o, xml::kMaxStanza, false,
-                         [&](xml::Element& msg) { seal_one(ctx, o, mode, gpg, pass, msg); });
+                         [&](xml::Element& msg) { seal_one(ctx, o, *mode, gpg, pass, msg); });
 }
 
 namespace {
@@ -289,24 +220,15 @@ class OpenRun {
 
 // open_one opens one sealed message for open_ox.
 void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Element& msg) {
-  check_message(msg);
+  check(ox::check_message(msg));
   std::string want = o.signers.empty() ? std::string() : o.signers.front();
   bool want_named = !want.empty() && !openpgp::fingerprint_from_text(want) && !is_key_file(want);
   std::string want_jid =
       want_named ? bare_jid(prepared_jid(want, JidKind::any, "-i")) : std::string();
   std::string to = stanza_bare_jid(msg, "to");
   std::string from = stanza_bare_jid(msg, "from");
-  if (msg.count_children("openpgp", kNsOx) != 1)
-    fail_with(Errc::malformed,
-              "the message must have exactly one <openpgp xmlns='" + std::string(kNsOx) + "'/>");
-  const xml::Element* wrapped = msg.child("openpgp", kNsOx);
-  // Base64 as other clients write it: in one line, or wrapped in lines (XML whitespace between).
-  std::string b64 = wrapped->text_content();
-  std::erase_if(b64, [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; });
-  Result<Bytes> raw = unbase64(b64);
-  if (!raw)
-    fail_with(Errc::malformed, "<openpgp/> is not base64: " + raw.error().detail);
-  bool encrypted = is_encrypted(*raw);
+  Bytes raw = check(ox::openpgp_message(msg));
+  bool encrypted = check(ox::is_encrypted(raw));
   openpgp::GnuPG& gpg = keys.gpg();
 
   // XEP-0373 §3.2 wants the signer's key to carry the User ID xmpp:FROM. The keys naming the
@@ -322,27 +244,15 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
       co.passphrase = view(*pass);
     co.in_name = "<openpgp/>";
     co.out_name = "the content element";
-    d = check(gpg.decrypt(*raw, plain, co));
+    d = check(gpg.decrypt(raw, plain, co));
   } else {
-    d = check(gpg.verify(*raw, plain));
+    d = check(gpg.verify(raw, plain));
   }
   status_signature(ctx, openpgp::signature_verdict_name(d.signature), d.signer);
 
   // The content element, authenticated or decrypted: now its form and meaning.
-  Result<xml::Element> parsed =
-      xml::parse(std::string_view(reinterpret_cast<const char*>(plain.data()), plain.size()));
-  if (!parsed)
-    fail_with(Errc::malformed, "the content element is not XML: " + parsed.error().detail);
-  const xml::Element& content = *parsed;
-  std::string mode = content.name;
-  if (content.ns != kNsOx || (mode != "signcrypt" && mode != "sign" && mode != "crypt"))
-    fail_with(Errc::malformed, "the content element is <" + content.name + "/> in " +
-                                   (content.ns.empty() ? "no namespace" : content.ns) +
-                                   ", not <signcrypt/>, <sign/> or <crypt/> in " +
-                                   std::string(kNsOx));
-  if ((mode == "sign") == encrypted)
-    fail_with(Errc::auth_failed, "<" + mode + "/> in an OpenPGP message that is " +
-                                     (encrypted ? "" : "not ") + "encrypted");
+  xml::Element content = check(ox::parse_content(plain, encrypted));
+  const std::string& mode = content.name;
 
   // The signature and the signer (§3.2).
   using V = openpgp::SignatureVerdict;
@@ -373,71 +283,27 @@ void open_one(Context& ctx, const ObjectOpts& o, OpenRun& keys, const xml::Eleme
       fail_with(Errc::auth_failed, "signed by " + d.signer + ", not by " + want);
   }
 
-  // The children: <to/>s, one <time/>, at most one <rpad/>, one <payload/>.
-  std::vector<std::string> tos;
-  const xml::Element* time = nullptr;
-  const xml::Element* payload = nullptr;
-  size_t rpads = 0;
-  for (const auto& c : content.children) {
-    if (c.is_text()) {
-      if (!blank(c.text))
-        fail_with(Errc::malformed, "text in the content element outside its children");
-    } else if (c.is("to", kNsOx)) {
-      const std::string* jid = c.attr("jid");
-      if (!jid || jid->empty())
-        fail_with(Errc::malformed, "<to/> without a jid");
-      tos.push_back(*jid);
-    } else if (c.is("time", kNsOx)) {
-      if (time)
-        fail_with(Errc::malformed, "more than one <time/>");
-      time = &c;
-    } else if (c.is("rpad", kNsOx)) {
-      if (++rpads > 1 || !c.element_children().empty())
-        fail_with(Errc::malformed, "<rpad/> must appear at most once and hold text only");
-    } else if (c.is("payload", kNsOx)) {
-      if (payload)
-        fail_with(Errc::malformed, "more than one <payload/>");
-      payload = &c;
-    } else {
-      fail_with(Errc::malformed,
-                "unknown element <" + c.name + "/> (" + c.ns + ") in the content element");
-    }
+  // The children, then what they say: <to/> the stanza's 'to', <time/> recent (§3.2).
+  ox::Content c = check(ox::read_content(content));
+  Status addressed = ox::check_to(c, to);
+  bool forwarded = !addressed && addressed.error().code == Errc::auth_failed;
+  check(std::move(addressed),
+        forwarded ? "the object was made for someone else and forwarded" : "");
+  int64_t stamp = check(ox::content_time(c));
+  switch (time_window(stamp, static_cast<int64_t>(std::time(nullptr)), ox::kMaxFuture, o.max_age)) {
+    case TimeWindow::inside:
+      break;
+    case TimeWindow::future:
+      fail_with(Errc::auth_failed, "<time/> " + c.stamp + " is in the future");
+    case TimeWindow::too_old:
+      fail_with(Errc::auth_failed,
+                "<time/> " + c.stamp + " is older than --max-age " + std::to_string(o.max_age) +
+                    " seconds",
+                "a replayed or long-delayed object; raise --max-age to open it anyway");
   }
-  if (!payload)
-    fail_with(Errc::malformed, "the content element has no <payload/>");
-  if (!time || !time->attr("stamp"))
-    fail_with(Errc::malformed, "the content element has no <time stamp='...'/>");
-  if (mode != "crypt" && tos.empty())
-    fail_with(Errc::auth_failed, "<" + mode + "/> without <to/>: it could be forwarded to anyone");
-  if (!tos.empty()) {
-    if (to.empty())
-      fail_with(Errc::malformed, "the message has no 'to' to compare with <to/>");
-    if (std::none_of(tos.begin(), tos.end(), [&](const std::string& j) { return same_jid(j, to); }))
-      fail_with(Errc::auth_failed, "<to/> names " + tos.front() + ", not " + to,
-                "the object was made for someone else and forwarded");
-  }
-  std::optional<int64_t> stamp = parse_datetime(*time->attr("stamp"));
-  if (!stamp)
-    fail_with(Errc::malformed,
-              "<time/> stamp '" + *time->attr("stamp") + "' is not an XEP-0082 DateTime");
-  int64_t now = static_cast<int64_t>(std::time(nullptr));
-  if (*stamp > now + kMaxFuture)
-    fail_with(Errc::auth_failed, "<time/> " + *time->attr("stamp") + " is in the future");
-  if (now - *stamp > o.max_age)
-    fail_with(Errc::auth_failed,
-              "<time/> " + *time->attr("stamp") + " is older than --max-age " +
-                  std::to_string(o.max_age) + " seconds",
-              "a replayed or long-delayed object; raise --max-age to open it anyway");
 
   // The stanza: its routing attributes and the authenticated payload, nothing else (§3.2).
-  std::vector<xml::Element> inside;
-  for (const auto& p : payload->children)
-    if (!p.is_text() || !blank(p.text))
-      inside.push_back(p);
-  xml::Element out = opened_stanza(ctx, msg, std::move(inside), [](const xml::Element& c) {
-    return c.is("openpgp", kNsOx) || c.is("store", kNsHints) ||
-           (c.is("encryption", kNsEme) && c.attr_or("namespace") == kNsOx);
-  });
+  xml::Element out = opened_stanza(ctx, msg, std::move(c.payload), ox::is_marker);
   write_stanza(out);
   ctx.status("OPENED", {"ox", std::to_string(plain.size())});
   if (d.signature == V::good)

@@ -23,9 +23,7 @@
 // application/pkcs7-mime signed-data entity, inside the EnvelopedData; §3's text/plain body
 // (made into a <body/>); §4's PIDF presence.
 #include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <cstring>
 
 #include "identity.hpp"
 #include "io.hpp"
@@ -42,7 +40,6 @@ namespace {
 
 using smime::kNsE2e;
 constexpr size_t kMaxObject = xml::kMaxStanza;  // one stanza
-constexpr int64_t kMaxFutureSeconds = 300;      // RFC 3923 §6: within five minutes
 
 void refuse_file_options(const ObjectOpts& o) {
   if (!o.key_out.empty() || !o.key_file.empty() || o.key_fd >= 0)
@@ -51,12 +48,6 @@ void refuse_file_options(const ObjectOpts& o) {
   if (!is_stdio(o.output))
     fail_with(Errc::malformed, "smime writes the stanza to standard output: -o is not supported",
               "redirect standard output instead");
-}
-
-std::string lower(std::string s) {
-  for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 bool is_stanza(const xml::Element& e) {
@@ -224,22 +215,12 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
     stage = E2eFailure::none;  // a malformed CPIM entity, signed by its sender, is not a §7 case
     smime::Protected p = check(smime::parse_cpim(string_of(view(plain))));
     stage = E2eFailure::signature;  // signed, but not by the sender
-    if (!same_jid(p.from, from))
-      fail_with(Errc::auth_failed,
-                "the protected From (" + p.from + ") is not the stanza's from (" + from + ")",
-                "the object was made for another conversation, or forwarded");
-    // The signer's certificate must name the sender: an XmppAddr (RFC 6120 §13.7.1.4) or an
-    // im:, pres: or xmpp: URI (RFC 3923 §6.3). Without one, only -i binds it to the sender.
+    check(smime::check_from(p, from), "the object was made for another conversation, or forwarded");
+    // The signer's certificate must name the sender. Without a name, only -i binds it to the
+    // sender.
     std::optional<Certificate> cert = verdict.signer_cert ? verdict.signer_cert : trust.expected;
-    std::vector<std::string> names;
-    if (cert) {
-      for (const auto& a : cert->xmpp_addrs())
-        names.push_back(bare_jid(a));
-      for (const auto& u : cert->uris())
-        for (const char* scheme : {"im:", "pres:", "xmpp:"})
-          if (lower(u).starts_with(scheme))
-            names.push_back(bare_jid(u.substr(std::strlen(scheme))));
-    }
+    std::vector<std::string> names =
+        cert ? smime::certificate_jids(*cert) : std::vector<std::string>{};
     if (names.empty() && !trust.expected)
       fail_with(Errc::auth_failed,
                 "the signer's certificate (" + verdict.signer +
@@ -253,23 +234,24 @@ void open_one(Context& ctx, const ObjectOpts& o, const cms::KeyedIdentity& me,
                 "the signer's certificate names " + names.front() + ", not the sender " + from,
                 "someone else signed it");
     stage = E2eFailure::none;  // made for someone else: not a §7 case
-    if (!same_jid(p.to, to))
-      fail_with(Errc::auth_failed,
-                "the protected To (" + p.to + ") is not the stanza's to (" + to + ")",
-                "the object was made for someone else, or forwarded");
+    check(smime::check_to(p, to), "the object was made for someone else, or forwarded");
     int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();
     stage = E2eFailure::timestamp;
-    if (p.time > now + kMaxFutureSeconds)
-      fail_with(Errc::replay,
-                "the protected DateTime " + format_datetime(p.time) + " is in the future",
-                "check the clocks");
-    if (now - p.time > o.max_age)
-      fail_with(Errc::replay,
-                "the protected DateTime " + format_datetime(p.time) + " is older than --max-age (" +
-                    std::to_string(o.max_age) + " s)",
-                "a replay, or a late delivery: raise --max-age to accept it");
+    switch (smime::check_time(p, now, o.max_age)) {
+      case TimeWindow::inside:
+        break;
+      case TimeWindow::future:
+        fail_with(Errc::replay,
+                  "the protected DateTime " + format_datetime(p.time) + " is in the future",
+                  "check the clocks");
+      case TimeWindow::too_old:
+        fail_with(Errc::replay,
+                  "the protected DateTime " + format_datetime(p.time) +
+                      " is older than --max-age (" + std::to_string(o.max_age) + " s)",
+                  "a replay, or a late delivery: raise --max-age to accept it");
+    }
     stage = E2eFailure::none;
 
     // The routing attributes and the protected payload, nothing else: the outer <thread/> is

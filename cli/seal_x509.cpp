@@ -62,10 +62,8 @@ std::optional<cms::KeyedIdentity> keyed_from_plain_pem(std::string_view text) {
   if (!block)
     return std::nullopt;
   UniquePtr<EVP_PKEY> key;
-  if (BIO* b = BIO_new_mem_buf(block->data(), static_cast<int>(block->size()))) {
-    key.reset(PEM_read_bio_PrivateKey(b, nullptr, no_passphrase, nullptr));
-    BIO_free(b);
-  }
+  if (UniquePtr<BIO> b{BIO_new_mem_buf(block->data(), static_cast<int>(block->size()))})
+    key.reset(PEM_read_bio_PrivateKey(b.get(), nullptr, no_passphrase, nullptr));
   ERR_clear_error();
   if (!key || EVP_PKEY_eq(key.get(), X509_get0_pubkey(chain->front().get())) != 1) {
     ERR_clear_error();

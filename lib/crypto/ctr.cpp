@@ -73,8 +73,8 @@ bool ctr_xcrypt(ByteView key, const Counter128& first, ByteView in, uint8_t* out
     cipher = EVP_aes_256_ctr();
   else
     return false;
-  UniquePtr<EVP_CIPHER_CTX> ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, key.data(), first.b.data()) != 1)
+  UniquePtr<EVP_CIPHER_CTX> ctx = alloc_or_die(EVP_CIPHER_CTX_new(), "AES-CTR context");
+  if (EVP_EncryptInit_ex(ctx.get(), cipher, nullptr, key.data(), first.b.data()) != 1)
     return false;
   // OpenSSL's CTR increments the whole 16-byte block big-endian, i.e. modulo 2^128, as we need.
   size_t done = 0;

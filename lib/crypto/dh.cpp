@@ -2,19 +2,14 @@
 
 #include <array>
 #include <cctype>
-#include <cstdlib>
 #include <memory>
 
 namespace esession {
 
-[[noreturn]] static void bn_abort() {
-  std::abort();
-}
-
 static UniquePtr<BIGNUM> new_bn() {
   UniquePtr<BIGNUM> bn(BN_new());
   if (!bn)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   return bn;
 }
 
@@ -22,14 +17,14 @@ BigNum::BigNum() : m_bn(new_bn()) {}
 
 BigNum::BigNum(const BigNum& o) : m_bn(BN_dup(o.m_bn.get())) {
   if (!m_bn)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
 }
 
 BigNum& BigNum::operator=(const BigNum& o) {
   if (this != &o) {
     m_bn.reset(BN_dup(o.m_bn.get()));
     if (!m_bn)
-      bn_abort();
+      die_out_of_memory("BIGNUM");
   }
   return *this;
 }
@@ -37,7 +32,7 @@ BigNum& BigNum::operator=(const BigNum& o) {
 BigNum BigNum::from_bytes(ByteView b) {
   UniquePtr<BIGNUM> bn(BN_bin2bn(b.data(), static_cast<int>(b.size()), nullptr));
   if (!bn)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   return BigNum(std::move(bn));
 }
 
@@ -49,17 +44,17 @@ Result<BigNum> BigNum::from_hex(std::string_view h) {
       return fail(Errc::malformed, "invalid hex digit in integer");
   std::string s(h);
   BIGNUM* raw = nullptr;
-  if (BN_hex2bn(&raw, s.c_str()) != static_cast<int>(s.size())) {
-    BN_free(raw);
+  int digits = BN_hex2bn(&raw, s.c_str());
+  UniquePtr<BIGNUM> bn(raw);
+  if (digits != static_cast<int>(s.size()))
     return fail(Errc::malformed, "invalid hex integer");
-  }
-  return BigNum(UniquePtr<BIGNUM>(raw));
+  return BigNum(std::move(bn));
 }
 
 BigNum BigNum::from_word(unsigned long w) {
   BigNum r;
   if (BN_set_word(r.get(), w) != 1)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   return r;
 }
 
@@ -82,7 +77,7 @@ SecretBytes BigNum::mpi_secret() const {
 Bytes BigNum::padded(size_t len) const {
   Bytes out(len);
   if (BN_bn2binpad(m_bn.get(), out.data(), static_cast<int>(len)) < 0)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   return out;
 }
 
@@ -116,7 +111,7 @@ struct GroupTable {
     for (const Def& d : kDefs) {
       UniquePtr<BIGNUM> p(d.prime(nullptr));
       if (!p)
-        bn_abort();
+        die_out_of_memory("BIGNUM");
       auto g = std::make_unique<DhGroup>();
       g->id = d.id;
       g->bits = BN_num_bits(p.get());
@@ -124,7 +119,7 @@ struct GroupTable {
       g->exponent_bits = d.exp_bits;
       g->p = BigNum(std::move(p));
       if (BN_sub(g->p_minus_1.get(), g->p.get(), BN_value_one()) != 1)
-        bn_abort();
+        die_out_of_memory("BIGNUM");
       groups[i++] = std::move(g);
     }
   }
@@ -143,12 +138,12 @@ const DhGroup* dh_group(int id) {
 static SecretBytes modexp(const DhGroup& g, const BigNum& base, const BigNum& x) {
   UniquePtr<BN_CTX> ctx(BN_CTX_new());
   if (!ctx)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   BigNum r;
   BigNum xe(x);
   BN_set_flags(xe.get(), BN_FLG_CONSTTIME);
   if (BN_mod_exp_mont_consttime(r.get(), base.get(), xe.get(), g.p.get(), ctx.get(), nullptr) != 1)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   return r.mpi_secret();
 }
 
@@ -180,7 +175,7 @@ SecretBytes dh_shared(const DhGroup& g, const BigNum& peer, const BigNum& x) {
 bool dh_check_private(const DhGroup& g, const BigNum& x) {
   BigNum min;
   if (BN_set_bit(min.get(), 255) != 1)
-    bn_abort();
+    die_out_of_memory("BIGNUM");
   return BN_cmp(x.get(), min.get()) > 0 && BN_cmp(x.get(), g.p_minus_1.get()) < 0;
 }
 

@@ -3,7 +3,6 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
-#include <cstdlib>
 
 #include "crypto/keyed.hpp"
 #include "crypto/ossl.hpp"
@@ -30,23 +29,18 @@ static const EVP_MD* md_of(HashAlg h) {
   return h == HashAlg::sha256 ? EVP_sha256() : EVP_sha512();
 }
 
-// An OpenSSL failure in a hash or HMAC over memory means allocation failure; there is no
-// meaningful way to continue a cryptographic protocol after it.
-[[noreturn]] static void crypto_abort() {
-  std::abort();
-}
-
 Bytes digest_parts(HashAlg h, std::initializer_list<ByteView> parts) {
-  UniquePtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), md_of(h), nullptr) != 1)
-    crypto_abort();
+  // A hash over memory fails only for lack of memory (util/result.hpp).
+  UniquePtr<EVP_MD_CTX> ctx = alloc_or_die(EVP_MD_CTX_new(), "digest context");
+  if (EVP_DigestInit_ex(ctx.get(), md_of(h), nullptr) != 1)
+    die_out_of_memory("digest");
   for (auto p : parts)
     if (EVP_DigestUpdate(ctx.get(), p.data(), p.size()) != 1)
-      crypto_abort();
+      die_out_of_memory("digest");
   Bytes out(hash_size(h));
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1)
-    crypto_abort();
+    die_out_of_memory("digest");
   return out;
 }
 

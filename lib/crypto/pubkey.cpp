@@ -13,28 +13,6 @@
 
 namespace esession {
 
-namespace {
-
-struct ParamBld {
-  OSSL_PARAM_BLD* p = OSSL_PARAM_BLD_new();
-  ~ParamBld() { OSSL_PARAM_BLD_free(p); }
-};
-struct Params {
-  OSSL_PARAM* p = nullptr;
-  ~Params() { OSSL_PARAM_free(p); }
-};
-struct Bio {
-  BIO* b;
-  explicit Bio(BIO* x) : b(x) {}
-  ~Bio() { BIO_free(b); }
-};
-struct DsaSig {
-  DSA_SIG* s = DSA_SIG_new();
-  ~DsaSig() { DSA_SIG_free(s); }
-};
-
-}  // namespace
-
 std::string_view key_type_name(KeyType t) {
   switch (t) {
     case KeyType::rsa:
@@ -61,9 +39,10 @@ Result<KeyType> key_type_of(EVP_PKEY* k) {
 
 // from_params builds a public key of |type| ("RSA", "DSA") from an OSSL_PARAM list.
 Result<UniquePtr<EVP_PKEY>> from_params(const char* type, OSSL_PARAM* params) {
-  UniquePtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  UniquePtr<EVP_PKEY_CTX> ctx =
+      alloc_or_die(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr), "EVP_PKEY_CTX");
   EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
+  if (EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
       EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
     return fail(Errc::malformed, std::string("invalid ") + type + " public key");
   return UniquePtr<EVP_PKEY>(raw);
@@ -75,9 +54,9 @@ bool is_odd(const BigNum& v) {
 
 // mod_exp_is_one returns true iff b^e mod m == 1.
 bool mod_exp_is_one(const BigNum& b, const BigNum& e, const BigNum& m) {
-  UniquePtr<BN_CTX> ctx(BN_CTX_new());
+  UniquePtr<BN_CTX> ctx = alloc_or_die(BN_CTX_new(), "BN_CTX");
   BigNum r;
-  if (!ctx || !BN_mod_exp(r.get(), b.get(), e.get(), m.get(), ctx.get()))
+  if (!BN_mod_exp(r.get(), b.get(), e.get(), m.get(), ctx.get()))
     return false;
   return BN_is_one(r.get()) == 1;
 }
@@ -122,10 +101,9 @@ KeyType sign_alg_key_type(SignAlg a) {
 
 // ---- PublicKey ------------------------------------------------------------------------------
 
-Result<PublicKey> PublicKey::adopt(EVP_PKEY* k) {
-  std::shared_ptr<EVP_PKEY> key(k, EVP_PKEY_free);
-  ES_ASSIGN(KeyType t, key_type_of(k));
-  return PublicKey(std::move(key), t);
+Result<PublicKey> PublicKey::adopt(UniquePtr<EVP_PKEY> k) {
+  ES_ASSIGN(KeyType t, key_type_of(k.get()));
+  return PublicKey(std::shared_ptr<EVP_PKEY>(std::move(k)), t);
 }
 
 Result<PublicKey> PublicKey::rsa(const BigNum& n, const BigNum& e) {
@@ -135,14 +113,13 @@ Result<PublicKey> PublicKey::rsa(const BigNum& n, const BigNum& e) {
                                           " to " + std::to_string(kMaxRsaBits) + ")");
   if (!is_odd(n) || !is_odd(e) || BN_is_one(e.get()) || e.cmp(n) >= 0)
     return fail(Errc::malformed, "invalid RSA public key");
-  ParamBld bld;
-  Params params;
-  if (!bld.p || !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_RSA_N, n.get()) ||
-      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_RSA_E, e.get()) ||
-      !(params.p = OSSL_PARAM_BLD_to_param(bld.p)))
-    return fail(Errc::internal, "OpenSSL parameter building failed");
-  ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("RSA", params.p));
-  return adopt(k.release());
+  UniquePtr<OSSL_PARAM_BLD> bld = alloc_or_die(OSSL_PARAM_BLD_new(), "OSSL_PARAM_BLD");
+  if (!OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()))
+    die_out_of_memory("OSSL_PARAM_BLD");
+  UniquePtr<OSSL_PARAM> params = alloc_or_die(OSSL_PARAM_BLD_to_param(bld.get()), "OSSL_PARAM");
+  ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("RSA", params.get()));
+  return adopt(std::move(k));
 }
 
 Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum& g,
@@ -155,9 +132,9 @@ Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum&
     return fail(Errc::not_acceptable, "DSA subgroup order must have 224 or 256 bits");
   // p and q odd, q | p-1, 1 < g < p with g^q = 1, 1 < y < p with y^q = 1.
   BigNum pm1;
-  UniquePtr<BN_CTX> ctx(BN_CTX_new());
+  UniquePtr<BN_CTX> ctx = alloc_or_die(BN_CTX_new(), "BN_CTX");
   BigNum rem;
-  if (!ctx || !BN_sub(pm1.get(), p.get(), BN_value_one()) ||
+  if (!BN_sub(pm1.get(), p.get(), BN_value_one()) ||
       !BN_mod(rem.get(), pm1.get(), q.get(), ctx.get()))
     return fail(Errc::internal, "bignum arithmetic failed");
   auto in_range = [&](const BigNum& v) {
@@ -166,25 +143,25 @@ Result<PublicKey> PublicKey::dsa(const BigNum& p, const BigNum& q, const BigNum&
   if (!is_odd(p) || !is_odd(q) || !BN_is_zero(rem.get()) || !in_range(g) || !in_range(y) ||
       !mod_exp_is_one(g, q, p) || !mod_exp_is_one(y, q, p))
     return fail(Errc::malformed, "invalid DSA public key");
-  ParamBld bld;
-  Params params;
-  if (!bld.p || !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_FFC_P, p.get()) ||
-      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_FFC_Q, q.get()) ||
-      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_FFC_G, g.get()) ||
-      !OSSL_PARAM_BLD_push_BN(bld.p, OSSL_PKEY_PARAM_PUB_KEY, y.get()) ||
-      !(params.p = OSSL_PARAM_BLD_to_param(bld.p)))
-    return fail(Errc::internal, "OpenSSL parameter building failed");
-  ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("DSA", params.p));
-  return adopt(k.release());
+  UniquePtr<OSSL_PARAM_BLD> bld = alloc_or_die(OSSL_PARAM_BLD_new(), "OSSL_PARAM_BLD");
+  if (!OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_P, p.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_Q, q.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_FFC_G, g.get()) ||
+      !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, y.get()))
+    die_out_of_memory("OSSL_PARAM_BLD");
+  UniquePtr<OSSL_PARAM> params = alloc_or_die(OSSL_PARAM_BLD_to_param(bld.get()), "OSSL_PARAM");
+  ES_ASSIGN(UniquePtr<EVP_PKEY> k, from_params("DSA", params.get()));
+  return adopt(std::move(k));
 }
 
 Result<PublicKey> PublicKey::ed25519(ByteView raw) {
   if (raw.size() != 32)
     return fail(Errc::malformed, "an Ed25519 public key is 32 bytes");
-  EVP_PKEY* k = EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, raw.data(), raw.size());
+  UniquePtr<EVP_PKEY> k(
+      EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, raw.data(), raw.size()));
   if (!k)
     return fail(Errc::malformed, "invalid Ed25519 public key");
-  return adopt(k);
+  return adopt(std::move(k));
 }
 
 Bytes PublicKey::raw() const {
@@ -198,29 +175,25 @@ Bytes PublicKey::raw() const {
 }
 
 Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
-  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  EVP_PKEY* k = bio.b ? PEM_read_bio_PUBKEY(bio.b, nullptr, nullptr, nullptr) : nullptr;
+  UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  UniquePtr<EVP_PKEY> k(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!k)
     return fail(Errc::malformed, "not a PEM public key");
-  std::shared_ptr<EVP_PKEY> owner(k, EVP_PKEY_free);
-  return from_evp(k);
+  return from_evp(k.get());
 }
 
 Result<PublicKey> PublicKey::from_der(ByteView der) {
   const unsigned char* p = der.data();
-  EVP_PKEY* k = d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size()));
-  if (!k || p != der.data() + der.size()) {
-    EVP_PKEY_free(k);
+  UniquePtr<EVP_PKEY> k(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+  if (!k || p != der.data() + der.size())
     return fail(Errc::malformed, "not a DER public key");
-  }
-  std::shared_ptr<EVP_PKEY> owner(k, EVP_PKEY_free);
-  return from_evp(k);
+  return from_evp(k.get());
 }
 
 Result<PublicKey> PublicKey::from_evp(EVP_PKEY* k) {
   if (!k || EVP_PKEY_up_ref(k) != 1)
     return fail(Errc::internal, "no key");
-  ES_ASSIGN(PublicKey pk, adopt(k));
+  ES_ASSIGN(PublicKey pk, adopt(UniquePtr<EVP_PKEY>(k)));
   // Re-validate through the component constructors: a file is no more trusted than the wire.
   if (pk.type() == KeyType::rsa)
     return rsa(pk.component(OSSL_PKEY_PARAM_RSA_N), pk.component(OSSL_PKEY_PARAM_RSA_E));
@@ -242,11 +215,11 @@ BigNum PublicKey::component(const char* ossl_param) const {
 }
 
 std::string PublicKey::pem() const {
-  Bio bio(BIO_new(BIO_s_mem()));
-  if (!bio.b || !PEM_write_bio_PUBKEY(bio.b, m_key.get()))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (!PEM_write_bio_PUBKEY(bio.get(), m_key.get()))
     return {};
   char* data = nullptr;
-  long n = BIO_get_mem_data(bio.b, &data);
+  long n = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<size_t>(n));
 }
 
@@ -274,28 +247,29 @@ Status PublicKey::verify(SignAlg a, ByteView message, ByteView sig) const {
     size_t qlen = static_cast<size_t>(BN_num_bytes(component(OSSL_PKEY_PARAM_FFC_Q).get()));
     if (sig.size() != 2 * qlen)
       return fail(Errc::auth_failed, "DSA signature of the wrong length");
-    DsaSig ds;
-    BIGNUM* r = BN_bin2bn(sig.data(), static_cast<int>(qlen), nullptr);
-    BIGNUM* s = BN_bin2bn(sig.data() + qlen, static_cast<int>(qlen), nullptr);
-    if (!ds.s || !r || !s || !DSA_SIG_set0(ds.s, r, s)) {
-      BN_free(r);
-      BN_free(s);
+    UniquePtr<DSA_SIG> ds = alloc_or_die(DSA_SIG_new(), "DSA_SIG");
+    UniquePtr<BIGNUM> r =
+        alloc_or_die(BN_bin2bn(sig.data(), static_cast<int>(qlen), nullptr), "BIGNUM");
+    UniquePtr<BIGNUM> s =
+        alloc_or_die(BN_bin2bn(sig.data() + qlen, static_cast<int>(qlen), nullptr), "BIGNUM");
+    if (!DSA_SIG_set0(ds.get(), r.get(), s.get()))
       return fail(Errc::internal, "DSA signature decoding failed");
-    }
-    int n = i2d_DSA_SIG(ds.s, nullptr);
+    (void)r.release();  // |ds| owns them now
+    (void)s.release();
+    int n = i2d_DSA_SIG(ds.get(), nullptr);
     if (n <= 0)
       return fail(Errc::auth_failed, "DSA signature does not verify");
     der.resize(static_cast<size_t>(n));
     uint8_t* p = der.data();
-    i2d_DSA_SIG(ds.s, &p);
+    i2d_DSA_SIG(ds.get(), &p);
     to_check = view(der);
   } else if (sig.size() != static_cast<size_t>(EVP_PKEY_get_size(m_key.get()))) {
     return fail(Errc::auth_failed, "signature of the wrong length");
   }
   const char* md_name = a == SignAlg::ed25519 ? nullptr : "SHA256";
-  UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
-  if (!md || EVP_DigestVerifyInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(),
-                                     nullptr) <= 0)
+  UniquePtr<EVP_MD_CTX> md = alloc_or_die(EVP_MD_CTX_new(), "EVP_MD_CTX");
+  if (EVP_DigestVerifyInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
+      0)
     return fail(Errc::internal, "signature verification could not start");
   if (EVP_DigestVerify(md.get(), to_check.data(), to_check.size(), message.data(),
                        message.size()) != 1)
@@ -305,8 +279,9 @@ Status PublicKey::verify(SignAlg a, ByteView message, ByteView sig) const {
 
 // ---- PrivateKey -----------------------------------------------------------------------------
 
-Result<PrivateKey> PrivateKey::adopt(EVP_PKEY* k) {
-  std::shared_ptr<EVP_PKEY> key(k, EVP_PKEY_free);
+Result<PrivateKey> PrivateKey::adopt(UniquePtr<EVP_PKEY> owned) {
+  EVP_PKEY* k = owned.get();
+  std::shared_ptr<EVP_PKEY> key(std::move(owned));
   ES_ASSIGN(KeyType t, key_type_of(k));
   // The public half, through the validating constructors.
   auto get = [&](const char* name) {
@@ -333,33 +308,35 @@ Result<PrivateKey> PrivateKey::adopt(EVP_PKEY* k) {
 }
 
 Result<PrivateKey> PrivateKey::generate_rsa(int bits) {
-  EVP_PKEY* k = EVP_RSA_gen(static_cast<unsigned>(bits));
+  UniquePtr<EVP_PKEY> k(EVP_RSA_gen(static_cast<unsigned>(bits)));
   if (!k)
     return fail(Errc::internal, "RSA key generation failed");
-  return adopt(k);
+  return adopt(std::move(k));
 }
 
 Result<PrivateKey> PrivateKey::generate_dsa(int pbits, int qbits) {
-  UniquePtr<EVP_PKEY_CTX> pctx(EVP_PKEY_CTX_new_from_name(nullptr, "DSA", nullptr));
+  UniquePtr<EVP_PKEY_CTX> pctx =
+      alloc_or_die(EVP_PKEY_CTX_new_from_name(nullptr, "DSA", nullptr), "EVP_PKEY_CTX");
   EVP_PKEY* params = nullptr;
-  if (!pctx || EVP_PKEY_paramgen_init(pctx.get()) <= 0 ||
+  if (EVP_PKEY_paramgen_init(pctx.get()) <= 0 ||
       EVP_PKEY_CTX_set_dsa_paramgen_bits(pctx.get(), pbits) <= 0 ||
       EVP_PKEY_CTX_set_dsa_paramgen_q_bits(pctx.get(), qbits) <= 0 ||
       EVP_PKEY_paramgen(pctx.get(), &params) <= 0)
     return fail(Errc::internal, "DSA parameter generation failed");
   UniquePtr<EVP_PKEY> par(params);
-  UniquePtr<EVP_PKEY_CTX> kctx(EVP_PKEY_CTX_new_from_pkey(nullptr, par.get(), nullptr));
+  UniquePtr<EVP_PKEY_CTX> kctx =
+      alloc_or_die(EVP_PKEY_CTX_new_from_pkey(nullptr, par.get(), nullptr), "EVP_PKEY_CTX");
   EVP_PKEY* k = nullptr;
-  if (!kctx || EVP_PKEY_keygen_init(kctx.get()) <= 0 || EVP_PKEY_keygen(kctx.get(), &k) <= 0)
+  if (EVP_PKEY_keygen_init(kctx.get()) <= 0 || EVP_PKEY_keygen(kctx.get(), &k) <= 0)
     return fail(Errc::internal, "DSA key generation failed");
-  return adopt(k);
+  return adopt(UniquePtr<EVP_PKEY>(k));
 }
 
 Result<PrivateKey> PrivateKey::generate_ed25519() {
-  EVP_PKEY* k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  UniquePtr<EVP_PKEY> k(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
   if (!k)
     return fail(Errc::internal, "Ed25519 key generation failed");
-  return adopt(k);
+  return adopt(std::move(k));
 }
 
 namespace {
@@ -386,9 +363,10 @@ bool PrivateKey::is_encrypted_pem(std::string_view pem) {
 }
 
 Result<PrivateKey> PrivateKey::from_pem(std::string_view pem, std::optional<ByteView> passphrase) {
-  Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  UniquePtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   PassCb pc{passphrase};
-  EVP_PKEY* k = bio.b ? PEM_read_bio_PrivateKey(bio.b, nullptr, PassCb::cb, &pc) : nullptr;
+  UniquePtr<EVP_PKEY> k(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, PassCb::cb, &pc)
+                            : nullptr);
   ERR_clear_error();
   if (!k) {
     if (is_encrypted_pem(pem) && !passphrase)
@@ -397,58 +375,53 @@ Result<PrivateKey> PrivateKey::from_pem(std::string_view pem, std::optional<Byte
       return fail(Errc::auth_failed, "wrong passphrase for the private key");
     return fail(Errc::malformed, "not a PEM private key");
   }
-  return adopt(k);
+  return adopt(std::move(k));
 }
 
 Result<PrivateKey> PrivateKey::from_evp(EVP_PKEY* k) {
   if (!k || EVP_PKEY_up_ref(k) != 1)
     return fail(Errc::internal, "no key");
-  return adopt(k);
+  return adopt(UniquePtr<EVP_PKEY>(k));
 }
 
 Result<SecretBytes> PrivateKey::pem_encrypted(ByteView passphrase) const {
   uint8_t salt[16];
   if (RAND_bytes(salt, sizeof salt) != 1)
     return fail(Errc::internal, "no randomness for the salt");
-  X509_ALGOR* pbe =
-      PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), salt, sizeof salt, nullptr, uint64_t{1} << 14, 8, 1);
-  PKCS8_PRIV_KEY_INFO* p8 = pbe ? EVP_PKEY2PKCS8(m_key.get()) : nullptr;
-  X509_SIG* enc = p8 ? PKCS8_set0_pbe(reinterpret_cast<const char*>(passphrase.data()),
-                                      static_cast<int>(passphrase.size()), p8, pbe)
-                     : nullptr;
-  PKCS8_PRIV_KEY_INFO_free(p8);
-  if (!enc) {
-    X509_ALGOR_free(pbe);
+  UniquePtr<X509_ALGOR> pbe(PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), salt, sizeof salt, nullptr,
+                                                  uint64_t{1} << 14, 8, 1));
+  UniquePtr<PKCS8_PRIV_KEY_INFO> p8(pbe ? EVP_PKEY2PKCS8(m_key.get()) : nullptr);
+  UniquePtr<X509_SIG> enc(p8 ? PKCS8_set0_pbe(reinterpret_cast<const char*>(passphrase.data()),
+                                              static_cast<int>(passphrase.size()), p8.get(),
+                                              pbe.get())
+                             : nullptr);
+  if (!enc)
     return fail(Errc::internal, "encrypting the private key failed");
-  }
-  Bio bio(BIO_new(BIO_s_secmem()));
-  bool ok = bio.b && PEM_write_bio_PKCS8(bio.b, enc);
-  X509_SIG_free(enc);
-  if (!ok)
+  (void)pbe.release();  // |enc| owns it now
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_secmem()), "BIO");
+  if (!PEM_write_bio_PKCS8(bio.get(), enc.get()))
     return fail(Errc::internal, "encrypting the private key failed");
   char* data = nullptr;
-  long n = BIO_get_mem_data(bio.b, &data);
+  long n = BIO_get_mem_data(bio.get(), &data);
   return secret(ByteView(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)));
 }
 
 SecretBytes PrivateKey::pem() const {
-  Bio bio(BIO_new(BIO_s_secmem()));
-  if (!bio.b ||
-      !PEM_write_bio_PKCS8PrivateKey(bio.b, m_key.get(), nullptr, nullptr, 0, nullptr, nullptr))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_secmem()), "BIO");
+  if (!PEM_write_bio_PKCS8PrivateKey(bio.get(), m_key.get(), nullptr, nullptr, 0, nullptr, nullptr))
     return {};
   char* data = nullptr;
-  long n = BIO_get_mem_data(bio.b, &data);
+  long n = BIO_get_mem_data(bio.get(), &data);
   return secret(ByteView(reinterpret_cast<const uint8_t*>(data), static_cast<size_t>(n)));
 }
 
 Result<Bytes> PrivateKey::sign(SignAlg a, ByteView message) const {
   if (sign_alg_key_type(a) != m_type)
     return fail(Errc::unsupported, "this key cannot make " + std::string(sign_alg_uri(a)));
-  UniquePtr<EVP_MD_CTX> md(EVP_MD_CTX_new());
+  UniquePtr<EVP_MD_CTX> md = alloc_or_die(EVP_MD_CTX_new(), "EVP_MD_CTX");
   size_t len = 0;
   const char* md_name = a == SignAlg::ed25519 ? nullptr : "SHA256";
-  if (!md ||
-      EVP_DigestSignInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
+  if (EVP_DigestSignInit_ex(md.get(), nullptr, md_name, nullptr, nullptr, m_key.get(), nullptr) <=
           0 ||
       EVP_DigestSign(md.get(), nullptr, &len, message.data(), message.size()) <= 0)
     return fail(Errc::internal, "signing failed");
@@ -460,16 +433,15 @@ Result<Bytes> PrivateKey::sign(SignAlg a, ByteView message) const {
     return sig;
   // DER SEQUENCE { r, s } to r | s, each as long as q.
   const uint8_t* p = sig.data();
-  DSA_SIG* ds = d2i_DSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
+  UniquePtr<DSA_SIG> ds(d2i_DSA_SIG(nullptr, &p, static_cast<long>(sig.size())));
   if (!ds)
     return fail(Errc::internal, "DSA signature encoding failed");
   const BIGNUM *r = nullptr, *s = nullptr;
-  DSA_SIG_get0(ds, &r, &s);
+  DSA_SIG_get0(ds.get(), &r, &s);
   size_t qlen = static_cast<size_t>(BN_num_bytes(m_public.component(OSSL_PKEY_PARAM_FFC_Q).get()));
   Bytes out(2 * qlen);
   bool ok = BN_bn2binpad(r, out.data(), static_cast<int>(qlen)) >= 0 &&
             BN_bn2binpad(s, out.data() + qlen, static_cast<int>(qlen)) >= 0;
-  DSA_SIG_free(ds);
   if (!ok)
     return fail(Errc::internal, "DSA signature encoding failed");
   return out;

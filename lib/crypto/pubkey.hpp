@@ -77,7 +77,7 @@ class PublicKey {
 
  private:
   PublicKey(std::shared_ptr<EVP_PKEY> k, KeyType t) : m_key(std::move(k)), m_type(t) {}
-  static Result<PublicKey> adopt(EVP_PKEY* k);
+  static Result<PublicKey> adopt(UniquePtr<EVP_PKEY> k);
   std::shared_ptr<EVP_PKEY> m_key;
   KeyType m_type;
 };
@@ -112,7 +112,7 @@ class PrivateKey {
  private:
   PrivateKey(std::shared_ptr<EVP_PKEY> k, KeyType t, PublicKey pub)
       : m_key(std::move(k)), m_type(t), m_public(std::move(pub)) {}
-  static Result<PrivateKey> adopt(EVP_PKEY* k);
+  static Result<PrivateKey> adopt(UniquePtr<EVP_PKEY> k);
   std::shared_ptr<EVP_PKEY> m_key;
   KeyType m_type;
   PublicKey m_public;

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 
-#include <cstdlib>
 #include <limits>
 
 namespace esession {
@@ -77,7 +76,7 @@ void SystemRandom::fill(std::span<uint8_t> out) {
   if (out.empty())
     return;
   if (RAND_bytes(out.data(), static_cast<int>(out.size())) != 1)
-    std::abort();
+    die_out_of_memory("OpenSSL's CSPRNG failed");
 }
 
 void OsRandom::fill(std::span<uint8_t> out) {
@@ -87,7 +86,7 @@ void OsRandom::fill(std::span<uint8_t> out) {
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
-      std::abort();
+      die_out_of_memory("getrandom failed");
     done += static_cast<size_t>(n);
   }
 }

@@ -20,40 +20,6 @@ namespace esession {
 
 namespace {
 
-// Owners for the OpenSSL handles of this file (ossl.hpp covers the EVP ones).
-template <class T>
-struct Free;
-template <>
-struct Free<X509> {
-  void operator()(X509* p) const noexcept { X509_free(p); }
-};
-template <>
-struct Free<STACK_OF(X509)> {
-  void operator()(STACK_OF(X509) * p) const noexcept { sk_X509_pop_free(p, X509_free); }
-};
-template <>
-struct Free<X509_STORE> {
-  void operator()(X509_STORE* p) const noexcept { X509_STORE_free(p); }
-};
-template <>
-struct Free<X509_STORE_CTX> {
-  void operator()(X509_STORE_CTX* p) const noexcept { X509_STORE_CTX_free(p); }
-};
-template <>
-struct Free<GENERAL_NAMES> {
-  void operator()(GENERAL_NAMES* p) const noexcept { GENERAL_NAMES_free(p); }
-};
-template <>
-struct Free<PKCS12> {
-  void operator()(PKCS12* p) const noexcept { PKCS12_free(p); }
-};
-template <>
-struct Free<BIO> {
-  void operator()(BIO* p) const noexcept { BIO_free(p); }
-};
-template <class T>
-using Own = std::unique_ptr<T, Free<T>>;
-
 // PemBlock holds what PEM_read_bio_ex returns. The block may be a private key, so it lives in
 // memory that is wiped when freed.
 struct PemBlock {
@@ -77,9 +43,8 @@ std::string bio_string(BIO* b) {
 // name_string prints |n| in RFC 2253 form. UTF-8 is left as it is rather than escaped to \XX,
 // so that names stay readable; control characters are still escaped.
 std::string name_string(const X509_NAME* n) {
-  Own<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || !n ||
-      X509_NAME_print_ex(bio.get(), n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (!n || X509_NAME_print_ex(bio.get(), n, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB) < 0)
     return {};
   return bio_string(bio.get());
 }
@@ -122,7 +87,7 @@ std::string printable(std::string_view s) {
 // extension (forbidden by RFC 5280 §4.2) gives none.
 std::vector<std::string> san_strings(X509* x, int type) {
   std::vector<std::string> out;
-  Own<GENERAL_NAMES> names(
+  UniquePtr<GENERAL_NAMES> names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
   if (!names)
     return out;
@@ -159,24 +124,24 @@ bool is_supported_key(EVP_PKEY* k) {
 Result<Certificate> Certificate::from_x509(X509* x) {
   if (!x || X509_up_ref(x) != 1)
     return fail(Errc::internal, "no certificate");
-  return Certificate(std::shared_ptr<X509>(x, X509_free));
+  return Certificate(std::shared_ptr<X509>(UniquePtr<X509>(x)));
 }
 
 Result<Certificate> Certificate::from_der(ByteView der) {
   const unsigned char* p = der.data();
-  Own<X509> x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  UniquePtr<X509> x(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
   ERR_clear_error();
   if (!x || p != der.data() + der.size())
     return fail(Errc::malformed, "not a DER certificate");
-  return Certificate(std::shared_ptr<X509>(x.release(), X509_free));
+  return Certificate(std::shared_ptr<X509>(std::move(x)));
 }
 
 Result<std::vector<Certificate>> Certificate::all_from_pem(std::string_view pem) {
   if (pem.size() > INT_MAX)
     return fail(Errc::malformed, "the PEM text is too large");
-  Own<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  if (!bio)
-    return fail(Errc::internal, "out of memory");
+  // An empty view may have no data pointer, which BIO_new_mem_buf refuses.
+  UniquePtr<BIO> bio = alloc_or_die(
+      BIO_new_mem_buf(pem.empty() ? "" : pem.data(), static_cast<int>(pem.size())), "BIO");
   ERR_clear_error();
   std::vector<Certificate> out;
   for (;;) {
@@ -212,8 +177,8 @@ Bytes Certificate::der() const {
 }
 
 std::string Certificate::pem() const {
-  Own<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!bio || !PEM_write_bio_X509(bio.get(), m_cert.get()))
+  UniquePtr<BIO> bio = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (!PEM_write_bio_X509(bio.get(), m_cert.get()))
     return {};
   return bio_string(bio.get());
 }
@@ -374,8 +339,8 @@ Result<X509Identity> identity_from_pkcs12(PKCS12* p12, std::optional<ByteView> p
   int parsed = PKCS12_parse(p12, *pw, &raw_key, &raw_cert, &raw_ca);
   ERR_clear_error();
   UniquePtr<EVP_PKEY> key(raw_key);
-  Own<X509> cert(raw_cert);
-  Own<STACK_OF(X509)> ca(raw_ca);
+  UniquePtr<X509> cert(raw_cert);
+  UniquePtr<STACK_OF(X509)> ca(raw_ca);
   if (parsed != 1) {
     // Without a MAC, a wrong password shows only as contents that do not decrypt.
     if (!PKCS12_mac_present(p12))
@@ -401,7 +366,7 @@ Result<X509Identity> identity_from_pkcs12(PKCS12* p12, std::optional<ByteView> p
 Result<X509Identity> load_x509_identity(ByteView data, std::optional<ByteView> passphrase) {
   // DER PKCS#12 first: it parses exactly or not at all, while PEM may sit among other text.
   const unsigned char* p = data.data();
-  Own<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(data.size())));
+  UniquePtr<PKCS12> p12(d2i_PKCS12(nullptr, &p, static_cast<long>(data.size())));
   ERR_clear_error();
   if (p12 && p == data.data() + data.size())
     return identity_from_pkcs12(p12.get(), passphrase);
@@ -476,11 +441,9 @@ X509Check check_x509(const std::vector<Certificate>& chain, const std::vector<Ce
     return {X509Verdict::invalid, "no certificate"};
   if (anchors.empty())
     return {X509Verdict::untrusted, "no CA bundle is configured"};
-  Own<X509_STORE> store(X509_STORE_new());
-  Own<STACK_OF(X509)> untrusted(sk_X509_new_null());
-  Own<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
-  if (!store || !untrusted || !ctx)
-    return {X509Verdict::invalid, "out of memory"};
+  UniquePtr<X509_STORE> store = alloc_or_die(X509_STORE_new(), "X509_STORE");
+  UniquePtr<STACK_OF(X509)> untrusted = alloc_or_die(sk_X509_new_null(), "certificate stack");
+  UniquePtr<X509_STORE_CTX> ctx = alloc_or_die(X509_STORE_CTX_new(), "X509_STORE_CTX");
   for (const Certificate& a : anchors) {
     if (!a.get() || X509_STORE_add_cert(store.get(), a.get()) != 1)
       return {X509Verdict::invalid, "a configured CA certificate cannot be used"};
@@ -541,9 +504,9 @@ JidParts split_jid(std::string_view jid) {
   return {true, jid.substr(0, at), jid.substr(at + 1)};
 }
 
-// same_jid compares localparts exactly and domainparts ignoring ASCII case (RFC 7622 §3.2, §3.3:
-// domainparts are case-insensitive, localparts are case-mapped only by the server).
-bool same_jid(std::string_view a, std::string_view b) {
+// cert_names_jid compares localparts exactly and domainparts ignoring ASCII case (RFC 7622 §3.2,
+// §3.3: domainparts are case-insensitive, localparts are case-mapped only by the server).
+bool cert_names_jid(std::string_view a, std::string_view b) {
   JidParts x = split_jid(a), y = split_jid(b);
   return x.has_local == y.has_local && x.local == y.local && iequal_ascii(x.domain, y.domain);
 }
@@ -569,14 +532,14 @@ bool x509_names_jid(const Certificate& leaf, std::string_view jid_in) {
   if (j.domain.empty() || (j.has_local && j.local.empty()))
     return false;
   for (const std::string& addr : leaf.xmpp_addrs()) {
-    if (same_jid(addr, jid))
+    if (cert_names_jid(addr, jid))
       return true;
   }
   constexpr std::string_view kScheme = "xmpp:";
   for (const std::string& uri : leaf.uris()) {
     std::string_view u = uri;
     if (u.size() > kScheme.size() && iequal_ascii(u.substr(0, kScheme.size()), kScheme) &&
-        same_jid(u.substr(kScheme.size()), jid))
+        cert_names_jid(u.substr(kScheme.size()), jid))
       return true;
   }
   // A DNS name identifies a server or component, never a user account at that domain.

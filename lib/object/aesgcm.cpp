@@ -29,11 +29,10 @@ class Gcm {
   Status init(const FileKey& k, bool encrypt) {
     if (k.key.size() != kKeyBytes || (k.iv.size() != kIvBytes && k.iv.size() != kLegacyIvBytes))
       return fail(Errc::malformed, "an aesgcm key is 32 bytes and its IV 12 or 16 bytes");
-    m_ctx.reset(EVP_CIPHER_CTX_new());
+    m_ctx = alloc_or_die(EVP_CIPHER_CTX_new(), "AES-GCM context");
     int enc = encrypt ? 1 : 0;
     // The IV length is set before the IV: GCM takes any length, OpenSSL defaults to 12.
-    if (!m_ctx ||
-        EVP_CipherInit_ex(m_ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) != 1 ||
+    if (EVP_CipherInit_ex(m_ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr, enc) != 1 ||
         EVP_CIPHER_CTX_ctrl(m_ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(k.iv.size()),
                             nullptr) != 1 ||
         EVP_CipherInit_ex(m_ctx.get(), nullptr, nullptr, k.key.data(), k.iv.data(), enc) != 1)

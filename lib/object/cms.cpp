@@ -412,18 +412,6 @@ Bytes ContentReader::detached() const {
 
 namespace {
 
-template <class T, void (*F)(T*)>
-struct Fn {
-  void operator()(T* p) const noexcept { F(p); }
-};
-using CmsPtr = std::unique_ptr<CMS_ContentInfo, Fn<CMS_ContentInfo, CMS_ContentInfo_free>>;
-using BioPtr = std::unique_ptr<BIO, Fn<BIO, BIO_free_all>>;
-using StorePtr = std::unique_ptr<X509_STORE, Fn<X509_STORE, X509_STORE_free>>;
-struct CertStackFree {
-  void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_free(s); }
-};
-using CertStack = std::unique_ptr<STACK_OF(X509), CertStackFree>;
-
 // ossl_reason returns OpenSSL's last error reason, for messages, and clears the queue.
 std::string ossl_reason() {
   unsigned long e = ERR_peek_last_error();
@@ -432,17 +420,18 @@ std::string ossl_reason() {
   return r;
 }
 
-CertStack stack_of(const std::vector<Certificate>& certs) {
-  CertStack s(sk_X509_new_null());
+UniquePtr<STACK_OF(X509)> stack_of(const std::vector<Certificate>& certs) {
+  UniquePtr<STACK_OF(X509)> s = alloc_or_die(sk_X509_new_null(), "certificate stack");
   for (const auto& c : certs)
-    sk_X509_push(s.get(), c.get());  // borrowed: the stack is freed without freeing them
+    if (X509_add_cert(s.get(), c.get(), X509_ADD_FLAG_UP_REF) != 1)
+      die_out_of_memory("certificate stack");
   return s;
 }
 
 // evp_of returns an OpenSSL handle of |k| (PrivateKey keeps its own private).
 Result<UniquePtr<EVP_PKEY>> evp_of(const PrivateKey& k) {
   SecretBytes pem = k.pem();
-  BioPtr b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  UniquePtr<BIO> b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   UniquePtr<EVP_PKEY> p(b ? PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr) : nullptr);
   if (!p)
     return fail(Errc::internal, "cannot use the private key with OpenSSL CMS");
@@ -479,10 +468,10 @@ long src_ctrl(BIO*, int cmd, long, void*) {
 const BIO_METHOD* source_method() {
   static BIO_METHOD* m = [] {
     BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "cms content");
-    if (bm) {
-      BIO_meth_set_read_ex(bm, src_read);
-      BIO_meth_set_ctrl(bm, src_ctrl);
-    }
+    if (!bm)
+      die_out_of_memory("BIO_METHOD");
+    BIO_meth_set_read_ex(bm, src_read);
+    BIO_meth_set_ctrl(bm, src_ctrl);
     return bm;
   }();
   return m;
@@ -493,10 +482,6 @@ class Decryptor {
  public:
   Decryptor(Source src, size_t buffer_bytes)
       : m_reader(std::move(src), Kind::enveloped, buffer_bytes) {}
-  ~Decryptor() {
-    if (!m_chain && m_icont)
-      BIO_free(m_icont);
-  }
 
   Status start(const Certificate& me, EVP_PKEY* key) {
     ES_TRY(m_reader.start());
@@ -525,15 +510,13 @@ class Decryptor {
                   "cannot decrypt the content key: the private key does not match the "
                   "certificate, or the file was modified");
     }
-    const BIO_METHOD* bm = source_method();
-    m_icont = bm ? BIO_new(bm) : nullptr;
-    if (!m_icont)
-      return fail(Errc::internal, "cannot set up OpenSSL CMS");
-    BIO_set_data(m_icont, &m_state);
-    BIO_set_init(m_icont, 1);
-    m_chain.reset(CMS_dataInit(m_cms.get(), m_icont));
+    UniquePtr<BIO> icont = alloc_or_die(BIO_new(source_method()), "BIO");
+    BIO_set_data(icont.get(), &m_state);
+    BIO_set_init(icont.get(), 1);
+    m_chain.reset(CMS_dataInit(m_cms.get(), icont.get()));
     if (!m_chain)
       return fail(Errc::unsupported, "cannot decrypt the content: " + ossl_reason());
+    (void)icont.release();  // the end of |m_chain| now
     return {};
   }
 
@@ -555,23 +538,20 @@ class Decryptor {
  private:
   ContentReader m_reader;
   SourceState m_state{&m_reader, std::nullopt};
-  CmsPtr m_cms;
-  BIO* m_icont = nullptr;
-  BioPtr m_chain;
+  UniquePtr<CMS_ContentInfo> m_cms;
+  UniquePtr<BIO> m_chain;
 };
 
 // buffered_fd returns a BIO over |fd| with a buffer of kIoBuffer bytes: OpenSSL's CMS layers
 // read and write in pieces of a few KiB, a system call each without it.
 constexpr int kIoBuffer = 256 << 10;
-BIO* buffered_fd(int fd) {
-  BIO* raw = BIO_new_fd(fd, BIO_NOCLOSE);
-  BIO* buf = raw ? BIO_new(BIO_f_buffer()) : nullptr;
-  if (!buf || BIO_set_buffer_size(buf, kIoBuffer) != 1) {
-    BIO_free(buf);
-    BIO_free(raw);
-    return nullptr;
-  }
-  return BIO_push(buf, raw);
+UniquePtr<BIO> buffered_fd(int fd) {
+  UniquePtr<BIO> raw = alloc_or_die(BIO_new_fd(fd, BIO_NOCLOSE), "BIO");
+  UniquePtr<BIO> buf = alloc_or_die(BIO_new(BIO_f_buffer()), "BIO");
+  if (BIO_set_buffer_size(buf.get(), kIoBuffer) != 1)
+    die_out_of_memory("BIO buffer");
+  BIO_push(buf.get(), raw.release());
+  return buf;
 }
 
 // looks_signed tells whether |p| starts a ContentInfo of type id-signedData.
@@ -590,7 +570,8 @@ bool looks_signed(ByteView p) {
 void verify(const Bytes& detached, BIO* content, const Trust& trust, Verdict& v) {
   v.state = Verdict::State::bad;
   const uint8_t* p = detached.data();
-  CmsPtr cms(d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(detached.size())));
+  UniquePtr<CMS_ContentInfo> cms(
+      d2i_CMS_ContentInfo(nullptr, &p, static_cast<long>(detached.size())));
   if (!cms || p != detached.data() + detached.size()) {
     ERR_clear_error();
     v.reason = "the SignedData does not parse";
@@ -601,9 +582,9 @@ void verify(const Bytes& detached, BIO* content, const Trust& trust, Verdict& v)
     v.reason = "the SignedData does not have exactly one signer";
     return;
   }
-  CertStack certs = stack_of(trust.expected ? std::vector<Certificate>{*trust.expected}
-                                            : std::vector<Certificate>{});
-  STACK_OF(X509)* embedded = CMS_get1_certs(cms.get());
+  UniquePtr<STACK_OF(X509)> certs = stack_of(
+      trust.expected ? std::vector<Certificate>{*trust.expected} : std::vector<Certificate>{});
+  UniquePtr<STACK_OF(X509)> embedded(CMS_get1_certs(cms.get()));
   CMS_SignerInfo* si = sk_CMS_SignerInfo_value(sis, 0);
   auto name_signer = [&](STACK_OF(X509) * from) {
     for (int i = 0; from && i < sk_X509_num(from); ++i)
@@ -615,14 +596,14 @@ void verify(const Bytes& detached, BIO* content, const Trust& trust, Verdict& v)
         return;
       }
   };
-  name_signer(embedded);
-  sk_X509_pop_free(embedded, X509_free);
+  name_signer(embedded.get());
+  embedded.reset();
   if (trust.expected && CMS_SignerInfo_cert_cmp(si, trust.expected->get()) != 0) {
     v.reason = "not signed by the expected signer (" + trust.expected->subject() + ")";
     return;
   }
   unsigned flags = CMS_BINARY;
-  StorePtr store(X509_STORE_new());
+  UniquePtr<X509_STORE> store = alloc_or_die(X509_STORE_new(), "X509_STORE");
   if (trust.expected) {
     // The expected signer's certificate is the trust: no chain to check.
     flags |= CMS_NOINTERN | CMS_NO_SIGNER_CERT_VERIFY;
@@ -658,11 +639,10 @@ Result<size_t> read_full(Decryptor& d, std::span<uint8_t> out) {
   return done;
 }
 
-// seal_to is seal reading |in| and writing to |out| (a BIO it takes over).
+// seal_to is seal reading |in| and writing to |out|.
 Result<uint64_t> seal_to(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
-                         const Source& in, uint64_t total, BIO* out, const StreamOptions& opts,
-                         const std::string& out_name) {
-  BioPtr out_own(out);
+                         const Source& in, uint64_t total, UniquePtr<BIO> out,
+                         const StreamOptions& opts, const std::string& out_name) {
   if (recipients.empty())
     return fail(Errc::malformed, "a CMS file needs at least one recipient");
   for (const auto& r : recipients)
@@ -671,42 +651,40 @@ Result<uint64_t> seal_to(const std::vector<Certificate>& recipients, const Keyed
                   "the recipient " + r.subject() + " does not have an RSA key (key transport)");
   if (signer && (signer->chain.empty() || !signer->key))
     return fail(Errc::malformed, "the signer has no certificate or no key");
-  CertStack rs = stack_of(recipients);
-  CmsPtr env(CMS_encrypt(rs.get(), nullptr, EVP_aes_256_cbc(), CMS_BINARY | CMS_STREAM));
+  UniquePtr<STACK_OF(X509)> rs = stack_of(recipients);
+  UniquePtr<CMS_ContentInfo> env(
+      CMS_encrypt(rs.get(), nullptr, EVP_aes_256_cbc(), CMS_BINARY | CMS_STREAM));
   if (!env)
     return fail(Errc::internal, "cannot set up the EnvelopedData: " + ossl_reason());
-  CmsPtr sig;
+  UniquePtr<CMS_ContentInfo> sig;
   // The chain: [signing layer ->] enveloping layer -> out. Each layer writes its header with
   // the first content and its trailer when flushed.
-  if (!out)
-    return fail(Errc::internal, "cannot set up OpenSSL I/O");
-  BIO* env_bio = BIO_new_CMS(out, env.get());
+  BIO* env_bio = BIO_new_CMS(out.get(), env.get());
   if (!env_bio)
     return fail(Errc::io, "cannot write to " + out_name + ": " + ossl_reason());
-  (void)out_own.release();
-  BioPtr chain(env_bio);  // frees every layer and |out|
+  (void)out.release();
+  UniquePtr<BIO> chain(env_bio);  // frees every layer and |out|
   const size_t room = buffer_size(opts);
   Bytes buf(room);
   ES_ASSIGN(size_t n, in(buf));
   BIO* top = env_bio;
   if (signer) {
     std::vector<Certificate> rest(signer->chain.begin() + 1, signer->chain.end());
-    CertStack certs = stack_of(rest);
+    UniquePtr<STACK_OF(X509)> certs = stack_of(rest);
     X509* cert = signer->chain.front().get();
     EVP_PKEY* key = signer->key.get();
     if (n == 0) {
       // OpenSSL's streaming encoder cannot end a layer that got no content: the SignedData of
       // an empty file is made in memory.
-      BioPtr empty(BIO_new_mem_buf("", 0));
+      UniquePtr<BIO> empty = alloc_or_die(BIO_new_mem_buf("", 0), "BIO");
       sig.reset(CMS_sign(cert, key, certs.get(), empty.get(), CMS_BINARY));
-      unsigned char* der = nullptr;
-      int len = sig ? i2d_CMS_ContentInfo(sig.get(), &der) : 0;
+      unsigned char* raw_der = nullptr;
+      int len = sig ? i2d_CMS_ContentInfo(sig.get(), &raw_der) : 0;
+      UniquePtr<uint8_t> der(raw_der);
       if (len <= 0)
         return fail(Errc::internal, "cannot make the SignedData: " + ossl_reason());
       size_t written = 0;
-      int ok = BIO_write_ex(env_bio, der, static_cast<size_t>(len), &written);
-      OPENSSL_free(der);
-      if (ok != 1)
+      if (BIO_write_ex(env_bio, der.get(), static_cast<size_t>(len), &written) != 1)
         return fail(Errc::io, "cannot write to " + out_name + ": " + ossl_reason());
     } else {
       sig.reset(CMS_sign(cert, key, certs.get(), nullptr, CMS_BINARY | CMS_STREAM));
@@ -772,17 +750,16 @@ Result<uint64_t> seal(const std::vector<Certificate>& recipients, const X509Iden
 
 Result<Bytes> seal_bytes(const std::vector<Certificate>& recipients, const KeyedIdentity* signer,
                          ByteView in) {
-  BIO* mem = BIO_new(BIO_s_mem());
-  if (!mem || BIO_up_ref(mem) != 1) {
-    BIO_free(mem);
+  UniquePtr<BIO> mem = alloc_or_die(BIO_new(BIO_s_mem()), "BIO");
+  if (BIO_up_ref(mem.get()) != 1)
     return fail(Errc::internal, "cannot set up OpenSSL I/O");
-  }
-  BioPtr keep(mem);  // the chain seal_to frees leaves this reference
+  // Two references: seal_to frees its chain, |out| with it; |mem| keeps the bytes.
+  UniquePtr<BIO> out(mem.get());
   StreamOptions so;
   so.buffer_bytes = std::max<size_t>(in.size(), 1);
-  ES_TRY(seal_to(recipients, signer, memory_source(in), in.size(), mem, so, "memory"));
+  ES_TRY(seal_to(recipients, signer, memory_source(in), in.size(), std::move(out), so, "memory"));
   char* data = nullptr;
-  long len = BIO_get_mem_data(mem, &data);
+  long len = BIO_get_mem_data(mem.get(), &data);
   if (len < 0)
     return fail(Errc::internal, "cannot read the sealed object back");
   return Bytes(data, data + len);
@@ -794,7 +771,7 @@ namespace {
 // over what |content| yields (the plaintext again).
 Result<uint64_t> open_from(const KeyedIdentity& me, const Trust& trust, const Source& input,
                            const std::function<Status(ByteView)>& sink,
-                           const std::function<Result<BioPtr>()>& content, Verdict& verdict,
+                           const std::function<Result<UniquePtr<BIO>>()>& content, Verdict& verdict,
                            const StreamOptions& opts, size_t reader_bytes = 64 << 10) {
   if (me.chain.empty() || !me.key)
     return fail(Errc::malformed, "the identity has no certificate");
@@ -843,7 +820,7 @@ Result<uint64_t> open_from(const KeyedIdentity& me, const Trust& trust, const So
     ES_TRY(sink({buf.data(), n}));
     plain += n;
   }
-  ES_ASSIGN(BioPtr back, content());
+  ES_ASSIGN(UniquePtr<BIO> back, content());
   verify(sd.detached(), back.get(), trust, verdict);
   if (verdict.state != Verdict::State::good)
     return fail(Errc::auth_failed, "bad signature" +
@@ -870,10 +847,10 @@ Result<uint64_t> open(const KeyedIdentity& me, const Trust& trust, int in_fd, in
   };
   fs::UniqueFd back;
   auto sink = [&](ByteView b) { return fs::write_all(out_fd, b, "the output"); };
-  auto content = [&]() -> Result<BioPtr> {
+  auto content = [&]() -> Result<UniquePtr<BIO>> {
     ES_ASSIGN(int fd, reread());
     back.reset(fd);
-    return BioPtr(buffered_fd(fd));
+    return buffered_fd(fd);
   };
   return open_from(me, trust, input, sink, content, verdict, opts);
 }
@@ -897,9 +874,10 @@ Result<Bytes> open_bytes(const KeyedIdentity& me, const Trust& trust, ByteView i
     out.insert(out.end(), b.begin(), b.end());
     return {};
   };
-  auto content = [&]() -> Result<BioPtr> {
+  auto content = [&]() -> Result<UniquePtr<BIO>> {
     static const uint8_t kNone = 0;
-    return BioPtr(BIO_new_mem_buf(out.empty() ? &kNone : out.data(), static_cast<int>(out.size())));
+    return alloc_or_die(
+        BIO_new_mem_buf(out.empty() ? &kNone : out.data(), static_cast<int>(out.size())), "BIO");
   };
   StreamOptions so;
   so.buffer_bytes = std::min<size_t>(in.size(), 16 << 10);
@@ -912,25 +890,26 @@ Result<Bytes> sign_detached(const KeyedIdentity& signer, ByteView content) {
   if (signer.chain.empty() || !signer.key)
     return fail(Errc::malformed, "the signer has no certificate or no key");
   std::vector<Certificate> rest(signer.chain.begin() + 1, signer.chain.end());
-  CertStack certs = stack_of(rest);
+  UniquePtr<STACK_OF(X509)> certs = stack_of(rest);
   constexpr unsigned kFlags = CMS_DETACHED | CMS_BINARY;
   // The digest is named here, not left to OpenSSL's default: multipart/signed's micalg names it.
-  CmsPtr cms(CMS_sign(nullptr, nullptr, certs.get(), nullptr, kFlags | CMS_PARTIAL));
+  UniquePtr<CMS_ContentInfo> cms(
+      CMS_sign(nullptr, nullptr, certs.get(), nullptr, kFlags | CMS_PARTIAL));
   if (!cms || !CMS_add1_signer(cms.get(), signer.chain.front().get(), signer.key.get(),
                                EVP_sha256(), kFlags))
     return fail(Errc::internal, "cannot set up the SignedData: " + ossl_reason());
   static const uint8_t kNone = 0;
-  BioPtr data(
-      BIO_new_mem_buf(content.empty() ? &kNone : content.data(), static_cast<int>(content.size())));
-  if (!data || CMS_final(cms.get(), data.get(), nullptr, kFlags) != 1)
+  UniquePtr<BIO> data = alloc_or_die(
+      BIO_new_mem_buf(content.empty() ? &kNone : content.data(), static_cast<int>(content.size())),
+      "BIO");
+  if (CMS_final(cms.get(), data.get(), nullptr, kFlags) != 1)
     return fail(Errc::internal, "cannot make the SignedData: " + ossl_reason());
-  unsigned char* der = nullptr;
-  int len = i2d_CMS_ContentInfo(cms.get(), &der);
+  unsigned char* raw_der = nullptr;
+  int len = i2d_CMS_ContentInfo(cms.get(), &raw_der);
+  UniquePtr<uint8_t> der(raw_der);
   if (len <= 0)
     return fail(Errc::internal, "cannot encode the SignedData: " + ossl_reason());
-  Bytes out(der, der + len);
-  OPENSSL_free(der);
-  return out;
+  return Bytes(der.get(), der.get() + len);
 }
 
 Status verify_detached(ByteView signature, ByteView content, const Trust& trust, Verdict& verdict) {
@@ -940,8 +919,9 @@ Status verify_detached(ByteView signature, ByteView content, const Trust& trust,
     verdict.reason = "the signature is not a SignedData";
   } else {
     static const uint8_t kNone = 0;
-    BioPtr data(BIO_new_mem_buf(content.empty() ? &kNone : content.data(),
-                                static_cast<int>(content.size())));
+    UniquePtr<BIO> data = alloc_or_die(BIO_new_mem_buf(content.empty() ? &kNone : content.data(),
+                                                       static_cast<int>(content.size())),
+                                       "BIO");
     verify(Bytes(signature.begin(), signature.end()), data.get(), trust, verdict);
   }
   if (verdict.state != Verdict::State::good)

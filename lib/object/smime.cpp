@@ -469,4 +469,37 @@ Result<E2eObject> read_e2e(std::string_view content) {
   return out;
 }
 
+Status check_from(const Protected& p, std::string_view from) {
+  if (!same_jid(p.from, from))
+    return fail(Errc::auth_failed, "the protected From (" + p.from +
+                                       ") is not the stanza's from (" + std::string(from) + ")");
+  return {};
+}
+
+std::vector<std::string> certificate_jids(const Certificate& cert) {
+  std::vector<std::string> names;
+  for (const auto& a : cert.xmpp_addrs())
+    names.push_back(bare_jid(a));
+  for (const auto& u : cert.uris()) {
+    std::string lower = u;
+    for (char& c : lower)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (std::string_view scheme : {"im:", "pres:", "xmpp:"})
+      if (lower.starts_with(scheme))
+        names.push_back(bare_jid(std::string_view(u).substr(scheme.size())));
+  }
+  return names;
+}
+
+Status check_to(const Protected& p, std::string_view to) {
+  if (!same_jid(p.to, to))
+    return fail(Errc::auth_failed,
+                "the protected To (" + p.to + ") is not the stanza's to (" + std::string(to) + ")");
+  return {};
+}
+
+TimeWindow check_time(const Protected& p, int64_t now, int64_t max_age) {
+  return time_window(p.time, now, kMaxFuture, max_age);
+}
+
 }  // namespace esession::smime

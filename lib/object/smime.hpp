@@ -3,7 +3,8 @@
 // multipart/signed entity around a detached SignedData, RFC 5751 §3.4.3, or a signed-data
 // entity, §3.4.2), and the application/pkcs7-mime entity an <e2e/> holds. cms.hpp does the
 // CMS work; formats/objects.md ("smime") describes the layers. What the layers must say about
-// the stanza (From and To, the signer's name, the DateTime window) the caller checks.
+// the stanza (From and To, the signer's name, the DateTime window) is checked by the functions
+// at the end, which the caller runs.
 //
 // Everything that reads here reads text an attacker chose (the <e2e/>, and what an
 // unauthenticated CBC decryption gave): it is bounded by its input, returns errors rather than
@@ -18,6 +19,7 @@
 
 #include "crypto/bytes.hpp"
 #include "object/cms.hpp"
+#include "util/datetime.hpp"
 #include "util/result.hpp"
 #include "xml/element.hpp"
 
@@ -80,5 +82,27 @@ struct E2eObject {
 // read_e2e reads an <e2e/>'s |text|: an application/pkcs7-mime entity (enveloped-data, base64;
 // or signed-data), a multipart/signed entity, or bare base64 (an EnvelopedData).
 Result<E2eObject> read_e2e(std::string_view text);
+
+// The checks RFC 3923 §6 asks of an opened object against the stanza that carried it. The caller
+// runs them in this order, after the signature, each a case of §7 of its own.
+
+// kMaxFuture is how many seconds a DateTime may be ahead of our clock: "within five minutes".
+inline constexpr int64_t kMaxFuture = 300;
+
+// check_from returns Errc::auth_failed unless the protected From of |p| is |from|, the bare JID
+// of the stanza's 'from'.
+Status check_from(const Protected& p, std::string_view from);
+
+// certificate_jids returns the bare JIDs |cert| names: its XmppAddrs (RFC 6120 §13.7.1.4) and
+// its im:, pres: and xmpp: URIs (RFC 3923 §6.3). The signer's certificate must name the sender.
+std::vector<std::string> certificate_jids(const Certificate& cert);
+
+// check_to returns Errc::auth_failed unless the protected To of |p| is |to|, the bare JID of the
+// stanza's 'to': the object was made for someone else, or forwarded.
+Status check_to(const Protected& p, std::string_view to);
+
+// check_time places the protected DateTime of |p| against |now| (seconds since the epoch):
+// at most kMaxFuture seconds ahead, at most |max_age| seconds old.
+TimeWindow check_time(const Protected& p, int64_t now, int64_t max_age);
 
 }  // namespace esession::smime

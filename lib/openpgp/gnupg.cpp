@@ -8,7 +8,7 @@
 // plain DSA, and for EdDSA signs the value itself as the message of pure Ed25519. So the
 // private key never enters this process and the passphrase prompt is the agent's own.
 //
-// GPGME is a C API: its handles live in unique_ptrs with one deleter each, its callbacks are
+// GPGME is a C API: its handles live in GpgmePtrs (gpgme_ptr.hpp), its callbacks are
 // static functions over typed state, and no GPGME type appears in openpgp.hpp. Everything else
 // runs gpg directly: GPGME's engine set-up alone starts gpgconf and gpg --version several times.
 #include <gpgme.h>
@@ -33,18 +33,6 @@ using namespace detail;
 
 namespace {
 
-template <class T>
-struct GpgmeFree;
-template <>
-struct GpgmeFree<gpgme_context> {
-  void operator()(gpgme_context* c) const noexcept { gpgme_release(c); }
-};
-template <>
-struct GpgmeFree<gpgme_data> {
-  void operator()(gpgme_data* d) const noexcept { gpgme_data_release(d); }
-};
-template <class T>
-using GpgmePtr = std::unique_ptr<T, GpgmeFree<T>>;
 using Context = GpgmePtr<gpgme_context>;
 using Data = GpgmePtr<gpgme_data>;
 
@@ -355,8 +343,12 @@ Result<Bytes> fixed_length(ByteView v, size_t len) {
 
 }  // namespace
 
-void GnuPG::CtxFree::operator()(gpgme_context* c) const noexcept {
+void GpgmeDeleter<gpgme_context>::operator()(gpgme_context* c) const noexcept {
   gpgme_release(c);
+}
+
+void GpgmeDeleter<gpgme_data>::operator()(gpgme_data* d) const noexcept {
+  gpgme_data_release(d);
 }
 
 GnuPG::GnuPG(GnuPG&&) noexcept = default;
@@ -641,7 +633,7 @@ Status GnuPG::agent_connect() {
     last = gpgme_op_assuan_transact_ext(ctx.get(), "NOP", nullptr, nullptr, nullptr, nullptr,
                                         nullptr, nullptr, &op_err);
     if (!last && !op_err) {
-      m_agent = Ctx(ctx.release());
+      m_agent = std::move(ctx);
       return {};
     }
     if (!last)

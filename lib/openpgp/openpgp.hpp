@@ -22,9 +22,8 @@
 
 #include "crypto/bytes.hpp"
 #include "crypto/pubkey.hpp"
+#include "openpgp/gpgme_ptr.hpp"
 #include "session/identity.hpp"
-
-struct gpgme_context;  // GPGME's context, opaque here (gpgme.h: typedef ... *gpgme_ctx_t)
 
 namespace esession::openpgp {
 
@@ -225,17 +224,12 @@ class GnuPG {
                            std::optional<ByteView> passphrase = std::nullopt);
 
  private:
-  struct CtxFree {
-    void operator()(gpgme_context* c) const noexcept;
-  };
-  using Ctx = std::unique_ptr<gpgme_context, CtxFree>;
-
   explicit GnuPG(std::string home) : m_home(std::move(home)) {}
   Status agent_command(const std::string& command, Bytes* out, std::optional<ByteView> pass);
   Status agent_connect();
 
-  std::string m_home;  // empty: gpg's default
-  Ctx m_agent;         // the Assuan connection to gpg-agent, made on first use
+  std::string m_home;               // empty: gpg's default
+  GpgmePtr<gpgme_context> m_agent;  // the Assuan connection to gpg-agent, made on first use
 };
 
 // keys_naming lists, for the keys in |home| with a User ID naming |bare_jid| (uid_names_jid),

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 
 namespace esession {
 
@@ -39,7 +38,7 @@ Counter128 ctr_encrypt(const CryptoConv& conv, ByteView key, const Counter128& c
                        uint8_t* out) {
   Counter128 first = conv.g2 ? c.add(1) : c;
   if (!ctr_xcrypt(key, first, in, out))
-    std::abort();
+    die_out_of_memory("AES-CTR");
   return c.add(ctr_blocks(in.size()));
 }
 

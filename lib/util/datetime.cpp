@@ -79,4 +79,12 @@ std::optional<int64_t> parse_datetime(std::string_view s) {
   return static_cast<int64_t>(::timegm(&tm)) - offset;
 }
 
+TimeWindow time_window(int64_t stamp, int64_t now, int64_t max_future, int64_t max_age) {
+  if (stamp > now + max_future)
+    return TimeWindow::future;
+  if (now - stamp > max_age)
+    return TimeWindow::too_old;
+  return TimeWindow::inside;
+}
+
 }  // namespace esession

@@ -22,4 +22,15 @@ std::string format_datetime_ms(int64_t ms);
 // one.
 std::optional<int64_t> parse_datetime(std::string_view s);
 
+// TimeWindow is where a sender's timestamp falls against our clock.
+enum class TimeWindow {
+  inside,
+  future,   // more than the allowed seconds ahead: a wrong clock, or a forgery
+  too_old,  // more than the allowed seconds behind: a replay, or a long delay
+};
+
+// time_window places |stamp| against |now| (both seconds since the epoch): future if it is more
+// than |max_future| seconds ahead, too_old if more than |max_age| seconds behind.
+TimeWindow time_window(int64_t stamp, int64_t now, int64_t max_future, int64_t max_age);
+
 }  // namespace esession

@@ -114,6 +114,11 @@ std::string bare_jid(std::string_view jid) {
   return std::string(jid.substr(0, jid.find('/')));
 }
 
+bool same_jid(std::string_view a, std::string_view b) {
+  Result<std::string> pa = prep_jid(a), pb = prep_jid(b);
+  return pa && pb && *pa == *pb;
+}
+
 Result<std::string> JidMemo::prep(std::string_view jid) {
   for (const auto& [in, out] : m_memo)
     if (in == jid)

@@ -36,6 +36,9 @@ Result<std::string> prep_bare_jid(std::string_view s);
 // bare_jid returns |jid| without its resource (everything from the first '/'), unprepared.
 std::string bare_jid(std::string_view jid);
 
+// same_jid tells whether |a| and |b| prepare to the same JID (false when either is not one).
+bool same_jid(std::string_view a, std::string_view b);
+
 // JidMemo is prep_jid with a memory of the last JIDs it prepared: a stream of stanzas names the
 // same few JIDs again and again, and stringprep is a tenth of encrypt's time.
 class JidMemo {

@@ -1,5 +1,8 @@
 #include "util/result.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace esession {
 
 const char* errc_name(Errc c) {
@@ -36,6 +39,11 @@ std::string printable(std::string_view s, size_t max) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       c = '?';
   return "'" + out + (s.size() > max ? "…'" : "'");
+}
+
+void die_out_of_memory(const char* what) {
+  std::fprintf(stderr, "esession: out of memory: %s\n", what);
+  std::abort();
 }
 
 }  // namespace esession

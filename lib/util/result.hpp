@@ -3,6 +3,16 @@
 // lib/ never throws across its API and never exits. Every fallible function returns a Result<T>
 // (or Status for no value) carrying either the value or an Error: a coarse Errc that callers may
 // branch on, plus a human-readable detail that they must not parse.
+//
+// Running out of memory is not an Error. When OpenSSL fails to allocate (a *_new() or *_dup()
+// returns null, or a call that over memory and valid arguments can fail no other way: a hash,
+// an HMAC, AES over a key of the right size, BIGNUM arithmetic), the process has no sane way
+// on, so lib/ ends it through die_out_of_memory, as libsodium does; the system's CSPRNG failing
+// is treated the same. That keeps functions whose only failure would be that (digest, BigNum,
+// RandomSource) returning plain values. An OpenSSL operation that fails on its input (a key or
+// certificate that does not parse, a signature that does not verify, a chain that does not
+// lead to a CA) is an Error like any other, and so is a library call failing in a way it
+// should not (Errc::internal).
 #pragma once
 
 #include <string>
@@ -82,6 +92,10 @@ using Status = Result<void>;
 inline Error fail(Errc code, std::string detail) {
   return Error{code, std::move(detail)};
 }
+
+// die_out_of_memory writes "esession: out of memory: |what|" to stderr and aborts the process.
+// It is the one way lib/ ends on an allocation (or CSPRNG) failure; see the top of this file.
+[[noreturn]] void die_out_of_memory(const char* what);
 
 }  // namespace esession
 

@@ -191,3 +191,29 @@ TEST_CASE("smime: the signed layer refuses what is not signed", "[smime]") {
   REQUIRE_FALSE(bad);
   CHECK(v.state == cms::Verdict::State::bad);
 }
+
+TEST_CASE("smime: the protected From, To and DateTime are checked against the stanza", "[smime]") {
+  smime::Protected p;
+  p.from = "juliet@example.com";
+  p.to = "romeo@example.net";
+  p.time = 1764000000;
+  CHECK(smime::check_from(p, "juliet@example.com"));
+  CHECK(smime::check_from(p, "Juliet@EXAMPLE.com"));  // the same JID, prepared
+  Status from = smime::check_from(p, "nurse@example.com");
+  REQUIRE_FALSE(from);
+  CHECK(from.error().code == Errc::auth_failed);
+  CHECK(from.error().detail ==
+        "the protected From (juliet@example.com) is not the stanza's from (nurse@example.com)");
+  CHECK(smime::check_to(p, "romeo@example.net"));
+  Status to = smime::check_to(p, "tybalt@example.net");
+  REQUIRE_FALSE(to);
+  CHECK(to.error().code == Errc::auth_failed);
+  CHECK(to.error().detail ==
+        "the protected To (romeo@example.net) is not the stanza's to (tybalt@example.net)");
+  // Within five minutes ahead (RFC 3923 §6), and no older than the caller allows.
+  CHECK(smime::check_time(p, p.time, 60) == TimeWindow::inside);
+  CHECK(smime::check_time(p, p.time - smime::kMaxFuture, 60) == TimeWindow::inside);
+  CHECK(smime::check_time(p, p.time - smime::kMaxFuture - 1, 60) == TimeWindow::future);
+  CHECK(smime::check_time(p, p.time + 60, 60) == TimeWindow::inside);
+  CHECK(smime::check_time(p, p.time + 61, 60) == TimeWindow::too_old);
+}
