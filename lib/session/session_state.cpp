@@ -38,6 +38,7 @@
 // block, which Gajim reads the same way while no keystream is left over) and both carries
 // are 0. Versions 1 and 2 lack send_blocks, which is then 0 (no stored session comes near 2^32
 // blocks). Such a session is written back as version 3.
+#include "session/codec.hpp"
 #include "session/session.hpp"
 
 namespace esession {
@@ -48,192 +49,13 @@ constexpr uint8_t kMagic[4] = {'E', 'S', 'S', '1'};
 constexpr uint8_t kVersion = 3;
 constexpr uint8_t kVersionNoStream = 1;  // before G5b: no g5b flag, no stream fields
 constexpr uint8_t kVersionNoLimit = 2;   // before send_blocks
-constexpr size_t kMaxField = 65536;
 constexpr uint32_t kMaxOldMacKeys = 16;
 
-class Writer {
- public:
-  Writer() { m_out.reserve(1024); }
-  void u8(uint8_t v) { m_out.push_back(v); }
-  void boolean(bool v) { u8(v ? 1 : 0); }
-  void u32(uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8)
-      u8(static_cast<uint8_t>(v >> s));
-  }
-  void u64(uint64_t v) {
-    for (int s = 56; s >= 0; s -= 8)
-      u8(static_cast<uint8_t>(v >> s));
-  }
-  void raw(ByteView v) { m_out.insert(m_out.end(), v.begin(), v.end()); }
-  void bytes(ByteView v) {
-    u32(static_cast<uint32_t>(v.size()));
-    raw(v);
-  }
-  void str(std::string_view s) { bytes(view(s)); }
-  SecretBytes take() { return std::move(m_out); }
-
- private:
-  SecretBytes m_out;
-};
+using codec::Reader;
+using codec::Writer;
 
 Error bad(std::string_view what, std::string_view why) {
   return fail(Errc::malformed, "session state: " + std::string(what) + ": " + std::string(why));
-}
-
-class Reader {
- public:
-  explicit Reader(ByteView in) : m_in(in) {}
-  bool done() const { return m_pos == m_in.size(); }
-
-  Result<ByteView> fixed(size_t n, std::string_view what) {
-    if (m_in.size() - m_pos < n)
-      return bad(what, "truncated");
-    ByteView v = m_in.subspan(m_pos, n);
-    m_pos += n;
-    return v;
-  }
-  Result<uint8_t> u8(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(1, what));
-    return v[0];
-  }
-  Result<bool> boolean(std::string_view what) {
-    ES_ASSIGN(uint8_t v, u8(what));
-    if (v > 1)
-      return bad(what, "not a boolean");
-    return v == 1;
-  }
-  Result<uint32_t> u32(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(4, what));
-    uint32_t out = 0;
-    for (uint8_t c : v)
-      out = out << 8 | c;
-    return out;
-  }
-  Result<uint64_t> u64(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(8, what));
-    uint64_t out = 0;
-    for (uint8_t c : v)
-      out = out << 8 | c;
-    return out;
-  }
-  Result<ByteView> bytes(std::string_view what) {
-    ES_ASSIGN(uint32_t n, u32(what));
-    if (n > kMaxField)
-      return bad(what, "too long");
-    return fixed(n, what);
-  }
-  Result<std::string> str(std::string_view what) {
-    ES_ASSIGN(ByteView v, bytes(what));
-    return string_of(v);
-  }
-  Result<SecretBytes> secret_bytes(std::string_view what) {
-    ES_ASSIGN(ByteView v, bytes(what));
-    return secret(v);
-  }
-  // count reads a list length, refusing more than |max| or more than could possibly fit.
-  Result<uint32_t> count(std::string_view what, uint32_t max) {
-    ES_ASSIGN(uint32_t n, u32(what));
-    if (n > max || n > m_in.size() - m_pos)
-      return bad(what, "too many elements");
-    return n;
-  }
-  Result<ByteView> mpi(std::string_view what) {
-    ES_ASSIGN(ByteView v, bytes(what));
-    if (v.empty() || (v.size() > 1 && v[0] == 0))
-      return bad(what, "not a canonical integer");
-    return v;
-  }
-  Result<Counter128> counter(std::string_view what) {
-    ES_ASSIGN(ByteView v, fixed(16, what));
-    return Counter128::from_bytes(v);
-  }
-
- private:
-  ByteView m_in;
-  size_t m_pos = 0;
-};
-
-// Code<E> lists the wire code of each enumerator, in code order.
-template <class E, size_t N>
-Result<E> decode(Reader& r, const E (&codes)[N], std::string_view what) {
-  ES_ASSIGN(uint8_t v, r.u8(what));
-  if (v >= N)
-    return bad(what, "unknown value " + std::to_string(v));
-  return codes[v];
-}
-
-template <class E, size_t N>
-uint8_t encode(E e, const E (&codes)[N]) {
-  for (size_t i = 0; i < N; ++i)
-    if (codes[i] == e)
-      return static_cast<uint8_t>(i);
-  return 0xff;  // unreachable for a valid enumerator; refused by the parser
-}
-
-constexpr Compat kCompatCodes[] = {Compat::spec, Compat::gajim};
-constexpr Flow kFlowCodes[] = {Flow::four_message, Flow::three_message};
-constexpr CipherAlg kCipherCodes[] = {CipherAlg::aes128_ctr, CipherAlg::aes256_ctr};
-constexpr HashAlg kHashCodes[] = {HashAlg::sha256, HashAlg::sha512};
-constexpr PubkeyMode kPubkeyCodes[] = {PubkeyMode::none, PubkeyMode::key, PubkeyMode::hash};
-
-void write_suite(Writer& w, const Suite& s) {
-  w.u8(encode(s.compat, kCompatCodes));
-  w.boolean(s.conv.g1);
-  w.boolean(s.conv.g2);
-  w.boolean(s.conv.g4);
-  w.boolean(s.conv.g5a);
-  w.boolean(s.conv.g5b);
-  w.u8(encode(s.flow, kFlowCodes));
-  w.u32(static_cast<uint32_t>(s.modp));
-  w.u8(encode(s.cipher, kCipherCodes));
-  w.u8(encode(s.hash, kHashCodes));
-  w.u32(static_cast<uint32_t>(s.stanzas.size()));
-  for (const auto& k : s.stanzas)
-    w.str(k);
-  w.u8(encode(s.init_pubkey, kPubkeyCodes));
-  w.u8(encode(s.resp_pubkey, kPubkeyCodes));
-  w.str(s.sign_alg);
-  w.u32(s.rekey_freq);
-  w.str(s.logging);
-  w.str(s.ver);
-}
-
-Result<Suite> read_suite(Reader& r, uint8_t version) {
-  Suite s;
-  ES_ASSIGN(s.compat, decode(r, kCompatCodes, "compat"));
-  ES_ASSIGN(s.conv.g1, r.boolean("g1"));
-  ES_ASSIGN(s.conv.g2, r.boolean("g2"));
-  ES_ASSIGN(s.conv.g4, r.boolean("g4"));
-  ES_ASSIGN(s.conv.g5a, r.boolean("g5a"));
-  if (version == kVersionNoStream) {
-    s.conv.g5b = s.compat == Compat::gajim;
-  } else {
-    ES_ASSIGN(s.conv.g5b, r.boolean("g5b"));
-  }
-  ES_ASSIGN(s.flow, decode(r, kFlowCodes, "flow"));
-  ES_ASSIGN(uint32_t modp, r.u32("modp"));
-  if (modp > 1000 || !dh_group(static_cast<int>(modp)))
-    return bad("modp", "unknown group " + std::to_string(modp));
-  s.modp = static_cast<int>(modp);
-  ES_ASSIGN(s.cipher, decode(r, kCipherCodes, "cipher"));
-  ES_ASSIGN(s.hash, decode(r, kHashCodes, "hash"));
-  ES_ASSIGN(uint32_t n, r.count("stanzas", 3));
-  for (uint32_t i = 0; i < n; ++i) {
-    ES_ASSIGN(std::string k, r.str("stanzas"));
-    if (!is_stanza_kind(k))
-      return bad("stanzas", "unknown stanza kind");
-    for (const auto& prev : s.stanzas)
-      if (prev == k)
-        return bad("stanzas", "repeated stanza kind");
-    s.stanzas.push_back(std::move(k));
-  }
-  ES_ASSIGN(s.init_pubkey, decode(r, kPubkeyCodes, "init_pubkey"));
-  ES_ASSIGN(s.resp_pubkey, decode(r, kPubkeyCodes, "resp_pubkey"));
-  ES_ASSIGN(s.sign_alg, r.str("sign_alg"));
-  ES_ASSIGN(s.rekey_freq, r.u32("rekey_freq"));
-  ES_ASSIGN(s.logging, r.str("logging"));
-  ES_ASSIGN(s.ver, r.str("ver"));
-  return s;
 }
 
 Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
@@ -277,7 +99,7 @@ SecretBytes Session::serialize() const {
   Writer w;
   w.raw(ByteView(kMagic, sizeof kMagic));
   w.u8(kVersion);
-  write_suite(w, m_p.suite);
+  codec::write_suite(w, m_p.suite);
   w.boolean(m_p.initiator);
   w.str(m_p.local_jid);
   w.str(m_p.peer_jid);
@@ -310,7 +132,7 @@ SecretBytes Session::serialize() const {
 }
 
 Result<Session> Session::deserialize(ByteView state) {
-  Reader r(state);
+  Reader r(state, "session state");
   ES_ASSIGN(ByteView magic, r.fixed(sizeof kMagic, "magic"));
   if (!std::equal(magic.begin(), magic.end(), kMagic))
     return bad("magic", "not an esession session state");
@@ -321,7 +143,7 @@ Result<Session> Session::deserialize(ByteView state) {
                                        std::to_string(kVersionNoStream) + " to " +
                                        std::to_string(kVersion) + ")");
   SessionParams p;
-  ES_ASSIGN(p.suite, read_suite(r, version));
+  ES_ASSIGN(p.suite, codec::read_suite(r, version != kVersionNoStream));
   ES_ASSIGN(p.initiator, r.boolean("initiator"));
   ES_ASSIGN(p.local_jid, r.str("local_jid"));
   ES_ASSIGN(p.peer_jid, r.str("peer_jid"));
