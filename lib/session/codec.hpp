@@ -114,6 +114,16 @@ class Reader {
       return bad(what, "not a canonical integer");
     return v;
   }
+  Result<BigNum> integer(std::string_view what) {
+    ES_ASSIGN(ByteView v, mpi(what));
+    return BigNum::from_bytes(v);
+  }
+  // private_value reads an integer flagged for constant-time use (a private exponent).
+  Result<BigNum> private_value(std::string_view what) {
+    ES_ASSIGN(BigNum x, integer(what));
+    BN_set_flags(x.get(), BN_FLG_CONSTTIME);
+    return x;
+  }
   Result<Counter128> counter(std::string_view what) {
     ES_ASSIGN(ByteView v, fixed(16, what));
     return Counter128::from_bytes(v);

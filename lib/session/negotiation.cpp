@@ -16,6 +16,24 @@ constexpr ProfileId kProfileCodes[] = {ProfileId::v1};
 constexpr Stage kStageCodes[] = {Stage::offered, Stage::responded, Stage::accepted,
                                  Stage::established, Stage::failed};
 
+// initiator_profile is the profile an initiator runs: the first of its policy.
+Result<ProfileId> initiator_profile(const Policy& pol) {
+  if (pol.profiles.empty())
+    return fail(Errc::not_acceptable, "no protocol profile to offer");
+  return pol.profiles.front();
+}
+
+// responder_profile is the profile a responder answers an offer with. Every offer goes to 1.0
+// today, whose choice of 'ver' refuses (with the error reply formats §10 asks for) what it
+// cannot run; with a second profile, the versions the offer lists would choose here.
+Result<ProfileId> responder_profile(const Policy& pol, Rejection& rej) {
+  for (ProfileId id : pol.profiles)
+    if (id == ProfileId::v1)
+      return id;
+  rej = {"not-acceptable", {"ver"}};
+  return fail(Errc::not_acceptable, "no protocol profile we accept");
+}
+
 }  // namespace
 
 std::unique_ptr<Profile> make_profile(ProfileId id, Party& party) {
@@ -59,28 +77,6 @@ struct Negotiation::Impl {
   }
 };
 
-// ---- Choosing the profile ------------------------------------------------------------------
-
-// initiator_profile is the profile an initiator runs: the first of its policy.
-static Result<ProfileId> initiator_profile(const Policy& pol) {
-  if (pol.profiles.empty())
-    return fail(Errc::not_acceptable, "no protocol profile to offer");
-  return pol.profiles.front();
-}
-
-// responder_profile is the profile a responder answers |offer| with. Every offer is taken to
-// 1.0 today, whose choice of 'ver' refuses what it cannot run; a second profile would be
-// chosen here from the versions the offer lists.
-static Result<ProfileId> responder_profile(const Policy& pol, const xml::Element& offer,
-                                           Rejection& rej) {
-  (void)offer;
-  for (ProfileId id : pol.profiles)
-    if (id == ProfileId::v1)
-      return id;
-  rej = {"not-acceptable", {"ver"}};
-  return fail(Errc::not_acceptable, "no protocol profile we accept");
-}
-
 // ---- Public interface ----------------------------------------------------------------------
 
 Negotiation::Negotiation(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -119,7 +115,7 @@ Result<std::pair<Negotiation, Step>> Negotiation::respond(
   std::string peer = peer_jid.empty() ? offer.attr_or("from") : std::move(peer_jid);
   impl->party = {std::move(cfg), std::move(peer), false};
   Rejection rej;
-  auto id = responder_profile(impl->party.cfg.policy, offer, rej);
+  auto id = responder_profile(impl->party.cfg.policy, rej);
   if (id)
     impl->profile = make_profile(*id, impl->party);
   Result<Step> step = id ? impl->profile->respond(offer, rng, rej) : Result<Step>(id.error());

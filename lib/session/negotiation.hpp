@@ -5,6 +5,10 @@
 // Session with its SAS and the retained secret to store. A Responder (Bob) is created from the
 // offer. Every failure destroys all negotiation state (XEP-0116 §4.4, §4.6-4.8): the object then
 // refuses everything, and error_reply() gives the error stanza the XEPs ask for, if any.
+//
+// A negotiation in progress can be saved (serialize) and taken up again (deserialize), by
+// another process or after a restart. The flow lives in negotiation.cpp; what depends on the
+// negotiated version (forms, keys, record layer) is a profile (profile.hpp, v1/).
 #pragma once
 
 #include <map>

@@ -1,6 +1,7 @@
 // Session::serialize and Session::deserialize: the state blob the store keeps for a session.
 //
-// Format "ESS1", version 3. All integers are big-endian. A field is one of
+// Format "ESS1", version 3, written with codec.hpp (as the negotiation state "ENS1" is). All
+// integers are big-endian. A field is one of
 //   u8, u32, u64       fixed-size integers; bool is a u8 that must be 0 or 1
 //   ctr                16 bytes (a Counter128)
 //   bytes              u32 length, then that many bytes (at most 65536)
@@ -63,13 +64,6 @@ Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
   ES_ASSIGN(k.cipher, r.secret_bytes(what));
   ES_ASSIGN(k.mac, r.secret_bytes(what));
   return k;
-}
-
-Result<BigNum> read_private(Reader& r, std::string_view what) {
-  ES_ASSIGN(ByteView v, r.mpi(what));
-  BigNum x = BigNum::from_bytes(v);
-  BN_set_flags(x.get(), BN_FLG_CONSTTIME);
-  return x;
 }
 
 // check_live enforces what the Session code relies on while it can still send or receive.
@@ -151,7 +145,7 @@ Result<Session> Session::deserialize(ByteView state) {
   ES_ASSIGN(p.send, read_keys(r, "send keys"));
   ES_ASSIGN(p.send_ctr, r.counter("send_ctr"));
   ES_ASSIGN(p.recv_ctr, r.counter("recv_ctr"));
-  ES_ASSIGN(p.my_private, read_private(r, "my_private"));
+  ES_ASSIGN(p.my_private, r.private_value("my_private"));
   ES_ASSIGN(ByteView peer_public, r.mpi("peer_public"));
   p.peer_public = BigNum::from_bytes(peer_public);
 
@@ -168,7 +162,7 @@ Result<Session> Session::deserialize(ByteView state) {
   std::optional<BigNum> pending;
   ES_ASSIGN(bool has_pending, r.boolean("has_pending"));
   if (has_pending) {
-    ES_ASSIGN(pending, read_private(r, "pending_private"));
+    ES_ASSIGN(pending, r.private_value("pending_private"));
   }
   ES_ASSIGN(uint32_t keys_received, r.u32("keys_received"));
   ES_ASSIGN(uint64_t sent_since_rekey, r.u64("sent_since_rekey"));

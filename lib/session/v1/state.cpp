@@ -17,13 +17,6 @@ void write_mpi(Writer& w, const BigNum& v) {
   w.bytes(view(v.mpi_secret()));
 }
 
-Result<BigNum> read_mpi(Reader& r, std::string_view what) {
-  ES_ASSIGN(ByteView v, r.mpi(what));
-  BigNum out = BigNum::from_bytes(v);
-  BN_set_flags(out.get(), BN_FLG_CONSTTIME);
-  return out;
-}
-
 template <class E, size_t N>
 void write_codes(Writer& w, const std::vector<E>& v, const E (&codes)[N]) {
   w.u32(static_cast<uint32_t>(v.size()));
@@ -125,7 +118,7 @@ Status ProfileV1::restore(Reader& r, Stage stage) {
   }
   ES_ASSIGN(uint32_t nx, r.count("x_per_group", kMaxGroups));
   for (uint32_t i = 0; i < nx; ++i) {
-    ES_ASSIGN(BigNum v, read_mpi(r, "x_per_group"));
+    ES_ASSIGN(BigNum v, r.private_value("x_per_group"));
     x_per_group.push_back(std::move(v));
   }
   ES_ASSIGN(uint32_t nhe, r.count("he_per_group", 1));
@@ -133,10 +126,10 @@ Status ProfileV1::restore(Reader& r, Stage stage) {
     ES_ASSIGN(Bytes v, read_bytes(r, "he_per_group"));
     he_per_group.push_back(std::move(v));
   }
-  ES_ASSIGN(x, read_mpi(r, "x"));
-  ES_ASSIGN(y, read_mpi(r, "y"));
-  ES_ASSIGN(e, read_mpi(r, "e"));
-  ES_ASSIGN(d, read_mpi(r, "d"));
+  ES_ASSIGN(x, r.private_value("x"));
+  ES_ASSIGN(y, r.private_value("y"));
+  ES_ASSIGN(e, r.integer("e"));
+  ES_ASSIGN(d, r.integer("d"));
   ES_ASSIGN(c_a, r.counter("C_A"));
   ES_ASSIGN(c_b, r.counter("C_B"));
   ES_ASSIGN(form_a, r.str("form_A"));
