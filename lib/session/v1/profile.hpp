@@ -102,7 +102,6 @@ class ProfileV1 final : public Profile {
   void wipe() override;
   void save(codec::Writer& w) const override;
   Status restore(codec::Reader& r, Stage stage) override;
-  Status check_stage(const codec::Reader& r, Stage stage) const;
 
  private:
   // An identity block as made: ID, M, the mac inside, and the counter after ID.
@@ -134,6 +133,9 @@ class ProfileV1 final : public Profile {
   // normalized returns |form|'s normalized content without the identity block, recorded as
   // |name| (form_A2, form_B2).
   std::string normalized(const xml::Element& form, const std::string& name);
+
+  // state.cpp: refuses restored values the steps of |stage| could not use.
+  Status check_stage(const codec::Reader& r, Stage stage) const;
 
   // steps.cpp
   Status offer_identification();
@@ -185,8 +187,7 @@ class ProfileV1 final : public Profile {
 
   Party& m_party;
 
- public:
-  // The negotiation values (wiped with the object), public for v1/state.cpp's codec.
+  // The negotiation values (wiped with the object).
   Suite suite;
   Bytes n_a, n_b;
   std::vector<int> offered_groups;
