@@ -193,6 +193,28 @@ Result<std::string> identity_plaintext(PubkeyMode mode, HashAlg h, SignAlg alg,
   return out;
 }
 
+// identity_key returns the key an identity block names: its <KeyValue/> ('key'), or the key we
+// know for |bare| whose fingerprint it holds ('hash').
+static Result<PublicKey> identity_key(PubkeyMode mode, HashAlg h, const Element& id,
+                                      const Verifier* verifier, std::string_view bare) {
+  if (mode == PubkeyMode::key) {
+    if (id.name != "KeyValue")
+      return fail(Errc::malformed, "expected the peer's <KeyValue/> ('key' identification)");
+    return parse_key_value(id);
+  }
+  if (id.name != "fingerprint" || !id.element_children().empty())
+    return fail(Errc::malformed, "expected the peer's <fingerprint/> ('hash' identification)");
+  ES_ASSIGN(Bytes fp, unbase64(id.text_content()));
+  if (fp.size() != hash_size(h))
+    return fail(Errc::malformed, "fingerprint of the wrong length");
+  if (verifier)
+    for (const auto& k : verifier->known_keys(bare))
+      if (ct_equal(key_fingerprint(h, k), fp))
+        return k;
+  return fail(Errc::auth_failed, "no key we know for " + std::string(bare) +
+                                     " matches its fingerprint (retry asking for the key itself)");
+}
+
 Result<IdentityProof> check_identity(PubkeyMode mode, HashAlg h, std::optional<SignAlg> alg,
                                      ByteView plain, const MacFn& mac_for, const Verifier* verifier,
                                      std::string_view bare) {
@@ -232,29 +254,8 @@ Result<IdentityProof> check_identity(PubkeyMode mode, HashAlg h, std::optional<S
   }
   ES_ASSIGN(Bytes sig, unbase64(sv.text_content()));
 
-  std::optional<PublicKey> key;
-  if (mode == PubkeyMode::key) {
-    if (id.name != "KeyValue")
-      return fail(Errc::malformed, "expected the peer's <KeyValue/> ('key' identification)");
-    ES_ASSIGN(PublicKey k, parse_key_value(id));
-    key = std::move(k);
-  } else {
-    if (id.name != "fingerprint" || !id.element_children().empty())
-      return fail(Errc::malformed, "expected the peer's <fingerprint/> ('hash' identification)");
-    ES_ASSIGN(Bytes fp, unbase64(id.text_content()));
-    if (fp.size() != hash_size(h))
-      return fail(Errc::malformed, "fingerprint of the wrong length");
-    if (verifier)
-      for (const auto& k : verifier->known_keys(bare))
-        if (ct_equal(key_fingerprint(h, k), fp)) {
-          key = k;
-          break;
-        }
-    if (!key)
-      return fail(Errc::auth_failed,
-                  "no key we know for " + std::string(bare) +
-                      " matches its fingerprint (retry asking for the key itself)");
-  }
+  ES_ASSIGN(PublicKey k, identity_key(mode, h, id, verifier, bare));
+  std::optional<PublicKey> key = std::move(k);
   if (!key->can_verify(*alg))
     return fail(Errc::auth_failed,
                 "the peer's key cannot make " + std::string(sign_alg_uri(*alg)) + " signatures");

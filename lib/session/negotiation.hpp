@@ -5,6 +5,10 @@
 // Session with its SAS and the retained secret to store. A Responder (Bob) is created from the
 // offer. Every failure destroys all negotiation state (XEP-0116 §4.4, §4.6-4.8): the object then
 // refuses everything, and error_reply() gives the error stanza the XEPs ask for, if any.
+//
+// A negotiation in progress can be saved (serialize) and taken up again (deserialize), by
+// another process or after a restart. The flow lives in negotiation.cpp; what depends on the
+// negotiated version (forms, keys, record layer) is a profile (profile.hpp, v1/).
 #pragma once
 
 #include <map>
@@ -20,8 +24,16 @@ namespace esession {
 // longer one).
 constexpr size_t kMaxThreadBytes = 1024;
 
+// ProfileId names a protocol profile: the 'ver' its forms carry, its form dialects, key
+// agreement, key schedule, identity blocks and record layer (lib/session/profile.hpp).
+enum class ProfileId {
+  v1,  // 1.0, formats/esession-1.0.md: MODP groups, HASH/HMAC key schedule, AES-CTR + HMAC
+};
+
 // Policy is what one party offers (initiator) or accepts (responder), in preference order.
 struct Policy {
+  // profiles: initiator, the profile to run is the first; responder, the ones it accepts.
+  std::vector<ProfileId> profiles = {ProfileId::v1};
   Compat compat = Compat::spec;
   std::optional<CryptoConv> conv;  // default: CryptoConv::for_compat(compat)
   bool xep0217 = false;            // initiator: offer the XEP-0217 fixed parameters
@@ -121,6 +133,16 @@ class Negotiation {
 
   // receive processes the next negotiation stanza from the peer.
   Result<Step> receive(const xml::Element& stanza, RandomSource& rng);
+
+  // serialize returns the state of the negotiation (format "ENS1", formats/negotiation-state.md)
+  // in a zeroising buffer, so that it can be continued by another process or after a restart.
+  // The PartyConfig is not in it, save the thread and our own JID: the caller keeps it (it holds
+  // the Signer and Verifier) and gives it again to deserialize. The error reply is not kept.
+  SecretBytes serialize() const;
+  // deserialize restores a negotiation from serialize()'s output, with the configuration |cfg|
+  // it was started with. Errc::malformed for a truncated, corrupted or inconsistent state (or
+  // one made with another JID), Errc::unsupported for an unknown format version.
+  static Result<Negotiation> deserialize(ByteView state, const PartyConfig& cfg);
 
   bool failed() const;
   bool initiator() const;

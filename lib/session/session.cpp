@@ -47,6 +47,19 @@ Result<uint32_t> parse_u32(std::string_view s) {
   return static_cast<uint32_t>(v);
 }
 
+// RekeyKeys are the keys of a re-key (XEP-0200 §9): the initiator's sending keys and the
+// acceptor's, from the new Diffie-Hellman secret |k|.
+struct RekeyKeys {
+  DirectionKeys initiator, acceptor;
+};
+RekeyKeys rekey_keys(const Suite& s, ByteView k) {
+  auto keys = [&](std::string_view crypt, std::string_view mac) {
+    return DirectionKeys{cipher_key(s.conv, s.cipher, view(hmac(s.hash, k, view(crypt)))),
+                         hmac(s.hash, k, view(mac))};
+  };
+  return {keys(kRekeyInitCrypt, kRekeyInitMac), keys(kRekeyAccCrypt, kRekeyAccMac)};
+}
+
 }  // namespace
 
 CtrKey& KeyCache::cipher(size_t slot, ByteView key) {
@@ -167,7 +180,7 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
       has_content ? static_cast<uint8_t>(std::min<size_t>(stream.carry, plaintext.size())) : 0;
   Counter128 after = before.add(1);
   uint64_t blocks = 1;
-  Bytes m_final;
+  Bytes ciphertext;
   // formats §12: at most 2^32 blocks under one key; then the sender must re-key (or end the
   // session) first. Checked before anything is spent.
   if (m_send_blocks + plaintext.size() / 16 + 1 > kMaxBlocksPerKey)
@@ -177,11 +190,11 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
     if (!plaintext.empty() && plaintext.size() <= stream.carry)
       return fail(Errc::malformed, "a stanza of " + std::to_string(plaintext.size()) +
                                        " bytes would not advance the counter (G5b)");
-    m_final.resize(plaintext.size());
+    ciphertext.resize(plaintext.size());
     blocks = ctr_stream_encrypt(m_p.suite.conv, m_cache.cipher(0, m_p.send.cipher), stream,
-                                plaintext, m_final.data());
+                                plaintext, ciphertext.data());
     after = stream.ctr;
-    c.add_text_child("data", base64(m_final));
+    c.add_text_child("data", base64(ciphertext));
   } else {
     stream.carry = 0;  // a counter value without keystream: the next stanza starts afresh
   }
@@ -191,12 +204,12 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
     c.add_text_child("new", std::to_string(m_keys_received));
   for (const auto& k : m_old_mac_keys)
     c.add_text_child("old", base64(view(k)));
-  std::string m_content;
+  std::string mac_content;
   for (const auto* ch : c.element_children())
-    append_m_content(m_content, ch->name, ch->text_content());
+    append_m_content(mac_content, ch->name, ch->text_content());
   Bytes ctr_mpi = before.mpi();
   SecretBytes a_mac =
-      m_cache.mac(0, m_p.suite.hash, m_p.send.mac).mac({view(m_content), view(ctr_mpi)});
+      m_cache.mac(0, m_p.suite.hash, m_p.send.mac).mac({view(mac_content), view(ctr_mpi)});
   c.add_text_child("mac", base64(view(a_mac)));
 
   // Commit.
@@ -206,14 +219,14 @@ Result<xml::Element> Session::seal_c(ByteView plaintext, bool has_content,
   m_old_mac_keys.clear();
   ++m_sent_since_rekey;
   m_send_blocks += blocks;
-  const uint8_t left = unused_keystream(carried_in, blocks, m_final.size());
+  const uint8_t left = unused_keystream(carried_in, blocks, ciphertext.size());
   m_trace = CounterTrace{before,
                          after,
                          blocks,
                          carried_in,
                          left,
-                         std::move(m_final),
-                         std::move(m_content),
+                         std::move(ciphertext),
+                         std::move(mac_content),
                          bytes_of(view(a_mac))};
   return c;
 }
@@ -321,14 +334,9 @@ Result<xml::Element> Session::rekey(RandomSource& rng) {
     return fail(Errc::internal, "unknown group");
   BigNum x = rng.dh_private(*g);
   BigNum e = dh_public(*g, x);
-  SecretBytes k = dh_shared(*g, m_p.peer_public, x);
-  HashAlg h = m_p.suite.hash;
-  DirectionKeys mine{
-      cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyInitCrypt)))),
-      hmac(h, view(k), view(kRekeyInitMac))};
-  DirectionKeys theirs{
-      cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyAccCrypt)))),
-      hmac(h, view(k), view(kRekeyAccMac))};
+  RekeyKeys keys = rekey_keys(m_p.suite, view(dh_shared(*g, m_p.peer_public, x)));
+  DirectionKeys& mine = keys.initiator;
+  DirectionKeys& theirs = keys.acceptor;
   xml::Element envelope("message", std::string(xml::kNsClient));
   envelope.set_attr("to", m_p.peer_jid);
   envelope.add_text_child("thread", m_p.thread);
@@ -409,20 +417,22 @@ Status Session::open_error_details(xml::Element& stanza) {
   return {};
 }
 
-Result<Received> Session::open(const xml::Element& stanza) {
-  if (stanza.count_children("c", xml::kNsC) != 1) {
-    if (auto t = clear_terminate(stanza))
-      return std::move(*t);
-    if (unencrypted(stanza))
-      return fail(Errc::auth_failed,
-                  "unencrypted stanza refused (every stanza in the session is encrypted)");
-    return fail(Errc::malformed, "expected exactly one <c/> in the stanza");
-  }
-  const xml::Element& c = *stanza.child("c", xml::kNsC);
+namespace {
+
+// CParts is a received <c/> taken apart (formats §11.3), every Base64 value decoded.
+struct CParts {
+  const xml::Element *data = nullptr, *key = nullptr, *mac = nullptr, *nw = nullptr;
+  std::string mac_content;             // m_content: every child but <mac/>, as the MAC covers them
+  Bytes a_mac, ciphertext, key_bytes;  // <mac/>, <data/> (m_final) and <key/>
+};
+
+// take_apart checks the children of <c/> and decodes them. Every Base64 value is decoded
+// (strictly, formats §1.3) before the MAC is checked, so a malformed one is refused as
+// malformed, not as an authentication failure.
+Result<CParts> take_apart(const xml::Element& c) {
   if (!c.attrs.empty())
     return fail(Errc::malformed, "<c/> with attributes");
-  const xml::Element *data = nullptr, *key = nullptr, *mac = nullptr, *nw = nullptr;
-  std::string m_content;
+  CParts p;
   for (const auto& ch : c.children) {
     if (ch.is_text()) {
       if (ch.text.find_first_not_of(" \t\r\n") != std::string::npos)
@@ -431,13 +441,13 @@ Result<Received> Session::open(const xml::Element& stanza) {
     }
     const xml::Element** slot = nullptr;
     if (ch.is("data", xml::kNsC))
-      slot = &data;
+      slot = &p.data;
     else if (ch.is("key", xml::kNsC))
-      slot = &key;
+      slot = &p.key;
     else if (ch.is("mac", xml::kNsC))
-      slot = &mac;
+      slot = &p.mac;
     else if (ch.is("new", xml::kNsC))
-      slot = &nw;
+      slot = &p.nw;
     else if (!ch.is("old", xml::kNsC))
       return fail(Errc::malformed, "unexpected <" + ch.name + "/> inside <c/>");
     if (slot) {
@@ -448,76 +458,45 @@ Result<Received> Session::open(const xml::Element& stanza) {
     // formats §11.3: the children hold text only.
     if (!ch.attrs.empty() || !ch.element_children().empty())
       return fail(Errc::malformed, "<" + ch.name + "/> inside <c/> with attributes or children");
-    if (&ch != mac)
-      append_m_content(m_content, ch.name, ch.text_content());
+    if (&ch != p.mac)
+      append_m_content(p.mac_content, ch.name, ch.text_content());
     if (ch.is("old", xml::kNsC))  // never used, but spelled as formats §1.3 says
       ES_TRY(unbase64(ch.text_content()));
   }
-  if (!mac)
+  if (!p.mac)
     return fail(Errc::malformed, "<c/> without <mac/>");
-  // Every Base64 value is decoded (strictly, formats §1.3) before the MAC is checked, so a
-  // malformed one is refused as malformed, not as an authentication failure.
-  ES_ASSIGN(Bytes a_mac, unbase64(mac->text_content()));
-  Bytes m_final;
-  if (data) {
-    ES_ASSIGN(m_final, unbase64(data->text_content()));
+  ES_ASSIGN(p.a_mac, unbase64(p.mac->text_content()));
+  if (p.data) {
+    ES_ASSIGN(p.ciphertext, unbase64(p.data->text_content()));
   }
-  Bytes key_bytes;
-  if (key) {
-    ES_ASSIGN(key_bytes, unbase64(key->text_content()));
+  if (p.key) {
+    ES_ASSIGN(p.key_bytes, unbase64(p.key->text_content()));
   }
+  return p;
+}
 
-  // Select the key set (XEP-0200 §8 step 1).
-  size_t set = 0;
-  if (nw) {
-    ES_ASSIGN(uint32_t n, parse_u32(nw->text_content()));
-    if (n == 0 || n >= m_recv.size())
-      return fail(Errc::wrong_state, "<new/> names a re-key we did not send");
-    set = n;
-  }
-  const DirectionKeys& keys = m_recv[set];
-  const Counter128 before = m_p.recv_ctr;
-  Bytes ctr_mpi = before.mpi();
-  HmacKey& recv_mac = m_cache.mac(1 + set, m_p.suite.hash, keys.mac);
-  SecretBytes b_mac = recv_mac.mac({view(m_content), view(ctr_mpi)});
-  bool ok = ct_equal(view(b_mac), view(a_mac));
-  if (!ok && m_p.suite.compat == Compat::spec && ctr_mpi.size() != 16) {
-    // A2: a peer may encode the counter as 16 fixed bytes.
-    b_mac = recv_mac.mac({view(m_content), before.bytes()});
-    ok = ct_equal(view(b_mac), view(a_mac));
-  }
-  if (!ok)
-    return fail(Errc::auth_failed,
-                "stanza MAC does not verify (tampered, replayed, reordered or lost stanza)");
+// mac_verifies checks <mac/> against HMAC(key, m_content | counter); A2: in spec mode a peer may
+// encode the counter as 16 fixed bytes.
+bool mac_verifies(HmacKey& key, Compat compat, const CParts& p, const Counter128& ctr) {
+  Bytes ctr_mpi = ctr.mpi();
+  SecretBytes b_mac = key.mac({view(p.mac_content), view(ctr_mpi)});
+  if (ct_equal(view(b_mac), view(p.a_mac)))
+    return true;
+  if (compat != Compat::spec || ctr_mpi.size() == 16)
+    return false;
+  b_mac = key.mac({view(p.mac_content), ctr.bytes()});
+  return ct_equal(view(b_mac), view(p.a_mac));
+}
 
-  Received out;
-  // G5b: the peer's keystream continues from its previous stanza under the same key; a stanza
-  // under the keys of our re-key (<new/>) starts a new one.
-  CtrStream stream{before, set == 0 ? m_p.recv_carry : uint8_t{0}};
-  uint8_t carried_in = 0;
-  uint64_t blocks = 1;
-  Counter128 after = before.add(1);
-  if (data && !m_final.empty()) {
-    // Every Gajim stanza is at least 16 bytes; one within the carried keystream would leave
-    // the counter, and so the next MAC's counter, where it is.
-    if (m_final.size() <= stream.carry)
-      return fail(Errc::malformed, "<data/> shorter than the keystream carried over (G5b)");
-    carried_in = stream.carry;
-    out.plaintext.resize(m_final.size());
-    blocks = ctr_stream_encrypt(m_p.suite.conv, m_cache.cipher(1 + set, keys.cipher), stream,
-                                m_final, out.plaintext.data());
-    after = stream.ctr;
-  } else {
-    stream.carry = 0;
-  }
-  std::string_view text(reinterpret_cast<const char*>(out.plaintext.data()), out.plaintext.size());
-  ES_ASSIGN(std::vector<xml::Element> content, xml::parse_fragment(text, stanza.ns));
-
-  out.stanza = xml::Element(stanza.name, stanza.ns);
-  out.stanza.attrs = stanza.attrs;
+// rebuild puts the decrypted |content| in place of <c/> in a copy of |stanza|'s envelope, and
+// returns the type of a termination form in it, if any.
+Result<std::optional<std::string>> rebuild(const xml::Element& stanza,
+                                           std::vector<xml::Element> content, xml::Element& out) {
+  out = xml::Element(stanza.name, stanza.ns);
+  out.attrs = stanza.attrs;
   for (const auto& ch : stanza.children)
     if (!ch.is_text() && stays_clear(ch))
-      out.stanza.children.push_back(ch);
+      out.children.push_back(ch);
   std::optional<std::string> term;
   for (auto& ch : content) {
     if (ch.is_text()) {
@@ -527,74 +506,124 @@ Result<Received> Session::open(const xml::Element& stanza) {
     }
     if (auto t = terminate_form_type(ch))
       term = t;
-    out.stanza.children.push_back(std::move(ch));
+    out.children.push_back(std::move(ch));
   }
+  return term;
+}
+
+// select_keys returns the receive key set a stanza names (XEP-0200 §8 step 1), once its MAC
+// verifies with it.
+Result<size_t> select_keys(const CParts& p, const std::vector<DirectionKeys>& recv, KeyCache& cache,
+                           const SessionParams& sp) {
+  size_t set = 0;
+  if (p.nw) {
+    ES_ASSIGN(uint32_t n, parse_u32(p.nw->text_content()));
+    if (n == 0 || n >= recv.size())
+      return fail(Errc::wrong_state, "<new/> names a re-key we did not send");
+    set = n;
+  }
+  HmacKey& recv_mac = cache.mac(1 + set, sp.suite.hash, recv[set].mac);
+  if (!mac_verifies(recv_mac, sp.suite.compat, p, sp.recv_ctr))
+    return fail(Errc::auth_failed,
+                "stanza MAC does not verify (tampered, replayed, reordered or lost stanza)");
+  return set;
+}
+
+// Decrypted is the counter trace of a decryption and the keystream it leaves (G5b).
+struct Decrypted {
+  CounterTrace trace;
+  uint8_t carry = 0;
+};
+
+// decrypt_data decrypts <data/> into |plaintext| with key set |set|. G5b: the peer's keystream
+// continues from its previous stanza under the same key; a stanza under the keys of our re-key
+// (<new/>) starts a new one.
+Result<Decrypted> decrypt_data(CParts& p, size_t set, KeyCache& cache, const DirectionKeys& keys,
+                               const SessionParams& sp, SecretBytes& plaintext) {
+  Decrypted out;
+  CounterTrace& t = out.trace;
+  t.before = sp.recv_ctr;
+  t.after = sp.recv_ctr.add(1);
+  t.blocks = 1;
+  CtrStream stream{t.before, set == 0 ? sp.recv_carry : uint8_t{0}};
+  if (p.data && !p.ciphertext.empty()) {
+    // Every Gajim stanza is at least 16 bytes; one within the carried keystream would leave
+    // the counter, and so the next MAC's counter, where it is.
+    if (p.ciphertext.size() <= stream.carry)
+      return fail(Errc::malformed, "<data/> shorter than the keystream carried over (G5b)");
+    t.carried_in = stream.carry;
+    plaintext.resize(p.ciphertext.size());
+    t.blocks = ctr_stream_encrypt(sp.suite.conv, cache.cipher(1 + set, keys.cipher), stream,
+                                  p.ciphertext, plaintext.data());
+    t.after = stream.ctr;
+  } else {
+    stream.carry = 0;
+  }
+  t.carried_out = unused_keystream(t.carried_in, t.blocks, p.ciphertext.size());
+  t.m_content = std::move(p.mac_content);
+  t.a_mac = std::move(p.a_mac);
+  out.carry = stream.carry;
+  return out;
+}
+
+}  // namespace
+
+Result<Received> Session::open(const xml::Element& stanza) {
+  if (stanza.count_children("c", xml::kNsC) != 1) {
+    if (auto t = clear_terminate(stanza))
+      return std::move(*t);
+    if (unencrypted(stanza))
+      return fail(Errc::auth_failed,
+                  "unencrypted stanza refused (every stanza in the session is encrypted)");
+    return fail(Errc::malformed, "expected exactly one <c/> in the stanza");
+  }
+  ES_ASSIGN(CParts p, take_apart(*stanza.child("c", xml::kNsC)));
+  ES_ASSIGN(size_t set, select_keys(p, m_recv, m_cache, m_p));
+  Received out;
+  ES_ASSIGN(Decrypted dec, decrypt_data(p, set, m_cache, m_recv[set], m_p, out.plaintext));
+  std::string_view text(reinterpret_cast<const char*>(out.plaintext.data()), out.plaintext.size());
+  ES_ASSIGN(std::vector<xml::Element> content, xml::parse_fragment(text, stanza.ns));
+  ES_ASSIGN(std::optional<std::string> term, rebuild(stanza, std::move(content), out.stanza));
 
   // Re-key processing (XEP-0200 §9.2) on copies, committed below.
   std::optional<BigNum> new_peer_public;
-  std::optional<DirectionKeys> new_send, new_recv;
+  std::optional<RekeyKeys> rk;
   // Crossing re-keys (XEP-0200 §9.2 step 3, formats X2): the peer's <key/> arrives while ours
   // is unacknowledged. The peer computed with our older private value; we keep our new send
   // keys and replace the receive keys of every stored set.
-  bool crossing = key && set == 0 && m_recv.size() > 1;
-  if (key) {
+  bool crossing = p.key && set == 0 && m_recv.size() > 1;
+  if (p.key) {
     const DhGroup* g = dh_group(m_p.suite.modp);
-    ES_ASSIGN(BigNum e, dh_parse_public(*g, key_bytes));
+    ES_ASSIGN(new_peer_public, dh_parse_public(*g, p.key_bytes));
     const BigNum& mine = (set > 0 && m_pending_private) ? *m_pending_private : m_p.my_private;
-    SecretBytes k = dh_shared(*g, e, mine);
-    HashAlg h = m_p.suite.hash;
-    new_recv = DirectionKeys{
-        cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyInitCrypt)))),
-        hmac(h, view(k), view(kRekeyInitMac))};
-    new_send = DirectionKeys{
-        cipher_key(m_p.suite.conv, m_p.suite.cipher, view(hmac(h, view(k), view(kRekeyAccCrypt)))),
-        hmac(h, view(k), view(kRekeyAccMac))};
-    new_peer_public = std::move(e);
+    rk = rekey_keys(m_p.suite, view(dh_shared(*g, *new_peer_public, mine)));
   }
 
   // Commit.
-  m_p.recv_ctr = after;
+  m_p.recv_ctr = dec.trace.after;
   // New receive keys (a <key/>, ours acknowledged by <new/> included above) start a new
   // keystream; so do new send keys, below.
-  m_p.recv_carry = key ? 0 : stream.carry;
-  m_trace = CounterTrace{before,
-                         after,
-                         blocks,
-                         carried_in,
-                         unused_keystream(carried_in, blocks, m_final.size()),
-                         {},
-                         std::move(m_content),
-                         std::move(a_mac)};
-  if (set > 0) {
-    // Our re-key is acknowledged: the older receive keys are done with, and both old MAC keys
-    // can be published (XEP-0200 §10).
-    m_old_mac_keys.clear();
-    m_old_mac_keys.push_back(std::move(m_prev_send_mac));
-    // After crossing re-keys every set holds the peer's current MAC key: never publish that.
-    if (!ct_equal(view(m_recv[0].mac), view(m_recv[set].mac)))
-      m_old_mac_keys.push_back(m_recv[0].mac);
-    m_recv.erase(m_recv.begin(), m_recv.begin() + static_cast<long>(set));
-    m_p.my_private = std::move(*m_pending_private);
-    m_pending_private.reset();
+  m_p.recv_carry = p.key ? 0 : dec.carry;
+  m_trace = std::move(dec.trace);
+  if (set > 0)
+    take_acknowledgement(set);
+  if (p.key) {
+    ++m_keys_received;
+    out.rekeyed = true;
+    m_p.peer_public = std::move(*new_peer_public);
   }
-  if (key && crossing) {
+  if (p.key && crossing) {
     // The peer no longer uses its old MAC key: it may be published (XEP-0200 §10).
     m_old_mac_keys.push_back(m_recv[0].mac);
     for (auto& r : m_recv)
-      r = *new_recv;
-    m_p.peer_public = std::move(*new_peer_public);
-    ++m_keys_received;
-    out.rekeyed = true;
-  } else if (key) {
+      r = rk->initiator;
+  } else if (p.key) {
     // Closing: we send nothing more, so keep no send keys (formats §13).
-    m_p.send = m_state == State::active ? std::move(*new_send) : DirectionKeys{};
+    m_p.send = m_state == State::active ? std::move(rk->acceptor) : DirectionKeys{};
     m_p.send_carry = 0;
-    m_recv.assign(1, std::move(*new_recv));
-    m_p.peer_public = std::move(*new_peer_public);
-    ++m_keys_received;
+    m_recv.assign(1, std::move(rk->initiator));
     m_sent_since_rekey = 0;
     m_send_blocks = 0;
-    out.rekeyed = true;
   }
   if (term) {
     out.terminated = true;
@@ -610,6 +639,19 @@ Result<Received> Session::open(const xml::Element& stanza) {
     destroy();
   }
   return out;
+}
+
+void Session::take_acknowledgement(size_t set) {
+  // Our re-key is acknowledged: the older receive keys are done with, and both old MAC keys
+  // can be published (XEP-0200 §10).
+  m_old_mac_keys.clear();
+  m_old_mac_keys.push_back(std::move(m_prev_send_mac));
+  // After crossing re-keys every set holds the peer's current MAC key: never publish that.
+  if (!ct_equal(view(m_recv[0].mac), view(m_recv[set].mac)))
+    m_old_mac_keys.push_back(m_recv[0].mac);
+  m_recv.erase(m_recv.begin(), m_recv.begin() + static_cast<long>(set));
+  m_p.my_private = std::move(*m_pending_private);
+  m_pending_private.reset();
 }
 
 bool Session::unencrypted(const xml::Element& stanza) {

@@ -138,6 +138,8 @@ class Session {
   Status check_wire_size(const xml::Element& stanza, size_t plaintext_size) const;
   Status open_error_details(xml::Element& stanza);
   Result<Received> open(const xml::Element& stanza);
+  // take_acknowledgement commits the peer's use of key set |set| (> 0): our re-key is done.
+  void take_acknowledgement(size_t set);
   std::optional<Result<Received>> clear_terminate(const xml::Element& stanza);
   // unencrypted: |stanza| carries no <c/>, neither itself nor in its <error/>.
   static bool unencrypted(const xml::Element& stanza);

@@ -1,6 +1,7 @@
 // Session::serialize and Session::deserialize: the state blob the store keeps for a session.
 //
-// Format "ESS1", version 3. All integers are big-endian. A field is one of
+// Format "ESS1", version 3, written with codec.hpp (as the negotiation state "ENS1" is). All
+// integers are big-endian. A field is one of
 //   u8, u32, u64       fixed-size integers; bool is a u8 that must be 0 or 1
 //   ctr                16 bytes (a Counter128)
 //   bytes              u32 length, then that many bytes (at most 65536)
@@ -38,8 +39,8 @@
 // block, which Gajim reads the same way while no keystream is left over) and both carries
 // are 0. Versions 1 and 2 lack send_blocks, which is then 0 (no stored session comes near 2^32
 // blocks). Such a session is written back as version 3.
+#include "session/codec.hpp"
 #include "session/session.hpp"
-#include "util/wire.hpp"
 
 namespace esession {
 
@@ -49,114 +50,13 @@ constexpr uint8_t kMagic[4] = {'E', 'S', 'S', '1'};
 constexpr uint8_t kVersion = 3;
 constexpr uint8_t kVersionNoStream = 1;  // before G5b: no g5b flag, no stream fields
 constexpr uint8_t kVersionNoLimit = 2;   // before send_blocks
-constexpr size_t kMaxField = 65536;
 constexpr uint32_t kMaxOldMacKeys = 16;
 
-using wire::Reader;
-using wire::Writer;
+using codec::Reader;
+using codec::Writer;
 
 Error bad(std::string_view what, std::string_view why) {
   return fail(Errc::malformed, "session state: " + std::string(what) + ": " + std::string(why));
-}
-
-Reader reader(ByteView in) {
-  return Reader(in, "session state", kMaxField);
-}
-
-// read_mpi reads a bytes field holding a canonical non-negative integer.
-Result<ByteView> read_mpi(Reader& r, std::string_view what) {
-  ES_ASSIGN(ByteView v, r.bytes(what));
-  if (v.empty() || (v.size() > 1 && v[0] == 0))
-    return bad(what, "not a canonical integer");
-  return v;
-}
-
-Result<Counter128> read_counter(Reader& r, std::string_view what) {
-  ES_ASSIGN(ByteView v, r.fixed(16, what));
-  return Counter128::from_bytes(v);
-}
-
-// Code<E> lists the wire code of each enumerator, in code order.
-template <class E, size_t N>
-Result<E> decode(Reader& r, const E (&codes)[N], std::string_view what) {
-  ES_ASSIGN(uint8_t v, r.u8(what));
-  if (v >= N)
-    return bad(what, "unknown value " + std::to_string(v));
-  return codes[v];
-}
-
-template <class E, size_t N>
-uint8_t encode(E e, const E (&codes)[N]) {
-  for (size_t i = 0; i < N; ++i)
-    if (codes[i] == e)
-      return static_cast<uint8_t>(i);
-  return 0xff;  // unreachable for a valid enumerator; refused by the parser
-}
-
-constexpr Compat kCompatCodes[] = {Compat::spec, Compat::gajim};
-constexpr Flow kFlowCodes[] = {Flow::four_message, Flow::three_message};
-constexpr CipherAlg kCipherCodes[] = {CipherAlg::aes128_ctr, CipherAlg::aes256_ctr};
-constexpr HashAlg kHashCodes[] = {HashAlg::sha256, HashAlg::sha512};
-constexpr PubkeyMode kPubkeyCodes[] = {PubkeyMode::none, PubkeyMode::key, PubkeyMode::hash};
-
-void write_suite(Writer& w, const Suite& s) {
-  w.u8(encode(s.compat, kCompatCodes));
-  w.boolean(s.conv.g1);
-  w.boolean(s.conv.g2);
-  w.boolean(s.conv.g4);
-  w.boolean(s.conv.g5a);
-  w.boolean(s.conv.g5b);
-  w.u8(encode(s.flow, kFlowCodes));
-  w.u32(static_cast<uint32_t>(s.modp));
-  w.u8(encode(s.cipher, kCipherCodes));
-  w.u8(encode(s.hash, kHashCodes));
-  w.u32(static_cast<uint32_t>(s.stanzas.size()));
-  for (const auto& k : s.stanzas)
-    w.str(k);
-  w.u8(encode(s.init_pubkey, kPubkeyCodes));
-  w.u8(encode(s.resp_pubkey, kPubkeyCodes));
-  w.str(s.sign_alg);
-  w.u32(s.rekey_freq);
-  w.str(s.logging);
-  w.str(s.ver);
-}
-
-Result<Suite> read_suite(Reader& r, uint8_t version) {
-  Suite s;
-  ES_ASSIGN(s.compat, decode(r, kCompatCodes, "compat"));
-  ES_ASSIGN(s.conv.g1, r.boolean("g1"));
-  ES_ASSIGN(s.conv.g2, r.boolean("g2"));
-  ES_ASSIGN(s.conv.g4, r.boolean("g4"));
-  ES_ASSIGN(s.conv.g5a, r.boolean("g5a"));
-  if (version == kVersionNoStream) {
-    s.conv.g5b = s.compat == Compat::gajim;
-  } else {
-    ES_ASSIGN(s.conv.g5b, r.boolean("g5b"));
-  }
-  ES_ASSIGN(s.flow, decode(r, kFlowCodes, "flow"));
-  ES_ASSIGN(uint32_t modp, r.u32("modp"));
-  if (modp > 1000 || !dh_group(static_cast<int>(modp)))
-    return bad("modp", "unknown group " + std::to_string(modp));
-  s.modp = static_cast<int>(modp);
-  ES_ASSIGN(s.cipher, decode(r, kCipherCodes, "cipher"));
-  ES_ASSIGN(s.hash, decode(r, kHashCodes, "hash"));
-  ES_ASSIGN(uint32_t n, r.count("stanzas", 3));
-  for (uint32_t i = 0; i < n; ++i) {
-    ES_ASSIGN(std::string k, r.str("stanzas"));
-    if (!is_stanza_kind(k))
-      return bad("stanzas", "unknown stanza kind");
-    for (const auto& prev : s.stanzas)
-      if (prev == k)
-        return bad("stanzas", "repeated stanza kind");
-    s.stanzas.push_back(std::move(k));
-  }
-  ES_ASSIGN(s.init_pubkey, decode(r, kPubkeyCodes, "init_pubkey"));
-  ES_ASSIGN(s.resp_pubkey, decode(r, kPubkeyCodes, "resp_pubkey"));
-  ES_ASSIGN(s.sign_alg, r.str("sign_alg"));
-  ES_ASSIGN(s.rekey_freq, r.u32("rekey_freq"));
-  ES_ASSIGN(s.logging, r.str("logging"));
-  ES_ASSIGN(s.ver, r.str("ver"));
-  return s;
 }
 
 Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
@@ -164,13 +64,6 @@ Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
   ES_ASSIGN(k.cipher, r.secret_bytes(what));
   ES_ASSIGN(k.mac, r.secret_bytes(what));
   return k;
-}
-
-Result<BigNum> read_private(Reader& r, std::string_view what) {
-  ES_ASSIGN(ByteView v, read_mpi(r, what));
-  BigNum x = BigNum::from_bytes(v);
-  BN_set_flags(x.get(), BN_FLG_CONSTTIME);
-  return x;
 }
 
 // check_live enforces what the Session code relies on while it can still send or receive.
@@ -200,7 +93,7 @@ SecretBytes Session::serialize() const {
   Writer w;
   w.raw(ByteView(kMagic, sizeof kMagic));
   w.u8(kVersion);
-  write_suite(w, m_p.suite);
+  codec::write_suite(w, m_p.suite);
   w.boolean(m_p.initiator);
   w.str(m_p.local_jid);
   w.str(m_p.peer_jid);
@@ -233,7 +126,7 @@ SecretBytes Session::serialize() const {
 }
 
 Result<Session> Session::deserialize(ByteView state) {
-  Reader r = reader(state);
+  Reader r(state, "session state");
   ES_ASSIGN(ByteView magic, r.fixed(sizeof kMagic, "magic"));
   if (!std::equal(magic.begin(), magic.end(), kMagic))
     return bad("magic", "not an esession session state");
@@ -244,16 +137,16 @@ Result<Session> Session::deserialize(ByteView state) {
                                        std::to_string(kVersionNoStream) + " to " +
                                        std::to_string(kVersion) + ")");
   SessionParams p;
-  ES_ASSIGN(p.suite, read_suite(r, version));
+  ES_ASSIGN(p.suite, codec::read_suite(r, version != kVersionNoStream));
   ES_ASSIGN(p.initiator, r.boolean("initiator"));
   ES_ASSIGN(p.local_jid, r.str("local_jid"));
   ES_ASSIGN(p.peer_jid, r.str("peer_jid"));
   ES_ASSIGN(p.thread, r.str("thread"));
   ES_ASSIGN(p.send, read_keys(r, "send keys"));
-  ES_ASSIGN(p.send_ctr, read_counter(r, "send_ctr"));
-  ES_ASSIGN(p.recv_ctr, read_counter(r, "recv_ctr"));
-  ES_ASSIGN(p.my_private, read_private(r, "my_private"));
-  ES_ASSIGN(ByteView peer_public, read_mpi(r, "peer_public"));
+  ES_ASSIGN(p.send_ctr, r.counter("send_ctr"));
+  ES_ASSIGN(p.recv_ctr, r.counter("recv_ctr"));
+  ES_ASSIGN(p.my_private, r.private_value("my_private"));
+  ES_ASSIGN(ByteView peer_public, r.mpi("peer_public"));
   p.peer_public = BigNum::from_bytes(peer_public);
 
   ES_ASSIGN(uint8_t st, r.u8("state"));
@@ -269,7 +162,7 @@ Result<Session> Session::deserialize(ByteView state) {
   std::optional<BigNum> pending;
   ES_ASSIGN(bool has_pending, r.boolean("has_pending"));
   if (has_pending) {
-    ES_ASSIGN(pending, read_private(r, "pending_private"));
+    ES_ASSIGN(pending, r.private_value("pending_private"));
   }
   ES_ASSIGN(uint32_t keys_received, r.u32("keys_received"));
   ES_ASSIGN(uint64_t sent_since_rekey, r.u64("sent_since_rekey"));
