@@ -9,8 +9,11 @@ encrypted to a file once. Then, for each round and each binary in turn (A B A B 
   decrypted once, in order: the copy is the snapshot taken before the first decryption).
 Each process's CPU time (user + system, from wait4) is divided by N. The medians per binary are
 printed; with --perf DIR, one more decrypt and encrypt per binary run under `perf record -g`.
+With --instructions, one more encrypt and decrypt per binary run under valgrind's callgrind,
+whose instruction counts (per stanza, start-up included) do not depend on the machine's load.
 
-Usage: bench/stream_ab.py [--stanzas N] [--rounds R] [--perf DIR] ESESSION [ESESSION ...]
+Usage: bench/stream_ab.py [--stanzas N] [--rounds R] [--perf DIR] [--instructions]
+                          ESESSION [ESESSION ...]
 """
 import argparse
 import os
@@ -39,6 +42,8 @@ def main():
     ap.add_argument("--stanzas", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--perf", help="also record perf profiles into this directory")
+    ap.add_argument("--instructions", action="store_true",
+                    help="also count instructions per stanza with valgrind --tool=callgrind")
     args = ap.parse_args()
     bins = [os.path.abspath(b) for b in args.esession]
     n = args.stanzas
@@ -78,6 +83,18 @@ def main():
             druns = " ".join(f"{x / n * 1e6:.1f}" for x in results[b]["dec"])
             print(f"{b}: encrypt {e:.2f} us/stanza [{runs}], decrypt {dd:.2f} us/stanza [{druns}]; "
                   f"slower process limits a pipe to {1e6 / max(e, dd):,.0f} stanzas/s")
+        if args.instructions:
+            for b in bins:
+                counts = []
+                for verb, src, home in (("encrypt", clear, "C"), ("decrypt", enc, "D")):
+                    data = os.path.join(d, "callgrind.out")
+                    cpu_of(["valgrind", "-q", "--tool=callgrind", f"--callgrind-out-file={data}",
+                            b, "-q", "--home", fresh(home), verb], src, out)
+                    with open(data) as f:
+                        total = next(int(line.split()[1]) for line in f
+                                     if line.startswith("summary:"))
+                    counts.append(f"{verb} {total / n:,.0f}")
+                print(f"{b}: instructions per stanza: {', '.join(counts)}")
         if args.perf:
             os.makedirs(args.perf, exist_ok=True)
             for k, b in enumerate(bins):

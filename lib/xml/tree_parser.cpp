@@ -94,7 +94,7 @@ bool blank(std::string_view s) {
 
 TreeParser::TreeParser(Options o) : m_o(std::move(o)), m_p(XML_ParserCreateNS("UTF-8", kSep)) {
   if (!m_p)
-    throw std::bad_alloc();
+    die_out_of_memory("expat parser");
   // Expat draws a hash salt from the kernel whenever a parse starts, a system call that cost
   // more than parsing a stanza's decrypted content; a parser that is reset keeps the one drawn
   // here. Without it (getrandom failing), expat draws its own for every input.
@@ -129,7 +129,7 @@ void TreeParser::configure() {
 void TreeParser::reset(Options o) {
   // XML_ParserReset clears every handler and setting except the namespace separator.
   if (!XML_ParserReset(m_p, "UTF-8"))
-    throw std::bad_alloc();
+    die_out_of_memory("expat parser");
   configure();
   m_o = std::move(o);
   m_stack.clear();
