@@ -494,7 +494,7 @@ Batch Endpoint::incoming(std::span<const xml::Element> stanzas, RandomSource& rn
       for (size_t i : group) {
         Outcome& o = b.results[i];
         o.style = wire_style(s.suite().compat);
-        auto dec = s.decrypt(stanzas[i]);
+        auto dec = s.decrypt(stanzas[i], rng);
         if (!dec) {
           o.error = dec.error();
           continue;

@@ -155,7 +155,7 @@ Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng)
   if (alice && im.stage == Stage::offered)
     r = im.profile->on_response(stanza, rng, rej);
   else if (alice && im.stage == Stage::accepted)
-    r = im.profile->on_init(stanza, rej);
+    r = im.profile->on_init(stanza, rng, rej);
   else if (!alice && im.stage == Stage::responded)
     r = im.profile->on_accept(stanza, rng, rej);
   return im.commit(std::move(r), Stage::accepted, &stanza, rej);

@@ -76,7 +76,7 @@ class Profile {
   // and is established.
   virtual Result<Step> on_accept(const xml::Element& msg, RandomSource& rng, Rejection& rej) = 0;
   // on_init takes message 4 at the initiator, and is established.
-  virtual Result<Step> on_init(const xml::Element& msg, Rejection& rej) = 0;
+  virtual Result<Step> on_init(const xml::Element& msg, RandomSource& rng, Rejection& rej) = 0;
 
   // wipe destroys the key-agreement secrets and keys this negotiation still holds.
   virtual void wipe() = 0;

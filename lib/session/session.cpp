@@ -377,14 +377,19 @@ Result<xml::Element> Session::terminate(RandomSource& rng) {
 }
 
 Result<Received> Session::decrypt(const xml::Element& stanza) {
+  SystemRandom rng;
+  return decrypt(stanza, rng);
+}
+
+Result<Received> Session::decrypt(const xml::Element& stanza, RandomSource& rng) {
   if (!can_receive())
     return fail(Errc::terminated, "the session has ended");
   // Any failure below destroys the session: XEP-0200 §8 steps 3-4. Except a stanza with no
   // <c/> at all: it is refused, but being unauthenticated it must not end the session, or
   // anyone who can inject a stanza could end it (formats §15.7).
-  auto r = open(stanza);
+  auto r = open(stanza, rng);
   if (r && m_state != State::ended) {
-    if (auto inner = open_error_details(r->stanza); !inner)
+    if (auto inner = open_error_details(r->stanza, rng); !inner)
       r = inner.error();
   }
   if (!r && !unencrypted(stanza))
@@ -392,7 +397,7 @@ Result<Received> Session::decrypt(const xml::Element& stanza) {
   return r;
 }
 
-Status Session::open_error_details(xml::Element& stanza) {
+Status Session::open_error_details(xml::Element& stanza, RandomSource& rng) {
   xml::Element* err = stanza.child("error", xml::kNsClient);
   if (!err || !err->child("c", xml::kNsC))
     return {};
@@ -408,7 +413,7 @@ Status Session::open_error_details(xml::Element& stanza) {
     else if (!ch.is_text())
       kept.push_back(std::move(ch));
   }
-  ES_ASSIGN(Received details, open(inner));
+  ES_ASSIGN(Received details, open(inner, rng));
   if (details.rekeyed || details.terminated)
     return fail(Errc::malformed, "re-key or termination inside <error/>");
   err->children = std::move(kept);
@@ -568,7 +573,7 @@ Result<Decrypted> decrypt_data(CParts& p, size_t set, KeyCache& cache, const Dir
 
 }  // namespace
 
-Result<Received> Session::open(const xml::Element& stanza) {
+Result<Received> Session::open(const xml::Element& stanza, RandomSource& rng) {
   if (stanza.count_children("c", xml::kNsC) != 1) {
     if (auto t = clear_terminate(stanza))
       return std::move(*t);
@@ -632,8 +637,7 @@ Result<Received> Session::open(const xml::Element& stanza) {
       envelope.set_attr("to", m_p.peer_jid);
       envelope.add_text_child("thread", m_p.thread);
       envelope.add(terminate_form("result"));
-      SystemRandom unused;
-      ES_ASSIGN(xml::Element ack, encrypt(envelope, unused));
+      ES_ASSIGN(xml::Element ack, encrypt(envelope, rng));
       out.reply = std::move(ack);
     }
     destroy();

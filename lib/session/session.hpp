@@ -98,7 +98,10 @@ class Session {
   // when the stanza kind was not negotiated; Errc::terminated after the session ended.
   Result<xml::Element> encrypt(const xml::Element& stanza, RandomSource& rng,
                                const SendOptions& opts = {});
-  // decrypt verifies and decrypts an incoming stanza carrying <c/>.
+  // decrypt verifies and decrypts an incoming stanza carrying <c/>. |rng| pads the encrypted
+  // acknowledgement a termination request gets (Received::reply). The overload without it
+  // draws from SystemRandom, for tools and tests; the engine passes its own.
+  Result<Received> decrypt(const xml::Element& stanza, RandomSource& rng);
   Result<Received> decrypt(const xml::Element& stanza);
   // rekey returns a stanza (a <message/> without content) carrying a fresh <key/> and switches
   // our sending keys (XEP-0200 §9). Errc::wrong_state while a previous re-key is unacknowledged
@@ -136,8 +139,8 @@ class Session {
   // check_wire_size refuses, before a counter is spent, a stanza whose encrypted form could
   // exceed xml::kMaxStanza, what every receiver reads.
   Status check_wire_size(const xml::Element& stanza, size_t plaintext_size) const;
-  Status open_error_details(xml::Element& stanza);
-  Result<Received> open(const xml::Element& stanza);
+  Status open_error_details(xml::Element& stanza, RandomSource& rng);
+  Result<Received> open(const xml::Element& stanza, RandomSource& rng);
   // take_acknowledgement commits the peer's use of key set |set| (> 0): our re-key is done.
   void take_acknowledgement(size_t set);
   std::optional<Result<Received>> clear_terminate(const xml::Element& stanza);

@@ -98,7 +98,7 @@ class ProfileV1 final : public Profile {
   Result<Step> respond(const xml::Element& offer, RandomSource& rng, Rejection& rej) override;
   Result<Step> on_response(const xml::Element& msg, RandomSource& rng, Rejection& rej) override;
   Result<Step> on_accept(const xml::Element& msg, RandomSource& rng, Rejection& rej) override;
-  Result<Step> on_init(const xml::Element& msg, Rejection& rej) override;
+  Result<Step> on_init(const xml::Element& msg, RandomSource& rng, Rejection& rej) override;
   void wipe() override;
   void save(codec::Writer& w) const override;
   Status restore(codec::Reader& r, Stage stage) override;
@@ -149,7 +149,7 @@ class ProfileV1 final : public Profile {
   Status read_response_values(const xml::Form& f, size_t group, Rejection& rej);
   Result<Step> message_3(RandomSource& rng);
   Result<Step> three_message(const xml::Form& f, RandomSource& rng, Rejection& rej);
-  Result<Step> on_accept3(const xml::Element& msg, const Incoming& in);
+  Result<Step> on_accept3(const xml::Element& msg, const Incoming& in, RandomSource& rng);
   Result<std::vector<Bytes>> read_rshashes(const xml::Form& f) const;
   Result<Step> message_4(const std::vector<Bytes>& rshashes, IdentityProof proof,
                          const Counter128& recv_after, RandomSource& rng);

@@ -50,10 +50,10 @@ xml::Element result_form(std::string_view t, ByteView nonce, bool accept) {
 }
 
 // read_content decrypts the <c/> content a last negotiation message may carry.
-Status read_content(const xml::Element& msg, Established& est, Step& step) {
+Status read_content(const xml::Element& msg, Established& est, Step& step, RandomSource& rng) {
   if (!msg.child("c", xml::kNsC))
     return {};
-  ES_ASSIGN(Received r, est.session->decrypt(msg));
+  ES_ASSIGN(Received r, est.session->decrypt(msg, rng));
   step.content.push_back(std::move(r));
   return {};
 }
@@ -416,7 +416,7 @@ Result<Step> ProfileV1::three_message(const xml::Form& f, RandomSource& rng, Rej
 
 // ---- Bob: completion of the three-message flow ---------------------------------------------
 
-Result<Step> ProfileV1::on_accept3(const xml::Element& msg, const Incoming& in) {
+Result<Step> ProfileV1::on_accept3(const xml::Element& msg, const Incoming& in, RandomSource& rng) {
   const xml::Form& f = in.form;
   ES_ASSIGN(Block b, read_block(f));
   for (const char* var : {"dhkeys", "rshashes", "srshash"})
@@ -434,7 +434,7 @@ Result<Step> ProfileV1::on_accept3(const xml::Element& msg, const Incoming& in) 
             open_peer_identity(b, prov, normalized(*in.x, "form_A2"), recv_after));
   Established est = establish(prov, c_b, recv_after, std::move(proof));
   Step step;
-  ES_TRY(read_content(msg, est, step));
+  ES_TRY(read_content(msg, est, step, rng));
   if (terminate) {
     est.session->destroy();
     est.terminated = true;
@@ -464,7 +464,7 @@ Result<Step> ProfileV1::on_accept(const xml::Element& msg, RandomSource& rng, Re
             open_message(msg, Wrapper::feature, "result", true, n_b, "the accept", rej));
   const xml::Form& f = in.form;
   if (three())
-    return on_accept3(msg, in);
+    return on_accept3(msg, in, rng);
   if (f.field("terminate"))
     return fail(Errc::malformed, "terminate in a four-message completion");
   ES_ASSIGN(Bytes e_bytes, b64_field(f, "dhkeys"));
@@ -528,7 +528,7 @@ Result<Step> ProfileV1::message_4(const std::vector<Bytes>& rshashes, IdentityPr
 
 // ---- Alice: completion ---------------------------------------------------------------------
 
-Result<Step> ProfileV1::on_init(const xml::Element& msg, Rejection& rej) {
+Result<Step> ProfileV1::on_init(const xml::Element& msg, RandomSource& rng, Rejection& rej) {
   rej = {"feature-not-implemented", {}};
   ES_ASSIGN(Incoming in, open_message(msg, Wrapper::init, "result", false, n_a,
                                       "the responder's identity", rej));
@@ -560,7 +560,7 @@ Result<Step> ProfileV1::on_init(const xml::Element& msg, Rejection& rej) {
   est.oss_used = cfg().oss.has_value();
   Step step;
   // Bob MAY append encrypted content to message 4.
-  ES_TRY(read_content(msg, est, step));
+  ES_TRY(read_content(msg, est, step, rng));
   step.established = std::move(est);
   return step;
 }
