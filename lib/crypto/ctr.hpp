@@ -5,7 +5,7 @@
 
 #include <array>
 
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 
 namespace esession {
 

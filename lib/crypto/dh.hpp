@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "crypto/bytes.hpp"
 #include "crypto/ossl.hpp"
+#include "util/bytes.hpp"
 
 namespace esession {
 

@@ -3,7 +3,7 @@
 
 #include <string_view>
 
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 
 namespace esession {
 

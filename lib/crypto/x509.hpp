@@ -13,9 +13,9 @@
 #include <string_view>
 #include <vector>
 
-#include "crypto/bytes.hpp"
 #include "crypto/ossl.hpp"
 #include "crypto/pubkey.hpp"
+#include "util/bytes.hpp"
 
 namespace esession {
 

@@ -21,8 +21,8 @@
 #include <functional>
 #include <string>
 
-#include "crypto/bytes.hpp"
 #include "crypto/random.hpp"
+#include "util/bytes.hpp"
 
 namespace esession::aesgcm {
 

@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "crypto/bytes.hpp"
 #include "crypto/x509.hpp"
+#include "util/bytes.hpp"
 
 namespace esession::cms {
 

@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "crypto/bytes.hpp"
 #include "crypto/random.hpp"
+#include "util/bytes.hpp"
 #include "util/result.hpp"
 #include "xml/element.hpp"
 

@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "crypto/bytes.hpp"
 #include "object/cms.hpp"
+#include "util/bytes.hpp"
 #include "util/datetime.hpp"
 #include "util/result.hpp"
 #include "xml/element.hpp"

@@ -14,8 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "crypto/bytes.hpp"
 #include "openpgp/openpgp.hpp"
+#include "util/bytes.hpp"
 #include "util/result.hpp"
 
 namespace esession::openpgp::detail {

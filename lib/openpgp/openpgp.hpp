@@ -7,9 +7,10 @@
 // §5.5.2) to get the same PublicKey plus a fingerprint it can look up in its own keyring, where
 // GnuPG's web of trust says how valid the key's `xmpp:` User ID is.
 //
-// The packet parser is pure (bytes in, values out) and strict; everything that talks to GnuPG
-// goes through the GnuPG class, which runs gpg itself (one process per operation, its status
-// lines parsed) and reaches gpg-agent through GPGME's Assuan client, no GPGME type leaking out.
+// The packet parser is pure (bytes in, values out) and strict, and lives below the session core
+// in crypto/openpgp_packet.hpp (included here); everything that talks to GnuPG goes through the
+// GnuPG class, which runs gpg itself (one process per operation, its status lines parsed) and
+// reaches gpg-agent through GPGME's Assuan client, no GPGME type leaking out.
 #pragma once
 
 #include <cstdint>
@@ -20,52 +21,13 @@
 #include <string_view>
 #include <vector>
 
-#include "crypto/bytes.hpp"
+#include "crypto/openpgp_packet.hpp"
 #include "crypto/pubkey.hpp"
 #include "openpgp/gpgme_ptr.hpp"
 #include "session/identity.hpp"
+#include "util/bytes.hpp"
 
 namespace esession::openpgp {
-
-// kFingerprintBytes is the length of a v4 fingerprint (SHA-1).
-inline constexpr size_t kFingerprintBytes = 20;
-
-// KeyPacket is a parsed v4 Public-Key packet.
-struct KeyPacket {
-  Bytes fingerprint;  // SHA-1(0x99 | 2-byte body length | body), RFC 4880 §12.2; 20 bytes
-  int64_t created;    // the packet's creation time, seconds since the epoch
-  PublicKey key;      // validated like a key from the wire (PublicKey::rsa/dsa/ed25519)
-  Bytes packet;       // the packet exactly as read, header included
-};
-
-// parse_key_packet reads the first packet of |data|, which may be a whole binary transferable
-// public key (the bytes after the first packet are ignored) or that one packet. It must be a
-// Public-Key packet (tag 6; a subkey or secret-key packet is refused) of version 4 with an RSA
-// (algorithms 1, 2, 3), DSA (17) or Ed25519 (22, EdDSA on OID 1.3.6.1.4.1.11591.15.1) key.
-//
-// Parsing is strict: old and new packet headers are read (RFC 4880 §4.2) but partial and
-// indeterminate lengths are refused, every MPI must have its exact bit count (no leading zero
-// bits) and the body must end exactly after the key material. Failures: Errc::malformed for
-// broken encodings; Errc::unsupported for another version or algorithm (a v3 or v5 key, ECDSA,
-// Ed448...); the PublicKey constructors' errors for keys they refuse (a small RSA modulus gives
-// Errc::not_acceptable). The header's length encoding is not part of the fingerprint, so the
-// same key in an old- or new-format header has the same fingerprint.
-Result<KeyPacket> parse_key_packet(ByteView data);
-
-// fingerprint_hex returns |fpr| as upper-case hex without spaces (40 digits for v4), the form
-// gpg prints with --with-colons and accepts everywhere.
-std::string fingerprint_hex(ByteView fpr);
-
-// fingerprint_from_text returns the upper-case form of a v4 fingerprint written as 40 hex
-// digits, in either case, with any spaces ("DF13 4115 ... C173"); nullopt for anything else.
-std::optional<std::string> fingerprint_from_text(std::string_view s);
-
-// uid_names_jid returns true iff the OpenPGP User ID |uid| binds the bare JID |bare_jid|: it is
-// exactly "xmpp:" + bare_jid (the XEP-0373 form), or its address part is, as in
-// "Alice <xmpp:alice@example.org>" (the form gpg makes for a name plus an address). Both
-// compare byte for byte: JIDs are opaque strings in this library, so keys must carry the JID in
-// the same (canonical) form as the stream does.
-bool uid_names_jid(std::string_view uid, std::string_view bare_jid);
 
 // Validity is GnuPG's validity of a User ID (gpgme_validity_t): how sure the web of trust (or
 // the trust model in force) is that the User ID belongs to the key's owner.

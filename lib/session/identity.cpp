@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
+#include "crypto/openpgp_packet.hpp"
 #include "crypto/x509.hpp"
-#include "openpgp/openpgp.hpp"
 #include "xml/form.hpp"
 
 namespace esession {

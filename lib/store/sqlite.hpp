@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;

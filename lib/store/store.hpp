@@ -23,8 +23,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "crypto/bytes.hpp"
 #include "store/sqlite.hpp"
+#include "util/bytes.hpp"
 #include "util/jid.hpp"
 
 namespace esession {

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 
 namespace esession::fs {
 

@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 
 namespace esession::fs {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 #include "util/result.hpp"
 
 namespace esession::wire {

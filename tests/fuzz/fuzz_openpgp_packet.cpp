@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "crypto/openpgp_packet.hpp"
 #include "fuzz_common.hpp"
-#include "openpgp/openpgp.hpp"
 
 using namespace esession;
 

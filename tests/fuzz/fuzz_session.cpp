@@ -18,8 +18,8 @@
 #include <optional>
 #include <string>
 
-#include "crypto/bytes.hpp"
 #include "session_fixture.hpp"
+#include "util/bytes.hpp"
 
 using namespace esession;
 

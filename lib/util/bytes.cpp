@@ -1,4 +1,4 @@
-#include "crypto/bytes.hpp"
+#include "util/bytes.hpp"
 
 #include <openssl/crypto.h>
 

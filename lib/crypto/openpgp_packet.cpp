@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "openpgp/openpgp.hpp"
+#include "crypto/openpgp_packet.hpp"
 
 namespace esession::openpgp {
 
