@@ -3,7 +3,6 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 
-
 #include "crypto/keyed.hpp"
 #include "crypto/ossl.hpp"
 
