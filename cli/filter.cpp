@@ -10,16 +10,6 @@ void write_text(const std::string& text, FILE* f) {
     fail_with(Errc::io, std::string("writing output: ") + std::strerror(errno));
 }
 
-void write_all(const std::vector<xml::Element>& out, FILE* f, xml::SerializeStyle style) {
-  std::string buf;
-  buf.reserve(out.size() * 512);
-  for (const auto& e : out) {
-    xml::serialize_append(buf, e, {}, style);
-    buf += '\n';
-  }
-  write_text(buf, f);
-}
-
 std::string peer_of(const std::string& given, const xml::Element& st, const char* attr) {
   std::string p = given.empty() ? st.attr_or(attr) : given;
   Result<std::string> r = prep_jid(p);

@@ -17,8 +17,6 @@ constexpr size_t kBatch = 512;
 
 // write_text writes |text| to |f| and flushes. Throws Failure on an I/O error.
 void write_text(const std::string& text, FILE* f);
-// write_all writes |out|, one stanza per line in |style|, and flushes.
-void write_all(const std::vector<xml::Element>& out, FILE* f, xml::SerializeStyle style = {});
 
 // peer_of names the peer of a refused stanza, for advice: |given| (--to, --from), else the
 // stanza's |attr|, prepared when it can be.

@@ -11,8 +11,7 @@ namespace esession {
 // Pending is a negotiation of ours in progress, with what its configuration points to.
 struct Endpoint::Pending {
   std::string peer;  // full JID
-  NegotiationOptions opts;
-  Events events;  // the trust policy's, moved into each step's Outcome
+  Events events;     // the trust policy's, moved into each step's Outcome
   std::unique_ptr<TrustPolicy> trust;
   std::vector<RetainedSecret> mine, others;
   PartyConfig cfg;
@@ -244,15 +243,13 @@ Outcome Endpoint::start(const std::string& peer, NegotiationOptions opts, bool i
       c.retained_other.push_back(r.secret);
   }
   c.jid = m_account.jid;
-  c.policy = opts.policy;
+  c.policy = std::move(opts.policy);
   c.signer = opts.signer;
   c.verifier = p->trust.get();
-  c.content = opts.content;
+  c.content = std::move(opts.content);
   c.terminate_after_content = opts.terminate_after_content;
   c.oss = std::move(opts.oss);
-  opts.oss.reset();
   out.style = wire_style(c.policy.compat);
-  p->opts = std::move(opts);
   pending = std::move(p);
   return out;
 }
@@ -333,7 +330,7 @@ void Endpoint::advance(std::unique_ptr<Pending> p, Step step, Outcome& out) {
   }
   out.send = std::move(step.send);
   std::move(events.begin(), events.end(), std::back_inserter(out.events));
-  if (p->opts.content)
+  if (p->cfg.content)
     out.events.push_back(event(EventKind::attached, p->peer, thread));
   // The peer's stanzas on its last message are authentic now that the session is stored
   // (XEP-0116 §4.5, §4.6.4).
