@@ -16,6 +16,7 @@ struct Endpoint::Pending {
   std::vector<RetainedSecret> mine, others;
   PartyConfig cfg;
   std::optional<Negotiation> neg;
+  std::optional<int64_t> saved_id;  // its record in the store (EngineConfig::save_negotiations)
 };
 
 namespace {
@@ -318,6 +319,17 @@ void Endpoint::advance(std::unique_ptr<Pending> p, Step step, Outcome& out) {
   const std::string thread = p->neg->thread();
   out.thread = thread;
   if (!step.established) {
+    // Saved before the message leaves: a restart after it can take the peer's answer.
+    if (m_cfg.save_negotiations) {
+      auto id = m_store.put_negotiation(m_account.id, p->peer, thread, p->neg->serialize());
+      if (!id) {
+        out.error = id.error();  // nothing leaves; the negotiation ends here
+        forget_saved(*p);
+        m_pending.erase(thread);
+        return;
+      }
+      p->saved_id = *id;
+    }
     out.send = std::move(step.send);
     m_pending[thread] = std::move(p);
     return;
@@ -361,6 +373,10 @@ Status Endpoint::commit(Pending& p, Established& est, Events& events) {
   SessionRecord rec;
   std::vector<std::string> replaced;  // the threads of the sessions the new one ends
   Status stored = m_store.atomically([&]() -> Status {
+    // The saved negotiation goes with the session it made: one resumed elsewhere and
+    // completed there has no record left, and this commit fails rather than store it twice.
+    if (p.saved_id)
+      ES_TRY(m_store.delete_negotiation(*p.saved_id));
     if (!est.new_retained_secret.empty()) {
       std::optional<int64_t> matched;
       if (est.srs_index) {
@@ -470,9 +486,90 @@ void Endpoint::receive(const xml::Element& st, RandomSource& rng, Outcome& out) 
     out.events.push_back(
         event(EventKind::negotiation_failed, p->peer, {}, {errc_name(r.error().code)}));
     out.error = r.error();
+    forget_saved(*p);
     return;  // every failure ends the negotiation (XEP-0116 §4.4)
   }
   advance(std::move(p), std::move(r).value(), out);
+}
+
+// forget_saved deletes |p|'s saved state, if any. A failure leaves the record (its secrets
+// with it) for abandon() or a later resume(), which the negotiation's end makes useless.
+void Endpoint::forget_saved(Pending& p) {
+  if (p.saved_id)
+    (void)m_store.delete_negotiation(*p.saved_id);
+  p.saved_id.reset();
+}
+
+Result<std::vector<SavedNegotiation>> Endpoint::saved_negotiations() {
+  ES_ASSIGN(std::vector<NegotiationRecord> recs, m_store.list_negotiations(m_account.id));
+  std::vector<SavedNegotiation> out;
+  for (const auto& r : recs)
+    out.push_back(SavedNegotiation{r.peer_jid, r.thread, r.created});
+  return out;
+}
+
+Outcome Endpoint::resume(const std::string& peer, const std::string& thread,
+                         NegotiationOptions opts) {
+  Outcome out;
+  out.thread = thread;
+  out.style = wire_style(opts.policy.compat);
+  const std::string which = " with " + peer + " on thread " + printable(thread);
+  if (negotiating(thread)) {
+    refuse(out, Errc::wrong_state,
+           "a negotiation on thread " + printable(thread) + " is already running here");
+    return out;
+  }
+  auto rec = m_store.get_negotiation(m_account.id, peer, thread);
+  if (!rec || !*rec) {
+    out.error = rec ? Error{Errc::no_session, "no saved negotiation" + which} : rec.error();
+    return out;
+  }
+  std::unique_ptr<Pending> p;
+  // Resumed as a responder would be (with the secrets held for other peers too) until the
+  // state says which role it is.
+  Outcome prepared = start(peer, std::move(opts), false, p);
+  if (prepared.error) {
+    out.error = prepared.error;
+    return out;
+  }
+  auto neg = Negotiation::deserialize(view((*rec)->state), p->cfg);
+  if (neg && neg->failed())
+    neg = fail(Errc::malformed, "it had failed");
+  if (!neg) {
+    // A state of a newer esession stays for it; a damaged or finished one goes.
+    if (neg.error().code != Errc::unsupported)
+      (void)m_store.delete_negotiation((*rec)->id);
+    out.error = Error{neg.error().code, "the saved negotiation" + which +
+                                            " cannot be resumed: " + neg.error().detail};
+    return out;
+  }
+  if (neg->initiator()) {
+    p->others.clear();
+    p->cfg.retained_other.clear();
+  }
+  std::move(p->events.begin(), p->events.end(), std::back_inserter(out.events));
+  p->events.clear();
+  p->saved_id = (*rec)->id;
+  p->neg.emplace(std::move(neg).value());
+  m_pending[thread] = std::move(p);
+  return out;
+}
+
+Status Endpoint::abandon(const std::string& peer, const std::string& thread) {
+  bool found = false;
+  if (auto it = m_pending.find(thread); it != m_pending.end() && it->second->peer == peer) {
+    m_pending.erase(it);  // its destructor wipes the secrets
+    found = true;
+  }
+  ES_ASSIGN(auto rec, m_store.get_negotiation(m_account.id, peer, thread));
+  if (rec) {
+    ES_TRY(m_store.delete_negotiation(rec->id));
+    found = true;
+  }
+  if (!found)
+    return fail(Errc::no_session,
+                "no negotiation with " + peer + " on thread " + printable(thread));
+  return {};
 }
 
 Batch Endpoint::incoming(std::span<const xml::Element> stanzas, RandomSource& rng,

@@ -56,6 +56,18 @@ struct NegotiationOptions {
 struct EngineConfig {
   PkiOptions pki;                  // where CA anchors and GnuPG are
   std::function<int64_t()> clock;  // seconds since the epoch; empty: the system clock
+  // save_negotiations keeps each negotiation in progress in the store (formats/
+  // negotiation-state.md) from the step that sends our message until it completes or fails,
+  // so that an Endpoint of another process, or of this one after a restart, can resume() it.
+  // Its secrets are then on disk for as long as the negotiation waits, as a session's are.
+  bool save_negotiations = false;
+};
+
+// SavedNegotiation is a negotiation of this account waiting in the store for the peer.
+struct SavedNegotiation {
+  std::string peer;  // full JID
+  std::string thread;
+  int64_t saved = 0;  // when its last step was stored (seconds since the epoch)
 };
 
 // Refusal says why a stanza or call was refused, so that a front end can advise; Error says
@@ -113,6 +125,21 @@ class Endpoint {
   // negotiating: is a negotiation of ours in progress on |thread|?
   bool negotiating(std::string_view thread) const;
 
+  // saved_negotiations lists the negotiations of this account in the store (saved by an
+  // Endpoint with EngineConfig::save_negotiations), oldest first, whether or not this Endpoint
+  // is running them.
+  Result<std::vector<SavedNegotiation>> saved_negotiations();
+  // resume takes up the saved negotiation with |peer| on |thread|: the peer's next message
+  // then goes to incoming(). |opts| must be those it was started with (the policy, signer,
+  // other shared secret and content): the store keeps the negotiation's values and secrets,
+  // not the caller's configuration. Errc::no_session if there is no such saved negotiation,
+  // Errc::wrong_state if this Endpoint is already running one on |thread|; a state that
+  // cannot be read (or that ended) is deleted and reported as Errc::malformed.
+  Outcome resume(const std::string& peer, const std::string& thread, NegotiationOptions opts);
+  // abandon ends the negotiation with |peer| on |thread|: it forgets it, deletes it from the
+  // store if it was saved, and wipes its secrets. Errc::no_session if there was none.
+  Status abandon(const std::string& peer, const std::string& thread);
+
   // incoming handles stanzas from the network: the next messages of our negotiations (by
   // thread), and encrypted stanzas, decrypted in their sessions (one transaction per run of
   // stanzas of one session). Stanzas are refused, each on its own, that are not addressed to
@@ -137,6 +164,7 @@ class Endpoint {
   Outcome start(const std::string& peer, NegotiationOptions opts, bool initiator,
                 std::unique_ptr<Pending>& pending);
   void advance(std::unique_ptr<Pending> p, Step step, Outcome& out);
+  void forget_saved(Pending& p);
   Status commit(Pending& p, Established& est, Events& events);
   Outcome control(const std::string& peer, bool terminate, RandomSource& rng);
   void receive(const xml::Element& st, RandomSource& rng, Outcome& out);

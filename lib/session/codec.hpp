@@ -1,5 +1,5 @@
 // Writer and Reader: the binary codec of the states lib/session stores, the session state
-// ("ESS1", session_state.cpp) and the negotiation state ("ENS1", formats/negotiation-state.md).
+// ("ESS1", v1/record_state.cpp) and the negotiation state ("ENS1", formats/negotiation-state.md).
 //
 // All integers are big-endian. A field is one of
 //   u8, u32, u64       fixed-size integers; bool is a u8 that must be 0 or 1

@@ -2,7 +2,7 @@
 // byte strings, written into a SecretBytes (stored state holds keys) and read back strictly.
 //
 // Every stored format is built from these fields: the session state (ESS1,
-// session/session_state.cpp), the session record around it (ESC1, engine/session_record.cpp)
+// session/v1/record_state.cpp), the session record around it (ESC1, engine/session_record.cpp)
 // and a negotiation in progress. A Reader checks every length against what remains and against
 // the format's largest field before it takes anything, and names the field in its errors.
 #pragma once

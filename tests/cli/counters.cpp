@@ -31,6 +31,7 @@
 #include "crypto/hash.hpp"
 #include "engine/session_record.hpp"
 #include "session/session.hpp"
+#include "session/v1/record.hpp"
 #include "store/store.hpp"
 #include "xml/element.hpp"
 
@@ -145,7 +146,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "esession-counters: %s\n", session.error().detail.c_str());
     return 3;
   }
-  const SessionParams& p = session->params();
+  const v1::SessionParams& p = session->v1()->params();
   const HashAlg h = session->suite().hash;
   const SecretBytes mac_key = p.send.mac;
   const Counter128 start = p.send_ctr;

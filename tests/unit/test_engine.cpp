@@ -38,7 +38,7 @@ struct Home {
     std::error_code ec;
     std::filesystem::remove_all(std::filesystem::path(path).parent_path(), ec);
   }
-  Endpoint endpoint() { return Endpoint(*store, account); }
+  Endpoint endpoint(EngineConfig cfg = {}) { return Endpoint(*store, account, std::move(cfg)); }
 };
 
 NegotiationOptions small_groups() {
@@ -238,5 +238,111 @@ TEST_CASE("engine: session records round-trip and refuse what is not one", "[eng
       CHECK((n == blob.size() - 26 || n == blob.size() - 12));
     else
       CHECK(r.error().code == Errc::malformed);
+  }
+}
+
+EngineConfig saving() {
+  EngineConfig c;
+  c.save_negotiations = true;
+  return c;
+}
+
+TEST_CASE("engine: a saved negotiation is resumed by the next process, at every step", "[engine]") {
+  Home ha(kAlice), hb(kBob);
+  SystemRandom rng;
+  std::string thread;
+  Outcome m2, m3, m4;
+  {
+    Endpoint alice = ha.endpoint(saving()), bob = hb.endpoint(saving());
+    Outcome m1 = alice.negotiate(kBob, small_groups(), rng);
+    REQUIRE_FALSE(m1.error);
+    thread = m1.thread;
+    m2 = bob.respond(m1.send.at(0), kAlice, small_groups(), rng);
+    REQUIRE_FALSE(m2.error);
+  }  // both processes end with their negotiations waiting
+  {
+    Endpoint alice = ha.endpoint(saving());
+    auto saved = alice.saved_negotiations();
+    REQUIRE(saved);
+    REQUIRE(saved->size() == 1);
+    CHECK(saved->at(0).peer == kBob);
+    CHECK(saved->at(0).thread == thread);
+    CHECK_FALSE(alice.negotiating(thread));
+    REQUIRE_FALSE(alice.resume(kBob, thread, small_groups()).error);
+    CHECK(alice.negotiating(thread));
+    Outcome again = alice.resume(kBob, thread, small_groups());
+    REQUIRE(again.error);
+    CHECK(again.error->code == Errc::wrong_state);
+    m3 = relay(m2, alice, rng);  // Alice waits again, saved at her new step
+    CHECK(alice.saved_negotiations()->size() == 1);
+  }
+  {
+    Endpoint bob = hb.endpoint(saving());
+    REQUIRE_FALSE(bob.resume(kAlice, thread, small_groups()).error);
+    m4 = relay(m3, bob, rng);
+    CHECK(find_event(m4.events, EventKind::established));
+    CHECK(bob.saved_negotiations()->empty());  // stored with the session, in its transaction
+  }
+  Endpoint alice = ha.endpoint(saving()), bob = hb.endpoint();
+  REQUIRE_FALSE(alice.resume(kBob, thread, small_groups()).error);
+  Outcome end = relay(m4, alice, rng);
+  CHECK(find_event(end.events, EventKind::established));
+  CHECK(alice.saved_negotiations()->empty());
+  const Event* sa = find_event(end.events, EventKind::sas);
+  const Event* sb = find_event(m4.events, EventKind::sas);
+  REQUIRE(sa);
+  REQUIRE(sb);
+  CHECK(sa->values == sb->values);
+  // The session the resumed negotiations made carries stanzas both ways.
+  std::vector<xml::Element> out = {stanza("message", kBob, "body")};
+  Batch enc = alice.outgoing(out, rng);
+  REQUIRE_FALSE(enc.results.at(0).error);
+  Outcome got = relay(enc.results[0], bob, rng);
+  REQUIRE(got.deliver.size() == 1);
+  CHECK(got.deliver[0].child("body", xml::kNsClient)->text_content() == "hello");
+}
+
+TEST_CASE("engine: saved negotiations end with failure, abandon, or a damaged state", "[engine]") {
+  Home ha(kAlice), hb(kBob);
+  SystemRandom rng;
+  SECTION("without save_negotiations nothing is stored") {
+    Endpoint alice = ha.endpoint();
+    REQUIRE_FALSE(alice.negotiate(kBob, small_groups(), rng).error);
+    CHECK(alice.saved_negotiations()->empty());
+  }
+  SECTION("a failed step deletes the saved state") {
+    Endpoint alice = ha.endpoint(saving()), bob = hb.endpoint();
+    Outcome m1 = alice.negotiate(kBob, small_groups(), rng);
+    Outcome m2 = bob.respond(m1.send.at(0), kAlice, small_groups(), rng);
+    REQUIRE_FALSE(m2.error);
+    for (auto& c : m2.send.at(0).children)
+      if (c.name == "feature")
+        c.children.clear();  // no form: message 2 is refused, the negotiation fails
+    Batch b = alice.incoming(m2.send, rng);
+    REQUIRE(b.results.at(0).error);
+    CHECK_FALSE(alice.negotiating(m1.thread));
+    CHECK(alice.saved_negotiations()->empty());
+  }
+  SECTION("abandon forgets a running and a saved negotiation") {
+    Endpoint alice = ha.endpoint(saving());
+    Outcome m1 = alice.negotiate(kBob, small_groups(), rng);
+    REQUIRE(alice.abandon(kBob, m1.thread));
+    CHECK_FALSE(alice.negotiating(m1.thread));
+    CHECK(alice.saved_negotiations()->empty());
+    Status again = alice.abandon(kBob, m1.thread);
+    REQUIRE_FALSE(again);
+    CHECK(again.error().code == Errc::no_session);
+    Outcome r = alice.resume(kBob, m1.thread, small_groups());
+    REQUIRE(r.error);
+    CHECK(r.error->code == Errc::no_session);
+  }
+  SECTION("a damaged state is refused and deleted") {
+    REQUIRE(ha.store->put_negotiation(ha.account.id, kBob, "t1", SecretBytes(40, 7)));
+    Endpoint alice = ha.endpoint(saving());
+    Outcome r = alice.resume(kBob, "t1", small_groups());
+    REQUIRE(r.error);
+    CHECK(r.error->code == Errc::malformed);
+    CHECK_FALSE(alice.negotiating("t1"));
+    CHECK(alice.saved_negotiations()->empty());
   }
 }

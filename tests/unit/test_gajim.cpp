@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include "helpers.hpp"
+#include "session/v1/record.hpp"
 
 using namespace esession;
 using namespace esession::test;
@@ -202,8 +203,8 @@ TEST_CASE("Gajim mode keeps Gajim's keystream in step over non-ASCII stanzas (G5
       negotiate(gajim_party("alice@example.org/pda"), gajim_party("bob@example.com/laptop"), rng);
   REQUIRE(p);
   std::unique_ptr<Session> alice = std::move(p->alice.session);
-  const SessionParams& bob = p->bob.session->params();
-  const SessionParams& a = alice->params();
+  const v1::SessionParams& bob = p->bob.session->v1()->params();
+  const v1::SessionParams& a = alice->v1()->params();
   GajimPeer gajim{GajimStream(view(bob.send.cipher), bob.send_ctr.bytes()),
                   GajimStream(view(a.send.cipher), a.send_ctr.bytes()),
                   bob.send.mac,
@@ -269,20 +270,20 @@ TEST_CASE("G5b: a stanza within the carried keystream is refused; new keys start
   twenty.plaintext_override = Bytes(20, ' ');
   auto first = alice.encrypt(chat("bob@example.com/laptop", p->thread, "x"), rng, twenty);
   REQUIRE(first);
-  CHECK(alice.last_trace().carried_out == 12);
-  CHECK(alice.params().send_carry == 12);
+  CHECK(alice.v1()->last_trace().carried_out == 12);
+  CHECK(alice.v1()->params().send_carry == 12);
   REQUIRE(bob.decrypt(first.value()));
-  CHECK(bob.params().recv_carry == 12);
+  CHECK(bob.v1()->params().recv_carry == 12);
   // A stanza of at most 12 bytes would not move the counter: refused before anything is spent.
   SendOptions twelve;
   twelve.plaintext_override = Bytes(12, ' ');
   auto short_one = alice.encrypt(chat("bob@example.com/laptop", p->thread, "x"), rng, twelve);
   REQUIRE_FALSE(short_one);
   CHECK(short_one.error().code == Errc::malformed);
-  CHECK(alice.params().send_carry == 12);
+  CHECK(alice.v1()->params().send_carry == 12);
   auto next = alice.encrypt(chat("bob@example.com/laptop", p->thread, "\xc3\xa9"), rng);
   REQUIRE(next);
-  CHECK(alice.last_trace().carried_in == 12);
+  CHECK(alice.v1()->last_trace().carried_in == 12);
   auto dec = bob.decrypt(next.value());
   REQUIRE(dec);
   CHECK(dec->stanza.child("body", xml::kNsClient)->text_content() == "\xc3\xa9");
@@ -298,32 +299,32 @@ TEST_CASE("G5b: a stanza within the carried keystream is refused; new keys start
   auto pass = [&](Session& from, Session& to, std::optional<Bytes> override_bytes) {
     SendOptions o;
     o.plaintext_override = std::move(override_bytes);
-    auto enc = from.encrypt(chat(to.params().local_jid, q->thread, "\xc3\xa9t\xc3\xa9"), rng, o);
+    auto enc = from.encrypt(chat(to.info().local_jid, q->thread, "\xc3\xa9t\xc3\xa9"), rng, o);
     REQUIRE(enc);
     auto d = to.decrypt(enc.value());
     REQUIRE(d);
-    CHECK(from.last_trace().carried_in == to.last_trace().carried_in);
-    CHECK(from.params().send_carry == to.params().recv_carry);
+    CHECK(from.v1()->last_trace().carried_in == to.v1()->last_trace().carried_in);
+    CHECK(from.v1()->params().send_carry == to.v1()->params().recv_carry);
   };
   pass(x, y, Bytes(20, ' '));
   pass(y, x, Bytes(20, ' '));
-  CHECK(x.params().send_carry == 12);
-  CHECK(x.params().recv_carry == 12);
+  CHECK(x.v1()->params().send_carry == 12);
+  CHECK(x.v1()->params().recv_carry == 12);
   auto k = x.rekey(rng);  // pending until Bob answers with <new/>
   REQUIRE(k);
-  CHECK(x.params().send_carry == 0);
+  CHECK(x.v1()->params().send_carry == 0);
   pass(y, x, Bytes(20, ' '));  // sent before Bob saw the <key/>: the old stream, 12 carried in
-  CHECK(x.last_trace().carried_in == 12);
-  CHECK(x.params().recv_carry == 8);
+  CHECK(x.v1()->last_trace().carried_in == 12);
+  CHECK(x.v1()->params().recv_carry == 8);
   REQUIRE(y.decrypt(k.value()));
-  CHECK(y.params().recv_carry == 0);
-  CHECK(y.params().send_carry == 0);
+  CHECK(y.v1()->params().recv_carry == 0);
+  CHECK(y.v1()->params().send_carry == 0);
   pass(y, x, Bytes(20, ' '));  // with <new/>: the new key's stream
-  CHECK(x.last_trace().carried_in == 0);
-  CHECK(x.params().recv_carry == 12);
+  CHECK(x.v1()->last_trace().carried_in == 0);
+  CHECK(x.v1()->params().recv_carry == 12);
   pass(x, y, std::nullopt);
   pass(y, x, std::nullopt);
-  CHECK(x.last_trace().carried_in == 12);
+  CHECK(x.v1()->last_trace().carried_in == 12);
 }
 
 TEST_CASE("Gajim mode draws no counter whose first byte, or its twin's, is zero") {
@@ -351,7 +352,7 @@ TEST_CASE("Gajim mode draws no counter whose first byte, or its twin's, is zero"
   REQUIRE(done);
   REQUIRE(done->established);
   for (const Session* s : {done->established->session.get(), m4->established->session.get()})
-    for (const Counter128& c : {s->params().send_ctr, s->params().recv_ctr})
+    for (const Counter128& c : {s->v1()->params().send_ctr, s->v1()->params().recv_ctr})
       CHECK(c.b[0] != 0);
 
   // A first draw of 0x00.. or 0x80.. is always replaced, by a usable one.

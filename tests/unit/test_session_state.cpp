@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "session/negotiation.hpp"
+#include "session/v1/record.hpp"
 #include "store/store.hpp"
 
 using namespace esession;
@@ -70,7 +71,7 @@ std::unique_ptr<Session> restore(const Session& s) {
 // send encrypts a message from |from| and has |to| decrypt it.
 void send(Session& from, Session& to, const std::string& thread, const std::string& body) {
   SystemRandom rng;
-  auto enc = from.encrypt(message(to.params().local_jid, thread, body), rng);
+  auto enc = from.encrypt(message(to.info().local_jid, thread, body), rng);
   REQUIRE(enc);
   auto dec = to.decrypt(enc.value());
   REQUIRE(dec);
@@ -138,12 +139,13 @@ TEST_CASE("a restored session continues exactly: after re-keys, with a pending r
 
   // Termination and its acknowledgement work across a restore, and an ended session
   // round-trips too.
-  const SecretBytes send_cipher = alice->params().send.cipher, send_mac = alice->params().send.mac;
+  const SecretBytes send_cipher = alice->v1()->params().send.cipher,
+                    send_mac = alice->v1()->params().send.mac;
   auto t = alice->terminate(rng);
   REQUIRE(t);
   // The terminator destroys its send keys at once (formats §13), in memory and in its state.
-  CHECK(alice->params().send.cipher.empty());
-  CHECK(alice->params().send.mac.empty());
+  CHECK(alice->v1()->params().send.cipher.empty());
+  CHECK(alice->v1()->params().send.mac.empty());
   auto contains = [](const SecretBytes& hay, const SecretBytes& needle) {
     return std::search(hay.begin(), hay.end(), needle.begin(), needle.end()) != hay.end();
   };
@@ -181,10 +183,10 @@ TEST_CASE("Gajim-mode sessions round-trip with their conventions") {
   auto odd = alice->encrypt(message("bob@example.com/laptop", p.thread, "x"), r, forty);
   REQUIRE(odd);
   alice = restore(*alice);
-  CHECK(alice->params().send_carry == 8);
+  CHECK(alice->v1()->params().send_carry == 8);
   REQUIRE(bob->decrypt(odd.value()));
   bob = restore(*bob);
-  CHECK(bob->params().recv_carry == 8);
+  CHECK(bob->v1()->params().recv_carry == 8);
   for (const char* body : {"\xc3\xa9", "na\xc3\xafve", "\xe2\x82\xac"}) {
     send(*alice, *bob, p.thread, body);
     alice = restore(*alice);
@@ -266,8 +268,8 @@ TEST_CASE("version 1 and 2 session states (before G5b, before the block count) a
     auto r = Session::deserialize(view(v1));
     REQUIRE(r);
     CHECK(r->suite().conv.g5b == (compat == Compat::gajim));
-    CHECK(r->params().send_carry == 0);
-    CHECK(r->params().recv_carry == 0);
+    CHECK(r->v1()->params().send_carry == 0);
+    CHECK(r->v1()->params().recv_carry == 0);
     CHECK(r->serialize() == v3_zero);  // written back as version 3
     auto alice = std::make_unique<Session>(std::move(r.value()));
     send(*alice, *p.bob, p.thread, "after \xc3\xa9");
@@ -352,7 +354,7 @@ TEST_CASE("a sender re-keys before 2^32 blocks under one key (formats §12)") {
   // A state whose send key has spent 2^32 - 1 counter values: the next stanza would pass
   // 2^32, so it is refused before anything is spent; a re-key resets the count.
   SecretBytes blob = p.alice->serialize();
-  const uint64_t spent = kMaxBlocksPerKey - 1;
+  const uint64_t spent = v1::kMaxBlocksPerKey - 1;
   for (int i = 0; i < 8; ++i)
     blob[blob.size() - 1 - i] = static_cast<uint8_t>(spent >> (8 * i));
   auto worn = Session::deserialize(view(blob));

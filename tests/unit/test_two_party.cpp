@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "helpers.hpp"
+#include "session/v1/record.hpp"
 
 using namespace esession;
 using namespace esession::test;
@@ -189,8 +190,8 @@ TEST_CASE("crossing re-keys: both sides keep talking, and no live MAC key is eve
         continue;
       ++published;
       Bytes k = unbase64(o->text_content()).value();
-      CHECK_FALSE(ct_equal(k, view(a.params().send.mac)));
-      CHECK_FALSE(ct_equal(k, view(b.params().send.mac)));
+      CHECK_FALSE(ct_equal(k, view(a.v1()->params().send.mac)));
+      CHECK_FALSE(ct_equal(k, view(b.v1()->params().send.mac)));
     }
   };
   auto send = [&](Session& from, Session& to, int i) {

@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "session/negotiation.hpp"
+#include "session/v1/record.hpp"
 
 using json = nlohmann::json;
 using namespace esession;
@@ -487,7 +488,7 @@ void replay_session(const json& root, json& sess, Replay& rp) {
       continue;
     }
     rp.emit(enc.value());
-    const CounterTrace& t = snd->last_trace();
+    const v1::CounterTrace& t = snd->v1()->last_trace();
     if (spec)
       rp.expect(tag + " wire", st, "wire", xml::serialize(enc.value(), {}, rp.m_style));
     else
@@ -527,9 +528,9 @@ void replay_session(const json& root, json& sess, Replay& rp) {
       const xml::Element* body = dec->stanza.child("body", xml::kNsClient);
       rp.expect(tag + " decrypted body", rr, "decrypted_body", body ? body->text_content() : "");
       rp.expect(tag + " receiver counters", rr, "receiver_counter_before",
-                rcv->last_trace().before.hex());
+                rcv->v1()->last_trace().before.hex());
       rp.expect(tag + " receiver counters", rr, "receiver_counter_after",
-                rcv->last_trace().after.hex());
+                rcv->v1()->last_trace().after.hex());
     }
   }
   if (sess.contains("termination")) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "session/v1/profile.hpp"
+#include "session/v1/record.hpp"
 
 namespace esession::v1 {
 
@@ -204,7 +205,7 @@ Established ProfileV1::establish(const KeySet& ks, const Counter128& send_ctr,
   record("counters_after_negotiation." + who + "_send", send_ctr.hex());
   record("counters_after_negotiation." + who + "_receive", recv_ctr.hex());
   Established est;
-  est.session = std::make_unique<Session>(std::move(sp));
+  est.session = std::make_unique<Session>(std::make_unique<CtrHmacRecord>(std::move(sp)));
   est.flow = suite.flow;
   est.sas = sas;
   est.sas_unpadded = sas_unpadded;

@@ -1,4 +1,5 @@
-// Session::serialize and Session::deserialize: the state blob the store keeps for a session.
+// CtrHmacRecord::serialize and deserialize: the state blob the store keeps for a profile 1.0
+// session.
 //
 // Format "ESS1", version 3, written with codec.hpp (as the negotiation state "ENS1" is). All
 // integers are big-endian. A field is one of
@@ -28,7 +29,7 @@
 // receive key sets, leaving it empty), nor is last_trace() (a diagnostic of the last call).
 //
 // Parsing is strict: every length is checked against what remains, every code against its
-// range, and the result must satisfy the invariants the Session code relies on (a live session
+// range, and the result must satisfy the invariants the record layer relies on (a live session
 // has one or two receive key sets, a pending private value exactly when it has two, AES keys of
 // 16 or 32 bytes, a known group and an in-range peer public value), so the encoding is
 // canonical: deserialize(b) succeeds only if serialize() of the result gives back b.
@@ -40,13 +41,12 @@
 // are 0. Versions 1 and 2 lack send_blocks, which is then 0 (no stored session comes near 2^32
 // blocks). Such a session is written back as version 3.
 #include "session/codec.hpp"
-#include "session/session.hpp"
+#include "session/v1/record.hpp"
 
-namespace esession {
+namespace esession::v1 {
 
 namespace {
 
-constexpr uint8_t kMagic[4] = {'E', 'S', 'S', '1'};
 constexpr uint8_t kVersion = 3;
 constexpr uint8_t kVersionNoStream = 1;  // before G5b: no g5b flag, no stream fields
 constexpr uint8_t kVersionNoLimit = 2;   // before send_blocks
@@ -66,7 +66,7 @@ Result<DirectionKeys> read_keys(Reader& r, std::string_view what) {
   return k;
 }
 
-// check_live enforces what the Session code relies on while it can still send or receive.
+// check_live enforces what the record layer relies on while it can still send or receive.
 Status check_live(const SessionParams& p, const std::vector<DirectionKeys>& recv, bool has_pending,
                   bool closing) {
   if (recv.empty() || recv.size() > 2)
@@ -89,9 +89,9 @@ Status check_live(const SessionParams& p, const std::vector<DirectionKeys>& recv
 
 }  // namespace
 
-SecretBytes Session::serialize() const {
+SecretBytes CtrHmacRecord::serialize() const {
   Writer w;
-  w.raw(ByteView(kMagic, sizeof kMagic));
+  w.raw(view(kMagic));
   w.u8(kVersion);
   codec::write_suite(w, m_p.suite);
   w.boolean(m_p.initiator);
@@ -125,10 +125,10 @@ SecretBytes Session::serialize() const {
   return w.take();
 }
 
-Result<Session> Session::deserialize(ByteView state) {
+Result<CtrHmacRecord> CtrHmacRecord::deserialize(ByteView state) {
   Reader r(state, "session state");
-  ES_ASSIGN(ByteView magic, r.fixed(sizeof kMagic, "magic"));
-  if (!std::equal(magic.begin(), magic.end(), kMagic))
+  ES_ASSIGN(ByteView magic, r.fixed(kMagic.size(), "magic"));
+  if (!std::equal(magic.begin(), magic.end(), view(kMagic).begin()))
     return bad("magic", "not an esession session state");
   ES_ASSIGN(uint8_t version, r.u8("version"));
   if (version < kVersionNoStream || version > kVersion)
@@ -191,7 +191,7 @@ Result<Session> Session::deserialize(ByteView state) {
   if (state_value != State::ended)
     ES_TRY(check_live(p, recv, has_pending, state_value == State::closing));
 
-  Session s(std::move(p));
+  CtrHmacRecord s(std::move(p));
   s.m_state = state_value;
   s.m_recv = std::move(recv);
   s.m_pending_private = std::move(pending);
@@ -203,4 +203,4 @@ Result<Session> Session::deserialize(ByteView state) {
   return s;
 }
 
-}  // namespace esession
+}  // namespace esession::v1
