@@ -11,7 +11,8 @@ namespace esession {
 namespace {
 
 constexpr uint8_t kMagic[4] = {'E', 'N', 'S', '1'};
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
+constexpr uint8_t kVersionNoOffline = 1;  // before offline options: nothing after the thread
 constexpr ProfileId kProfileCodes[] = {ProfileId::v1};
 constexpr Stage kStageCodes[] = {Stage::offered, Stage::responded, Stage::accepted,
                                  Stage::established, Stage::failed};
@@ -96,11 +97,14 @@ const std::string& Negotiation::thread() const {
 const std::optional<xml::Element>& Negotiation::error_reply() const {
   return m_impl->error_reply;
 }
+const std::optional<OfflineOptions>& Negotiation::offline_options() const {
+  return m_impl->party.offline;
+}
 
 Result<std::pair<Negotiation, Step>> Negotiation::start(PartyConfig cfg, std::string peer_jid,
                                                         RandomSource& rng) {
   auto impl = std::make_unique<Impl>();
-  impl->party = {std::move(cfg), std::move(peer_jid), true};
+  impl->party = {std::move(cfg), std::move(peer_jid), true, std::nullopt};
   ES_ASSIGN(ProfileId id, initiator_profile(impl->party.cfg.policy));
   impl->profile = make_profile(id, impl->party);
   ES_ASSIGN(Step step, impl->profile->offer(rng));
@@ -113,7 +117,7 @@ Result<std::pair<Negotiation, Step>> Negotiation::respond(
     std::optional<xml::Element>* error_reply) {
   auto impl = std::make_unique<Impl>();
   std::string peer = peer_jid.empty() ? offer.attr_or("from") : std::move(peer_jid);
-  impl->party = {std::move(cfg), std::move(peer), false};
+  impl->party = {std::move(cfg), std::move(peer), false, std::nullopt};
   Rejection rej;
   auto id = responder_profile(impl->party.cfg.policy, rej);
   if (id)
@@ -161,6 +165,48 @@ Result<Step> Negotiation::receive(const xml::Element& stanza, RandomSource& rng)
   return im.commit(std::move(r), Stage::accepted, &stanza, rej);
 }
 
+// ---- Offline sessions (XEP-0187) -----------------------------------------------------------
+
+Result<std::pair<Negotiation, xml::Element>> Negotiation::publish_offline(
+    PartyConfig cfg, const OfflineOptions& opts, RandomSource& rng) {
+  auto impl = std::make_unique<Impl>();
+  impl->party = {std::move(cfg), {}, true, opts};
+  ES_ASSIGN(ProfileId id, initiator_profile(impl->party.cfg.policy));
+  impl->profile = make_profile(id, impl->party);
+  ES_ASSIGN(xml::Element form, impl->profile->publish(rng));
+  impl->stage = Stage::offered;
+  return std::pair<Negotiation, xml::Element>(Negotiation(std::move(impl)), std::move(form));
+}
+
+Result<Step> Negotiation::start_offline(PartyConfig cfg, const xml::Element& options,
+                                        std::string alice_jid, int64_t now, RandomSource& rng) {
+  Party party{std::move(cfg), std::move(alice_jid), false, std::nullopt};
+  Rejection rej;  // an offline failure answers nothing
+  ES_ASSIGN(ProfileId id, responder_profile(party.cfg.policy, rej));
+  std::unique_ptr<Profile> profile = make_profile(id, party);
+  Result<Step> step = profile->start_offline(options, now, rng);
+  profile->wipe();
+  return step;
+}
+
+Result<Step> Negotiation::accept_offline(ByteView options_state, const PartyConfig& cfg,
+                                         const xml::Element& request, std::string bob_jid,
+                                         int64_t now, RandomSource& rng) {
+  ES_ASSIGN(Negotiation neg, deserialize(options_state, cfg));
+  Impl& im = *neg.m_impl;
+  if (!im.party.offline || im.stage != Stage::offered)
+    return fail(Errc::wrong_state, "the saved state holds no offline options");
+  // The session takes Bob's thread and address; the saved options stay as they were.
+  const xml::Element* th = request.child("thread", xml::kNsClient);
+  if (!th || th->text_content().empty() || th->text_content().size() > kMaxThreadBytes)
+    return fail(Errc::malformed, "offline request without a usable <thread/>");
+  im.party.cfg.thread = th->text_content();
+  im.party.peer_jid = std::move(bob_jid);
+  Result<Step> step = im.profile->accept_offline(request, now, rng);
+  im.profile->wipe();
+  return step;
+}
+
 // ---- Saving and restoring ------------------------------------------------------------------
 
 SecretBytes Negotiation::serialize() const {
@@ -174,6 +220,11 @@ SecretBytes Negotiation::serialize() const {
   w.str(im.party.cfg.jid);
   w.str(im.party.peer_jid);
   w.str(im.party.cfg.thread);
+  w.boolean(im.party.offline.has_value());
+  if (im.party.offline) {
+    w.u64(static_cast<uint64_t>(im.party.offline->expires));
+    w.str(im.party.offline->match_resource);
+  }
   im.profile->save(w);
   return w.take();
 }
@@ -184,9 +235,10 @@ Result<Negotiation> Negotiation::deserialize(ByteView state, const PartyConfig& 
   if (!std::equal(magic.begin(), magic.end(), kMagic))
     return r.bad("magic", "not an esession negotiation state");
   ES_ASSIGN(uint8_t version, r.u8("version"));
-  if (version != kVersion)
+  if (version < kVersionNoOffline || version > kVersion)
     return fail(Errc::unsupported, "negotiation state: version " + std::to_string(version) +
-                                       " is not supported (this esession reads version " +
+                                       " is not supported (this esession reads versions " +
+                                       std::to_string(kVersionNoOffline) + " to " +
                                        std::to_string(kVersion) + ")");
   auto impl = std::make_unique<Impl>();
   ES_ASSIGN(ProfileId id, codec::decode(r, kProfileCodes, "profile"));
@@ -198,11 +250,25 @@ Result<Negotiation> Negotiation::deserialize(ByteView state, const PartyConfig& 
   ES_ASSIGN(std::string jid, r.str("jid"));
   if (jid != cfg.jid)
     return r.bad("jid", "the state belongs to another JID");
-  impl->party = {cfg, {}, initiator};
+  impl->party = {cfg, {}, initiator, std::nullopt};
   ES_ASSIGN(impl->party.peer_jid, r.str("peer_jid"));
   ES_ASSIGN(impl->party.cfg.thread, r.str("thread"));
   if (impl->party.cfg.thread.empty() || impl->party.cfg.thread.size() > kMaxThreadBytes)
     return r.bad("thread", "empty or too long");
+  if (version != kVersionNoOffline) {
+    ES_ASSIGN(bool offline, r.boolean("offline"));
+    if (offline) {
+      OfflineOptions o;
+      ES_ASSIGN(uint64_t expires, r.u64("expires"));
+      if (expires > uint64_t{INT64_MAX})
+        return r.bad("expires", "out of range");
+      o.expires = static_cast<int64_t>(expires);
+      ES_ASSIGN(o.match_resource, r.str("match_resource"));
+      if (impl->stage != Stage::offered || !initiator)
+        return r.bad("offline", "offline options are Alice's, before any request");
+      impl->party.offline = std::move(o);
+    }
+  }
   impl->profile = make_profile(id, impl->party);
   ES_TRY(impl->profile->restore(r, impl->stage));
   if (!r.done())
@@ -218,6 +284,29 @@ std::string KeyUnused::describe() const {
     types += (types.empty() ? "" : ", ") + std::string(key_type_name(t));
   return "the offer allows only " + (types.empty() ? std::string("unknown") : types) +
          " signatures, and our key is " + std::string(key_type_name(ours));
+}
+
+Result<OfflineRequest> read_offline_request(const xml::Element& stanza) {
+  const xml::Element* init = stanza.child("init", xml::kNsInit);
+  const xml::Element* x = init ? xml::find_form(*init) : nullptr;
+  if (!x)
+    return fail(Errc::malformed, "not an offline request: no <init/> form");
+  ES_ASSIGN(xml::Form f, xml::parse_form(*x));
+  if (f.form_type() != kFormType || f.type != "submit")
+    return fail(Errc::malformed, "not an offline request: not a submitted ESession form");
+  OfflineRequest out;
+  for (auto [var, to] :
+       {std::pair{"nonce", &out.n_a}, {"my_nonce", &out.n_b}, {"dhkeys", &out.d}}) {
+    ES_ASSIGN(std::string v, f.value(var));
+    auto b = unbase64(v);
+    if (!b || b->empty())
+      return fail(Errc::malformed, std::string("offline request: bad field '") + var + "'");
+    *to = std::move(b).value();
+  }
+  ES_ASSIGN(std::string modp, f.value("modp"));
+  ES_ASSIGN(uint64_t group, parse_decimal(modp, 1u << 16));
+  out.modp = static_cast<int>(group);
+  return out;
 }
 
 bool is_negotiation_stanza(const xml::Element& stanza) {

@@ -108,6 +108,27 @@ struct Established {
   bool terminated = false;                    // three-message with terminate=1: already over
 };
 
+// OfflineOptions is what Alice publishes before going offline (XEP-0187 §3.1,
+// formats/offline.md): options any one of her subscribers (or anyone, for a long-lived set)
+// can start a session with while she is away.
+struct OfflineOptions {
+  int64_t expires = 0;  // seconds since the epoch: no request is accepted at or after it
+  // match_resource: when set, only this resource of Alice's can accept (her x values stay on
+  // that client), and the options offer <message/> only.
+  std::string match_resource;
+};
+
+// OfflineRequest is the clear part of an offline request: which options it uses (N_A and the
+// group) and the values that make it unique (N_B, d), so that the caller can find the options
+// and refuse a replay (XEP-0187 §3.4 step 2) before accept_offline does any cryptography.
+struct OfflineRequest {
+  Bytes n_a, n_b, d;
+  int modp = 0;
+};
+// read_offline_request reads them from a stanza carrying an offline request (<init/> with a
+// submit form holding 'nonce'). Errc::malformed if it is not one.
+Result<OfflineRequest> read_offline_request(const xml::Element& stanza);
+
 // Step is the outcome of one negotiation step.
 struct Step {
   std::vector<xml::Element> send;
@@ -133,6 +154,35 @@ class Negotiation {
 
   // receive processes the next negotiation stanza from the peer.
   Result<Step> receive(const xml::Element& stanza, RandomSource& rng);
+
+  // ---- Offline sessions (XEP-0187) ----
+  // publish_offline makes Alice's offline options: the signed <x type='form'/> to publish
+  // (cfg.signer signs it), and the negotiation that waits for requests against it. Save that
+  // (serialize) until she is back; each request is accepted against it with accept_offline,
+  // which does not consume it. Its secrets (N_A, one x per group) are what a published set
+  // risks: destroy the saved state when the options are retracted or expire.
+  static Result<std::pair<Negotiation, xml::Element>> publish_offline(PartyConfig cfg,
+                                                                      const OfflineOptions& opts,
+                                                                      RandomSource& rng);
+  // start_offline is Bob's side: from Alice's published options |options| (the <x/> of the
+  // PEP item), after checking that a key of hers that cfg.verifier knows signed them and that
+  // they have not expired at |now|, it makes the one offline request (Step::send, to
+  // |alice_jid| or the resource the options name), carrying cfg.content encrypted, and
+  // establishes the session at once (Step::established). cfg.signer identifies Bob: Alice,
+  // offline, can check no SAS. Nothing is sent on a failure (XEP-0187 §3.2).
+  static Result<Step> start_offline(PartyConfig cfg, const xml::Element& options,
+                                    std::string alice_jid, int64_t now, RandomSource& rng);
+  // accept_offline is Alice's side, back online: it takes Bob's offline request |request|
+  // (from |bob_jid|) against her saved options |options_state|, refuses it at or after their
+  // expiry without decrypting it, checks Bob's identity (his key, as XEP-0187 §3.4 says) and
+  // establishes a session that only receives (Alice must not send in it, §4), with the
+  // request's content decrypted (Step::content). Replays are the caller's to refuse first
+  // (read_offline_request). Failures send nothing.
+  static Result<Step> accept_offline(ByteView options_state, const PartyConfig& cfg,
+                                     const xml::Element& request, std::string bob_jid, int64_t now,
+                                     RandomSource& rng);
+  // offline_options is what publish_offline was given, for a negotiation that holds options.
+  const std::optional<OfflineOptions>& offline_options() const;
 
   // serialize returns the state of the negotiation (format "ENS1", formats/negotiation-state.md)
   // in a zeroising buffer, so that it can be continued by another process or after a restart.

@@ -45,6 +45,7 @@ struct Party {
   PartyConfig cfg;
   std::string peer_jid;
   bool initiator = true;
+  std::optional<OfflineOptions> offline;  // Alice's published options (XEP-0187), if these are
 
   // record reports an intermediate value to cfg.trace, under its esession-vector/1 name.
   void record(const std::string& name, const std::string& v) {
@@ -77,6 +78,16 @@ class Profile {
   virtual Result<Step> on_accept(const xml::Element& msg, RandomSource& rng, Rejection& rej) = 0;
   // on_init takes message 4 at the initiator, and is established.
   virtual Result<Step> on_init(const xml::Element& msg, RandomSource& rng, Rejection& rej) = 0;
+
+  // Offline sessions (XEP-0187): publish makes Alice's options form (party.offline is set);
+  // start_offline makes Bob's one request from them, established at once; accept_offline takes
+  // such a request at Alice's, on options restored from her saved state. Their failures send
+  // nothing (XEP-0187 §3.2, §3.4).
+  virtual Result<xml::Element> publish(RandomSource& rng) = 0;
+  virtual Result<Step> start_offline(const xml::Element& options, int64_t now,
+                                     RandomSource& rng) = 0;
+  virtual Result<Step> accept_offline(const xml::Element& request, int64_t now,
+                                      RandomSource& rng) = 0;
 
   // wipe destroys the key-agreement secrets and keys this negotiation still holds.
   virtual void wipe() = 0;

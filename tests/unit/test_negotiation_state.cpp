@@ -222,3 +222,31 @@ TEST_CASE("negotiation state: a garbled state is refused or fails later, never c
   REQUIRE_FALSE(other);
   CHECK(other.error().code == Errc::malformed);
 }
+
+TEST_CASE("negotiation state: version 1 (before offline options) is read and written back as 2") {
+  Keys keys;
+  auto [a, b] = parties(&keys, Flow::four_message);
+  std::vector<Bytes> states = saved_run(keys).states;
+  for (size_t i = 0; i < states.size(); ++i) {
+    const PartyConfig& cfg = i % 2 == 0 ? a : b;
+    const Bytes& v2 = states[i];
+    REQUIRE(v2.at(4) == 2);
+    // Version 1 is version 2 without the offline flag after the thread.
+    size_t at = 8;
+    for (int field = 0; field < 3; ++field) {  // jid, peer_jid, thread
+      uint32_t len = (uint32_t{v2[at]} << 24) | (uint32_t{v2[at + 1]} << 16) |
+                     (uint32_t{v2[at + 2]} << 8) | uint32_t{v2[at + 3]};
+      at += 4 + len;
+    }
+    REQUIRE(v2.at(at) == 0);  // not offline
+    Bytes v1 = v2;
+    v1[4] = 1;
+    v1.erase(v1.begin() + static_cast<long>(at));
+    auto r = Negotiation::deserialize(v1, cfg);
+    REQUIRE(r);
+    CHECK(bytes_of(view(r->serialize())) == v2);
+    Bytes v3 = v2;
+    v3[4] = 3;
+    CHECK(Negotiation::deserialize(v3, cfg).error().code == Errc::unsupported);
+  }
+}

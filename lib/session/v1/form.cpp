@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "session/v1/profile.hpp"
+#include "util/datetime.hpp"
 
 namespace esession::v1 {
 
@@ -16,11 +17,6 @@ std::string join(const std::vector<std::string>& v) {
   for (const auto& s : v)
     out += (out.empty() ? "" : ", ") + s;
   return out;
-}
-
-template <class T>
-bool contains(const std::vector<T>& v, const T& x) {
-  return std::find(v.begin(), v.end(), x) != v.end();
 }
 
 // check_accept: 'accept' must be present (else malformed) and true (else the peer declined).
@@ -114,7 +110,8 @@ void spec_offer(xml::Element& fx, const Offer& o) {
   const Policy& pol = *o.policy;
   bool fixed = o.dialect == Dialect::xep0217;
   add_field(fx, "FORM_TYPE", "hidden").value(kFormType);
-  add_field(fx, "accept", "boolean").required().value("1");
+  if (!o.offline)  // XEP-0187 §3.1: options omit 'accept' and the pubkey fields
+    add_field(fx, "accept", "boolean").required().value("1");
   add_policy_fields(fx, pol);
   auto mf = add_field(fx, "modp", "list-single");
   for (int id : o.groups)
@@ -133,8 +130,9 @@ void spec_offer(xml::Element& fx, const Offer& o) {
       add_options(fx, "sign_algs", "list-single", o.sign);
     add_field(fx, "compress", "list-single").option("none");
   }
-  add_options(fx, "stanzas", "list-multi", pol.stanzas);
-  if (fixed) {
+  add_options(fx, "stanzas", "list-multi", o.offline ? o.stanzas : pol.stanzas);
+  if (o.offline) {
+  } else if (fixed) {
     add_field(fx, "init_pubkey", "hidden").value("none");
     add_field(fx, "resp_pubkey", "hidden").value("none");
   } else {
@@ -152,6 +150,11 @@ void spec_offer(xml::Element& fx, const Offer& o) {
   // Three-message: the public values themselves (XEP-0116 §4.3), no commitment, no SAS.
   add_values(fx, o.three ? "dhkeys" : "dhhashes", "hidden", o.dh);
   add_credentials_field(fx, "hidden", false, o.reads);
+  if (o.offline) {
+    add_field(fx, "expires", "hidden").value(format_datetime(o.offline->expires));
+    if (!o.offline->match_resource.empty())
+      add_field(fx, "match_resource", "hidden").value(o.offline->match_resource);
+  }
 }
 
 }  // namespace
@@ -403,15 +406,19 @@ void choose_signature(Chooser& ch, const PartyConfig& cfg, bool three, Choice& c
 }  // namespace
 
 Result<Choice> choose(const xml::Form& f, const PartyConfig& cfg, std::string_view peer_jid,
-                      bool three, Rejection& rej) {
+                      bool three, Rejection& rej, bool offline) {
   Chooser ch{f, {}};
   Choice c;
   auto accept_v = f.offered_single("accept");
-  if (!accept_v || xml::parse_bool(*accept_v) != true)
+  if (!offline && (!accept_v || xml::parse_bool(*accept_v) != true))
     ch.bad.push_back("accept");
   choose_logging(ch, cfg.policy, c);
   choose_algorithms(ch, cfg.policy, c);
-  choose_identification(ch, cfg, peer_jid, three, c);
+  if (offline) {
+    c.init_pk = c.resp_pk = "key";  // Alice signed her options; Bob must sign too
+  } else {
+    choose_identification(ch, cfg, peer_jid, three, c);
+  }
   // A11: any offered 1.x is version 1.0 of this text.
   c.ver = ch.pick("ver", [](const std::string& v) { return v.rfind("1.", 0) == 0; });
   if (!three)
@@ -479,9 +486,13 @@ void gajim_response(xml::Element& fx, const Choice& c, const Response& r) {
 // dhhashes/dhkeys with dhkeys; unknown offered fields are not answered. Then nonce and counter.
 void spec_response(xml::Element& fx, const Choice& c, const Response& r) {
   std::string dh_var = r.three ? "dhkeys" : "dhhashes";
+  // An offline request answers neither 'accept' nor the pubkey fields (XEP-0187 §3.3).
+  auto online = [&](std::string v) {
+    return r.offline ? std::vector<std::string>{} : std::vector<std::string>{std::move(v)};
+  };
   std::vector<std::pair<std::string, std::vector<std::string>>> answers = {
       {"FORM_TYPE", {std::string(kFormType)}},
-      {"accept", {"1"}},
+      {"accept", online("1")},
       {c.logging_var, {c.logging}},
       {"disclosure", {c.disclosure}},
       {"security", {c.security}},
@@ -490,8 +501,8 @@ void spec_response(xml::Element& fx, const Choice& c, const Response& r) {
       {"hash_algs", {c.hash}},
       {"compress", {c.compress}},
       {"stanzas", c.stanzas},
-      {"init_pubkey", {c.init_pk}},
-      {"resp_pubkey", {c.resp_pk}},
+      {"init_pubkey", online(c.init_pk)},
+      {"resp_pubkey", online(c.resp_pk)},
       {"ver", {c.ver}},
       {"rekey_freq", {std::to_string(c.rekey)}},
       {"my_nonce", {base64(r.n_b)}},

@@ -7,9 +7,18 @@
 // saves and restores the values.
 #pragma once
 
+#include <algorithm>
+#include <functional>
+
 #include "session/profile.hpp"
 
 namespace esession::v1 {
+
+// contains: is |x| in |v|?
+template <class T>
+bool contains(const std::vector<T>& v, const T& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
 
 // Dialect is the form dialect an initiator speaks: XEP-0116 as formats/esession-1.0.md reads
 // it, Gajim's, or XEP-0217's fixed parameters.
@@ -55,6 +64,10 @@ struct Offer {
   std::vector<int> groups;
   std::vector<Bytes> dh;  // per group: He (four-message) or e (three-message)
   std::vector<CredentialKind> reads;
+  // offline: Alice's published options (XEP-0187 §3.1), a three-message offer without
+  // 'accept' and the pubkey fields, with 'expires' (and 'match_resource') after the rest.
+  const OfflineOptions* offline = nullptr;
+  std::vector<std::string> stanzas;  // the stanza kinds offered
 };
 // fixed_identification replaces what a fixed dialect offers whatever the policy: Gajim's
 // none/key/hash and none/key with RSA, XEP-0217's none.
@@ -73,18 +86,25 @@ struct Choice {
   std::optional<KeyUnused> own_key_unused;
 };
 // choose picks, for each field of the offer |f|, the first option our policy accepts (formats
-// §6). Fails naming the fields with no acceptable option.
+// §6). Fails naming the fields with no acceptable option. Offline options (|offline|) have no
+// 'accept' and no pubkey fields: both parties identify by key (XEP-0187 §3.3).
 Result<Choice> choose(const xml::Form& f, const PartyConfig& cfg, std::string_view peer_jid,
-                      bool three, Rejection& rej);
+                      bool three, Rejection& rej, bool offline = false);
 
 // Response is what goes into message 2 besides the choice.
 struct Response {
   bool gajim = false, three = false;
   const xml::Element* offer_x = nullptr;  // the offer's form: the answers follow its order
   Bytes n_a, n_b, d, c_a;                 // d and C_A as MPIs
+  bool offline = false;                   // an offline request: no 'accept', no pubkey fields
 };
 // response_form returns the form of message 2.
 xml::Element response_form(const Choice& c, const Response& r);
+
+// read_content decrypts the <c/> content a last negotiation message may carry into |step|.
+Status read_content(const xml::Element& msg, Established& est, Step& step, RandomSource& rng);
+// sending returns a Step that sends |m|.
+Step sending(xml::Element m);
 
 // key_unused returns the key types of the offered signature algorithms |algs|, and ours.
 KeyUnused key_unused(const Signer& signer, const std::vector<std::string>& algs);
@@ -99,6 +119,9 @@ class ProfileV1 final : public Profile {
   Result<Step> on_response(const xml::Element& msg, RandomSource& rng, Rejection& rej) override;
   Result<Step> on_accept(const xml::Element& msg, RandomSource& rng, Rejection& rej) override;
   Result<Step> on_init(const xml::Element& msg, RandomSource& rng, Rejection& rej) override;
+  Result<xml::Element> publish(RandomSource& rng) override;
+  Result<Step> start_offline(const xml::Element& options, int64_t now, RandomSource& rng) override;
+  Result<Step> accept_offline(const xml::Element& request, int64_t now, RandomSource& rng) override;
   void wipe() override;
   void save(codec::Writer& w) const override;
   Status restore(codec::Reader& r, Stage stage) override;
@@ -141,11 +164,18 @@ class ProfileV1 final : public Profile {
   Status offer_identification();
   Status check_groups() const;
   Result<Step> finish_offer(Offer& o);
+  Status draw_offer_values(Offer& o, RandomSource& rng);
   Result<bool> read_offer(const xml::Element& offer, const xml::Form& f, Rejection& rej);
   void take_choice(const Choice& c);
   Status read_offer_values(const xml::Form& f, const Choice& c, Rejection& rej);
   Status draw_response_values(RandomSource& rng);
   Result<Step> finish_response(const Incoming& in, const Choice& c);
+  // response_x makes Bob's form of message 2 (or of an offline request): the answers, the
+  // credentials field, form_B, and in the three-message flow his identity block. |extra|
+  // adds fields that form_B must cover (an offline request's 'terminate').
+  Result<xml::Element> response_x(const xml::Element& offer_x, const xml::Form& offer,
+                                  const Choice& c, bool offline,
+                                  const std::function<void(xml::Element&)>& extra = {});
   Status read_response_values(const xml::Form& f, size_t group, Rejection& rej);
   Result<Step> message_3(RandomSource& rng);
   Result<Step> three_message(const xml::Form& f, RandomSource& rng, Rejection& rej);
@@ -160,6 +190,13 @@ class ProfileV1 final : public Profile {
   Status check_stanzas_rekey(const xml::Form& f, Rejection& rej);
   Status check_sas_ver_answers(const xml::Form& f, Rejection& rej);
   Result<size_t> check_choice(const xml::Form& f, Rejection& rej);
+
+  // offline.cpp (XEP-0187)
+  Result<std::vector<std::string>> offline_stanzas() const;
+  Status sign_options(xml::Element& fx) const;
+  Result<PublicKey> verify_options(const xml::Element& options, const xml::Form& f) const;
+  Status read_options(const xml::Element& options, const xml::Form& f, int64_t now);
+  Status check_offline_identification(const xml::Form& f);
 
   // schedule.cpp
   void trace_keys(const std::string& prefix, const KeySet& ks, bool all);
@@ -181,8 +218,10 @@ class ProfileV1 final : public Profile {
                                            const std::string& form2, Counter128& after);
   std::vector<Bytes> make_rshashes(RandomSource& rng) const;
   FinalKeys final_keys(const SecretBytes* srs, ByteView srshash);
+  // establish hands out the session; |receive_only| for Alice's side of an offline session,
+  // in which she must not send (XEP-0187 §4).
   Established establish(const KeySet& ks, const Counter128& send_ctr, const Counter128& recv_ctr,
-                        IdentityProof peer);
+                        IdentityProof peer, bool receive_only = false);
   Status attach_content(xml::Element& msg, Session& s, RandomSource& rng);
 
   Party& m_party;

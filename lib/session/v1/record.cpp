@@ -88,6 +88,10 @@ void KeyCache::clear() {
 CtrHmacRecord::CtrHmacRecord(SessionParams p) : m_p(std::move(p)) {
   m_recv.push_back(std::move(m_p.recv));
   m_p.recv = {};
+  if (m_p.receive_only) {
+    m_state = State::closing;
+    m_p.send = {};
+  }
 }
 
 std::unique_ptr<RecordLayer> CtrHmacRecord::clone() const {

@@ -37,6 +37,9 @@ struct SessionParams : SessionInfo {
   uint8_t send_carry = 0, recv_carry = 0;
   BigNum my_private;   // our latest DH private value (x or y)
   BigNum peer_public;  // the peer's latest DH public value (d or e)
+  // receive_only: the session starts closed for sending, its send keys dropped (Alice's side
+  // of an offline session, XEP-0187 §4). Not stored: the state says "closing".
+  bool receive_only = false;
 };
 
 // CounterTrace reports the counters one encryption or decryption used (for vectors and tests).

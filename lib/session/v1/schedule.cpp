@@ -185,7 +185,8 @@ ProfileV1::FinalKeys ProfileV1::final_keys(const SecretBytes* srs, ByteView srsh
 // ---- The session ---------------------------------------------------------------------------
 
 Established ProfileV1::establish(const KeySet& ks, const Counter128& send_ctr,
-                                 const Counter128& recv_ctr, IdentityProof peer) {
+                                 const Counter128& recv_ctr, IdentityProof peer,
+                                 bool receive_only) {
   bool alice = m_party.initiator;
   DirectionKeys a{cipher_key(suite.conv, suite.cipher, ks.ca), ks.ma};
   DirectionKeys b{cipher_key(suite.conv, suite.cipher, ks.cb), ks.mb};
@@ -201,6 +202,7 @@ Established ProfileV1::establish(const KeySet& ks, const Counter128& send_ctr,
   sp.recv_ctr = recv_ctr;
   sp.my_private = alice ? x : y;
   sp.peer_public = alice ? d : e;
+  sp.receive_only = receive_only;
   std::string who = alice ? "alice" : "bob";
   record("counters_after_negotiation." + who + "_send", send_ctr.hex());
   record("counters_after_negotiation." + who + "_receive", recv_ctr.hex());

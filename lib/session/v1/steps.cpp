@@ -49,7 +49,8 @@ xml::Element result_form(std::string_view t, ByteView nonce, bool accept) {
   return x;
 }
 
-// read_content decrypts the <c/> content a last negotiation message may carry.
+}  // namespace
+
 Status read_content(const xml::Element& msg, Established& est, Step& step, RandomSource& rng) {
   if (!msg.child("c", xml::kNsC))
     return {};
@@ -63,8 +64,6 @@ Step sending(xml::Element m) {
   step.send.push_back(std::move(m));
   return step;
 }
-
-}  // namespace
 
 xml::Element ProfileV1::message(Wrapper w, xml::Element form) const {
   xml::Element m("message", std::string(xml::kNsClient));
@@ -145,10 +144,17 @@ Result<Step> ProfileV1::offer(RandomSource& rng) {
   ES_TRY(check_groups());
   if (c.thread.empty())
     c.thread = hex(rng.nonce(16));
+  Offer o;
+  ES_TRY(draw_offer_values(o, rng));
+  return finish_offer(o);
+}
+
+// draw_offer_values draws N_A and, for each group of the policy, x, and puts e (three-message)
+// or its commitment into |o|.
+Status ProfileV1::draw_offer_values(Offer& o, RandomSource& rng) {
   n_a = rng.nonce(gajim() ? 8 : 16);
   record_hex("N_A", n_a);
-  offered_groups = pol.groups;
-  Offer o;
+  offered_groups = cfg().policy.groups;
   for (int id : offered_groups) {
     const DhGroup& g = *dh_group(id);
     BigNum xg = rng.dh_private(g);
@@ -161,7 +167,7 @@ Result<Step> ProfileV1::offer(RandomSource& rng) {
     o.dh.push_back(three() ? eg.mpi() : std::move(he));
     x_per_group.push_back(std::move(xg));
   }
-  return finish_offer(o);
+  return {};
 }
 
 Result<Step> ProfileV1::finish_offer(Offer& o) {
@@ -305,13 +311,26 @@ Result<Step> ProfileV1::respond(const xml::Element& offer, RandomSource& rng, Re
   return finish_response(in, c);
 }
 
-Result<Step> ProfileV1::finish_response(const Incoming& in, const Choice& c) {
-  xml::Element fx = response_form(c, {gajim(), three(), in.x, n_a, n_b, d.mpi(), c_a.mpi()});
+Result<xml::Element> ProfileV1::response_x(const xml::Element& offer_x, const xml::Form& offer,
+                                           const Choice& c, bool offline,
+                                           const std::function<void(xml::Element&)>& extra) {
+  Response r;
+  r.gajim = gajim();
+  r.three = three();
+  r.offer_x = &offer_x;
+  r.n_a = n_a;
+  r.n_b = n_b;
+  r.d = d.mpi();
+  r.c_a = c_a.mpi();
+  r.offline = offline;
+  xml::Element fx = response_form(c, r);
   std::string_view t = gajim() ? "text-single" : "";
   // The extension field is answered only to an initiator that sent it (formats §7.1).
-  peer_reads = in.form.choices("credentials");
-  if (in.form.field("credentials"))
+  peer_reads = offer.choices("credentials");
+  if (offer.field("credentials"))
     add_credentials_field(fx, t, gajim(), cfg().reads_credentials);
+  if (extra)
+    extra(fx);
   form_b = xml::normalize_form_content(fx, norm());
   record("form_B", form_b);
   if (three()) {
@@ -320,6 +339,11 @@ Result<Step> ProfileV1::finish_response(const Incoming& in, const Choice& c) {
     ES_ASSIGN(Identity idb, own_identity(fx, t, prov, ""));
     c_b = idb.after;
   }
+  return fx;
+}
+
+Result<Step> ProfileV1::finish_response(const Incoming& in, const Choice& c) {
+  ES_ASSIGN(xml::Element fx, response_x(*in.x, in.form, c, false));
   return sending(message(Wrapper::feature, std::move(fx)));
 }
 
