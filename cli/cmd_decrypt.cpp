@@ -48,7 +48,7 @@ int run_decrypt(Context& ctx, const FilterOpts& o) {
           to = *t;
           break;
         }
-      ep.emplace(Endpoint(ctx.store(), ctx.account(to), EngineConfig{pki_options(ctx), {}}));
+      ep.emplace(Endpoint(ctx.store(), ctx.account(to), engine_config(ctx)));
     }
     Batch b = ep->incoming(batch, rng, o.peer);
     // Written in order: the stanzas and answers before a refusal leave before it is reported.

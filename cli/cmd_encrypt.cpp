@@ -23,7 +23,7 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
     // --account does not); one run encrypts as one account.
     if (!ep)
       ep.emplace(Endpoint(ctx.store(), ctx.account(batch.front().attr_or("from")),
-                          EngineConfig{pki_options(ctx), {}}));
+                          engine_config(ctx)));
     Batch b = ep->outgoing(batch, rng, o.peer);
     // What was encrypted is written, even before a stanza that could not be.
     std::string out;

@@ -29,7 +29,7 @@ const std::vector<Command>& command_table() {
       {"peer", add_peer},           {"negotiate", add_negotiate}, {"respond", add_respond},
       {"encrypt", add_encrypt},     {"decrypt", add_decrypt},     {"rekey", add_rekey},
       {"terminate", add_terminate}, {"session", add_session},     {"demo", add_demo},
-      {"seal", add_seal},           {"open", add_open},
+      {"seal", add_seal},           {"open", add_open},           {"offline", add_offline},
   };
   return table;
 }
@@ -62,8 +62,14 @@ StoredSession open_stored(ByteView blob) {
   return check(StoredSession::decode(blob));
 }
 
+EngineConfig engine_config(Context& ctx) {
+  EngineConfig cfg;
+  cfg.pki = pki_options(ctx);
+  return cfg;
+}
+
 Endpoint endpoint(Context& ctx) {
-  return Endpoint(ctx.store(), ctx.account(), EngineConfig{pki_options(ctx), {}});
+  return Endpoint(ctx.store(), ctx.account(), engine_config(ctx));
 }
 
 }  // namespace esession::cli

@@ -29,6 +29,7 @@ void add_session(CLI::App& app, Context& ctx, Action& action);
 void add_demo(CLI::App& app, Context& ctx, Action& action);
 void add_seal(CLI::App& app, Context& ctx, Action& action);
 void add_open(CLI::App& app, Context& ctx, Action& action);
+void add_offline(CLI::App& app, Context& ctx, Action& action);
 
 // What an option's (or a positional's) value is, for `esession --dump-cli` and so for the shell
 // completions (scripts/gen-completions): a file, a directory, or one of a fixed set of words.
@@ -54,6 +55,8 @@ bool same_jid(std::string_view a, std::string_view b);
 // open_stored decodes a stored session record (for `session show`, `peer verify`).
 StoredSession open_stored(ByteView blob);
 
+// engine_config is the engine configuration the options give (PKI anchors, GnuPG).
+EngineConfig engine_config(Context& ctx);
 // endpoint returns the engine for the run's account.
 Endpoint endpoint(Context& ctx);
 

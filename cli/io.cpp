@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "context.hpp"
+#include "util/fs.hpp"
 
 namespace esession::cli {
 
@@ -97,6 +98,26 @@ void write_stanza(const xml::Element& e, FILE* out, xml::SerializeStyle style) {
   line += '\n';
   if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0)
     fail_with(Errc::io, std::string("writing output: ") + std::strerror(errno));
+}
+
+std::vector<xml::Element> read_stanza_file(const std::string& path, std::string_view what,
+                                           size_t max) {
+  const std::string name = std::string(what) + " " + path;
+  fs::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (!fd)
+    fail_with(Errc::io, name + ": cannot open: " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode))
+    fail_with(Errc::io, name + ": is a directory");
+  StanzaInput in(fd.get());
+  std::vector<xml::Element> out;
+  while (out.size() < max) {
+    std::optional<xml::Element> e = in.next();
+    if (!e)
+      break;
+    out.push_back(*std::move(e));
+  }
+  return out;
 }
 
 }  // namespace esession::cli

@@ -29,6 +29,11 @@ class StanzaInput {
   bool m_eof = false;
 };
 
+// read_stanza_file returns the first stanzas (at most |max|) of the file |path| that the
+// option |what| names. Throws Failure if it cannot be opened, is a directory or is malformed.
+std::vector<xml::Element> read_stanza_file(const std::string& path, std::string_view what,
+                                           size_t max);
+
 // widen_pipe raises the capacity of |fd| if it is a pipe (best effort).
 void widen_pipe(int fd);
 

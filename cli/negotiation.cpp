@@ -39,16 +39,10 @@ SecretBytes read_oss(const NegOpts& o) {
 // read_attachment reads the one <message/> of |path| that --attach names: it rides, encrypted,
 // on our last negotiation message, so it must be addressed to the peer (or to no one).
 xml::Element read_attachment(const std::string& path, const std::string& peer_jid) {
-  fs::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-  if (!fd)
-    fail_with(Errc::io, "--attach " + path + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode))
-    fail_with(Errc::io, "--attach " + path + ": is a directory");
-  StanzaInput in(fd.get());
-  std::optional<xml::Element> m = in.next();
-  if (!m || in.next())
+  std::vector<xml::Element> all = read_stanza_file(path, "--attach", 2);
+  if (all.size() != 1)
     fail_with(Errc::malformed, "--attach " + path + " must hold exactly one <message/> stanza");
+  std::optional<xml::Element> m = std::move(all.front());
   if (m->name != "message")
     fail_with(Errc::malformed, "--attach " + path + " holds a <" + m->name +
                                    "/>; only a <message/> can ride on a "

@@ -4,11 +4,12 @@
 # _esession_cmds PATH: the subcommands of the command PATH ("" for esession itself).
 _esession_cmds() {
     case $1 in
-        '') echo 'init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open' ;;
+        '') echo 'init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open offline' ;;
         'account') echo 'list default' ;;
         'key') echo 'generate list show fingerprint export import delete' ;;
         'peer') echo 'list show verify forget' ;;
         'session') echo 'list show' ;;
+        'offline') echo 'publish start retract list' ;;
     esac
 }
 
@@ -45,6 +46,11 @@ _esession_opts() {
         'demo') echo '-h --help --gajim' ;;
         'seal') echo '-h --help --file --format -o --output --force -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
         'open') echo '-h --help --file --format -o --output --force -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
+        'offline') echo '-h --help' ;;
+        'offline publish') echo '-h --help --for --expires --match-resource' ;;
+        'offline start') echo '-h --help --to --options --one-shot' ;;
+        'offline retract') echo '-h --help' ;;
+        'offline list') echo '-h --help' ;;
     esac
 }
 
@@ -64,6 +70,8 @@ _esession_valued() {
         'terminate') echo '--to' ;;
         'seal') echo '--format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
         'open') echo '--format -o --output -i --sign-as --key-file --key-fd --identity --max-age' ;;
+        'offline publish') echo '--for --expires' ;;
+        'offline start') echo '--to --options' ;;
     esac
 }
 
@@ -86,6 +94,8 @@ _esession_value() {
         'open -i'|'open --sign-as') echo 'file' ;;
         'open --key-file') echo 'file' ;;
         'open --identity') echo 'file' ;;
+        'offline publish --for') echo 'choice subscribers anyone' ;;
+        'offline start --options') echo 'file' ;;
         *' --home') echo 'dir' ;;
         *' --ca-file') echo 'file' ;;
         *' --gnupg-home') echo 'dir' ;;

@@ -4,7 +4,7 @@
 function __esession_cmds
     switch "$argv"
         case ''
-            printf '%s\n' init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open
+            printf '%s\n' init account key peer negotiate respond encrypt decrypt rekey terminate session demo seal open offline
         case 'account'
             printf '%s\n' list default
         case 'key'
@@ -13,6 +13,8 @@ function __esession_cmds
             printf '%s\n' list show verify forget
         case 'session'
             printf '%s\n' list show
+        case 'offline'
+            printf '%s\n' publish start retract list
     end
 end
 
@@ -45,6 +47,10 @@ function __esession_valued
             printf '%s\n' --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode
         case 'open'
             printf '%s\n' --format -o --output -i --sign-as --key-file --key-fd --identity --max-age
+        case 'offline publish'
+            printf '%s\n' --for --expires
+        case 'offline start'
+            printf '%s\n' --to --options
     end
 end
 
@@ -92,6 +98,7 @@ complete -c esession -n "__esession_at ''" -a session -d 'the stored sessions'
 complete -c esession -n "__esession_at ''" -a demo -d 'negotiate between two in-process parties and print every stanza (no home used)'
 complete -c esession -n "__esession_at ''" -a seal -d 'encrypt (and sign) a file, or stanzas, without a session'
 complete -c esession -n "__esession_at ''" -a open -d 'decrypt and verify a sealed file, or sealed stanzas'
+complete -c esession -n "__esession_at ''" -a offline -d 'sessions with a peer who is offline (XEP-0187)'
 complete -c esession -n "__esession_at ''" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at ''" -l version -d 'Display program version information and exit'
 complete -c esession -n "__esession_at ''" -l home -x -a '(__fish_complete_directories (commandline -ct))' -d 'the home directory (default $ESESSION_HOME, else $XDG_DATA_HOME/esession)'
@@ -283,6 +290,31 @@ complete -c esession -n "__esession_at 'open'" -l allow-unsigned -d 'cms, ox: op
 complete -c esession -n "__esession_at 'open'" -l max-age -x -d 'ox, smime: refuse a timestamp older than this many seconds (default 604800: 7 d)'
 complete -c esession -n "__esession_at 'open'" -l error-reply -d 'smime: on failure, write the error stanza for the sender (RFC 3923 §7)'
 complete -c esession -n "__esession_at 'open'" -F
+
+# esession offline
+complete -c esession -n "__esession_at 'offline'" -a publish -d 'make signed offline options and write the PEP stanzas that publish them'
+complete -c esession -n "__esession_at 'offline'" -a start -d 'start a session from a peer\'s published options; stanzas from stdin'
+complete -c esession -n "__esession_at 'offline'" -a retract -d 'back online: write the PEP stanza that withdraws the options, destroy them'
+complete -c esession -n "__esession_at 'offline'" -a list -d 'list the offline options we published'
+complete -c esession -n "__esession_at 'offline'" -s h -l help -d 'Print this help message and exit'
+
+# esession offline publish
+complete -c esession -n "__esession_at 'offline publish'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'offline publish'" -l for -x -a 'subscribers anyone' -d 'subscribers (default) or anyone'
+complete -c esession -n "__esession_at 'offline publish'" -l expires -x -d 'a DateTime, or 90m, 24h (default), 7d from now'
+complete -c esession -n "__esession_at 'offline publish'" -l match-resource -d 'only this client (the account\'s resource) can accept; messages only'
+
+# esession offline start
+complete -c esession -n "__esession_at 'offline start'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'offline start'" -l to -x -d 'the peer\'s bare JID'
+complete -c esession -n "__esession_at 'offline start'" -l options -r -F -d 'the peer\'s published options (a file)'
+complete -c esession -n "__esession_at 'offline start'" -l one-shot -d 'send the first stanza only, and end the session with it'
+
+# esession offline retract
+complete -c esession -n "__esession_at 'offline retract'" -s h -l help -d 'Print this help message and exit'
+
+# esession offline list
+complete -c esession -n "__esession_at 'offline list'" -s h -l help -d 'Print this help message and exit'
 
 # The global options, after a subcommand too.
 complete -c esession -n "not __esession_at ''" -l home -x -a '(__fish_complete_directories (commandline -ct))' -d 'the home directory (default $ESESSION_HOME, else $XDG_DATA_HOME/esession)'

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "engine/pep.hpp"
 #include "engine/session_record.hpp"
 #include "engine/trust.hpp"
 
@@ -336,7 +337,7 @@ void Endpoint::advance(std::unique_ptr<Pending> p, Step step, Outcome& out) {
   }
   m_pending.erase(thread);
   Events events;
-  if (Status st = commit(*p, *step.established, events); !st) {
+  if (Status st = commit(*p, *step.established, thread, p->neg->initiator(), events); !st) {
     out.error = st.error();  // nothing leaves: neither side has the session
     return;
   }
@@ -360,10 +361,13 @@ void Endpoint::advance(std::unique_ptr<Pending> p, Step step, Outcome& out) {
 // commit stores a new session and everything the negotiation produced: the rotated retained
 // secret, the peer's key and what a PKI said of it, and ends the older sessions with the same
 // full JID (their keys destroyed), all in one transaction; then it reports what was stored.
-Status Endpoint::commit(Pending& p, Established& est, Events& events) {
+Status Endpoint::commit(Pending& p, Established& est, const std::string& thread, bool initiator,
+                        Events& events) {
   const std::string& peer = p.peer;
   const std::string peer_bare = bare_jid(peer);
-  const std::string client = peer.substr(peer_bare.size() + 1);
+  // An offline session may be with a bare JID (options that name no resource).
+  const std::string client =
+      peer.size() > peer_bare.size() ? peer.substr(peer_bare.size() + 1) : std::string();
   StoredSession ss;
   ss.sas = est.sas;
   ss.peer_mode = std::string(pubkey_name(est.peer_mode));
@@ -409,8 +413,8 @@ Status Endpoint::commit(Pending& p, Established& est, Events& events) {
     NewSession ns;
     ns.account_id = m_account.id;
     ns.peer_jid = peer;
-    ns.thread = p.neg->thread();
-    ns.role = p.neg->initiator() ? SessionRole::initiator : SessionRole::responder;
+    ns.thread = thread;
+    ns.role = initiator ? SessionRole::initiator : SessionRole::responder;
     ns.flow =
         est.flow == Flow::three_message ? SessionFlow::three_message : SessionFlow::four_message;
     ES_ASSIGN(rec, m_store.create_session(ns, ss.encode()));
@@ -634,14 +638,22 @@ Batch Endpoint::incoming(std::span<const xml::Element> stanzas, RandomSource& rn
     if (!from)
       continue;
     const std::string& peer = *from;
+    if (auto req = read_offline_request(st)) {
+      if (!flush())
+        break;
+      accept_offline(st, peer, *req, rng, o);
+      continue;
+    }
     if (is_negotiation_stanza(st)) {
       o.events.push_back(event(EventKind::negotiation_request, peer));
       refuse(o, Errc::wrong_state, "a negotiation request from " + peer + " (not decrypted)",
              Refusal::negotiation_request);
       continue;
     }
-    // A stanza for someone else is not ours to decrypt (nor to let destroy a session).
-    if (const std::string* to = st.attr("to"); to && !m_jids.same(*to, m_account.jid)) {
+    // A stanza for someone else is not ours to decrypt (nor to let destroy a session). One to
+    // our bare JID is ours (an offline session's peer addresses no resource).
+    if (const std::string* to = st.attr("to");
+        to && !m_jids.same(*to, m_account.jid) && !m_jids.same(*to, bare_jid(m_account.jid))) {
       refuse(o, Errc::no_session,
              "a stanza from " + peer + " addressed to " + printable(*to, 256) + ", not to " +
                  m_account.jid + "; refused",
@@ -814,6 +826,191 @@ Outcome Endpoint::rekey(const std::string& peer, RandomSource& rng) {
 
 Outcome Endpoint::terminate(const std::string& peer, RandomSource& rng) {
   return control(peer, true, rng);
+}
+
+// ---- Offline sessions (XEP-0187) ------------------------------------------------------------
+
+namespace {
+
+// offline_config is our side of offline options: the account, the offline policy, our key.
+PartyConfig offline_config(const Account& account, const EngineConfig& cfg) {
+  PartyConfig c;
+  c.jid = account.jid;
+  c.policy = cfg.offline_policy;
+  return c;
+}
+
+std::string iq_id(RandomSource& rng) {
+  return "esession-" + hex(rng.nonce(8));
+}
+
+}  // namespace
+
+Outcome Endpoint::publish_offline(OfflineAudience audience, const OfflineOptions& o,
+                                  const Signer& signer, RandomSource& rng) {
+  Outcome out;
+  PartyConfig c = offline_config(m_account, m_cfg);
+  c.signer = &signer;
+  auto published = Negotiation::publish_offline(std::move(c), o, rng);
+  if (!published) {
+    out.error = published.error();
+    return out;
+  }
+  auto& [neg, form] = published.value();
+  const Bytes n_a = unbase64(xml::parse_form(form)->value("my_nonce").value()).value();
+  auto old = m_store.list_offline(m_account.id);
+  auto id = old ? m_store.put_offline(m_account.id, audience, n_a, o.expires, neg.serialize())
+                : Result<int64_t>(old.error());
+  if (!id) {
+    out.error = id.error();  // nothing is published without its secrets stored
+    return out;
+  }
+  // The new item replaces the old one in the node: the old set's secrets have no further use.
+  for (const auto& r : *old)
+    if (r.audience == OfflineAudience::subscribers && audience == OfflineAudience::subscribers)
+      if (Status st = m_store.destroy_offline(r.id); !st) {
+        out.error = st.error();
+        return out;
+      }
+  out.send.push_back(pep_create_node(audience, iq_id(rng)));
+  out.send.push_back(pep_publish(audience, iq_id(rng), std::move(form)));
+  return out;
+}
+
+Outcome Endpoint::retract_offline(RandomSource& rng) {
+  Outcome out;
+  auto sets = m_store.list_offline(m_account.id);
+  if (!sets) {
+    out.error = sets.error();
+    return out;
+  }
+  // Withdrawn first: a request that still arrives finds no secrets and is refused.
+  out.send.push_back(pep_publish(OfflineAudience::subscribers, iq_id(rng), std::nullopt));
+  for (const auto& r : *sets)
+    if (r.audience == OfflineAudience::subscribers || r.expires <= now())
+      if (Status st = m_store.destroy_offline(r.id); !st) {
+        out.error = st.error();
+        return out;
+      }
+  return out;
+}
+
+Outcome Endpoint::start_offline(const std::string& peer, const xml::Element& published,
+                                NegotiationOptions opts, RandomSource& rng) {
+  Outcome out;
+  const xml::Element* options = find_options(published);
+  if (!options) {
+    out.error = Error{Errc::malformed, "no ESession options in what was given for " + peer};
+    return out;
+  }
+  auto sessions = m_store.list_sessions(m_account.id);
+  if (!sessions) {
+    out.error = sessions.error();
+    return out;
+  }
+  for (const auto& s : *sessions)
+    if (s.status == SessionStatus::active && bare_jid(s.peer_jid) == bare_jid(peer)) {
+      out.error = Error{Errc::wrong_state, "a session with " + s.peer_jid +
+                                               " is active: use it (XEP-0187 §3 forbids "
+                                               "starting an offline one beside it)"};
+      return out;
+    }
+  std::unique_ptr<Pending> p;
+  Outcome prepared = start(peer, std::move(opts), true, p);
+  if (prepared.error) {
+    out.error = prepared.error;
+    return out;
+  }
+  out.style = prepared.style;
+  auto step = Negotiation::start_offline(p->cfg, *options, peer, now(), rng);
+  std::move(p->events.begin(), p->events.end(), std::back_inserter(out.events));
+  if (!step) {
+    out.error = step.error();
+    return out;
+  }
+  xml::Element& request = step->send.at(0);
+  request.set_attr("from", m_account.jid);
+  p->peer = request.attr_or("to");  // the resource the options name, if any
+  out.thread = thread_of(request);
+  Events events;
+  // Bob answers options: the responder's role, as in a three-message negotiation.
+  if (Status st = commit(*p, *step->established, out.thread, false, events); !st) {
+    out.error = st.error();  // nothing leaves: the session is not stored
+    return out;
+  }
+  out.send = std::move(step->send);
+  std::move(events.begin(), events.end(), std::back_inserter(out.events));
+  out.events.push_back(event(EventKind::attached, p->peer, out.thread));
+  return out;
+}
+
+// accept_offline takes an offline request: the options it names, its expiry, a replay of its
+// N_B or d, then the request itself; the replay record, the session and the content's release
+// are one transaction. A failure answers nothing (XEP-0187 §3.4).
+void Endpoint::accept_offline(const xml::Element& st, const std::string& peer,
+                              const OfflineRequest& req, RandomSource& rng, Outcome& out) {
+  if (const std::string* to = st.attr("to"); to && bare_jid(*to) != bare_jid(m_account.jid)) {
+    refuse(out, Errc::no_session,
+           "an offline request from " + peer + " addressed to " + printable(*to, 256) +
+               ", not to " + m_account.jid + "; refused",
+           Refusal::not_for_us);
+    return;
+  }
+  out.events.push_back(event(EventKind::negotiation_request, peer));
+  auto failed = [&](Error e) {
+    out.events.push_back(event(EventKind::negotiation_failed, peer, {}, {errc_name(e.code)}));
+    out.error = std::move(e);
+  };
+  auto set = m_store.find_offline(m_account.id, req.n_a);
+  if (!set || !*set) {
+    failed(set ? Error{Errc::no_session, "an offline request from " + peer +
+                                             " names options we do not hold (withdrawn, or "
+                                             "published by another client)"}
+               : set.error());
+    return;
+  }
+  if (now() >= (*set)->expires) {
+    failed(Error{Errc::not_acceptable, "an offline request from " + peer +
+                                           " came after its options expired: discarded unread"});
+    return;
+  }
+  std::unique_ptr<Pending> p;
+  NegotiationOptions opts;
+  opts.policy = m_cfg.offline_policy;
+  Outcome prepared = start(peer, std::move(opts), true, p);
+  if (prepared.error) {
+    failed(*prepared.error);
+    return;
+  }
+  const std::string thread = thread_of(st);
+  std::optional<Step> step;
+  Events events;
+  Status stored = m_store.atomically([&]() -> Status {
+    ES_ASSIGN(bool fresh, m_store.note_offline_request((*set)->id, req.n_b, req.d));
+    if (!fresh)
+      return fail(Errc::replay, "an offline request from " + peer +
+                                    " repeats one already accepted: refused as a replay");
+    ES_ASSIGN(Step s,
+              Negotiation::accept_offline(view((*set)->state), p->cfg, st, peer, now(), rng));
+    step.emplace(std::move(s));
+    return commit(*p, *step->established, thread, true, events);
+  });
+  std::move(p->events.begin(), p->events.end(), std::back_inserter(out.events));
+  if (!stored) {
+    failed(stored.error());
+    return;
+  }
+  out.thread = thread;
+  std::move(events.begin(), events.end(), std::back_inserter(out.events));
+  for (auto& r : step->content) {
+    out.events.push_back(event(EventKind::content, peer, thread));
+    out.deliver.push_back(std::move(r.stanza));
+  }
+  if (step->established->terminated) {
+    Event e = event(EventKind::terminated, peer, thread);
+    e.one_shot = true;
+    out.events.push_back(std::move(e));
+  }
 }
 
 }  // namespace esession

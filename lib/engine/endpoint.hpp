@@ -61,6 +61,9 @@ struct EngineConfig {
   // so that an Endpoint of another process, or of this one after a restart, can resume() it.
   // Its secrets are then on disk for as long as the negotiation waits, as a session's are.
   bool save_negotiations = false;
+  // offline_policy is what our offline options offer (publish_offline) and so what a request
+  // against them must keep to (incoming): one policy for both, so they cannot disagree.
+  Policy offline_policy;
 };
 
 // SavedNegotiation is a negotiation of this account waiting in the store for the peer.
@@ -154,6 +157,27 @@ class Endpoint {
   // thread. It stops at the first stanza it cannot encrypt.
   Batch outgoing(std::span<xml::Element> stanzas, RandomSource& rng,
                  const std::string& recipient = {});
+  // ---- Offline sessions (XEP-0187, formats/offline.md) ----
+  // publish_offline makes a set of offline options for |audience|, offering
+  // EngineConfig::offline_policy and signed by |signer|, and stores its secrets; send holds the
+  // PEP stanzas that publish it (create the node, publish the item). A new set for subscribers
+  // destroys the previous ones: their item is replaced. Requests against a set reach
+  // incoming(), which accepts them (replays refused) into sessions that only receive.
+  Outcome publish_offline(OfflineAudience audience, const OfflineOptions& o, const Signer& signer,
+                          RandomSource& rng);
+  // retract_offline is for coming back online: send holds the empty publish that withdraws the
+  // subscribers' options (XEP-0187 §3.4), and their secrets are destroyed, with every set that
+  // has expired.
+  Outcome retract_offline(RandomSource& rng);
+  // start_offline begins an offline session with |peer| (a bare JID) from its published options
+  // |published| (the PEP items result, an <item/> or the <x/>): opts.signer identifies us and
+  // is required, opts.content is the first stanza (a <message/>), opts.terminate_after_content
+  // makes it a one-shot object. The options must be signed by a key of the peer's we trust;
+  // send holds the one request, returned once the session is stored. Refused while a session
+  // with the peer is active (XEP-0187 §3).
+  Outcome start_offline(const std::string& peer, const xml::Element& published,
+                        NegotiationOptions opts, RandomSource& rng);
+
   // rekey and terminate make the control stanza for the active session with |peer|.
   Outcome rekey(const std::string& peer, RandomSource& rng);
   Outcome terminate(const std::string& peer, RandomSource& rng);
@@ -165,7 +189,10 @@ class Endpoint {
                 std::unique_ptr<Pending>& pending);
   void advance(std::unique_ptr<Pending> p, Step step, Outcome& out);
   void forget_saved(Pending& p);
-  Status commit(Pending& p, Established& est, Events& events);
+  Status commit(Pending& p, Established& est, const std::string& thread, bool initiator,
+                Events& events);
+  void accept_offline(const xml::Element& st, const std::string& peer, const OfflineRequest& req,
+                      RandomSource& rng, Outcome& out);
   Outcome control(const std::string& peer, bool terminate, RandomSource& rng);
   void receive(const xml::Element& st, RandomSource& rng, Outcome& out);
   int64_t now() const;

@@ -119,10 +119,33 @@ ALTER TABLE accounts ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0
 CREATE UNIQUE INDEX accounts_one_default ON accounts (is_default) WHERE is_default = 1;
 )sql";
 
+// v4: offline options we published (XEP-0187, formats/offline.md §7) and the N_B and d of the
+// requests accepted against each set, to refuse replays.
+constexpr std::string_view kSchemaV4 = R"sql(
+CREATE TABLE offline_sets (
+  id         INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  audience   TEXT NOT NULL CHECK (audience IN ('subscribers', 'anyone')),
+  n_a        BLOB NOT NULL CHECK (length(n_a) BETWEEN 8 AND 64),
+  expires    INTEGER NOT NULL,
+  created    INTEGER NOT NULL,
+  state      BLOB NOT NULL,
+  UNIQUE (account_id, n_a)
+);
+
+CREATE TABLE offline_seen (
+  set_id INTEGER NOT NULL REFERENCES offline_sets(id) ON DELETE CASCADE,
+  kind   TEXT NOT NULL CHECK (kind IN ('n_b', 'd')),
+  value  BLOB NOT NULL,
+  PRIMARY KEY (set_id, kind, value)
+);
+)sql";
+
 constexpr Migration kMigrations[] = {
     {1, kSchemaV1},
     {2, kSchemaV2},
     {3, kSchemaV3},
+    {4, kSchemaV4},
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion,
               "every schema version needs exactly one migration");

@@ -151,10 +151,28 @@ struct NegotiationRecord {
   int64_t created = 0;
 };
 
+// OfflineAudience is who may use a set of offline options (XEP-0187 §3.1): presence
+// subscribers (a fresh set every time we go offline, destroyed when we are back) or anyone (a
+// long-lived set).
+enum class OfflineAudience { subscribers, anyone };
+std::string_view offline_audience_name(OfflineAudience a);  // "subscribers", "anyone"
+
+// OfflineRecord is a set of offline options we published, with the secrets behind them
+// (formats/offline.md §7). Its state blob (ENS1) is opaque to the store.
+struct OfflineRecord {
+  int64_t id = 0;
+  int64_t account_id = 0;
+  OfflineAudience audience = OfflineAudience::subscribers;
+  Bytes n_a;  // N_A: the 'nonce' a request names the set by
+  int64_t expires = 0;
+  int64_t created = 0;
+  SecretBytes state;
+};
+
 class Store {
  public:
   // kSchemaVersion is the schema version this code creates and understands.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // open uses the home directory |home|: creates it (0700) or checks it is private, creates
   // esession.db (0600, exclusively) the first time or checks that the existing one (and its WAL
@@ -296,6 +314,22 @@ class Store {
                                                            const std::string& thread);
   Result<std::vector<NegotiationRecord>> list_negotiations(int64_t account_id);
   Status delete_negotiation(int64_t id);
+
+  // --- offline options (XEP-0187) ---
+  // put_offline stores a set of offline options: its N_A (unique per account), expiry and state.
+  Result<int64_t> put_offline(int64_t account_id, OfflineAudience audience, ByteView n_a,
+                              int64_t expires, const SecretBytes& state);
+  // find_offline returns the set a request names by |n_a|.
+  Result<std::optional<OfflineRecord>> find_offline(int64_t account_id, ByteView n_a);
+  Result<std::vector<OfflineRecord>> list_offline(int64_t account_id);
+  // note_offline_request records the N_B and d of a request accepted against set |id|, and
+  // returns false (recording nothing) if either was seen with that set before: a replay.
+  Result<bool> note_offline_request(int64_t id, ByteView n_b, ByteView d);
+  // destroy_offline deletes set |id| with its replay record, then checkpoints the WAL into the
+  // database and truncates it: with secure_delete on, the secrets are then gone from both
+  // files, not only from the tables (formats/offline.md §7). Errc::no_session if there is no
+  // such set.
+  Status destroy_offline(int64_t id);
 
  private:
   Store(std::string home, sql::Db db, StoreOptions opts);

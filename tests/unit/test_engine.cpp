@@ -5,10 +5,14 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 
 #include "engine/endpoint.hpp"
+#include "engine/pep.hpp"
 #include "engine/session_record.hpp"
+#include "engine/trust.hpp"
 
 using namespace esession;
 
@@ -345,4 +349,135 @@ TEST_CASE("engine: saved negotiations end with failure, abandon, or a damaged st
     CHECK_FALSE(alice.negotiating("t1"));
     CHECK(alice.saved_negotiations()->empty());
   }
+}
+
+namespace {
+
+constexpr const char* kAliceBare = "alice@example.org";
+
+// pin records |k| as a verified key of |bare| in |h|'s store, as `esession peer pin` would.
+void pin(Home& h, const char* bare, const PublicKey& k) {
+  REQUIRE(h.store->record_peer_key(h.account.id, bare, key_fingerprint(k), TrustSource::pinned,
+                                   true, k.pem()));
+}
+
+xml::Element chat_to(const char* to, const char* body) {
+  xml::Element m("message", std::string(xml::kNsClient));
+  m.set_attr("to", to);
+  m.set_attr("type", "chat");
+  m.add_text_child("body", body);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("engine: an offline session from published options, accepted once, then withdrawn",
+          "[engine][offline]") {
+  Home ha(kAlice), hb(kBob);
+  KeySigner alice_key(PrivateKey::generate_ed25519().value());
+  KeySigner bob_key(PrivateKey::generate_ed25519().value());
+  pin(hb, kAliceBare, alice_key.public_key());
+  SystemRandom rng;
+  Endpoint alice = ha.endpoint(), bob = hb.endpoint();
+
+  Outcome pub =
+      alice.publish_offline(OfflineAudience::subscribers,
+                            {static_cast<int64_t>(std::time(nullptr)) + 3600, ""}, alice_key, rng);
+  REQUIRE_FALSE(pub.error);
+  REQUIRE(pub.send.size() == 2);  // create the node, publish the item
+  CHECK(pub.send[1].child("pubsub", kNsPubsub)->child("publish", kNsPubsub)->attr_or("node") ==
+        kNodeSubscribers);
+  CHECK(ha.store->list_offline(ha.account.id)->size() == 1);
+
+  NegotiationOptions opts = small_groups();
+  opts.signer = &bob_key;
+  opts.content = chat_to(kAliceBare, "while you were out");
+  Outcome req = bob.start_offline(kAliceBare, pub.send[1], opts, rng);
+  REQUIRE_FALSE(req.error);
+  REQUIRE(req.send.size() == 1);
+  CHECK(find_event(req.events, EventKind::established));
+  // Bob keeps sending in it; Alice will read both once back.
+  std::vector<xml::Element> more = {chat_to(kAliceBare, "and this")};
+  more[0].add_text_child("thread", req.thread);
+  Batch second = bob.outgoing(more, rng);
+  REQUIRE_FALSE(second.results.at(0).error);
+
+  Batch got = alice.incoming(req.send, rng);
+  REQUIRE(got.results.size() == 1);
+  REQUIRE_FALSE(got.results[0].error);
+  REQUIRE(got.results[0].deliver.size() == 1);
+  CHECK(got.results[0].deliver[0].child("body", xml::kNsClient)->text_content() ==
+        "while you were out");
+  CHECK(find_event(got.results[0].events, EventKind::established));
+  Batch got2 = alice.incoming(second.results[0].send, rng);
+  REQUIRE_FALSE(got2.results.at(0).error);
+  CHECK(got2.results[0].deliver.at(0).child("body", xml::kNsClient)->text_content() == "and this");
+  // Alice only receives in it.
+  std::vector<xml::Element> reply = {chat_to(kBob, "hi")};
+  reply[0].add_text_child("thread", req.thread);
+  CHECK(alice.outgoing(reply, rng).results.at(0).error);
+
+  // The same request again is a replay: refused, nothing delivered.
+  Batch again = alice.incoming(req.send, rng);
+  REQUIRE(again.results.at(0).error);
+  CHECK(again.results[0].error->code == Errc::replay);
+  CHECK(again.results[0].deliver.empty());
+
+  // Back online: the options are withdrawn and their secrets destroyed; a late request is
+  // refused for want of them.
+  Outcome back = alice.retract_offline(rng);
+  REQUIRE_FALSE(back.error);
+  REQUIRE(back.send.size() == 1);
+  CHECK(ha.store->list_offline(ha.account.id)->empty());
+  Batch late = alice.incoming(req.send, rng);
+  REQUIRE(late.results.at(0).error);
+  CHECK(late.results[0].error->code == Errc::no_session);
+}
+
+TEST_CASE("engine: offline options of an unknown or untrusted signer are not used",
+          "[engine][offline]") {
+  Home ha(kAlice), hb(kBob);
+  KeySigner alice_key(PrivateKey::generate_ed25519().value());
+  KeySigner bob_key(PrivateKey::generate_ed25519().value());
+  SystemRandom rng;
+  Endpoint alice = ha.endpoint(), bob = hb.endpoint();
+  Outcome pub =
+      alice.publish_offline(OfflineAudience::anyone,
+                            {static_cast<int64_t>(std::time(nullptr)) + 3600, ""}, alice_key, rng);
+  REQUIRE_FALSE(pub.error);
+  NegotiationOptions opts = small_groups();
+  opts.signer = &bob_key;
+  opts.content = chat_to(kAliceBare, "x");
+  Outcome req = bob.start_offline(kAliceBare, pub.send[1], opts, rng);
+  REQUIRE(req.error);
+  CHECK(req.error->code == Errc::auth_failed);
+  CHECK(req.send.empty());
+  CHECK(hb.store->list_sessions(hb.account.id)->empty());
+}
+
+TEST_CASE("store: destroyed offline secrets are in neither the database nor its log",
+          "[store][offline]") {
+  Home h(kAlice);
+  SystemRandom rng;
+  SecretBytes state(4096);
+  rng.fill(std::span<uint8_t>(state.data(), state.size()));
+  Bytes n_a = rng.nonce(16);
+  auto id = h.store->put_offline(h.account.id, OfflineAudience::subscribers, n_a, 1, state);
+  REQUIRE(id);
+  auto in_files = [&]() {
+    size_t found = 0;
+    for (const char* name : {"/esession.db", "/esession.db-wal"}) {
+      std::ifstream f(h.path + name, std::ios::binary);
+      std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      for (size_t at = 0; at + 32 <= state.size(); at += 256)
+        if (data.find(std::string_view(reinterpret_cast<const char*>(state.data() + at), 32)) !=
+            std::string::npos)
+          ++found;
+    }
+    return found;
+  };
+  CHECK(in_files() > 0);  // the search sees the secrets while they are kept
+  REQUIRE(h.store->destroy_offline(*id));
+  CHECK(in_files() == 0);
+  CHECK(h.store->destroy_offline(*id).error().code == Errc::no_session);
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""cli.offline: offline sessions (XEP-0187) through the command line. Alice, whose key Bob
+learnt in an earlier session, publishes signed options (`offline publish` writes the PEP
+stanzas); Bob, with no session active, starts one from them (`offline start`), sending two
+messages; Alice's `decrypt` accepts the request and reads both, once: the same request again
+is a replay, refused with nothing written. `offline retract` withdraws the options and destroys
+their secrets, after which a request finds nothing. Options whose signer Bob does not know are
+refused, with nothing written."""
+
+import os
+
+from clitest import ALICE, BOB, Test
+
+t = Test("cli.offline")
+ALICE_BARE = ALICE.split("/")[0]
+
+
+def keygen(h, label):
+    t.check_rc(t.run(h, "key", "generate"), 0, label + ": key generate")
+
+
+a = t.init_home("A", ALICE)
+b = t.init_home("B", BOB)
+keygen(a, "Alice")
+keygen(b, "Bob")
+# An earlier online session tells Bob Alice's key; it is then ended (XEP-0187 forbids an
+# offline session beside an active one).
+ra, rb = t.negotiate(a, ALICE, b, BOB)
+t.check_rc(ra, 0, "negotiate")
+t.check_rc(rb, 0, "respond")
+end = t.run(a, "terminate", "--to", BOB)
+t.check_rc(end, 0, "terminate")
+t.check_rc(t.run(b, "decrypt", input=end.out), 0, "Bob reads the termination")
+
+pub = t.run(a, "offline", "publish", "--expires", "2h", status=True)
+t.check_rc(pub, 0, "offline publish")
+lines = pub.out_text.splitlines()
+t.check(len(lines) == 2 and "<create" in lines[0] and "<publish" in lines[1] and
+        "xep-0187.html#ns" in lines[1], "publish writes the node creation and the publication",
+        pub.out_text)
+options = t.path("options.xml")
+with open(options, "w") as f:
+    f.write(lines[1] if len(lines) == 2 else "")
+t.check("1 " in t.run(a, "offline", "list").out_text or
+        t.run(a, "offline", "list").out_text.strip() != "", "offline list shows the set")
+
+msgs = ('<message to="%s" type="chat"><body>first</body></message>\n'
+        '<message to="%s" type="chat"><body>second</body></message>\n'
+        % (ALICE_BARE, ALICE_BARE)).encode()
+st = t.run(b, "offline", "start", "--to", ALICE_BARE, "--options", options, input=msgs,
+           status=True)
+t.check_rc(st, 0, "offline start")
+out = st.out_text.splitlines()
+t.check(len(out) == 2 and "<init" in out[0] and "<c " in out[0] and "<c " in out[1] and
+        "first" not in st.out_text and "second" not in st.out_text,
+        "the request carries the first message encrypted, the second follows encrypted",
+        st.out_text)
+t.check(t.status_lines(st, "ESTABLISHED") != [], "Bob's session is established at once",
+        st.status_text)
+
+d = t.run(a, "decrypt", input=st.out, status=True)
+t.check_rc(d, 0, "Alice decrypts the offline request and the stanza after it")
+t.check("<body>first</body>" in d.out_text and "<body>second</body>" in d.out_text,
+        "both messages arrive", d.out_text)
+
+again = t.run(a, "decrypt", input=out[0].encode() + b"\n" if out else b"")
+t.check(again.rc != 0 and again.out_text == "", "the same request again is refused, nothing "
+        "written", (again.rc, again.out_text, again.err_text))
+t.check("replay" in again.err_text, "and said to be a replay", again.err_text)
+
+ret = t.run(a, "offline", "retract")
+t.check_rc(ret, 0, "offline retract")
+t.check(len(ret.out_text.splitlines()) == 1 and "<item" in ret.out_text,
+        "retract writes the empty publication", ret.out_text)
+t.check(t.run(a, "offline", "list").out_text.strip() == "", "no options kept after retract")
+
+# A stranger's options: Bob knows no key of theirs.
+c = t.init_home("C", "carol@example.net/home")
+keygen(c, "Carol")
+pc = t.run(c, "offline", "publish")
+t.check_rc(pc, 0, "Carol publishes")
+carol_opts = t.path("carol.xml")
+with open(carol_opts, "w") as f:
+    f.write(pc.out_text.splitlines()[-1] if pc.out_text else "")
+s2 = t.run(b, "offline", "start", "--to", "carol@example.net", "--options", carol_opts,
+           input=b'<message to="carol@example.net"><body>x</body></message>')
+t.check(s2.rc != 0 and s2.out_text == "", "options signed by an unknown key are refused",
+        (s2.rc, s2.out_text, s2.err_text))
+
+# Without a key, nothing is published.
+e = t.init_home("E", "erin@example.net/x")
+r = t.run(e, "offline", "publish")
+t.check(r.rc != 0 and r.out_text == "" and "key generate" in r.err_text,
+        "publishing without a key is refused with a hint", (r.rc, r.err_text))
+t.finish()
