@@ -5,11 +5,16 @@
 // machine disturbs the figures less. Rows: no public keys (SAS), Ed25519 keys and
 // RSA-2048 keys, in the four- and three-message flows (the three-message flow needs keys), each
 // in MODP group 14 (2048-bit) and the default group 15 (3072-bit). The signature primitives and
-// one DH key agreement are timed on their own, so the share of each is visible.
+// one DH key agreement are timed on their own, so the share of each is visible. Offline
+// sessions (XEP-0187) are timed per party: Bob's start (a signature verified, one DH, one
+// signature, the first stanza encrypted) and Alice's acceptance (one DH, a signature verified,
+// the stanza decrypted), against options published once beforehand.
 //
 // Usage: esession-bench-handshake [iterations]   (default 40)
 #include <time.h>
 #include <algorithm>
+#include <ctime>
+#include <optional>
 
 #include <cstdio>
 #include <cstdlib>
@@ -123,6 +128,46 @@ int main(int argc, char** argv) {
       b.verifier = &kb;
       double ms = median_ms(n, [&] { handshake(a, b, rng); });
       std::printf("%-26s %6d %12.2f\n", r.name, group, ms);
+    }
+  }
+
+  // Offline sessions: each party's share, against a 3-message handshake above.
+  std::printf("\n%-26s %6s %12s %12s\n", "offline (XEP-0187)", "group", "start ms", "accept ms");
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  for (int group : {14, 15}) {
+    for (auto [name, sa, sb] :
+         {std::tuple{"Ed25519", &s_ed_a, &s_ed_b}, {"RSA-2048", &s_rsa_a, &s_rsa_b}}) {
+      PartyConfig a, b;
+      a.jid = "alice@example.org/pda";
+      b.jid = "bob@example.com/laptop";
+      a.policy.groups = b.policy.groups = {group};
+      a.signer = sa;
+      a.verifier = &ka;
+      KnownKeys bob_knows;
+      bob_knows.add("alice@example.org", sa->public_key());
+      b.signer = sb;
+      b.verifier = &bob_knows;
+      xml::Element m("message", std::string(xml::kNsClient));
+      m.set_attr("to", "alice@example.org");
+      m.add_text_child("body", "while you were away");
+      b.content = m;
+      auto published = Negotiation::publish_offline(a, {now + 3600, ""}, rng);
+      if (!published)
+        die("publish_offline", published.error());
+      const SecretBytes saved = published->first.serialize();
+      std::optional<xml::Element> request;
+      double start = median_ms(n, [&] {
+        auto st = Negotiation::start_offline(b, published->second, "alice@example.org", now, rng);
+        if (!st)
+          die("start_offline", st.error());
+        request = st->send.at(0);
+      });
+      double accept = median_ms(n, [&] {
+        auto ac = Negotiation::accept_offline(view(saved), a, *request, b.jid, now, rng);
+        if (!ac || ac->content.size() != 1)
+          die("accept_offline", ac ? Error{Errc::internal, "no content"} : ac.error());
+      });
+      std::printf("%-26s %6d %12.2f %12.2f\n", name, group, start, accept);
     }
   }
 

@@ -163,4 +163,84 @@ inline ResponderOutcome replay_responder(Compat compat, const std::vector<xml::E
   return out;
 }
 
+// ---- fuzz_offline: Alice accepting offline requests (XEP-0187) ----------------------------
+
+// Fixed Ed25519 keys, so that options and requests replay the same in every process: Alice
+// signs her options with the first, Bob identifies with the second.
+inline constexpr const char* kAliceKeyPem =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEIEbR5tz0mJWmndYmpMMa3sc/4g9zLS4DjIP4j9ADRUeu\n"
+    "-----END PRIVATE KEY-----\n";
+inline constexpr const char* kBobKeyPem =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEIMB/fqMfFSGrq2CmMCiKvahQm26n/erTn4npJUBWvZSj\n"
+    "-----END PRIVATE KEY-----\n";
+inline constexpr uint64_t kOfflineSeed = 0x0ff11e;
+inline constexpr int64_t kOfflineNow = 1'800'000'000;
+
+// OfflineFixture is Alice's published options (a small group keeps executions fast) and her
+// saved state, made once per process.
+struct OfflineFixture {
+  KeySigner alice{PrivateKey::from_pem(kAliceKeyPem).value()};
+  KeySigner bob{PrivateKey::from_pem(kBobKeyPem).value()};
+  KnownKeys alice_knows;
+  xml::Element options;
+  SecretBytes saved;
+
+  PartyConfig alice_config() const {
+    PartyConfig c;
+    c.jid = kAliceJid;
+    c.policy.groups = {5, 14};
+    c.policy.allow_weak_groups = true;
+    c.signer = &alice;
+    c.verifier = &alice_knows;
+    return c;
+  }
+};
+
+inline const OfflineFixture& offline_fixture() {
+  static const OfflineFixture* f = [] {
+    auto* fx = new OfflineFixture;
+    SeededRandom rng(kOfflineSeed);
+    auto p = Negotiation::publish_offline(fx->alice_config(), {kOfflineNow + 3600, ""}, rng);
+    check(p.has_value(), "fixture: publish_offline failed");
+    fx->options = p->second;
+    fx->saved = p->first.serialize();
+    return fx;
+  }();
+  return *f;
+}
+
+// replay_offline plays Alice back online: accept_offline() on stanzas[0] against the fixture's
+// options, then the established session's decrypt() on the rest. Returns how many stanzas
+// were decrypted (the request's content included); -1 if the request was refused.
+inline int replay_offline(const std::vector<xml::Element>& stanzas) {
+  if (stanzas.empty())
+    return -1;
+  const OfflineFixture& fx = offline_fixture();
+  (void)read_offline_request(stanzas[0]);
+  SeededRandom rng(kOfflineSeed + 1);
+  auto step = Negotiation::accept_offline(view(fx.saved), fx.alice_config(), stanzas[0], kBobJid,
+                                          kOfflineNow, rng);
+  if (!step)
+    return -1;
+  check(step->send.empty(), "accepting an offline request sent something");
+  check(step->established.has_value(), "an accepted offline request established nothing");
+  Session& s = *step->established->session;
+  check(!s.active(), "Alice's side of an offline session can send");
+  check(!s.encrypt(stanzas[0], rng), "Alice's side of an offline session encrypted a stanza");
+  int n = static_cast<int>(step->content.size());
+  for (const auto& r : step->content)
+    (void)xml::serialize(r.stanza);
+  for (size_t i = 1; i < stanzas.size() && s.can_receive(); ++i) {
+    auto r = s.decrypt(stanzas[i], rng);
+    if (!r)
+      break;
+    check(!r->reply, "Alice answered in an offline session");
+    ++n;
+    (void)xml::serialize(r->stanza);
+  }
+  return n;
+}
+
 }  // namespace esession::fuzz

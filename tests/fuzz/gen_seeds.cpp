@@ -310,6 +310,43 @@ void smime_seeds(const fs::path& out) {
            base64(der));
 }
 
+// offline_seeds writes genuine offline requests against fuzz_offline's options: Bob's request
+// with its content, and with two more stanzas and a termination after it.
+void offline_seeds(const fs::path& out) {
+  const fuzz::OfflineFixture& fx = fuzz::offline_fixture();
+  for (int terminate = 0; terminate < 2; ++terminate) {
+    KnownKeys bob_knows;
+    bob_knows.add("alice@example.org", fx.alice.public_key());
+    PartyConfig c;
+    c.jid = fuzz::kBobJid;
+    c.policy.groups = {5, 14};
+    c.policy.allow_weak_groups = true;
+    c.signer = &fx.bob;
+    c.verifier = &bob_knows;
+    xml::Element m("message", std::string(xml::kNsClient));
+    m.set_attr("to", "alice@example.org");
+    m.add_text_child("body", "while you were away");
+    c.content = m;
+    c.terminate_after_content = terminate == 1;
+    fuzz::SeededRandom rng(fuzz::kOfflineSeed + 7 + static_cast<uint64_t>(terminate));
+    auto step =
+        Negotiation::start_offline(c, fx.options, "alice@example.org", fuzz::kOfflineNow, rng);
+    fuzz::check(step.has_value(), "seed: start_offline failed");
+    std::vector<xml::Element> stream = {step->send.at(0)};
+    if (!terminate) {
+      Session& s = *step->established->session;
+      xml::Element more = m;
+      more.add_text_child("thread", step->send[0].child("thread", xml::kNsClient)->text_content());
+      stream.push_back(must(s.encrypt(more, rng), "seed: encrypt"));
+      stream.push_back(must(s.rekey(rng), "seed: rekey"));
+      stream.push_back(must(s.terminate(rng), "seed: terminate"));
+    }
+    int n = fuzz::replay_offline(stream);
+    fuzz::check(n == (terminate ? 1 : 4), "seed: the offline request does not replay");
+    write_seed(out, "fuzz_offline", terminate ? "one-shot" : "request-and-more", join(stream, ""));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -321,6 +358,7 @@ int main(int argc, char** argv) {
   transcripts(out);
   session_seeds(out);
   smime_seeds(out);
+  offline_seeds(out);
   for (int i = 2; i < argc; ++i)
     vector_seeds(out, argv[i]);
   std::printf("fuzz-seeds: wrote %d seed files under %s\n", g_written, out.c_str());
