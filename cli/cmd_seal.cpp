@@ -251,6 +251,7 @@ const std::vector<Format>& stanza_formats() {
   static const std::vector<Format> formats = {
       {"ox", seal_ox, open_ox},
       {"smime", seal_smime, open_smime},
+      {"esession", seal_esession, open_esession},
   };
   return formats;
 }
@@ -309,7 +310,7 @@ void add_common(CLI::App* c, ObjectOpts& o, const char* verb) {
                      "object)");
   value_is(c->add_option("--format", o.format,
                          std::string("the format: files aesgcm (XEP-0454), openpgp, cms; stanzas "
-                                     "ox, smime") +
+                                     "ox, smime, esession (one-shot offline session)") +
                              (open ? " (default: told from the input, or aesgcm with a key)" : "")),
            ValueKind::choice, all_format_names());
   value_is(
@@ -347,6 +348,9 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
                        ValueKind::file);
   auto* fd = c->add_option("--key-fd", o->key_fd, "write the key to this file descriptor");
   out->excludes(fd);
+  value_is(c->add_option("--options", o->options,
+                         "esession: the recipient's published offline options (a file)"),
+           ValueKind::file);
   value_is(c->add_option("--mode", o->mode,
                          "ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or "
                          "sign"),
@@ -356,6 +360,8 @@ void add_seal(CLI::App& app, Context& ctx, Action& action) {
   c->callback([&ctx, &action, o] {
     action = [&ctx, o] {
       const Format& f = find_format(*o, "seal");
+      if (!o->options.empty() && std::string_view(f.name) != "esession")
+        fail_with(Errc::malformed, "--options is for --format esession");
       if (o->file)
         check_output(*o, "seal");
       return f.seal(ctx, *o);

@@ -36,6 +36,7 @@ struct ObjectOpts {
   // must have signed.
   std::vector<std::string> signers;
   std::string identity;         // open: our identity file (cms: PEM or PKCS#12)
+  std::string options;          // seal: esession, the recipient's published offline options
   bool allow_unsigned = false;  // open: accept a file without a signature (cms, ox)
   std::string mode;             // seal: ox --mode (signcrypt, sign, crypt)
   int64_t max_age = 7 * 86400;  // open: ox, the oldest <time/> accepted, in seconds
@@ -128,8 +129,9 @@ class DetectedInput {
 
 // stanza_format is the format of a sealed stanza: "ox" when it has a child <openpgp
 // xmlns='urn:xmpp:openpgp:0'/>, "smime" when it has a child <e2e
-// xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>; throws Failure (Errc::malformed) for both or
-// neither, naming what it has.
+// xmlns='urn:ietf:params:xml:ns:xmpp-e2e'/>, "esession" when it is an offline request (an
+// <init/> with a submitted ESession form); throws Failure (Errc::malformed) for more than one
+// or none, naming what it has.
 std::string stanza_format(const xml::Element& st);
 
 // Output is where the result goes: a file that appears when complete, or a stream (standard
@@ -195,5 +197,7 @@ int seal_ox(Context& ctx, const ObjectOpts& o);  // XEP-0373 stanzas (seal_ox.cp
 int open_ox(Context& ctx, const ObjectOpts& o);
 int seal_smime(Context& ctx, const ObjectOpts& o);  // RFC 3923 stanzas (seal_smime.cpp)
 int open_smime(Context& ctx, const ObjectOpts& o);
+int seal_esession(Context& ctx, const ObjectOpts& o);  // one-shot offline sessions
+int open_esession(Context& ctx, const ObjectOpts& o);  // (seal_esession.cpp)
 
 }  // namespace esession::cli

@@ -311,6 +311,7 @@ std::string child_list(const xml::Element& st) {
 std::string stanza_format(const xml::Element& st) {
   bool ox = st.count_children("openpgp", kNsOx) > 0;
   bool smime = st.count_children("e2e", smime::kNsE2e) > 0;
+  bool es = read_offline_request(st).has_value();
   std::string stanza = "the <" + st.name + "/> stanza";
   if (ox && smime)
     fail_with(Errc::malformed,
@@ -318,14 +319,20 @@ std::string stanza_format(const xml::Element& st) {
                   std::string(kNsOx) + "'/> (ox) and <e2e xmlns='" + std::string(smime::kNsE2e) +
                   "'/> (smime)",
               "name the one to open with --format ox or --format smime");
-  if (!ox && !smime)
+  if (es && (ox || smime))
+    fail_with(Errc::malformed,
+              "cannot tell the format of " + stanza + ": it is an offline request (esession) and " +
+                  (ox ? "has <openpgp/> (ox)" : "has <e2e/> (smime)"),
+              "name the one to open with --format esession, ox or smime");
+  if (!ox && !smime && !es)
     fail_with(Errc::malformed,
               "cannot tell the format of " + stanza + ": no <openpgp xmlns='" + std::string(kNsOx) +
                   "'/> (ox) or <e2e xmlns='" + std::string(smime::kNsE2e) +
-                  "'/> (smime) among its children; " + child_list(st),
-              "name the format with --format ox or --format smime (a stanza that is not sealed "
-              "has nothing to open)");
-  return ox ? "ox" : "smime";
+                  "'/> (smime) among its children; " + child_list(st) +
+                  "; nor is it an offline request (esession)",
+              "name the format with --format ox or --format smime (or --format esession; a "
+              "stanza that is not sealed has nothing to open)");
+  return ox ? "ox" : smime ? "smime" : "esession";
 }
 
 // Relay hands a non-seekable input on through a pipe: first the bytes detection read, then

@@ -44,7 +44,7 @@ _esession_opts() {
         'session list') echo '-h --help' ;;
         'session show') echo '-h --help' ;;
         'demo') echo '-h --help --gajim' ;;
-        'seal') echo '-h --help --file --format -o --output --force -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
+        'seal') echo '-h --help --file --format -o --output --force -r --recipient -i --sign-as --key-out --key-fd --options --mode' ;;
         'open') echo '-h --help --file --format -o --output --force -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
         'offline') echo '-h --help' ;;
         'offline publish') echo '-h --help --for --expires --match-resource' ;;
@@ -68,7 +68,7 @@ _esession_valued() {
         'decrypt') echo '--from --reply-fd' ;;
         'rekey') echo '--to' ;;
         'terminate') echo '--to' ;;
-        'seal') echo '--format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode' ;;
+        'seal') echo '--format -o --output -r --recipient -i --sign-as --key-out --key-fd --options --mode' ;;
         'open') echo '--format -o --output -i --sign-as --key-file --key-fd --identity --max-age' ;;
         'offline publish') echo '--for --expires' ;;
         'offline start') echo '--to --options' ;;
@@ -83,13 +83,14 @@ _esession_value() {
         'negotiate --flow') echo 'choice 4 3' ;;
         'negotiate --attach') echo 'file' ;;
         'respond --attach') echo 'file' ;;
-        'seal --format') echo 'choice aesgcm openpgp cms ox smime' ;;
+        'seal --format') echo 'choice aesgcm openpgp cms ox smime esession' ;;
         'seal -o'|'seal --output') echo 'file' ;;
         'seal -r'|'seal --recipient') echo 'file' ;;
         'seal -i'|'seal --sign-as') echo 'file' ;;
         'seal --key-out') echo 'file' ;;
+        'seal --options') echo 'file' ;;
         'seal --mode') echo 'choice signcrypt sign crypt' ;;
-        'open --format') echo 'choice aesgcm openpgp cms ox smime' ;;
+        'open --format') echo 'choice aesgcm openpgp cms ox smime esession' ;;
         'open -o'|'open --output') echo 'file' ;;
         'open -i'|'open --sign-as') echo 'file' ;;
         'open --key-file') echo 'file' ;;

@@ -44,7 +44,7 @@ function __esession_valued
         case 'terminate'
             printf '%s\n' --to
         case 'seal'
-            printf '%s\n' --format -o --output -r --recipient -i --sign-as --key-out --key-fd --mode
+            printf '%s\n' --format -o --output -r --recipient -i --sign-as --key-out --key-fd --options --mode
         case 'open'
             printf '%s\n' --format -o --output -i --sign-as --key-file --key-fd --identity --max-age
         case 'offline publish'
@@ -266,20 +266,21 @@ complete -c esession -n "__esession_at 'demo'" -l gajim -d 'use the Gajim-compat
 # esession seal
 complete -c esession -n "__esession_at 'seal'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'seal'" -l file -d 'the object is a file (without it: stanzas on standard input, each one object)'
-complete -c esession -n "__esession_at 'seal'" -l format -x -a 'aesgcm openpgp cms ox smime' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime'
+complete -c esession -n "__esession_at 'seal'" -l format -x -a 'aesgcm openpgp cms ox smime esession' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime, esession (one-shot offline session)'
 complete -c esession -n "__esession_at 'seal'" -s o -l output -r -F -d 'write to this file, which must not exist (default or -: standard output)'
 complete -c esession -n "__esession_at 'seal'" -l force -d '-o replaces an existing file'
 complete -c esession -n "__esession_at 'seal'" -s r -l recipient -r -F -d 'who can open it: a JID, fingerprint or certificate file (repeatable; not for aesgcm)'
 complete -c esession -n "__esession_at 'seal'" -s i -l sign-as -r -F -d 'sign as this JID, fingerprint or identity file (not for aesgcm)'
 complete -c esession -n "__esession_at 'seal'" -l key-out -r -F -d 'create this file (exclusively, mode 0600) holding the key'
 complete -c esession -n "__esession_at 'seal'" -l key-fd -x -d 'write the key to this file descriptor'
+complete -c esession -n "__esession_at 'seal'" -l options -r -F -d 'esession: the recipient\'s published offline options (a file)'
 complete -c esession -n "__esession_at 'seal'" -l mode -x -a 'signcrypt sign crypt' -d 'ox: signcrypt (default), sign or crypt; smime: signcrypt (default) or sign'
 complete -c esession -n "__esession_at 'seal'" -F
 
 # esession open
 complete -c esession -n "__esession_at 'open'" -s h -l help -d 'Print this help message and exit'
 complete -c esession -n "__esession_at 'open'" -l file -d 'the object is a file (without it and --format: told from the input)'
-complete -c esession -n "__esession_at 'open'" -l format -x -a 'aesgcm openpgp cms ox smime' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime (default: told from the input, or aesgcm with a key)'
+complete -c esession -n "__esession_at 'open'" -l format -x -a 'aesgcm openpgp cms ox smime esession' -d 'the format: files aesgcm (XEP-0454), openpgp, cms; stanzas ox, smime, esession (one-shot offline session) (default: told from the input, or aesgcm with a key)'
 complete -c esession -n "__esession_at 'open'" -s o -l output -r -F -d 'write to this file, which must not exist (default or -: standard output)'
 complete -c esession -n "__esession_at 'open'" -l force -d '-o replaces an existing file'
 complete -c esession -n "__esession_at 'open'" -s i -l sign-as -r -F -d 'require a signature by this JID, fingerprint or certificate file (not for aesgcm)'

@@ -908,8 +908,10 @@ Outcome Endpoint::start_offline(const std::string& peer, const xml::Element& pub
     out.error = sessions.error();
     return out;
   }
+  // A one-shot object is over as it is made and replaces nothing: it may go beside a session.
   for (const auto& s : *sessions)
-    if (s.status == SessionStatus::active && bare_jid(s.peer_jid) == bare_jid(peer)) {
+    if (!opts.terminate_after_content && s.status == SessionStatus::active &&
+        bare_jid(s.peer_jid) == bare_jid(peer)) {
       out.error = Error{Errc::wrong_state, "a session with " + s.peer_jid +
                                                " is active: use it (XEP-0187 §3 forbids "
                                                "starting an offline one beside it)"};

@@ -174,7 +174,7 @@ class Endpoint {
   // is required, opts.content is the first stanza (a <message/>), opts.terminate_after_content
   // makes it a one-shot object. The options must be signed by a key of the peer's we trust;
   // send holds the one request, returned once the session is stored. Refused while a session
-  // with the peer is active (XEP-0187 §3).
+  // with the peer is active (XEP-0187 §3), unless it is a one-shot object.
   Outcome start_offline(const std::string& peer, const xml::Element& published,
                         NegotiationOptions opts, RandomSource& rng);
 

@@ -74,6 +74,29 @@ t.check(len(ret.out_text.splitlines()) == 1 and "<item" in ret.out_text,
         "retract writes the empty publication", ret.out_text)
 t.check(t.run(a, "offline", "list").out_text.strip() == "", "no options kept after retract")
 
+# One stanza with forward secrecy, as an object: seal --format esession from the published
+# options, open once (the second time is a replay). Alice publishes anew first (retract
+# destroyed the set).
+pub2 = t.run(a, "offline", "publish", "--for", "anyone")
+t.check_rc(pub2, 0, "offline publish --for anyone")
+opts2 = t.path("options2.xml")
+with open(opts2, "w") as f:
+    f.write(pub2.out_text.splitlines()[-1] if pub2.out_text else "")
+sealed = t.run(b, "seal", "--format", "esession", "-r", ALICE_BARE, "--options", opts2,
+               input=('<message to="%s"><body>sealed note</body></message>' % ALICE_BARE).encode())
+t.check_rc(sealed, 0, "seal --format esession")
+t.check(len(sealed.out_text.splitlines()) == 1 and "sealed note" not in sealed.out_text and
+        "terminate" in sealed.out_text, "one stanza, encrypted, ending its session", sealed.out_text)
+op = t.run(a, "open", input=sealed.out)
+t.check_rc(op, 0, "open (format told from the input)")
+t.check("<body>sealed note</body>" in op.out_text, "open reads the sealed stanza", op.out_text)
+op2 = t.run(a, "open", "--format", "esession", input=sealed.out)
+t.check(op2.rc != 0 and op2.out_text == "", "a second open is refused (a replay)",
+        (op2.rc, op2.out_text, op2.err_text))
+wrong = t.run(b, "seal", "--format", "ox", "--options", opts2, input=b"<message/>")
+t.check(wrong.rc != 0 and "--options is for --format esession" in wrong.err_text,
+        "--options with another format is refused", wrong.err_text)
+
 # A stranger's options: Bob knows no key of theirs.
 c = t.init_home("C", "carol@example.net/home")
 keygen(c, "Carol")

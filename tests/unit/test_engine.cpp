@@ -13,6 +13,7 @@
 #include "engine/pep.hpp"
 #include "engine/session_record.hpp"
 #include "engine/trust.hpp"
+#include "session/codec.hpp"
 
 using namespace esession;
 
@@ -424,11 +425,49 @@ TEST_CASE("engine: an offline session from published options, accepted once, the
   CHECK(again.results[0].deliver.empty());
 
   // Back online: the options are withdrawn and their secrets destroyed; a late request is
-  // refused for want of them.
+  // refused for want of them. Neither the database nor its log holds the set's N_A or any of
+  // its x values afterwards: the accepted session kept none of them. They are read out of the
+  // stored state as formats/negotiation-state.md lays it out.
+  std::vector<Bytes> secrets;
+  {
+    const SecretBytes state = ha.store->list_offline(ha.account.id)->at(0).state;
+    codec::Reader r(view(state), "test");
+    REQUIRE(r.fixed(8, "head"));  // magic, version, profile, stage, initiator
+    for (const char* f : {"jid", "peer_jid", "thread"})
+      REQUIRE(r.bytes(f));
+    REQUIRE(r.boolean("offline").value());
+    REQUIRE(r.u64("expires"));
+    REQUIRE(r.bytes("match_resource"));
+    REQUIRE(codec::read_suite(r));
+    secrets.push_back(bytes_of(r.bytes("N_A").value()));
+    REQUIRE(r.bytes("N_B"));
+    uint32_t groups = r.count("groups", 8).value();
+    for (uint32_t i = 0; i < groups; ++i)
+      REQUIRE(r.u32("group"));
+    uint32_t xs = r.count("x", 8).value();
+    REQUIRE(xs == groups);
+    for (uint32_t i = 0; i < xs; ++i)
+      secrets.push_back(bytes_of(r.mpi("x").value()));
+  }
+  auto pieces_in_files = [&]() {
+    size_t found = 0;
+    for (const char* name : {"/esession.db", "/esession.db-wal"}) {
+      std::ifstream f(ha.path + name, std::ios::binary);
+      std::string data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      for (const Bytes& sec : secrets)
+        for (size_t at = 0; at + 16 <= sec.size(); at += 16)
+          if (data.find(std::string_view(reinterpret_cast<const char*>(sec.data() + at), 16)) !=
+              std::string::npos)
+            ++found;
+    }
+    return found;
+  };
+  CHECK(pieces_in_files() > 0);
   Outcome back = alice.retract_offline(rng);
   REQUIRE_FALSE(back.error);
   REQUIRE(back.send.size() == 1);
   CHECK(ha.store->list_offline(ha.account.id)->empty());
+  CHECK(pieces_in_files() == 0);
   Batch late = alice.incoming(req.send, rng);
   REQUIRE(late.results.at(0).error);
   CHECK(late.results[0].error->code == Errc::no_session);

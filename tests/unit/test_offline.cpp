@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "session/negotiation.hpp"
+#include "session/v1/record.hpp"
 #include "util/datetime.hpp"
 
 using namespace esession;
@@ -131,6 +132,19 @@ TEST_CASE("offline: Bob starts a session from Alice's options and she accepts it
   auto got = alice.decrypt(*second, w.rng);
   REQUIRE(got);
   CHECK(body_of(got->stanza) == "second");
+  // Alice's side keeps no private value: the options' x goes with them, so a re-key from Bob
+  // cannot be followed and ends the session.
+  REQUIRE(alice.v1());
+  CHECK(alice.v1()->params().my_private.bits() == 0);
+  {
+    Session a2 = alice, b2 = *bob.session;
+    auto rk = b2.rekey(w.rng);
+    REQUIRE(rk);
+    auto r = a2.decrypt(*rk, w.rng);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::unsupported);
+    CHECK_FALSE(a2.can_receive());
+  }
   auto end = bob.session->terminate(w.rng);
   REQUIRE(end);
   auto ended = alice.decrypt(*end, w.rng);

@@ -89,8 +89,11 @@ CtrHmacRecord::CtrHmacRecord(SessionParams p) : m_p(std::move(p)) {
   m_recv.push_back(std::move(m_p.recv));
   m_p.recv = {};
   if (m_p.receive_only) {
+    // Nothing is sent, and no private value is kept: the options' x, shared by every request
+    // against them, must go when they are destroyed, not live on in each session.
     m_state = State::closing;
     m_p.send = {};
+    m_p.my_private = BigNum();
   }
 }
 
@@ -577,6 +580,12 @@ Result<Received> CtrHmacRecord::open(const xml::Element& stanza, RandomSource& r
     const DhGroup* g = dh_group(m_p.suite.modp);
     ES_ASSIGN(new_peer_public, dh_parse_public(*g, p.key_bytes));
     const BigNum& mine = (set > 0 && m_pending_private) ? *m_pending_private : m_p.my_private;
+    // The receiving side of an offline session keeps no private value (formats/offline.md §3):
+    // it cannot follow a re-key, and the session ends.
+    if (mine.bits() == 0)
+      return fail(Errc::unsupported,
+                  "a re-key in a session that keeps no private value (our side of an offline "
+                  "session) cannot be followed");
     rk = rekey_keys(m_p.suite, view(dh_shared(*g, *new_peer_public, mine)));
   }
 

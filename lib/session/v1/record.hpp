@@ -37,8 +37,9 @@ struct SessionParams : SessionInfo {
   uint8_t send_carry = 0, recv_carry = 0;
   BigNum my_private;   // our latest DH private value (x or y)
   BigNum peer_public;  // the peer's latest DH public value (d or e)
-  // receive_only: the session starts closed for sending, its send keys dropped (Alice's side
-  // of an offline session, XEP-0187 §4). Not stored: the state says "closing".
+  // receive_only: the session starts closed for sending, its send keys and its private value
+  // dropped (Alice's side of an offline session, XEP-0187 §4): it cannot follow a re-key. Not
+  // stored: the state says "closing", the private value is 0.
   bool receive_only = false;
 };
 
