@@ -84,6 +84,14 @@ int run_retract(Context& ctx) {
   return kExitOk;
 }
 
+// run_fetch writes the iq that asks the peer's server for its options (XEP-0187 §3.2).
+int run_fetch(const OfflineOpts& o) {
+  const std::string to = prepared_jid(o.to, JidKind::bare, "--to");
+  SystemRandom rng;
+  write_stanza(pep_items_request(audience_of(o.audience), to, "esession-" + hex(rng.nonce(8))));
+  return kExitOk;
+}
+
 int run_list(Context& ctx) {
   for (const auto& r : check(ctx.store().list_offline(ctx.account().id)))
     std::printf("%-4lld %-12s expires %s\n", static_cast<long long>(r.id),
@@ -167,6 +175,13 @@ void add_offline(CLI::App& app, Context& ctx, Action& action) {
   pub->add_flag("--match-resource", o->match_resource,
                 "only this client (the account's resource) can accept; messages only");
   pub->callback([&ctx, &action, o] { action = [&ctx, o] { return run_publish(ctx, *o); }; });
+  auto* fetch = c->add_subcommand(
+      "fetch", "write the PEP request for a peer's published options (its server answers)");
+  fetch->add_option("--to", o->to, "the peer's bare JID")->required();
+  value_is(fetch->add_option("--for", o->audience,
+                             "subscribers (default: we see the peer's presence) or anyone"),
+           ValueKind::choice, {"subscribers", "anyone"});
+  fetch->callback([&action, o] { action = [o] { return run_fetch(*o); }; });
   auto* start = c->add_subcommand(
       "start", "start a session from a peer's published options; stanzas from stdin");
   start->add_option("--to", o->to, "the peer's bare JID")->required();

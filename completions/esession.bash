@@ -9,7 +9,7 @@ _esession_cmds() {
         'key') echo 'generate list show fingerprint export import delete' ;;
         'peer') echo 'list show verify forget' ;;
         'session') echo 'list show' ;;
-        'offline') echo 'publish start retract list' ;;
+        'offline') echo 'publish fetch start retract list' ;;
     esac
 }
 
@@ -48,6 +48,7 @@ _esession_opts() {
         'open') echo '-h --help --file --format -o --output --force -i --sign-as --key-file --key-fd --identity --allow-unsigned --max-age --error-reply' ;;
         'offline') echo '-h --help' ;;
         'offline publish') echo '-h --help --for --expires --match-resource' ;;
+        'offline fetch') echo '-h --help --to --for' ;;
         'offline start') echo '-h --help --to --options --one-shot' ;;
         'offline retract') echo '-h --help' ;;
         'offline list') echo '-h --help' ;;
@@ -71,6 +72,7 @@ _esession_valued() {
         'seal') echo '--format -o --output -r --recipient -i --sign-as --key-out --key-fd --options --mode' ;;
         'open') echo '--format -o --output -i --sign-as --key-file --key-fd --identity --max-age' ;;
         'offline publish') echo '--for --expires' ;;
+        'offline fetch') echo '--to --for' ;;
         'offline start') echo '--to --options' ;;
     esac
 }
@@ -96,6 +98,7 @@ _esession_value() {
         'open --key-file') echo 'file' ;;
         'open --identity') echo 'file' ;;
         'offline publish --for') echo 'choice subscribers anyone' ;;
+        'offline fetch --for') echo 'choice subscribers anyone' ;;
         'offline start --options') echo 'file' ;;
         *' --home') echo 'dir' ;;
         *' --ca-file') echo 'file' ;;

@@ -14,7 +14,7 @@ function __esession_cmds
         case 'session'
             printf '%s\n' list show
         case 'offline'
-            printf '%s\n' publish start retract list
+            printf '%s\n' publish fetch start retract list
     end
 end
 
@@ -49,6 +49,8 @@ function __esession_valued
             printf '%s\n' --format -o --output -i --sign-as --key-file --key-fd --identity --max-age
         case 'offline publish'
             printf '%s\n' --for --expires
+        case 'offline fetch'
+            printf '%s\n' --to --for
         case 'offline start'
             printf '%s\n' --to --options
     end
@@ -294,6 +296,7 @@ complete -c esession -n "__esession_at 'open'" -F
 
 # esession offline
 complete -c esession -n "__esession_at 'offline'" -a publish -d 'make signed offline options and write the PEP stanzas that publish them'
+complete -c esession -n "__esession_at 'offline'" -a fetch -d 'write the PEP request for a peer\'s published options (its server answers)'
 complete -c esession -n "__esession_at 'offline'" -a start -d 'start a session from a peer\'s published options; stanzas from stdin'
 complete -c esession -n "__esession_at 'offline'" -a retract -d 'back online: write the PEP stanza that withdraws the options, destroy them'
 complete -c esession -n "__esession_at 'offline'" -a list -d 'list the offline options we published'
@@ -304,6 +307,11 @@ complete -c esession -n "__esession_at 'offline publish'" -s h -l help -d 'Print
 complete -c esession -n "__esession_at 'offline publish'" -l for -x -a 'subscribers anyone' -d 'subscribers (default) or anyone'
 complete -c esession -n "__esession_at 'offline publish'" -l expires -x -d 'a DateTime, or 90m, 24h (default), 7d from now'
 complete -c esession -n "__esession_at 'offline publish'" -l match-resource -d 'only this client (the account\'s resource) can accept; messages only'
+
+# esession offline fetch
+complete -c esession -n "__esession_at 'offline fetch'" -s h -l help -d 'Print this help message and exit'
+complete -c esession -n "__esession_at 'offline fetch'" -l to -x -d 'the peer\'s bare JID'
+complete -c esession -n "__esession_at 'offline fetch'" -l for -x -a 'subscribers anyone' -d 'subscribers (default: we see the peer\'s presence) or anyone'
 
 # esession offline start
 complete -c esession -n "__esession_at 'offline start'" -s h -l help -d 'Print this help message and exit'

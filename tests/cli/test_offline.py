@@ -44,6 +44,11 @@ with open(options, "w") as f:
 t.check("1 " in t.run(a, "offline", "list").out_text or
         t.run(a, "offline", "list").out_text.strip() != "", "offline list shows the set")
 
+fe = t.run(b, "offline", "fetch", "--to", ALICE_BARE)
+t.check(fe.rc == 0 and '<items node="http://www.xmpp.org/extensions/xep-0187.html#ns"/>' in
+        fe.out_text and 'to="%s"' % ALICE_BARE in fe.out_text and 'type="get"' in fe.out_text,
+        "offline fetch writes the PEP items request", fe.out_text)
+
 msgs = ('<message to="%s" type="chat"><body>first</body></message>\n'
         '<message to="%s" type="chat"><body>second</body></message>\n'
         % (ALICE_BARE, ALICE_BARE)).encode()

@@ -515,6 +515,13 @@ TEST_CASE("store: destroyed offline secrets are in neither the database nor its 
     }
     return found;
   };
+  // The replay record: a second request repeating either N_B or d is refused.
+  Bytes nb1 = rng.nonce(16), nb2 = rng.nonce(16), d1 = rng.nonce(64), d2 = rng.nonce(64);
+  CHECK(h.store->note_offline_request(*id, nb1, d1).value());
+  CHECK_FALSE(h.store->note_offline_request(*id, nb1, d1).value());
+  CHECK_FALSE(h.store->note_offline_request(*id, nb2, d1).value());  // the same d
+  CHECK_FALSE(h.store->note_offline_request(*id, nb1, d2).value());  // the same N_B
+  CHECK(h.store->note_offline_request(*id, nb2, d2).value());
   CHECK(in_files() > 0);  // the search sees the secrets while they are kept
   REQUIRE(h.store->destroy_offline(*id));
   CHECK(in_files() == 0);
