@@ -8,6 +8,8 @@ their secrets, after which a request finds nothing. Options whose signer Bob doe
 refused, with nothing written."""
 
 import os
+import shutil
+import subprocess
 
 from clitest import ALICE, BOB, Test
 
@@ -114,6 +116,46 @@ s2 = t.run(b, "offline", "start", "--to", "carol@example.net", "--options", caro
            input=b'<message to="carol@example.net"><body>x</body></message>')
 t.check(s2.rc != 0 and s2.out_text == "", "options signed by an unknown key are refused",
         (s2.rc, s2.out_text, s2.err_text))
+
+# An X.509 identity (a certificate from openssl, imported) signs the options the same way.
+if shutil.which("openssl"):
+    def ossl(*argv):
+        subprocess.run(["openssl"] + list(argv), check=True, capture_output=True)
+
+    ca, leaf = t.path("ca"), t.path("leaf")
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca + ".key", "-out",
+         ca + ".pem", "-subj", "/CN=TestCA", "-days", "30", "-addext",
+         "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    ossl("req", "-new", "-newkey", "ed25519", "-nodes", "-keyout", leaf + ".key", "-subj",
+         "/CN=alice", "-out", leaf + ".csr")
+    with open(leaf + ".ext", "w") as f:
+        f.write("subjectAltName=otherName:1.3.6.1.5.5.7.8.5;UTF8:%s\n"
+                "keyUsage=critical,digitalSignature\n" % ALICE_BARE)
+    ossl("x509", "-req", "-in", leaf + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+         "-CAcreateserial", "-days", "10", "-extfile", leaf + ".ext", "-out", leaf + ".crt")
+    with open(leaf + ".id.pem", "wb") as f:
+        f.write(open(leaf + ".crt", "rb").read() + open(leaf + ".key", "rb").read())
+    ax = t.init_home("AX", ALICE)
+    bx = t.init_home("BX", BOB)
+    t.check_rc(t.run(ax, "key", "import", leaf + ".id.pem"), 0, "x509: key import")
+    keygen(bx, "x509: Bob")
+    rax, rbx = t.negotiate(ax, ALICE, bx, BOB)
+    t.check(rax.rc == 0 and rbx.rc == 0, "x509: an online session first", (rax.rc, rbx.rc))
+    endx = t.run(ax, "terminate", "--to", BOB)
+    t.check_rc(t.run(bx, "decrypt", input=endx.out), 0, "x509: Bob reads the termination")
+    pubx = t.run(ax, "offline", "publish")
+    t.check_rc(pubx, 0, "x509: offline publish")
+    optx = t.path("optx.xml")
+    with open(optx, "w") as f:
+        f.write(pubx.out_text.splitlines()[-1] if pubx.out_text else "")
+    stx = t.run(bx, "offline", "start", "--to", ALICE_BARE, "--options", optx,
+                input=('<message to="%s"><body>x509 note</body></message>' % ALICE_BARE).encode())
+    t.check_rc(stx, 0, "x509: offline start")
+    dx = t.run(ax, "decrypt", input=stx.out)
+    t.check(dx.rc == 0 and "<body>x509 note</body>" in dx.out_text,
+            "x509: Alice reads the offline message", (dx.rc, dx.out_text, dx.err_text))
+else:
+    t.log("openssl not installed: the X.509 identity case is skipped")
 
 # Without a key, nothing is published.
 e = t.init_home("E", "erin@example.net/x")
