@@ -424,11 +424,13 @@ Status Endpoint::commit(Pending& p, Established& est, const std::string& thread,
       return {};
     }
     // At most one active session per pair of full JIDs (formats/esession-1.0.md §3): the new
-    // one ends the older ones, in this transaction.
+    // one ends the older ones, in this transaction. An offline session we started with the
+    // peer's bare JID ends too: the peer is reachable now (XEP-0187 §5).
     replaced.clear();
     ES_ASSIGN(auto all, m_store.list_sessions(m_account.id));
     for (const auto& old : all)
-      if (old.id != rec.id && old.peer_jid == peer && old.status != SessionStatus::ended) {
+      if (old.id != rec.id && (old.peer_jid == peer || old.peer_jid == peer_bare) &&
+          old.status != SessionStatus::ended) {
         ES_TRY(end_replaced(m_store, old.id));
         replaced.push_back(old.thread);
       }

@@ -75,6 +75,21 @@ t.check(again.rc != 0 and again.out_text == "", "the same request again is refus
         "written", (again.rc, again.out_text, again.err_text))
 t.check("replay" in again.err_text, "and said to be a replay", again.err_text)
 
+# Back online, Alice negotiates an online session: it carries stanzas both ways, and Bob's
+# offline session with her bare JID ends with it (XEP-0187 §5).
+ro, rb2 = t.negotiate(a, ALICE, b, BOB)
+t.check(ro.rc == 0 and rb2.rc == 0, "an online session after the offline one", (ro.rc, rb2.rc))
+for src, dst, peer, body in ((a, b, BOB, "online from alice"), (b, a, ALICE, "online from bob")):
+    e = t.run(src, "encrypt", input=('<message to="%s"><body>%s</body></message>'
+                                     % (peer, body)).encode())
+    dd = t.run(dst, "decrypt", input=e.out)
+    t.check(e.rc == 0 and dd.rc == 0 and ("<body>%s</body>" % body) in dd.out_text,
+            "online both ways: " + body, (e.rc, dd.rc, dd.err_text))
+bob_sessions = t.run(b, "session", "list").out_text
+t.check(any(ALICE_BARE + " " in l and "ended" in l for l in bob_sessions.splitlines()) and
+        not any(l.split()[1:3] == ["active", ALICE_BARE] for l in bob_sessions.splitlines()),
+        "Bob's offline session has ended", bob_sessions)
+
 ret = t.run(a, "offline", "retract")
 t.check_rc(ret, 0, "offline retract")
 t.check(len(ret.out_text.splitlines()) == 1 and "<item" in ret.out_text,
