@@ -183,6 +183,25 @@ TEST_CASE("offline: options are refused unsigned, signed by a stranger, altered 
     REQUIRE_FALSE(r);
     CHECK(r.error().code == Errc::auth_failed);
   }
+  SECTION("options published by another JID are not taken for Alice's") {
+    // Carol's genuine options, signed with her key, which Bob knows too, but as Carol's.
+    KeySigner carol_key(key(2));
+    PartyConfig cc = w.alice();
+    cc.jid = "carol@example.net/home";
+    cc.signer = &carol_key;
+    auto carol = Negotiation::publish_offline(cc, {kExpires, ""}, w.rng);
+    REQUIRE(carol);
+    KnownKeys both;
+    both.add(kAliceBare, w.alice_key.public_key());
+    both.add("carol@example.net", carol_key.public_key());
+    PartyConfig c = w.bob();
+    c.verifier = &both;
+    auto as_alice = Negotiation::start_offline(c, carol->second, kAliceBare, kNow, w.rng);
+    REQUIRE_FALSE(as_alice);
+    CHECK(as_alice.error().code == Errc::auth_failed);
+    c.content = chat("carol@example.net", "hello");
+    CHECK(Negotiation::start_offline(c, carol->second, "carol@example.net", kNow, w.rng));
+  }
   SECTION("every altered value breaks the signature") {
     size_t altered = 0;
     for (size_t i = 0; i < options.children.size(); ++i) {
