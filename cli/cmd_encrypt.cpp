@@ -22,8 +22,8 @@ int run_encrypt(Context& ctx, const FilterOpts& o) {
     // The first stanza's 'from' chooses the account when the home holds several (and
     // --account does not); one run encrypts as one account.
     if (!ep)
-      ep.emplace(Endpoint(ctx.store(), ctx.account(batch.front().attr_or("from")),
-                          engine_config(ctx)));
+      ep.emplace(
+          Endpoint(ctx.store(), ctx.account(batch.front().attr_or("from")), engine_config(ctx)));
     Batch b = ep->outgoing(batch, rng, o.peer);
     // What was encrypted is written, even before a stanza that could not be.
     std::string out;

@@ -59,10 +59,8 @@ int run_publish(Context& ctx, const OfflineOpts& o) {
     const std::string& jid = ctx.account().jid;
     opts.match_resource = jid.substr(bare_jid(jid).size() + 1);
   }
-  std::unique_ptr<Signer> signer = default_signer(ctx);
-  if (!signer)
-    fail_with(Errc::unsupported, "offline options are signed, and the account has no key",
-              "make one with: esession key generate");
+  std::unique_ptr<Signer> signer =
+      required_signer(ctx, "offline options are signed, and the account has no key");
   Endpoint ep = endpoint(ctx);
   SystemRandom rng;
   Outcome out = ep.publish_offline(audience_of(o.audience), opts, *signer, rng);
@@ -100,15 +98,6 @@ int run_list(Context& ctx) {
   return kExitOk;
 }
 
-// read_published reads the peer's published options from |path|: the PEP items result as the
-// server returned it (or its <item/>, or the form).
-xml::Element read_published(const std::string& path) {
-  std::vector<xml::Element> all = read_stanza_file(path, "--options", 1);
-  if (all.empty())
-    fail_with(Errc::malformed, "--options " + path + " is empty");
-  return std::move(all.front());
-}
-
 // run_start sends the first stanza from stdin in the offline request, and encrypts the rest
 // in the session it establishes.
 int run_start(Context& ctx, const OfflineOpts& o) {
@@ -120,12 +109,8 @@ int run_start(Context& ctx, const OfflineOpts& o) {
     fail_with(Errc::malformed, "offline start sends the <message/> stanzas on stdin",
               "the first one rides in the request (XEP-0187 §3.3)");
   NegotiationOptions opts;
-  std::unique_ptr<Signer> signer = default_signer(ctx);
-  if (!signer)
-    fail_with(Errc::unsupported,
-              "an offline session needs our key: the peer, offline, "
-              "cannot compare a SAS",
-              "make one with: esession key generate");
+  std::unique_ptr<Signer> signer = required_signer(
+      ctx, "an offline session needs our key: the peer, offline, cannot compare a SAS");
   opts.signer = signer.get();
   opts.content = std::move(first);
   opts.terminate_after_content = o.one_shot;

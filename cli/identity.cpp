@@ -138,6 +138,13 @@ std::unique_ptr<Signer> default_signer(Context& ctx) {
   return signer_for(ctx, *k);
 }
 
+std::unique_ptr<Signer> required_signer(Context& ctx, const std::string& why) {
+  std::unique_ptr<Signer> s = default_signer(ctx);
+  if (!s)
+    fail_with(Errc::unsupported, why, "make one with: esession key generate");
+  return s;
+}
+
 std::string read_small_file(const std::string& path, const std::string& what) {
   return check(fs::read_small_file(path, what));
 }

@@ -33,6 +33,9 @@ PrivateKey load_private_key(Context& ctx, const KeyRecord& k);
 std::unique_ptr<Signer> signer_for(Context& ctx, const KeyRecord& k);
 // default_signer returns the account's default key as a Signer, or nullptr without one.
 std::unique_ptr<Signer> default_signer(Context& ctx);
+// required_signer is default_signer for what cannot be done without a key: without one it
+// fails with Errc::unsupported, |why| as the error and the hint to make a key.
+std::unique_ptr<Signer> required_signer(Context& ctx, const std::string& why);
 
 // read_small_file reads a certificate, identity or CA file (at most 16 MiB). Throws Failure.
 std::string read_small_file(const std::string& path, const std::string& what);

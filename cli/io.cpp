@@ -120,4 +120,11 @@ std::vector<xml::Element> read_stanza_file(const std::string& path, std::string_
   return out;
 }
 
+xml::Element read_published(const std::string& path) {
+  std::vector<xml::Element> all = read_stanza_file(path, "--options", 1);
+  if (all.empty())
+    fail_with(Errc::malformed, "--options " + path + " is empty");
+  return std::move(all.front());
+}
+
 }  // namespace esession::cli

@@ -34,6 +34,10 @@ class StanzaInput {
 std::vector<xml::Element> read_stanza_file(const std::string& path, std::string_view what,
                                            size_t max);
 
+// read_published reads a peer's published offline options from the file |path| (--options):
+// the PEP items result as the server returned it, its <item/>, or the form.
+xml::Element read_published(const std::string& path);
+
 // widen_pipe raises the capacity of |fd| if it is a pipe (best effort).
 void widen_pipe(int fd);
 

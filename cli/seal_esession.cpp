@@ -36,13 +36,9 @@ int seal_esession(Context& ctx, const ObjectOpts& o) {
               "--format esession seals for one recipient, from its published offline options",
               "esession seal --format esession -r JID --options FILE (see esession-offline(1))");
   const std::string to = prepared_jid(o.recipients[0], JidKind::bare, "-r");
-  std::vector<xml::Element> published = read_stanza_file(o.options, "--options", 1);
-  if (published.empty())
-    fail_with(Errc::malformed, "--options " + o.options + " is empty");
-  std::unique_ptr<Signer> signer = default_signer(ctx);
-  if (!signer)
-    fail_with(Errc::unsupported, "an esession object is signed, and the account has no key",
-              "make one with: esession key generate");
+  xml::Element published = read_published(o.options);
+  std::unique_ptr<Signer> signer =
+      required_signer(ctx, "an esession object is signed, and the account has no key");
   Endpoint ep = endpoint(ctx);
   SystemRandom rng;
   return for_each_stanza(ctx, o, xml::kMaxStanza, false, [&](xml::Element& st) {
@@ -52,7 +48,7 @@ int seal_esession(Context& ctx, const ObjectOpts& o) {
     opts.signer = signer.get();
     opts.content = st;
     opts.terminate_after_content = true;
-    Outcome out = ep.start_offline(to, published.front(), std::move(opts), rng);
+    Outcome out = ep.start_offline(to, published, std::move(opts), rng);
     render(ctx, out.events);
     if (out.error)
       throw failure_of(out, to);
